@@ -1,0 +1,13 @@
+//! Isolation policy shared by the secure-run VMM and its guest kernel.
+//!
+//! Everything here is pure (no I/O, no hardware access, no `unsafe`) so that the same code decides the
+//! layout in the VMM, enforces it in the kernel, and is property-tested on the host:
+//! - [`layout`]: where the kernel, the app and the kernel's physical map go (randomized with `--aslr`);
+//! - [`paging`]: x86-64 4-level page tables over any [`paging::PhysMemory`];
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod layout;
+pub mod paging;

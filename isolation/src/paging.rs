@@ -1,0 +1,374 @@
+//! x86-64 4-level page tables, written over any [`PhysMemory`].
+//!
+//! The VMM builds the initial tables into the memory image with this module and the kernel edits them
+//! at run time (protection keys, `mmap`, `mprotect`) with the very same code, reading and writing table
+//! entries through its physical map. Intermediate entries are always present, writable and user: the
+//! leaf entry alone decides access, so one leaf change is all a permission change takes.
+
+/// Size of a 4 KiB page.
+pub const PAGE_SIZE: u64 = 4096;
+/// Size of a 2 MiB page.
+pub const HUGE_PAGE_SIZE: u64 = 2 << 20;
+
+const ENTRY_PRESENT: u64 = 1 << 0;
+const ENTRY_WRITABLE: u64 = 1 << 1;
+const ENTRY_USER: u64 = 1 << 2;
+const ENTRY_ACCESSED: u64 = 1 << 5;
+const ENTRY_DIRTY: u64 = 1 << 6;
+const ENTRY_HUGE: u64 = 1 << 7;
+const ENTRY_GLOBAL: u64 = 1 << 8;
+const ENTRY_PKEY_SHIFT: u32 = 59;
+const ENTRY_PKEY_MASK: u64 = 0xf << ENTRY_PKEY_SHIFT;
+const ENTRY_NO_EXECUTE: u64 = 1 << 63;
+const ENTRY_ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Page-fault error code bits (Intel SDM vol. 3, 4.7).
+pub mod fault {
+    pub const PRESENT: u64 = 1 << 0;
+    pub const WRITE: u64 = 1 << 1;
+    pub const USER: u64 = 1 << 2;
+    pub const RESERVED: u64 = 1 << 3;
+    pub const FETCH: u64 = 1 << 4;
+    pub const PROTECTION_KEY: u64 = 1 << 5;
+    pub const SHADOW_STACK: u64 = 1 << 6;
+}
+
+/// Guest-physical memory as page tables see it. Every address is 8-byte aligned and inside a frame
+/// that [`PhysMemory::alloc_zeroed_frame`] returned or the caller placed there.
+pub trait PhysMemory {
+    fn read_u64(&self, phys: u64) -> u64;
+    fn write_u64(&mut self, phys: u64, value: u64);
+    /// A zeroed 4 KiB frame for a new table, or `None` when memory is exhausted.
+    fn alloc_zeroed_frame(&mut self) -> Option<u64>;
+}
+
+/// What a leaf mapping allows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PageFlags {
+    pub writable: bool,
+    pub executable: bool,
+    /// A user page (U=1). Protection keys govern only user pages.
+    pub user: bool,
+    /// Protection key, 0..=15.
+    pub pkey: u8,
+    pub global: bool,
+}
+
+impl PageFlags {
+    fn leaf_bits(self) -> u64 {
+        let mut bits = ENTRY_PRESENT | ENTRY_ACCESSED | ENTRY_DIRTY;
+        if self.writable {
+            bits |= ENTRY_WRITABLE;
+        }
+        if self.user {
+            bits |= ENTRY_USER;
+        }
+        if !self.executable {
+            bits |= ENTRY_NO_EXECUTE;
+        }
+        if self.global {
+            bits |= ENTRY_GLOBAL;
+        }
+        bits | ((u64::from(self.pkey) & 0xf) << ENTRY_PKEY_SHIFT)
+    }
+
+    fn from_leaf(entry: u64) -> Self {
+        Self {
+            writable: entry & ENTRY_WRITABLE != 0,
+            executable: entry & ENTRY_NO_EXECUTE == 0,
+            user: entry & ENTRY_USER != 0,
+            pkey: ((entry & ENTRY_PKEY_MASK) >> ENTRY_PKEY_SHIFT) as u8,
+            global: entry & ENTRY_GLOBAL != 0,
+        }
+    }
+}
+
+/// Why a mapping could not be changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingError {
+    /// An address or size is not aligned to the page size used.
+    Misaligned,
+    /// The range leaves the canonical lower half or wraps around.
+    NonCanonical,
+    /// Part of the range is mapped already.
+    AlreadyMapped,
+    /// Part of the range is not mapped.
+    NotMapped,
+    /// A 2 MiB page covers only part of the range to change.
+    HugePageSplit,
+    /// No frame left for a page table.
+    OutOfMemory,
+}
+
+/// The lower canonical half ends here (exclusive).
+pub const LOWER_HALF_END: u64 = 1 << 47;
+
+fn index(virt: u64, level: u32) -> u64 {
+    (virt >> (12 + 9 * level)) & 0x1ff
+}
+
+fn check_range(virt: u64, size: u64, align: u64) -> Result<(), PagingError> {
+    if virt % align != 0 || size % align != 0 {
+        return Err(PagingError::Misaligned);
+    }
+    match virt.checked_add(size) {
+        Some(end) if end <= LOWER_HALF_END => Ok(()),
+        _ => Err(PagingError::NonCanonical),
+    }
+}
+
+/// The table one level down from `table`'s entry for `virt`, created if `create`.
+fn next_table(
+    mem: &mut impl PhysMemory,
+    table: u64,
+    virt: u64,
+    level: u32,
+    create: bool,
+) -> Result<Option<u64>, PagingError> {
+    let slot = table + index(virt, level) * 8;
+    let entry = mem.read_u64(slot);
+    if entry & ENTRY_PRESENT != 0 {
+        if entry & ENTRY_HUGE != 0 {
+            return Err(PagingError::HugePageSplit);
+        }
+        return Ok(Some(entry & ENTRY_ADDRESS_MASK));
+    }
+    if !create {
+        return Ok(None);
+    }
+    let frame = mem.alloc_zeroed_frame().ok_or(PagingError::OutOfMemory)?;
+    mem.write_u64(slot, frame | ENTRY_PRESENT | ENTRY_WRITABLE | ENTRY_USER);
+    Ok(Some(frame))
+}
+
+/// Maps `[virt, virt + size)` to `[phys, phys + size)` with 4 KiB pages, or 2 MiB pages where `huge`.
+/// Fails without changing anything already mapped if a page of the range is mapped.
+pub fn map(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    phys: u64,
+    size: u64,
+    flags: PageFlags,
+    huge: bool,
+) -> Result<(), PagingError> {
+    let page = if huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
+    check_range(virt, size, page)?;
+    if phys % page != 0 {
+        return Err(PagingError::Misaligned);
+    }
+    if (0..size / page).any(|i| translate(mem, root, virt + i * page).is_some()) {
+        return Err(PagingError::AlreadyMapped);
+    }
+    let leaf_level = if huge { 1 } else { 0 };
+    for i in 0..size / page {
+        let addr = virt + i * page;
+        let mut table = root;
+        for level in (leaf_level + 1..4).rev() {
+            table = next_table(mem, table, addr, level, true)?.ok_or(PagingError::OutOfMemory)?;
+        }
+        let mut bits = flags.leaf_bits() | (phys + i * page);
+        if huge {
+            bits |= ENTRY_HUGE;
+        }
+        mem.write_u64(table + index(addr, leaf_level) * 8, bits);
+    }
+    Ok(())
+}
+
+/// The leaf slot (physical address of the entry) mapping `virt`, with the page size it maps.
+fn leaf_slot(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, u64)> {
+    if virt >= LOWER_HALF_END {
+        return None;
+    }
+    let mut table = root;
+    for level in (0..4).rev() {
+        let slot = table + index(virt, level) * 8;
+        let entry = mem.read_u64(slot);
+        if entry & ENTRY_PRESENT == 0 {
+            return None;
+        }
+        if level == 0 {
+            return Some((slot, PAGE_SIZE));
+        }
+        if entry & ENTRY_HUGE != 0 {
+            return match level {
+                1 => Some((slot, HUGE_PAGE_SIZE)),
+                _ => None, // 1 GiB pages are never created here
+            };
+        }
+        table = entry & ENTRY_ADDRESS_MASK;
+    }
+    None
+}
+
+/// The physical address and flags `virt` maps to, if mapped.
+pub fn translate(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, PageFlags)> {
+    let (slot, page) = leaf_slot(mem, root, virt)?;
+    let entry = mem.read_u64(slot);
+    let base = entry & ENTRY_ADDRESS_MASK & !(page - 1);
+    Some((base + (virt & (page - 1)), PageFlags::from_leaf(entry)))
+}
+
+/// Applies `change` to the flags of every page of `[virt, virt + size)`; every page must be mapped and
+/// no 2 MiB page may stick out of the range. Nothing changes if any page fails the check.
+pub fn update_flags(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+    mut change: impl FnMut(PageFlags) -> PageFlags,
+) -> Result<(), PagingError> {
+    check_range(virt, size, PAGE_SIZE)?;
+    let mut addr = virt;
+    while addr < virt + size {
+        let (_, page) = leaf_slot(mem, root, addr).ok_or(PagingError::NotMapped)?;
+        if addr % page != 0 || addr + page > virt + size {
+            return Err(PagingError::HugePageSplit);
+        }
+        addr += page;
+    }
+    let mut addr = virt;
+    while addr < virt + size {
+        let (slot, page) = leaf_slot(mem, root, addr).ok_or(PagingError::NotMapped)?;
+        let entry = mem.read_u64(slot);
+        let kept = entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
+        mem.write_u64(slot, kept | change(PageFlags::from_leaf(entry)).leaf_bits());
+        addr += page;
+    }
+    Ok(())
+}
+
+/// Removes the mappings of `[virt, virt + size)` (tables stay); unmapped pages are skipped. Returns the
+/// physical frames that were mapped, for the caller to free.
+pub fn unmap(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+    mut freed: impl FnMut(u64),
+) -> Result<(), PagingError> {
+    check_range(virt, size, PAGE_SIZE)?;
+    let mut addr = virt;
+    while addr < virt + size {
+        match leaf_slot(mem, root, addr) {
+            Some((_, page)) if addr % page != 0 || addr + page > virt + size => {
+                return Err(PagingError::HugePageSplit)
+            }
+            Some((slot, page)) => {
+                freed(mem.read_u64(slot) & ENTRY_ADDRESS_MASK);
+                mem.write_u64(slot, 0);
+                addr += page;
+            }
+            None => addr += PAGE_SIZE,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::BTreeMap;
+    use proptest::prelude::*;
+
+    /// Sparse physical memory: table frames handed out from 1 MiB up.
+    #[derive(Default)]
+    struct SparseMemory {
+        words: BTreeMap<u64, u64>,
+        next_frame: u64,
+        frames_left: u64,
+    }
+
+    impl SparseMemory {
+        fn new(frames: u64) -> Self {
+            Self { words: BTreeMap::new(), next_frame: 0x10_0000, frames_left: frames }
+        }
+    }
+
+    impl PhysMemory for SparseMemory {
+        fn read_u64(&self, phys: u64) -> u64 {
+            self.words.get(&phys).copied().unwrap_or(0)
+        }
+        fn write_u64(&mut self, phys: u64, value: u64) {
+            self.words.insert(phys, value);
+        }
+        fn alloc_zeroed_frame(&mut self) -> Option<u64> {
+            self.frames_left = self.frames_left.checked_sub(1)?;
+            self.next_frame += PAGE_SIZE;
+            Some(self.next_frame)
+        }
+    }
+
+    fn setup() -> (SparseMemory, u64) {
+        let mut mem = SparseMemory::new(1000);
+        let root = mem.alloc_zeroed_frame().unwrap();
+        (mem, root)
+    }
+
+    const RW_USER: PageFlags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
+
+    #[test]
+    fn maps_and_translates_small_and_huge_pages() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x40_0000, 0x20_0000, 0x3000, RW_USER, false).unwrap();
+        assert_eq!(translate(&mem, root, 0x40_1234), Some((0x20_1234, RW_USER)));
+        assert_eq!(translate(&mem, root, 0x40_3000), None);
+        let kernel = PageFlags { pkey: 3, ..RW_USER };
+        map(&mut mem, root, 0x7f00_0000_0000, 0x4000_0000, HUGE_PAGE_SIZE * 2, kernel, true).unwrap();
+        assert_eq!(translate(&mem, root, 0x7f00_0030_0001), Some((0x4030_0001, kernel)));
+    }
+
+    #[test]
+    fn refuses_overlap_misalignment_and_noncanonical() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x1000, 0, 0x2000, RW_USER, false).unwrap();
+        assert_eq!(map(&mut mem, root, 0x2000, 0, 0x1000, RW_USER, false), Err(PagingError::AlreadyMapped));
+        assert_eq!(map(&mut mem, root, 0x1234, 0, 0x1000, RW_USER, false), Err(PagingError::Misaligned));
+        assert_eq!(map(&mut mem, root, LOWER_HALF_END - 0x1000, 0, 0x2000, RW_USER, false), Err(PagingError::NonCanonical));
+        assert_eq!(map(&mut mem, root, u64::MAX & !0xfff, 0, 0x2000, RW_USER, false), Err(PagingError::NonCanonical));
+    }
+
+    #[test]
+    fn update_flags_sets_keys_and_rejects_partial_huge_pages() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x20_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
+        assert_eq!(update_flags(&mut mem, root, 0x20_0000, PAGE_SIZE, |f| f), Err(PagingError::HugePageSplit));
+        update_flags(&mut mem, root, 0x20_0000, HUGE_PAGE_SIZE, |f| PageFlags { pkey: 5, ..f }).unwrap();
+        assert_eq!(translate(&mem, root, 0x20_0010).unwrap().1.pkey, 5);
+        assert_eq!(update_flags(&mut mem, root, 0x80_0000, PAGE_SIZE, |f| f), Err(PagingError::NotMapped));
+    }
+
+    #[test]
+    fn unmap_returns_frames() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
+        let mut freed = alloc::vec::Vec::new();
+        unmap(&mut mem, root, 0, 0x4000, |frame| freed.push(frame)).unwrap();
+        assert_eq!(freed, [0x9000, 0xa000]);
+        assert_eq!(translate(&mem, root, 0x1000), None);
+    }
+
+    #[test]
+    fn running_out_of_frames_is_an_error() {
+        let mut mem = SparseMemory::new(2);
+        let root = mem.alloc_zeroed_frame().unwrap();
+        assert_eq!(map(&mut mem, root, 0x1000, 0, 0x1000, RW_USER, false), Err(PagingError::OutOfMemory));
+    }
+
+    proptest! {
+        #[test]
+        fn every_mapped_page_translates_to_its_frame(
+            start_page in 1u64..(1 << 35) - 64, pages in 1u64..32, phys_page in 0u64..(1 << 20), pkey in 0u8..16,
+        ) {
+            let (mut mem, root) = setup();
+            let flags = PageFlags { pkey, ..RW_USER };
+            map(&mut mem, root, start_page * PAGE_SIZE, phys_page * PAGE_SIZE, pages * PAGE_SIZE, flags, false).unwrap();
+            for i in 0..pages {
+                let got = translate(&mem, root, (start_page + i) * PAGE_SIZE + 8);
+                prop_assert_eq!(got, Some(((phys_page + i) * PAGE_SIZE + 8, flags)));
+            }
+            prop_assert_eq!(translate(&mem, root, (start_page + pages) * PAGE_SIZE), None);
+        }
+    }
+}
