@@ -4,6 +4,9 @@
 //! layout in the VMM, enforces it in the kernel, and is property-tested on the host:
 //! - [`layout`]: where the kernel, the app and the kernel's physical map go (randomized with `--aslr`);
 //! - [`paging`]: x86-64 4-level page tables over any [`paging::PhysMemory`];
+//! - [`pkeys`]: which protection key tags each region, the kernel's and the app's PKRU values;
+//! - [`scan`]: the scanner of executable bytes for WRPKRU, XRSTOR and privileged instructions;
+//! - [`wx`]: the W^X rule for app mappings.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -11,3 +14,6 @@ extern crate alloc;
 
 pub mod layout;
 pub mod paging;
+pub mod pkeys;
+pub mod scan;
+pub mod wx;

@@ -1,5 +1,12 @@
-//! Entry point of the guest kernel binary.
+//! The guest kernel binary: the hardware side (boot, CPU tables, entries, memory) lives in `arch`, the
+//! hardware-free syscall layer in the `kernel` library.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod arch;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

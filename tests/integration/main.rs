@@ -1,1 +1,20 @@
+//! Integration tests: real guest programs booted through the real `secure-run` binary.
+//!
+//! Guests are built from `tests/guests/{asm,c,rust}` by [`common::guests`]. Every run has a hard timeout
+//! and a failing assertion prints the guest's stdout and stderr.
+//!
+//! - `native`: every guest builds with every toolchain and behaves as expected natively (no VM needed).
+//! - `cli`: bad command lines and unrunnable files (no VM needed).
+//! - `boot`: issue 2, the boot path: assembly guests on both backends without isolation.
+//! - `abi`: issue 3, the Linux ABI: C guests (glibc static and static-PIE, musl) and a Rust std guest,
+//!   each compared byte for byte with its native run.
+//! - `busybox`: issue 3, Debian's static busybox, applet by applet, compared with its native run.
 
+#[macro_use]
+mod common;
+
+mod abi;
+mod boot;
+mod busybox;
+mod cli;
+mod native;

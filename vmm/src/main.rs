@@ -1,1 +1,186 @@
-fn main() {}
+//! `secure-run`: parse the command line, run, map the result to an exit status.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use kernel_abi::{exit_code, IsolationMode};
+use vmm::run::{self, BackendChoice, RunOptions};
+
+/// Run a static x86-64 Linux program inside a single-purpose VM with secure-run's own small kernel,
+/// isolated from that kernel's memory.
+///
+/// Prints what the app prints and exits with its status. A fault kills the app like a signal would
+/// (SIGSEGV → 139, SIGILL → 132, SIGFPE → 136, SIGBUS → 135) with a crash report on stderr.
+/// secure-run's own failures: 124 timeout, 125 VMM or backend error, 126 the app cannot be executed,
+/// 127 app not found, 2 usage error.
+#[derive(Parser, Debug)]
+#[command(name = "secure-run", version, max_term_width = 100)]
+struct Cli {
+    /// Which hypervisor runs the VM: kvm when it can honour the isolation mode, else QEMU (TCG).
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+
+    /// How the app is kept away from the kernel: protection keys (mpk), privilege rings (ring3), or
+    /// not at all (none, a baseline). Only `none` is available in this build.
+    #[arg(long, value_enum, default_value_t = IsolationArg::None)]
+    isolation: IsolationArg,
+
+    /// Guest memory, in bytes or with a K, M or G suffix (2 MiB granularity).
+    #[arg(long, default_value = "256M", value_parser = parse_memory)]
+    memory: u64,
+
+    /// Stop the app after this many seconds (exit status 124).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+
+    /// Seed of the layout randomization and of the guest's randomness; printed in every crash report,
+    /// so a run can be replayed exactly.
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Place the kernel and a static-PIE app at random, non-overlapping bases (address-space layout
+    /// randomization).
+    #[arg(long)]
+    aslr: bool,
+
+    /// Print the guest's memory layout (regions, permissions, entropy) on stderr before running.
+    #[arg(long)]
+    print_layout: bool,
+
+    /// Write a JSON report of the run (exit status, crash, layout, seed) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// Set an environment variable for the app (`K=V`), or pass one through from secure-run's own
+    /// environment (`K`). The app's environment is empty otherwise.
+    #[arg(long = "env", value_name = "K[=V]")]
+    env: Vec<OsString>,
+
+    /// Print one line per syscall the app makes on stderr (strace-like).
+    #[arg(long)]
+    trace_syscalls: bool,
+
+    /// Stop forwarding the app's stdout and stderr after this many bytes.
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_memory)]
+    max_output: u64,
+
+    /// Use this guest kernel ELF instead of the built-in one.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+
+    /// Report what the VMM does (backend, timings).
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// The static x86-64 Linux program to run.
+    app: PathBuf,
+
+    /// Arguments for the app.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Kvm,
+    Qemu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum IsolationArg {
+    Mpk,
+    Ring3,
+    None,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, shift) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 30),
+        _ => (text, 0),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("`{text}` is not a size (examples: 256M, 1G, 4096)"))?;
+    value.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid timeout"))
+}
+
+/// Guest memory bounds: enough for the kernel and a small app, and what QEMU's PC machine maps below its
+/// PCI hole.
+const MIN_MEMORY: u64 = 32 << 20;
+const MAX_MEMORY: u64 = 3 << 30;
+
+fn options(cli: Cli) -> Result<RunOptions, String> {
+    if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || cli.memory % (2 << 20) != 0 {
+        return Err(format!("--memory must be a multiple of 2M between {}M and {}M", MIN_MEMORY >> 20, MAX_MEMORY >> 20));
+    }
+    let mut env = Vec::new();
+    for var in cli.env {
+        if var.as_encoded_bytes().contains(&b'=') {
+            env.push(var);
+        } else if let Some(value) = std::env::var_os(&var) {
+            let mut pair = var.clone();
+            pair.push("=");
+            pair.push(value);
+            env.push(pair);
+        }
+    }
+    Ok(RunOptions {
+        app: cli.app,
+        args: cli.args,
+        backend: match cli.backend {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Kvm => BackendChoice::Kvm,
+            BackendArg::Qemu => BackendChoice::Qemu,
+        },
+        isolation: match cli.isolation {
+            IsolationArg::Mpk => IsolationMode::Mpk,
+            IsolationArg::Ring3 => IsolationMode::Ring3,
+            IsolationArg::None => IsolationMode::None,
+        },
+        memory_size: cli.memory,
+        timeout: cli.timeout,
+        seed: cli.seed,
+        aslr: cli.aslr,
+        print_layout: cli.print_layout,
+        report: cli.report,
+        env,
+        trace_syscalls: cli.trace_syscalls,
+        max_output: cli.max_output,
+        kernel: cli.kernel,
+        verbose: cli.verbose,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { exit_code::USAGE as u8 } else { 0 });
+        }
+    };
+    let options = match options(cli) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("secure-run: {message}");
+            return ExitCode::from(exit_code::USAGE as u8);
+        }
+    };
+    match run::run(&options) {
+        Ok(status) => ExitCode::from(status as u8),
+        Err(error) => {
+            eprintln!("secure-run: {error}");
+            ExitCode::from(error.exit_code() as u8)
+        }
+    }
+}

@@ -9,6 +9,8 @@
 
 use core::mem::size_of;
 
+pub mod archive;
+
 /// Port of the console channel (QEMU's `isa-debugcon`): a stream of [`FrameHeader`]-prefixed frames.
 pub const CONSOLE_PORT: u16 = 0xe9;
 /// Port that stops the VM (QEMU's `isa-debug-exit`). The app's status travels in a [`Stream::Exit`]
@@ -226,10 +228,14 @@ pub struct BootInfo {
     pub seed: [u8; 32],
     /// The TSC frequency in kHz (0 if unknown).
     pub tsc_khz: u64,
+    /// Wall-clock time at boot, nanoseconds since the Unix epoch.
+    pub boot_unix_ns: u64,
+    /// The TSC value that corresponds to `boot_unix_ns` (0: the kernel reads the TSC at entry).
+    pub boot_tsc: u64,
     pub region_count: u64,
     pub regions: [MappedRegion; MAX_REGIONS],
 }
-const _: () = assert!(size_of::<BootInfo>() == 224 + 32 * MAX_REGIONS);
+const _: () = assert!(size_of::<BootInfo>() == 240 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
 pub const FLAG_ASLR: u64 = 2;
@@ -260,6 +266,8 @@ impl BootInfo {
             files: PhysBlob { phys_start: 0, size: 0 },
             seed: [0; 32],
             tsc_khz: 0,
+            boot_unix_ns: 0,
+            boot_tsc: 0,
             region_count: 0,
             regions: [MappedRegion { virt_start: 0, size: 0, phys_start: 0, kind: 0, perms: 0 }; MAX_REGIONS],
         }
@@ -314,6 +322,8 @@ const _: () = assert!(size_of::<CrashRecord>() == 23 * 8);
 /// [`CrashRecord::vector`] when a PKRU gate found an unexpected value after WRPKRU (an attempt to use
 /// the gate's WRPKRU with forged registers).
 pub const CRASH_GATE_VIOLATION: u64 = 0x100;
+/// [`CrashRecord::vector`] when the kernel panicked (its message precedes it on [`Stream::Log`]).
+pub const CRASH_KERNEL_PANIC: u64 = 0x101;
 
 impl CrashRecord {
     pub const SIZE: usize = size_of::<CrashRecord>();

@@ -1,0 +1,57 @@
+//! The console and exit ports (QEMU's isa-debugcon and isa-debug-exit; the KVM backend implements the
+//! same two). Output travels as frames (kernel_abi::FrameHeader) so stdout, stderr, the exit status,
+//! crash records and kernel diagnostics share one channel; whole buffers go out with one REP OUTSB.
+
+use kernel_abi::{FrameHeader, Stream, CONSOLE_PORT, EXIT_PORT, EXIT_PORT_VALUE, MAX_FRAME_PAYLOAD};
+
+/// Sends `bytes` to the console port in one string instruction.
+fn out_bytes(bytes: &[u8]) {
+    // SAFETY: REP OUTSB reads `bytes.len()` bytes from `bytes` (valid for reads) and writes them to the
+    // console port; DF is clear per the Rust ABI. It touches no other memory or register.
+    unsafe {
+        core::arch::asm!(
+            "rep outsb",
+            in("dx") CONSOLE_PORT,
+            inout("rsi") bytes.as_ptr() => _,
+            inout("rcx") bytes.len() => _,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+}
+
+/// Writes `data` to `stream`, split into frames of at most `MAX_FRAME_PAYLOAD` bytes.
+pub fn write(stream: Stream, data: &[u8]) {
+    for chunk in data.chunks(MAX_FRAME_PAYLOAD) {
+        // chunks() never yields more than MAX_FRAME_PAYLOAD (= u16::MAX) bytes.
+        let header = FrameHeader::new(stream, chunk.len() as u16).to_bytes();
+        out_bytes(&header);
+        out_bytes(chunk);
+    }
+}
+
+/// A `core::fmt::Write` over the kernel log stream, for diagnostics.
+pub struct Log;
+
+impl core::fmt::Write for Log {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        write(Stream::Log, s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Reports the app's exit status and stops the VM.
+pub fn exit(status: i32) -> ! {
+    write(Stream::Exit, &status.to_le_bytes());
+    stop()
+}
+
+/// Stops the VM through the exit port; never returns.
+pub fn stop() -> ! {
+    // SAFETY: writing the exit port makes the VMM stop the VM; nothing in this kernel depends on it.
+    unsafe {
+        x86_64::instructions::port::Port::<u32>::new(EXIT_PORT).write(EXIT_PORT_VALUE);
+    }
+    loop {
+        x86_64::instructions::hlt();
+    }
+}

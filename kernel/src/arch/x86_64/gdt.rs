@@ -1,0 +1,138 @@
+//! The GDT, the TSS and the stacks the CPU switches to on its own (IST).
+//!
+//! These structures are read (GDT, IDT, TSS) or written (IST stacks, the entry scratch area) by the CPU
+//! implicitly, also while the app's PKRU is in force. Protection keys apply to implicit supervisor
+//! accesses of user pages, so in `mpk` mode everything here lives on supervisor pages (U=0): the one
+//! deliberate exception to "every mapping is a user page". The tables page is made read-only once
+//! loaded; what the stacks and the scratch area hold is treated as untrusted by the entries.
+
+use core::mem::size_of;
+
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+use super::idt::IdtEntry;
+use super::sync::CpuLocal;
+
+pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
+pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
+/// SYSRET derives the user selectors from STAR[63:48] = `KERNEL_DATA_SELECTOR`: SS = +8, CS = +16.
+pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
+pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
+pub const TSS_SELECTOR: u16 = 0x28;
+
+/// Descriptors with the accessed bit preset, so loading them never writes the (read-only) GDT.
+const GDT_KERNEL_CODE: u64 = 0x00af_9b00_0000_ffff;
+const GDT_KERNEL_DATA: u64 = 0x00cf_9300_0000_ffff;
+const GDT_USER_DATA: u64 = 0x00cf_f300_0000_ffff;
+const GDT_USER_CODE: u64 = 0x00af_fb00_0000_ffff;
+
+/// Number of IDT entries: the 32 exception vectors. Nothing else can arrive (the PIC is masked, the
+/// local APIC timer is never armed); an `int n` beyond the limit raises #GP, which is reported.
+pub const IDT_ENTRIES: usize = 32;
+
+/// IST slots (1-based in the IDT): general faults, double fault, NMI, machine check.
+pub const IST_GENERAL: u8 = 1;
+pub const IST_DOUBLE_FAULT: u8 = 2;
+pub const IST_NMI: u8 = 3;
+pub const IST_MACHINE_CHECK: u8 = 4;
+const IST_COUNT: usize = 4;
+/// Large enough for the syscall path that runs on it (the nested-KVM syscall quirk, see `idt`).
+const IST_STACK_SIZE: usize = 64 * 1024;
+
+/// The descriptor tables, one page, read-only after boot.
+#[repr(C, align(4096))]
+pub struct SupervisorTables {
+    pub gdt: [u64; 8],
+    pub tss: TaskStateSegment,
+    pub idt: [IdtEntry; IDT_ENTRIES],
+    /// Read by the entries while the app's PKRU may be in force (see `pkru`).
+    pub gate: super::pkru::GateData,
+}
+const _: () = assert!(size_of::<SupervisorTables>() == 4096);
+
+/// Writable supervisor memory: where entries park registers before they may touch kernel memory.
+#[repr(C, align(4096))]
+pub struct EntryScratch {
+    pub user_rsp: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    _pad: [u64; 508],
+}
+const _: () = assert!(size_of::<EntryScratch>() == 4096);
+
+#[repr(C, align(4096))]
+pub struct IstStacks([[u8; IST_STACK_SIZE]; IST_COUNT]);
+
+pub static TABLES: CpuLocal<SupervisorTables> = CpuLocal::new(SupervisorTables {
+    gdt: [0; 8],
+    tss: TaskStateSegment::new(),
+    idt: [IdtEntry::MISSING; IDT_ENTRIES],
+    gate: super::pkru::GateData::new(),
+});
+pub static SCRATCH: CpuLocal<EntryScratch> =
+    CpuLocal::new(EntryScratch { user_rsp: 0, rax: 0, rcx: 0, rdx: 0, _pad: [0; 508] });
+pub static IST_STACKS: CpuLocal<IstStacks> = CpuLocal::new(IstStacks([[0; IST_STACK_SIZE]; IST_COUNT]));
+
+/// The supervisor-only ranges (start, size): the tables page, the scratch page and the IST stacks.
+pub fn supervisor_ranges() -> [(u64, u64); 3] {
+    [
+        (TABLES.as_ptr() as u64, size_of::<SupervisorTables>() as u64),
+        (SCRATCH.as_ptr() as u64, size_of::<EntryScratch>() as u64),
+        (IST_STACKS.as_ptr() as u64, size_of::<IstStacks>() as u64),
+    ]
+}
+
+/// Fills the GDT and TSS, loads them, and reloads every segment register.
+///
+/// # Safety
+/// Boot only, once, before any entry can happen.
+pub unsafe fn init(kernel_stack_top: u64) {
+    // SAFETY: boot runs alone; no other reference to TABLES or IST_STACKS exists.
+    let (tables, stacks) = unsafe { (TABLES.get(), IST_STACKS.get()) };
+    let mut ist = [VirtAddr::zero(); 7];
+    for (slot, stack) in ist.iter_mut().zip(stacks.0.iter()) {
+        // Top of each stack, 16-byte aligned (the size is a multiple of 16).
+        *slot = VirtAddr::new(stack.as_ptr() as u64 + IST_STACK_SIZE as u64);
+    }
+    tables.tss.interrupt_stack_table = ist;
+    // Ring-3 entries through an interrupt gate switch to RSP0.
+    tables.tss.privilege_stack_table[0] = VirtAddr::new(kernel_stack_top);
+    tables.tss.iomap_base = size_of::<TaskStateSegment>() as u16; // no I/O bitmap: CPL3 port I/O faults
+
+    let tss_base = &tables.tss as *const TaskStateSegment as u64;
+    let tss_limit = (size_of::<TaskStateSegment>() - 1) as u64;
+    let tss_low = (tss_limit & 0xffff)
+        | ((tss_base & 0xff_ffff) << 16)
+        | (0x89 << 40) // present, 64-bit TSS (available)
+        | (((tss_limit >> 16) & 0xf) << 48)
+        | (((tss_base >> 24) & 0xff) << 56);
+    tables.gdt = [0, GDT_KERNEL_CODE, GDT_KERNEL_DATA, GDT_USER_DATA, GDT_USER_CODE, tss_low, tss_base >> 32, 0];
+
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (size_of::<[u64; 8]>() - 1) as u16,
+        base: VirtAddr::new(tables.gdt.as_ptr() as u64),
+    };
+    // SAFETY: the GDT above is valid and static; the selectors used below index its descriptors; the
+    // far return reloads CS with the 64-bit kernel code segment the CPU already runs in.
+    unsafe {
+        x86_64::instructions::tables::lgdt(&pointer);
+        core::arch::asm!(
+            "push {code}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ds, {data:x}",
+            "mov es, {data:x}",
+            "mov ss, {data:x}",
+            "mov fs, {data:x}",
+            "mov gs, {data:x}",
+            code = in(reg) u64::from(KERNEL_CODE_SELECTOR),
+            data = in(reg) u64::from(KERNEL_DATA_SELECTOR),
+            tmp = lateout(reg) _,
+        );
+        x86_64::instructions::tables::load_tss(x86_64::structures::gdt::SegmentSelector(TSS_SELECTOR));
+    }
+}

@@ -1,0 +1,191 @@
+//! Physical memory as the kernel sees it: the physical map (all guest RAM at `physmap_base`), the frame
+//! allocator, the kernel heap, page-table edits through `isolation::paging`, and copies to and from the
+//! app's memory.
+//!
+//! Frames the VMM never touched are zero already (fresh guest RAM), so only recycled frames are
+//! cleared: on a nested KVM every CPL0 instruction is emulated and clearing costs real time.
+
+use alloc::vec::Vec;
+
+use isolation::paging::{self, PageFlags, PhysMemory, PAGE_SIZE};
+use linked_list_allocator::LockedHeap;
+
+use super::sync::CpuLocal;
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// The largest kernel heap; the rest of free memory backs the app.
+const MAX_HEAP: u64 = 64 << 20;
+
+pub struct PhysicalMemory {
+    physmap_base: u64,
+    memory_size: u64,
+    page_table_root: u64,
+    /// Never-used frames `[next_fresh, end)`, zero since boot.
+    next_fresh: u64,
+    end: u64,
+    /// Frames given back; cleared before reuse.
+    recycled: Vec<u64>,
+}
+
+static MEMORY: CpuLocal<Option<PhysicalMemory>> = CpuLocal::new(None);
+
+/// The physical memory state.
+///
+/// # Safety
+/// One entry at a time (see `CpuLocal`); do not hold the result across a call that takes it again.
+pub unsafe fn memory() -> &'static mut PhysicalMemory {
+    // SAFETY: the caller upholds exclusivity.
+    match unsafe { MEMORY.get() } {
+        Some(memory) => memory,
+        None => super::start::fatal("physical memory used before initialisation"),
+    }
+}
+
+/// Sets up the heap and the frame allocator from the boot info's free range.
+///
+/// # Safety
+/// Boot only, once; `free_start..free_end` must be unused RAM mapped by the physical map.
+pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, free_start: u64, free_end: u64) {
+    let free = free_end.saturating_sub(free_start);
+    let heap_size = (free / 4).min(MAX_HEAP) & !(PAGE_SIZE - 1);
+    // SAFETY: the range is unused RAM, mapped writable by the physical map, handed to the heap once.
+    unsafe { HEAP.lock().init((physmap_base + free_start) as *mut u8, heap_size as usize) };
+    let memory = PhysicalMemory {
+        physmap_base,
+        memory_size,
+        page_table_root,
+        next_fresh: free_start + heap_size,
+        end: free_end,
+        recycled: Vec::new(),
+    };
+    // SAFETY: boot runs alone.
+    unsafe { *MEMORY.get() = Some(memory) };
+}
+
+impl PhysicalMemory {
+    pub fn page_table_root(&self) -> u64 {
+        self.page_table_root
+    }
+
+    pub fn physmap_base(&self) -> u64 {
+        self.physmap_base
+    }
+
+    fn pointer(&self, phys: u64) -> *mut u64 {
+        if phys >= self.memory_size {
+            super::start::fatal("physical address outside guest memory");
+        }
+        (self.physmap_base + phys) as *mut u64
+    }
+
+    /// A frame for the app or a page table, zeroed.
+    pub fn alloc_frame(&mut self) -> Option<u64> {
+        if let Some(frame) = self.recycled.pop() {
+            // SAFETY: the frame is free RAM inside the physical map; the kernel owns it.
+            unsafe { core::ptr::write_bytes(self.pointer(frame) as *mut u8, 0, PAGE_SIZE as usize) };
+            return Some(frame);
+        }
+        if self.next_fresh + PAGE_SIZE > self.end {
+            return None;
+        }
+        let frame = self.next_fresh;
+        self.next_fresh += PAGE_SIZE;
+        Some(frame)
+    }
+
+    pub fn free_frame(&mut self, frame: u64) {
+        self.recycled.push(frame);
+    }
+
+    /// Bytes of RAM still available to the app.
+    pub fn free_bytes(&self) -> u64 {
+        self.end - self.next_fresh + self.recycled.len() as u64 * PAGE_SIZE
+    }
+
+    /// Maps fresh zeroed frames at `[virt, virt + size)`.
+    pub fn map_new(&mut self, virt: u64, size: u64, flags: PageFlags) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        let mut offset = 0;
+        while offset < size {
+            let frame = self.alloc_frame().ok_or(paging::PagingError::OutOfMemory)?;
+            if let Err(error) = paging::map(self, root, virt + offset, frame, PAGE_SIZE, flags, false) {
+                self.free_frame(frame);
+                return Err(error);
+            }
+            offset += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Removes the mappings of `[virt, virt + size)` and frees their frames.
+    pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        let mut freed = Vec::new();
+        paging::unmap(self, root, virt, size, |frame| freed.push(frame))?;
+        for frame in freed {
+            self.free_frame(frame);
+        }
+        flush_tlb();
+        Ok(())
+    }
+
+    pub fn update_flags(
+        &mut self,
+        virt: u64,
+        size: u64,
+        change: impl FnMut(PageFlags) -> PageFlags,
+    ) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        paging::update_flags(self, root, virt, size, change)?;
+        flush_tlb();
+        Ok(())
+    }
+
+    pub fn translate(&self, virt: u64) -> Option<(u64, PageFlags)> {
+        paging::translate(self, self.page_table_root, virt)
+    }
+}
+
+impl PhysMemory for PhysicalMemory {
+    fn read_u64(&self, phys: u64) -> u64 {
+        // SAFETY: `pointer` checked the address against guest memory; page tables are 8-byte aligned.
+        unsafe { core::ptr::read_volatile(self.pointer(phys)) }
+    }
+    fn write_u64(&mut self, phys: u64, value: u64) {
+        // SAFETY: as above; the kernel owns every page table.
+        unsafe { core::ptr::write_volatile(self.pointer(phys), value) }
+    }
+    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
+        self.alloc_frame()
+    }
+}
+
+/// Drops every cached translation (reloads CR3).
+pub fn flush_tlb() {
+    x86_64::instructions::tlb::flush_all();
+}
+
+/// Copies app memory at `addr` into `buf`. The caller validated the range against the app's mappings.
+///
+/// # Safety
+/// `[addr, addr + buf.len())` must be mapped app memory.
+pub unsafe fn copy_from_app(addr: u64, buf: &mut [u8]) {
+    // SAFETY: the caller guarantees the source is mapped app memory; with SMAP the access flag is set
+    // around the copy.
+    super::start::with_app_access(|| unsafe {
+        core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len())
+    });
+}
+
+/// Copies `data` into app memory at `addr`.
+///
+/// # Safety
+/// `[addr, addr + data.len())` must be mapped, writable app memory.
+pub unsafe fn copy_to_app(addr: u64, data: &[u8]) {
+    // SAFETY: as for `copy_from_app`.
+    super::start::with_app_access(|| unsafe {
+        core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len())
+    });
+}

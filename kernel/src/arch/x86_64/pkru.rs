@@ -1,0 +1,181 @@
+//! The only code that writes PKRU: ERIM-style checked gates, spliced into the entry assembly.
+//!
+//! Every WRPKRU is immediately followed by a compare of EAX with the constant it must hold; on a
+//! mismatch (someone jumped to the WRPKRU with forged registers) the gate jumps to [`gate_violation`],
+//! which reports the attempt and stops the VM without touching keyed memory. The gates run only when
+//! `GateData::mpk_enabled` is set (CR4.PKE is on); in the other modes RDPKRU/WRPKRU would be #UD.
+//!
+//! The entry scratch area and `GateData` live on supervisor pages (see `gdt`), so the gates can use
+//! them before PKRU allows kernel memory.
+
+use core::mem::offset_of;
+
+use kernel_abi::{CrashRecord, FrameHeader, Stream, CRASH_GATE_VIOLATION};
+
+use super::gdt::{SupervisorTables, TABLES};
+
+/// PKRU while the kernel runs: every key accessible.
+pub const PKRU_KERNEL: u32 = 0;
+/// PKRU while the app runs: access and write disabled for every key but 0 (the app's).
+pub const PKRU_APP: u32 = 0xffff_fffc;
+
+/// Gate state read with the app's PKRU in force, on the read-only supervisor tables page.
+#[repr(C)]
+pub struct GateData {
+    pub mpk_enabled: u64,
+    /// A complete console frame reporting a gate violation, sent by [`gate_violation`] as is.
+    pub violation_frame: [u8; 4 + CrashRecord::SIZE],
+}
+
+impl GateData {
+    pub const fn new() -> Self {
+        Self { mpk_enabled: 0, violation_frame: [0; 4 + CrashRecord::SIZE] }
+    }
+}
+
+/// Offset of `GateData::mpk_enabled` from the start of the tables page, for the entry assembly.
+pub const MPK_FLAG_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, mpk_enabled);
+const VIOLATION_FRAME_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, violation_frame);
+
+/// Prepares the gate data; called at boot before the tables page becomes read-only.
+///
+/// # Safety
+/// Boot only, before any entry can happen.
+pub unsafe fn init(mpk: bool) {
+    // SAFETY: boot runs alone.
+    let gate = unsafe { &mut TABLES.get().gate };
+    let record = CrashRecord { vector: CRASH_GATE_VIOLATION, ..CrashRecord::default() };
+    gate.violation_frame[..4].copy_from_slice(&FrameHeader::new(Stream::Crash, CrashRecord::SIZE as u16).to_bytes());
+    gate.violation_frame[4..].copy_from_slice(&record.to_bytes());
+    gate.mpk_enabled = u64::from(mpk);
+}
+
+/// Exception entry: switch to the kernel's PKRU, remembering the previous value in R12 (callee-saved,
+/// the app's R12 is already in the trap frame). R12 bit 32 says whether a switch happened.
+#[macro_export]
+macro_rules! pkru_gate_enter {
+    () => {
+        concat!(
+            "xor r12d, r12d\n",
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 71f\n",
+            "xor ecx, ecx\n",
+            "rdpkru\n",
+            "mov r12d, eax\n",
+            "bts r12, 32\n",
+            "mov eax, {pkru_kernel}\n",
+            "xor ecx, ecx\n",
+            "xor edx, edx\n",
+            "wrpkru\n",
+            "cmp eax, {pkru_kernel}\n",
+            "jne {violation}\n",
+            "71:\n",
+        )
+    };
+}
+
+/// Exception exit: restore the PKRU saved by `pkru_gate_enter`, which must be one of the two
+/// legitimate values.
+#[macro_export]
+macro_rules! pkru_gate_leave {
+    () => {
+        concat!(
+            "bt r12, 32\n",
+            "jnc 73f\n",
+            "mov eax, r12d\n",
+            "cmp eax, {pkru_app}\n",
+            "je 72f\n",
+            "cmp eax, {pkru_kernel}\n",
+            "jne {violation}\n",
+            "72:\n",
+            "xor ecx, ecx\n",
+            "xor edx, edx\n",
+            "wrpkru\n",
+            "cmp eax, {pkru_app}\n",
+            "je 73f\n",
+            "cmp eax, {pkru_kernel}\n",
+            "jne {violation}\n",
+            "73:\n",
+        )
+    };
+}
+
+/// SYSCALL entry (CPL0 modes): RAX, RCX and RDX hold the app's syscall number, return address and third
+/// argument, so they are parked in the scratch page around the WRPKRU.
+#[macro_export]
+macro_rules! pkru_syscall_gate_enter {
+    () => {
+        concat!(
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 74f\n",
+            "mov [rip + {scratch} + 8], rax\n",
+            "mov [rip + {scratch} + 16], rcx\n",
+            "mov [rip + {scratch} + 24], rdx\n",
+            "mov eax, {pkru_kernel}\n",
+            "xor ecx, ecx\n",
+            "xor edx, edx\n",
+            "wrpkru\n",
+            "cmp eax, {pkru_kernel}\n",
+            "jne {violation}\n",
+            "mov rax, [rip + {scratch} + 8]\n",
+            "mov rcx, [rip + {scratch} + 16]\n",
+            "mov rdx, [rip + {scratch} + 24]\n",
+            "74:\n",
+        )
+    };
+}
+
+/// SYSCALL exit (CPL0 modes), after RSP is back on the app stack: switch to the app's PKRU keeping RAX
+/// (the result), RCX (the return address) and RDX.
+#[macro_export]
+macro_rules! pkru_syscall_gate_leave {
+    () => {
+        concat!(
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 75f\n",
+            "mov [rip + {scratch} + 8], rax\n",
+            "mov [rip + {scratch} + 16], rcx\n",
+            "mov [rip + {scratch} + 24], rdx\n",
+            "mov eax, {pkru_app}\n",
+            "xor ecx, ecx\n",
+            "xor edx, edx\n",
+            "wrpkru\n",
+            "cmp eax, {pkru_app}\n",
+            "jne {violation}\n",
+            "mov rax, [rip + {scratch} + 8]\n",
+            "mov rcx, [rip + {scratch} + 16]\n",
+            "mov rdx, [rip + {scratch} + 24]\n",
+            "75:\n",
+        )
+    };
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.secure_run_gate, \"ax\"",
+    ".global secure_run_gate_violation",
+    "secure_run_gate_violation:",
+    // Only supervisor memory is used: the prepared frame and the ports. PKRU may be anything here.
+    "lea rsi, [rip + {tables} + {frame}]",
+    "mov ecx, {frame_len}",
+    "mov dx, {console}",
+    "cld",
+    "rep outsb",
+    "mov dx, {exit}",
+    "xor eax, eax",
+    "out dx, eax",
+    "2:",
+    "hlt",
+    "jmp 2b",
+    ".popsection",
+    tables = sym TABLES,
+    frame = const VIOLATION_FRAME_OFFSET,
+    frame_len = const 4 + CrashRecord::SIZE,
+    console = const kernel_abi::CONSOLE_PORT,
+    exit = const kernel_abi::EXIT_PORT,
+);
+
+unsafe extern "C" {
+    /// Reports a gate violation and stops the VM. Jumped to, never called.
+    #[link_name = "secure_run_gate_violation"]
+    pub fn gate_violation() -> !;
+}

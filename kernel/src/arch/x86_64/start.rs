@@ -1,0 +1,209 @@
+//! The entry point and the boot sequence, and what ends the VM (faults, fatal errors, panics).
+
+use core::arch::global_asm;
+use core::fmt::Write;
+
+use isolation::paging::fault;
+use kernel_abi::{BootInfo, CrashRecord, IsolationMode, RegionKind, Stream, BOOT_INFO_MAGIC, BOOT_INFO_VERSION};
+
+use super::idt::TrapFrame;
+use super::registers::{Cr0, Cr0Flags, Cr2, Cr4, Cr4Flags};
+use super::sync::CpuLocal;
+use super::{console, gdt, idt, machine, memory, pkru, syscall};
+
+global_asm!(
+    ".pushsection .text.secure_run_start, \"ax\"",
+    ".global _start",
+    "_start:",
+    // The VMM enters here in 64-bit mode with RDI = the boot info. Boot runs on the syscall stack,
+    // which is free until the app makes its first syscall.
+    "lea rsp, [rip + {stack} + {stack_size}]",
+    "xor ebp, ebp",
+    "call {main}",
+    "ud2",
+    ".popsection",
+    stack = sym syscall::SYSCALL_STACK,
+    stack_size = const core::mem::size_of::<syscall::KernelStack>(),
+    main = sym kernel_main,
+);
+
+/// What the kernel keeps of the boot info and of its own decisions.
+pub struct BootState {
+    pub info: BootInfo,
+    pub mode: IsolationMode,
+    pub smap: bool,
+}
+
+static BOOT: CpuLocal<Option<BootState>> = CpuLocal::new(None);
+
+/// The boot state (read-only after boot).
+pub fn boot_state() -> &'static BootState {
+    // SAFETY: written once during boot, only read afterwards.
+    match unsafe { BOOT.get() } {
+        Some(state) => state,
+        None => fatal("boot state used before boot"),
+    }
+}
+
+extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
+    // SAFETY: the VMM passes the virtual address of the boot info inside the physical map; it is
+    // copied once and then validated before use.
+    let info = unsafe { core::ptr::read_volatile(boot_info) };
+    if info.magic != BOOT_INFO_MAGIC || info.version != BOOT_INFO_VERSION {
+        fatal("boot info has a wrong magic or version: the VMM and kernel do not match");
+    }
+    let Some(mode) = info.isolation_mode() else { fatal("boot info names an unknown isolation mode") };
+    let app_at_cpl3 = mode == IsolationMode::Ring3;
+
+    // SAFETY: boot runs alone, once, in this order: descriptor tables, then the entries that use them.
+    unsafe {
+        gdt::init(syscall::syscall_stack_top());
+        idt::init();
+        syscall::init(app_at_cpl3);
+        pkru::init(mode == IsolationMode::Mpk);
+    }
+    mask_legacy_pic();
+    let smap = setup_control_registers(mode);
+    // SAFETY: boot runs alone; the free range comes from the validated boot info.
+    unsafe {
+        memory::init(info.physmap_base, info.memory_size, info.page_table_root, info.free_phys_start, info.free_phys_end)
+    };
+    // SAFETY: boot runs alone.
+    unsafe { *BOOT.get() = Some(BootState { info, mode, smap }) };
+
+    let start = machine::start_process(boot_state());
+    enter_app(start.entry, start.stack_pointer, mode)
+}
+
+/// The 8259 PIC may still deliver IRQ0 on vector 8 (SeaBIOS leaves it so): mask everything.
+fn mask_legacy_pic() {
+    // SAFETY: writing the PIC mask registers only stops legacy interrupts.
+    unsafe {
+        x86_64::instructions::port::Port::<u8>::new(0x21).write(0xff);
+        x86_64::instructions::port::Port::<u8>::new(0xa1).write(0xff);
+    }
+}
+
+/// CR0/CR4 for the app (SSE usable, write protection on) and the isolation mode. Returns whether SMAP is
+/// on.
+fn setup_control_registers(mode: IsolationMode) -> bool {
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let has_smep = leaf7.ebx & (1 << 7) != 0;
+    let has_smap = leaf7.ebx & (1 << 20) != 0;
+    let has_umip = leaf7.ecx & (1 << 2) != 0;
+    let has_pku = leaf7.ecx & (1 << 3) != 0;
+    if mode == IsolationMode::Mpk && !has_pku {
+        fatal("isolation mode mpk needs protection keys, but this CPU offers none");
+    }
+    let mut cr4 = Cr4::read();
+    cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+    let mut smap = false;
+    if mode == IsolationMode::Ring3 {
+        if has_smep {
+            cr4.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+        }
+        if has_smap {
+            cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+            smap = true;
+        }
+        if has_umip {
+            cr4.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION);
+        }
+    }
+    if mode == IsolationMode::Mpk {
+        cr4.insert(Cr4Flags::PROTECTION_KEY_USER);
+    }
+    let mut cr0 = Cr0::read();
+    cr0.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR | Cr0Flags::WRITE_PROTECT);
+    cr0.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+    // SAFETY: these bits only enable SSE for the app, write protection and the protections above; the
+    // kernel itself uses no SSE and touches app memory only through `with_app_access`.
+    unsafe {
+        Cr0::write(cr0);
+        Cr4::write(cr4);
+    }
+    smap
+}
+
+/// Runs `f` with SMAP lifted (EFLAGS.AC set via POPFQ: STAC/CLAC stop the VM on the nested KVM here).
+pub fn with_app_access<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: BOOT is written once at boot before any app access.
+    let smap = unsafe { BOOT.get() }.as_ref().is_some_and(|state| state.smap);
+    if !smap {
+        return f();
+    }
+    // SAFETY: only EFLAGS.AC changes.
+    unsafe { core::arch::asm!("pushfq", "or dword ptr [rsp], {ac}", "popfq", ac = const 1 << 18) };
+    let result = f();
+    // SAFETY: only EFLAGS.AC changes.
+    unsafe { core::arch::asm!("pushfq", "and dword ptr [rsp], {not_ac}", "popfq", not_ac = const !(1u32 << 18)) };
+    result
+}
+
+/// Starts the app: every register zero (RDX = 0: no exit handler for a static program), RSP at the
+/// initial stack, at CPL3 through IRETQ in `ring3` mode, else by a jump through the PKRU gate.
+fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
+    if mode == IsolationMode::Ring3 {
+        // SAFETY: the selectors are the GDT's user segments; entry and stack are mapped user pages.
+        unsafe {
+            core::arch::asm!(
+                "push {ss}",
+                "push {rsp}",
+                "push 0x202",
+                "push {cs}",
+                "push {rip}",
+                "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx", "xor esi, esi", "xor edi, edi",
+                "xor ebp, ebp", "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
+                "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
+                "iretq",
+                ss = in(reg) u64::from(gdt::USER_DATA_SELECTOR),
+                rsp = in(reg) stack_pointer,
+                cs = in(reg) u64::from(gdt::USER_CODE_SELECTOR),
+                rip = in(reg) entry,
+                options(noreturn)
+            )
+        }
+    }
+    // SAFETY: entry and stack are mapped app pages; `enter_app_cpl0` never returns.
+    unsafe { syscall::enter_app_cpl0(stack_pointer, entry) }
+}
+
+/// Called for every exception with the saved registers. Returns only when the app may continue.
+pub fn handle_exception(frame: &mut TrapFrame) {
+    let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
+    if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
+        return;
+    }
+    let state = boot_state();
+    let in_kernel = state.info.regions().iter().any(|region| {
+        matches!(RegionKind::from_u32(region.kind), Some(RegionKind::KernelText))
+            && frame.rip.wrapping_sub(region.virt_start) < region.size
+    });
+    let mut pkey = 0;
+    if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
+        // SAFETY: exceptions do not nest with other kernel code that holds the memory state.
+        if let Some((_, flags)) = unsafe { memory::memory() }.translate(fault_address) {
+            pkey = u64::from(flags.pkey);
+        }
+    }
+    let record = frame.crash_record(fault_address, pkey, in_kernel);
+    crash(&record)
+}
+
+/// Reports the crash and stops the VM.
+pub fn crash(record: &CrashRecord) -> ! {
+    console::write(Stream::Crash, &record.to_bytes());
+    console::stop()
+}
+
+/// A kernel invariant failed: report it and stop the VM.
+pub fn fatal(message: &str) -> ! {
+    let _ = writeln!(console::Log, "kernel: fatal: {message}");
+    crash(&CrashRecord { vector: kernel_abi::CRASH_KERNEL_PANIC, in_kernel: 1, ..CrashRecord::default() })
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let _ = writeln!(console::Log, "kernel: panic: {info}");
+    crash(&CrashRecord { vector: kernel_abi::CRASH_KERNEL_PANIC, in_kernel: 1, ..CrashRecord::default() })
+}

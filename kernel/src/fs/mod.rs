@@ -1,0 +1,584 @@
+//! The in-memory file system: a tree of [`Node`]s in a slab, path resolution with Linux's rules and
+//! errors, and the data of regular files (archive-backed until first written).
+//!
+//! ```text
+//! /                 writable
+//! /tmp              writable, mode 1777
+//! /dev/{null,zero,urandom,random}
+//! /proc/self/exe    symlink to the app's path (for readlink)
+//! <mounts>          from the boot archive; read-only entries refuse writes with EROFS
+//! ```
+//! Memory is bounded: file data beyond the configured capacity fails with ENOSPC, and the number of
+//! nodes is capped.
+
+pub mod archive;
+pub mod node;
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+pub use node::{Device, FileData, Node, NodeId, NodeKind};
+
+use crate::errno::Errno;
+
+/// The root directory.
+pub const ROOT: NodeId = 0;
+/// Longest path component.
+pub const NAME_MAX: usize = 255;
+/// Symlinks followed during one resolution before ELOOP.
+pub const MAX_SYMLINKS: u32 = 40;
+/// Most nodes the file system holds.
+pub const MAX_NODES: usize = 1 << 16;
+
+/// Counts for `stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: u64,
+    /// Type and permission bits.
+    pub mode: u32,
+    pub nlink: u64,
+    pub size: u64,
+    pub rdev: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+/// Device number of the in-memory file system.
+pub const FS_DEV: u64 = 0x2a;
+
+#[derive(Debug)]
+pub struct FileSystem {
+    nodes: Vec<Option<Node>>,
+    free: Vec<NodeId>,
+    archive: &'static [u8],
+    next_ino: u64,
+    used_bytes: u64,
+    capacity: u64,
+}
+
+/// The parent directory and last component of a path, for operations that create or remove names.
+#[derive(Debug)]
+pub struct ParentAndName {
+    pub parent: NodeId,
+    /// Empty for `/`; may be `.` or `..`.
+    pub name: Vec<u8>,
+    /// The path ended in `/`: the last component must be a directory.
+    pub trailing_slash: bool,
+}
+
+fn to_u64(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+impl FileSystem {
+    /// The standard tree without mounts; `capacity` bounds owned file data in bytes.
+    pub fn new(archive: &'static [u8], exe_path: &[u8], capacity: u64, now_ns: u64) -> Self {
+        let mut fs = Self { nodes: Vec::new(), free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
+        fs.nodes.push(Some(fs.fresh_node(ROOT, 0o755, NodeKind::Directory(BTreeMap::new()), now_ns)));
+        // These cannot fail on an empty tree; ignore the results rather than panic.
+        let _ = fs.create(ROOT, b"tmp", NodeKind::Directory(BTreeMap::new()), 0o1777, now_ns);
+        if let Ok(dev) = fs.create(ROOT, b"dev", NodeKind::Directory(BTreeMap::new()), 0o755, now_ns) {
+            for (name, device) in
+                [(&b"null"[..], Device::Null), (b"zero", Device::Zero), (b"urandom", Device::Random), (b"random", Device::Random)]
+            {
+                let _ = fs.create(dev, name, NodeKind::Device(device), 0o666, now_ns);
+            }
+            fs.set_read_only(dev);
+        }
+        if let Ok(proc) = fs.create(ROOT, b"proc", NodeKind::Directory(BTreeMap::new()), 0o555, now_ns) {
+            if let Ok(this) = fs.create(proc, b"self", NodeKind::Directory(BTreeMap::new()), 0o555, now_ns) {
+                let _ = fs.create(this, b"exe", NodeKind::Symlink(exe_path.to_vec()), 0o777, now_ns);
+                fs.set_read_only(this);
+            }
+            fs.set_read_only(proc);
+        }
+        fs
+    }
+
+    fn set_read_only(&mut self, id: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            node.read_only = true;
+        }
+    }
+
+    fn fresh_node(&mut self, parent: NodeId, mode: u32, kind: NodeKind, now_ns: u64) -> Node {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        Node { ino, mode: mode & 0o7777, read_only: false, linked: true, refs: 0, parent, mtime_ns: now_ns, ctime_ns: now_ns, kind }
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id).and_then(Option::as_ref)
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.nodes.get_mut(id).and_then(Option::as_mut)
+    }
+
+    fn get(&self, id: NodeId) -> Result<&Node, Errno> {
+        self.node(id).ok_or(Errno::ENOENT)
+    }
+
+    /// The bytes of a regular file.
+    pub fn file_bytes(&self, id: NodeId) -> Result<&[u8], Errno> {
+        match &self.get(id)?.kind {
+            NodeKind::File(FileData::Owned(data)) => Ok(data),
+            NodeKind::File(FileData::Archive { offset, len }) => {
+                Ok(offset.checked_add(*len).and_then(|end| self.archive.get(*offset..end)).unwrap_or(&[]))
+            }
+            NodeKind::Directory(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn lookup(&self, dir: NodeId, name: &[u8]) -> Result<NodeId, Errno> {
+        let node = self.get(dir)?;
+        let entries = node.entries().ok_or(Errno::ENOTDIR)?;
+        match name {
+            b"" | b"." => Ok(dir),
+            b".." => Ok(node.parent),
+            _ => entries.get(name).copied().ok_or(Errno::ENOENT),
+        }
+    }
+
+    /// Resolves `path` relative to `base` (or the root if absolute). With `follow_last`, a symlink as the
+    /// last component is followed; intermediate ones always are.
+    pub fn resolve(&self, base: NodeId, path: &[u8], follow_last: bool) -> Result<NodeId, Errno> {
+        let mut links = 0;
+        self.walk(base, path, follow_last, &mut links)
+    }
+
+    fn walk(&self, base: NodeId, path: &[u8], follow_last: bool, links: &mut u32) -> Result<NodeId, Errno> {
+        if path.len() >= crate::user::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let mut cur = if path.first() == Some(&b'/') { ROOT } else { base };
+        let must_be_dir = path.last() == Some(&b'/');
+        let mut components = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).peekable();
+        while let Some(component) = components.next() {
+            let last = components.peek().is_none();
+            if component.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            let child = self.lookup(cur, component)?;
+            match &self.get(child)?.kind {
+                NodeKind::Symlink(target) if !last || follow_last || must_be_dir => {
+                    *links += 1;
+                    if *links > MAX_SYMLINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    cur = self.walk(cur, target, true, links)?;
+                }
+                _ => cur = child,
+            }
+        }
+        if must_be_dir && !self.get(cur)?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Splits `path` into its (resolved) parent directory and last component.
+    pub fn resolve_parent(&self, base: NodeId, path: &[u8]) -> Result<ParentAndName, Errno> {
+        if path.len() >= crate::user::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let trimmed_len = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+        let trailing_slash = trimmed_len < path.len();
+        let trimmed = &path[..trimmed_len];
+        let (dir_part, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(slash) => (&path[..=slash], &trimmed[slash + 1..]),
+            None if path.first() == Some(&b'/') => (&b"/"[..], &b""[..]),
+            None => (&b""[..], trimmed),
+        };
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let parent = self.resolve(base, dir_part, true)?;
+        if !self.get(parent)?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(ParentAndName { parent, name: name.to_vec(), trailing_slash })
+    }
+
+    /// Creates `name` in directory `parent`.
+    pub fn create(&mut self, parent: NodeId, name: &[u8], kind: NodeKind, mode: u32, now_ns: u64) -> Result<NodeId, Errno> {
+        let dir = self.get(parent)?;
+        let entries = dir.entries().ok_or(Errno::ENOTDIR)?;
+        if name.is_empty() || name == b"." || name == b".." || entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if !dir.linked {
+            return Err(Errno::ENOENT);
+        }
+        if dir.read_only {
+            return Err(Errno::EROFS);
+        }
+        let extra = match &kind {
+            NodeKind::Symlink(target) => to_u64(target.len()),
+            NodeKind::File(FileData::Owned(data)) => to_u64(data.len()),
+            _ => 0,
+        };
+        self.charge(0, extra)?;
+        let node = self.fresh_node(parent, mode, kind, now_ns);
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None if self.nodes.len() < MAX_NODES => {
+                self.nodes.try_reserve(1).map_err(|_| Errno::ENOSPC)?;
+                self.nodes.push(None);
+                self.nodes.len() - 1
+            }
+            None => {
+                self.used_bytes -= extra;
+                return Err(Errno::ENOSPC);
+            }
+        };
+        if let Some(slot) = self.nodes.get_mut(id) {
+            *slot = Some(node);
+        }
+        if let Some(NodeKind::Directory(entries)) = self.node_mut(parent).map(|d| &mut d.kind) {
+            entries.insert(name.to_vec(), id);
+        }
+        self.touch(parent, now_ns);
+        Ok(id)
+    }
+
+    fn touch(&mut self, id: NodeId, now_ns: u64) {
+        if let Some(node) = self.node_mut(id) {
+            node.mtime_ns = now_ns;
+            node.ctime_ns = now_ns;
+        }
+    }
+
+    /// Accounts for data growing from `old` to `new` bytes.
+    fn charge(&mut self, old: u64, new: u64) -> Result<(), Errno> {
+        let used = self.used_bytes.saturating_sub(old).checked_add(new).ok_or(Errno::ENOSPC)?;
+        if used > self.capacity {
+            return Err(Errno::ENOSPC);
+        }
+        self.used_bytes = used;
+        Ok(())
+    }
+
+    /// Removes the name `name` from `parent`; `directory` selects rmdir semantics, else unlink.
+    pub fn remove(&mut self, parent: NodeId, name: &[u8], directory: bool, now_ns: u64) -> Result<(), Errno> {
+        if directory {
+            match name {
+                b"." => return Err(Errno::EINVAL),
+                b".." => return Err(Errno::ENOTEMPTY),
+                b"" => return Err(Errno::EBUSY),
+                _ => {}
+            }
+        } else if matches!(name, b"" | b"." | b"..") {
+            return Err(Errno::EISDIR);
+        }
+        let child = self.lookup(parent, name)?;
+        let node = self.get(child)?;
+        match (&node.kind, directory) {
+            (NodeKind::Directory(entries), true) if !entries.is_empty() => return Err(Errno::ENOTEMPTY),
+            (NodeKind::Directory(_), false) => return Err(Errno::EISDIR),
+            (NodeKind::Directory(_), true) => {}
+            (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) => {}
+        }
+        if self.get(parent)?.read_only {
+            return Err(Errno::EROFS);
+        }
+        if let Some(NodeKind::Directory(entries)) = self.node_mut(parent).map(|d| &mut d.kind) {
+            entries.remove(name);
+        }
+        self.touch(parent, now_ns);
+        if let Some(node) = self.node_mut(child) {
+            node.linked = false;
+        }
+        self.collect(child);
+        Ok(())
+    }
+
+    /// Renames `old_parent/old_name` to `new_parent/new_name` with Linux's checks. `no_replace` fails with
+    /// EEXIST when the target exists; `exchange` swaps two existing names.
+    pub fn rename(
+        &mut self,
+        old_parent: NodeId,
+        old_name: &[u8],
+        new_parent: NodeId,
+        new_name: &[u8],
+        no_replace: bool,
+        exchange: bool,
+        now_ns: u64,
+    ) -> Result<(), Errno> {
+        for name in [old_name, new_name] {
+            if matches!(name, b"" | b"." | b"..") {
+                return Err(Errno::EBUSY);
+            }
+        }
+        let source = self.lookup(old_parent, old_name)?;
+        let target = match self.lookup(new_parent, new_name) {
+            Ok(id) => Some(id),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        if self.get(old_parent)?.read_only || self.get(new_parent)?.read_only {
+            return Err(Errno::EROFS);
+        }
+        if exchange {
+            let target = target.ok_or(Errno::ENOENT)?;
+            if self.is_ancestor(source, new_parent) || self.is_ancestor(target, old_parent) {
+                return Err(Errno::EINVAL);
+            }
+            self.set_entry(old_parent, old_name, target);
+            self.set_entry(new_parent, new_name, source);
+            self.reparent(target, old_parent);
+            self.reparent(source, new_parent);
+            self.touch(old_parent, now_ns);
+            self.touch(new_parent, now_ns);
+            return Ok(());
+        }
+        if target == Some(source) {
+            return if no_replace { Err(Errno::EEXIST) } else { Ok(()) };
+        }
+        let source_is_dir = self.get(source)?.is_dir();
+        // A directory cannot move below itself.
+        if source_is_dir && self.is_ancestor(source, new_parent) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(target) = target {
+            if no_replace {
+                return Err(Errno::EEXIST);
+            }
+            let target_node = self.get(target)?;
+            match (source_is_dir, &target_node.kind) {
+                (true, NodeKind::Directory(entries)) if !entries.is_empty() => return Err(Errno::ENOTEMPTY),
+                (true, NodeKind::Directory(_)) => {}
+                (true, _) => return Err(Errno::ENOTDIR),
+                (false, NodeKind::Directory(_)) => return Err(Errno::EISDIR),
+                (false, _) => {}
+            }
+            if let Some(node) = self.node_mut(target) {
+                node.linked = false;
+            }
+        }
+        if let Some(NodeKind::Directory(entries)) = self.node_mut(old_parent).map(|d| &mut d.kind) {
+            entries.remove(old_name);
+        }
+        self.set_entry(new_parent, new_name, source);
+        self.reparent(source, new_parent);
+        self.touch(old_parent, now_ns);
+        self.touch(new_parent, now_ns);
+        if let Some(target) = target {
+            self.collect(target);
+        }
+        Ok(())
+    }
+
+    fn set_entry(&mut self, dir: NodeId, name: &[u8], id: NodeId) {
+        if let Some(NodeKind::Directory(entries)) = self.node_mut(dir).map(|d| &mut d.kind) {
+            entries.insert(name.to_vec(), id);
+        }
+    }
+
+    fn reparent(&mut self, id: NodeId, parent: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            node.parent = parent;
+        }
+    }
+
+    /// True when `ancestor` is `node` or one of its parents.
+    pub fn is_ancestor(&self, ancestor: NodeId, mut node: NodeId) -> bool {
+        for _ in 0..MAX_NODES {
+            if node == ancestor {
+                return true;
+            }
+            match self.node(node) {
+                Some(n) if n.parent != node => node = n.parent,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Takes a reference (an open description or the cwd) that keeps `id` alive after unlink.
+    pub fn acquire(&mut self, id: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            node.refs = node.refs.saturating_add(1);
+        }
+    }
+
+    /// Drops a reference taken by [`FileSystem::acquire`].
+    pub fn release(&mut self, id: NodeId) {
+        if let Some(node) = self.node_mut(id) {
+            node.refs = node.refs.saturating_sub(1);
+        }
+        self.collect(id);
+    }
+
+    /// Frees an unlinked, unreferenced node.
+    fn collect(&mut self, id: NodeId) {
+        let dead = self.node(id).is_some_and(|n| !n.linked && n.refs == 0 && id != ROOT);
+        if !dead {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(id).and_then(Option::take) {
+            let bytes = match &node.kind {
+                NodeKind::File(FileData::Owned(data)) => to_u64(data.len()),
+                NodeKind::Symlink(target) => to_u64(target.len()),
+                _ => 0,
+            };
+            self.used_bytes = self.used_bytes.saturating_sub(bytes);
+            self.free.push(id);
+        }
+    }
+
+    /// Makes a regular file's data owned (copying it out of the archive) and returns it.
+    fn owned_data(&mut self, id: NodeId) -> Result<&mut Vec<u8>, Errno> {
+        let node = self.get(id)?;
+        if node.read_only {
+            return Err(Errno::EROFS);
+        }
+        if let NodeKind::File(FileData::Archive { .. }) = node.kind {
+            let bytes = self.file_bytes(id)?;
+            let mut copy = Vec::new();
+            copy.try_reserve_exact(bytes.len()).map_err(|_| Errno::ENOSPC)?;
+            copy.extend_from_slice(bytes);
+            self.charge(0, to_u64(copy.len()))?;
+            if let Some(node) = self.node_mut(id) {
+                node.kind = NodeKind::File(FileData::Owned(copy));
+            }
+        }
+        match self.node_mut(id).map(|n| &mut n.kind) {
+            Some(NodeKind::File(FileData::Owned(data))) => Ok(data),
+            Some(NodeKind::Directory(_)) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads from a regular file at `offset`; returns the byte count (0 at or past EOF).
+    pub fn read_file(&self, id: NodeId, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let data = self.file_bytes(id)?;
+        let Ok(start) = usize::try_from(offset) else { return Ok(0) };
+        let Some(available) = data.get(start..) else { return Ok(0) };
+        let count = available.len().min(buf.len());
+        buf[..count].copy_from_slice(&available[..count]);
+        Ok(count)
+    }
+
+    /// Writes into a regular file at `offset`, growing it (zero-filling any hole).
+    pub fn write_file(&mut self, id: NodeId, offset: u64, data: &[u8], now_ns: u64) -> Result<usize, Errno> {
+        let end = offset.checked_add(to_u64(data.len())).ok_or(Errno::EFBIG)?;
+        let old_len = to_u64(self.file_bytes(id)?.len());
+        if end > old_len {
+            self.set_len(id, end, now_ns)?;
+        }
+        let file = self.owned_data(id)?;
+        let start = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
+        if let Some(dest) = file.get_mut(start..start.saturating_add(data.len())) {
+            dest.copy_from_slice(data);
+        }
+        self.touch(id, now_ns);
+        Ok(data.len())
+    }
+
+    /// Truncates or extends a regular file.
+    pub fn set_len(&mut self, id: NodeId, len: u64, now_ns: u64) -> Result<(), Errno> {
+        let old = to_u64(self.owned_data(id)?.len());
+        let new_len = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
+        self.charge(old, len)?;
+        let file = self.owned_data(id)?;
+        if new_len > file.len() && file.try_reserve(new_len - file.len()).is_err() {
+            self.used_bytes = self.used_bytes.saturating_sub(len).saturating_add(old);
+            return Err(Errno::ENOSPC);
+        }
+        file.resize(new_len, 0);
+        self.touch(id, now_ns);
+        Ok(())
+    }
+
+    pub fn stat(&self, id: NodeId) -> Result<Stat, Errno> {
+        let node = self.get(id)?;
+        let (size, nlink, rdev) = match &node.kind {
+            NodeKind::Directory(entries) => {
+                let subdirs = entries.values().filter(|&&c| self.node(c).is_some_and(Node::is_dir)).count();
+                (4096, if node.linked { 2 + to_u64(subdirs) } else { 0 }, 0)
+            }
+            NodeKind::File(_) => (to_u64(self.file_bytes(id)?.len()), u64::from(node.linked), 0),
+            NodeKind::Symlink(target) => (to_u64(target.len()), u64::from(node.linked), 0),
+            NodeKind::Device(device) => (0, u64::from(node.linked), device.rdev()),
+        };
+        Ok(Stat {
+            ino: node.ino,
+            mode: node.file_type() | node.mode,
+            nlink,
+            size,
+            rdev,
+            mtime_ns: node.mtime_ns,
+            ctime_ns: node.ctime_ns,
+        })
+    }
+
+    /// The absolute path of directory `id` (for getcwd); ENOENT once it was removed.
+    pub fn path_of(&self, id: NodeId) -> Result<Vec<u8>, Errno> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut cur = id;
+        while cur != ROOT {
+            let node = self.get(cur)?;
+            if !node.linked || names.len() > MAX_NODES {
+                return Err(Errno::ENOENT);
+            }
+            let parent = self.get(node.parent)?;
+            let name = parent.entries().and_then(|e| e.iter().find(|(_, &c)| c == cur)).ok_or(Errno::ENOENT)?.0;
+            names.push(name);
+            cur = node.parent;
+        }
+        let mut path = Vec::new();
+        for name in names.iter().rev() {
+            path.push(b'/');
+            path.extend_from_slice(name);
+        }
+        if path.is_empty() {
+            path.push(b'/');
+        }
+        Ok(path)
+    }
+
+    /// Bytes of owned file data (what counts against the capacity).
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes
+    }
+
+    /// Checks the tree: entries point at live nodes whose parent is the directory, byte accounting adds up.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let mut bytes = 0u64;
+        for (id, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            match &node.kind {
+                NodeKind::Directory(entries) => {
+                    for &child in entries.values() {
+                        let child_node = self.node(child).ok_or("fs: entry points at a freed node")?;
+                        if !child_node.linked {
+                            return Err("fs: entry points at an unlinked node");
+                        }
+                        if child_node.is_dir() && child_node.parent != id {
+                            return Err("fs: directory parent mismatch");
+                        }
+                    }
+                }
+                NodeKind::File(FileData::Owned(data)) => bytes += to_u64(data.len()),
+                NodeKind::Symlink(target) => bytes += to_u64(target.len()),
+                _ => {}
+            }
+            if !node.linked && node.refs == 0 {
+                return Err("fs: unreferenced unlinked node not freed");
+            }
+        }
+        if bytes != self.used_bytes {
+            return Err("fs: byte accounting mismatch");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! What the syscall layer needs from the hardware side.
+//!
+//! The lead's arch code implements [`Machine`] on real page tables; [`crate::model::ModelMachine`]
+//! implements it over a sparse byte map for host tests and the fuzzer. The syscall layer has already
+//! checked every address against its VMA list before it calls a method here; the machine may still fail,
+//! which becomes EFAULT or ENOMEM.
+
+use kernel_abi::Stream;
+
+/// A copy from or to app memory failed at `addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub addr: u64,
+}
+
+/// Why a mapping change failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// No frames (or page-table memory) left: the syscall fails with ENOMEM.
+    OutOfMemory,
+    /// The machine refused the request (a bug in the layer or the machine): the syscall fails with EINVAL.
+    Invalid,
+}
+
+/// The hardware below the syscall layer. Addresses and lengths passed to the mapping methods are
+/// page-aligned and lie inside ranges the layer owns (never kernel memory).
+pub trait Machine {
+    /// Copies app memory at `[addr, addr + buf.len())` into `buf`, with kernel rights (the layer has checked
+    /// the app's permissions).
+    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
+    /// Copies `data` into app memory at `addr`, with kernel rights (the layer has checked the permissions;
+    /// it maps pages writable before filling them, so read-only app pages are never written here).
+    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault>;
+    /// Backs `[addr, addr + len)` with fresh zeroed frames mapped with `perms` (`kernel_abi::PERM_*`). The
+    /// range is currently unmapped.
+    fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError>;
+    /// Changes the permissions of the mapped range `[addr, addr + len)`.
+    fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError>;
+    /// Unmaps `[addr, addr + len)` (all of it is mapped) and frees its frames.
+    fn unmap(&mut self, addr: u64, len: u64);
+    /// Sends app output or kernel diagnostics to the host.
+    fn console(&mut self, stream: Stream, data: &[u8]);
+    /// Nanoseconds since boot; never decreases.
+    fn monotonic_ns(&mut self) -> u64;
+    /// Nanoseconds since the Unix epoch.
+    fn realtime_ns(&mut self) -> u64;
+    /// `arch_prctl(ARCH_SET_FS)`: the FS base the app resumes with.
+    fn set_fs_base(&mut self, value: u64);
+    fn fs_base(&mut self) -> u64;
+    /// Memory at `[addr, addr + len)` is about to become executable: inspect it (forbidden instructions).
+    /// `Err` refuses, and the syscall fails with EACCES.
+    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
+        let _ = (addr, len);
+        Ok(())
+    }
+    /// Waits until the monotonic clock reaches `deadline_ns` (nanosleep, poll timeouts). The default spins;
+    /// real hardware halts until a timer interrupt.
+    fn idle_until(&mut self, deadline_ns: u64) {
+        while self.monotonic_ns() < deadline_ns {
+            core::hint::spin_loop();
+        }
+    }
+}

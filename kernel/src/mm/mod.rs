@@ -1,0 +1,18 @@
+//! The app's address-space model: which ranges are mapped, with which permissions.
+pub mod vma;
+
+pub use vma::{Vma, VmaKind, VmaList};
+
+pub use isolation::paging::PAGE_SIZE;
+
+/// Rounds up to a page boundary; `None` on overflow.
+pub const fn page_align_up(value: u64) -> Option<u64> {
+    match value.checked_add(PAGE_SIZE - 1) {
+        Some(v) => Some(v & !(PAGE_SIZE - 1)),
+        None => None,
+    }
+}
+
+pub const fn page_aligned(value: u64) -> bool {
+    value % PAGE_SIZE == 0
+}

@@ -1,0 +1,345 @@
+//! The VMA list: sorted, non-overlapping, page-aligned ranges of app memory.
+//!
+//! This is the only authority on what app memory exists: user pointers are checked against it, and the
+//! kernel unmaps or reprotects only ranges it finds here (so it never touches kernel memory on the app's
+//! behalf). Adjacent ranges with equal permissions and kind are merged to keep the list short.
+
+use alloc::vec::Vec;
+
+use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
+
+use super::page_aligned;
+
+/// Most VMAs an app may have (Linux's default `vm.max_map_count`).
+pub const MAX_VMAS: usize = 65_530;
+
+/// What a range holds (for diagnostics and brk bookkeeping; permissions do not depend on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// A PT_LOAD segment mapped by the VMM.
+    Image,
+    Stack,
+    /// The brk heap.
+    Heap,
+    Anonymous,
+    /// A private copy of file contents.
+    File,
+}
+
+/// `[start, end)` mapped with `perms` (`PERM_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub perms: u32,
+    pub kind: VmaKind,
+}
+
+impl Vma {
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub const fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// The sorted list.
+#[derive(Clone, Debug, Default)]
+pub struct VmaList {
+    vmas: Vec<Vma>,
+}
+
+/// A VMA operation could not be done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaError {
+    /// Part of the range is already mapped.
+    Overlap,
+    /// Part of the range is not mapped.
+    NotMapped,
+    /// Too many VMAs, or no memory for the list.
+    TooMany,
+    /// Empty, unaligned or wrapping range.
+    BadRange,
+}
+
+fn valid_range(start: u64, end: u64) -> bool {
+    start < end && page_aligned(start) && page_aligned(end)
+}
+
+impl VmaList {
+    pub const fn new() -> Self {
+        Self { vmas: Vec::new() }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.vmas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vmas.is_empty()
+    }
+
+    /// Index of the first VMA whose end is above `addr`.
+    fn first_ending_after(&self, addr: u64) -> usize {
+        self.vmas.partition_point(|v| v.end <= addr)
+    }
+
+    /// The VMA containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.get(self.first_ending_after(addr)).filter(|v| v.start <= addr)
+    }
+
+    /// True when every byte of `[addr, addr + len)` is mapped with all of `perms`. A zero length is always
+    /// accessible; a wrapping range never is.
+    pub fn covers(&self, addr: u64, len: u64, perms: u32) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let Some(end) = addr.checked_add(len) else { return false };
+        let mut at = addr;
+        for vma in &self.vmas[self.first_ending_after(addr)..] {
+            if vma.start > at || vma.perms & perms != perms {
+                return false;
+            }
+            if vma.end >= end {
+                return true;
+            }
+            at = vma.end;
+        }
+        false
+    }
+
+    /// True when nothing in `[start, end)` is mapped.
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        self.vmas.get(self.first_ending_after(start)).is_none_or(|v| v.start >= end)
+    }
+
+    /// The mapped pieces of `[start, end)`, in order.
+    pub fn intersections(&self, start: u64, end: u64) -> impl Iterator<Item = Vma> + '_ {
+        self.vmas[self.first_ending_after(start)..].iter().take_while(move |v| v.start < end).map(move |v| Vma {
+            start: v.start.max(start),
+            end: v.end.min(end),
+            perms: v.perms,
+            kind: v.kind,
+        })
+    }
+
+    /// Adds a range that must be free.
+    pub fn insert(&mut self, vma: Vma) -> Result<(), VmaError> {
+        if !valid_range(vma.start, vma.end) {
+            return Err(VmaError::BadRange);
+        }
+        if !self.is_free(vma.start, vma.end) {
+            return Err(VmaError::Overlap);
+        }
+        if self.vmas.len() >= MAX_VMAS || self.vmas.try_reserve(1).is_err() {
+            return Err(VmaError::TooMany);
+        }
+        let index = self.first_ending_after(vma.start);
+        self.vmas.insert(index, vma);
+        self.merge_around(index);
+        Ok(())
+    }
+
+    /// Removes `[start, end)` wherever it is mapped, splitting VMAs at the edges.
+    pub fn remove(&mut self, start: u64, end: u64) -> Result<(), VmaError> {
+        if !valid_range(start, end) {
+            return Err(VmaError::BadRange);
+        }
+        self.split_at(start)?;
+        self.split_at(end)?;
+        let from = self.first_ending_after(start);
+        let to = self.vmas.partition_point(|v| v.start < end);
+        if from < to {
+            self.vmas.drain(from..to);
+        }
+        Ok(())
+    }
+
+    /// Sets the permissions of `[start, end)`, which must be fully mapped.
+    pub fn protect(&mut self, start: u64, end: u64, perms: u32) -> Result<(), VmaError> {
+        if !valid_range(start, end) {
+            return Err(VmaError::BadRange);
+        }
+        if !self.covers(start, end - start, 0) {
+            return Err(VmaError::NotMapped);
+        }
+        self.split_at(start)?;
+        self.split_at(end)?;
+        let from = self.first_ending_after(start);
+        let to = self.vmas.partition_point(|v| v.start < end);
+        for vma in &mut self.vmas[from..to] {
+            vma.perms = perms;
+        }
+        // Merge from the right so indices stay valid.
+        let mut index = to.min(self.vmas.len());
+        while index > from.saturating_sub(1) {
+            self.merge_around(index.min(self.vmas.len().saturating_sub(1)));
+            index -= 1;
+        }
+        Ok(())
+    }
+
+    /// Splits the VMA containing `addr` (if any, and if `addr` is inside it) into two at `addr`.
+    fn split_at(&mut self, addr: u64) -> Result<(), VmaError> {
+        let index = self.first_ending_after(addr);
+        let Some(&vma) = self.vmas.get(index) else { return Ok(()) };
+        if vma.start >= addr {
+            return Ok(());
+        }
+        if self.vmas.len() >= MAX_VMAS || self.vmas.try_reserve(1).is_err() {
+            return Err(VmaError::TooMany);
+        }
+        self.vmas[index].end = addr;
+        self.vmas.insert(index + 1, Vma { start: addr, ..vma });
+        Ok(())
+    }
+
+    /// Merges the VMA at `index` with equal neighbours.
+    fn merge_around(&mut self, index: usize) {
+        let mergeable = |a: &Vma, b: &Vma| a.end == b.start && a.perms == b.perms && a.kind == b.kind;
+        if index + 1 < self.vmas.len() && mergeable(&self.vmas[index], &self.vmas[index + 1]) {
+            self.vmas[index].end = self.vmas[index + 1].end;
+            self.vmas.remove(index + 1);
+        }
+        if index > 0 && index < self.vmas.len() && mergeable(&self.vmas[index - 1], &self.vmas[index]) {
+            self.vmas[index - 1].end = self.vmas[index].end;
+            self.vmas.remove(index);
+        }
+    }
+
+    /// The highest free, page-aligned `[a, a + len)` inside `[low, high)` that overlaps none of `forbidden`
+    /// (half-open `(start, end)` pairs).
+    pub fn find_free_top_down(&self, len: u64, low: u64, high: u64, forbidden: &[(u64, u64)]) -> Option<u64> {
+        if len == 0 || !page_aligned(len) || low >= high {
+            return None;
+        }
+        let upper = self.vmas.partition_point(|v| v.start < high);
+        for index in (0..=upper).rev() {
+            let gap_start = if index == 0 { low } else { self.vmas[index - 1].end.max(low) };
+            let gap_end = if index < upper { self.vmas[index].start.min(high) } else { high };
+            let mut end = gap_end;
+            // Slide down past forbidden ranges; `end` strictly decreases, so this terminates.
+            while end >= gap_start && end - gap_start >= len {
+                let candidate = end - len;
+                match forbidden.iter().filter(|(s, e)| *s < end && candidate < *e).map(|(s, _)| *s).min() {
+                    None => return Some(candidate),
+                    Some(blocked) => end = blocked & !(super::PAGE_SIZE - 1),
+                }
+            }
+            if gap_start <= low {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Checks the list's invariants: sorted, non-overlapping, non-empty, page-aligned, known permissions.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let mut previous_end = 0;
+        for vma in &self.vmas {
+            if !valid_range(vma.start, vma.end) {
+                return Err("vma: empty or unaligned range");
+            }
+            if vma.start < previous_end {
+                return Err("vma: overlapping or unsorted");
+            }
+            if vma.perms & !(PERM_READ | PERM_WRITE | PERM_EXEC) != 0 {
+                return Err("vma: unknown permission bits");
+            }
+            previous_end = vma.end;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const P: u64 = 4096;
+    const RW: u32 = PERM_READ | PERM_WRITE;
+
+    fn vma(start: u64, end: u64, perms: u32) -> Vma {
+        Vma { start: start * P, end: end * P, perms, kind: VmaKind::Anonymous }
+    }
+
+    #[test]
+    fn insert_merges_and_refuses_overlap() {
+        let mut list = VmaList::new();
+        list.insert(vma(10, 20, RW)).unwrap();
+        list.insert(vma(20, 30, RW)).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.insert(vma(25, 35, RW)), Err(VmaError::Overlap));
+        list.insert(vma(5, 10, PERM_READ)).unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.covers(5 * P, 25 * P, PERM_READ));
+        assert!(!list.covers(5 * P, 25 * P, PERM_WRITE));
+        assert!(!list.covers(5 * P, 26 * P, PERM_READ));
+        assert!(!list.covers(u64::MAX - 10, 20, 0));
+        assert!(list.covers(0, 0, PERM_READ));
+    }
+
+    #[test]
+    fn remove_and_protect_split() {
+        let mut list = VmaList::new();
+        list.insert(vma(10, 30, RW)).unwrap();
+        list.remove(15 * P, 20 * P).unwrap();
+        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 30, RW)]);
+        assert_eq!(list.protect(12 * P, 22 * P, PERM_READ), Err(VmaError::NotMapped));
+        list.protect(22 * P, 24 * P, PERM_READ).unwrap();
+        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 22, RW), vma(22, 24, PERM_READ), vma(24, 30, RW)]);
+        list.protect(22 * P, 24 * P, RW).unwrap();
+        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 30, RW)]);
+        list.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn find_free_goes_top_down() {
+        let mut list = VmaList::new();
+        list.insert(vma(90, 100, RW)).unwrap();
+        assert_eq!(list.find_free_top_down(5 * P, 0, 100 * P, &[]), Some(85 * P));
+        assert_eq!(list.find_free_top_down(5 * P, 0, 95 * P, &[]), Some(85 * P));
+        assert_eq!(list.find_free_top_down(5 * P, 0, 120 * P, &[]), Some(115 * P));
+        assert_eq!(list.find_free_top_down(5 * P, 0, 120 * P, &[(50 * P, 119 * P)]), Some(45 * P));
+        assert_eq!(list.find_free_top_down(5 * P, 10 * P, 120 * P, &[(8 * P, 119 * P)]), None);
+        assert_eq!(list.find_free_top_down(200 * P, 0, 120 * P, &[]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn random_operations_keep_invariants(ops in proptest::collection::vec((0u8..3, 0u64..64, 1u64..16, 0u32..8), 1..64)) {
+            let mut list = VmaList::new();
+            let mut model = [None::<u32>; 80];
+            for (op, start, len, perms) in ops {
+                let (s, e) = (start * P, (start + len) * P);
+                match op {
+                    0 => {
+                        let free = model[start as usize..(start + len) as usize].iter().all(Option::is_none);
+                        prop_assert_eq!(list.insert(Vma { start: s, end: e, perms, kind: VmaKind::Anonymous }).is_ok(), free);
+                        if free { model[start as usize..(start + len) as usize].fill(Some(perms)); }
+                    }
+                    1 => {
+                        list.remove(s, e).unwrap();
+                        model[start as usize..(start + len) as usize].fill(None);
+                    }
+                    _ => {
+                        let mapped = model[start as usize..(start + len) as usize].iter().all(Option::is_some);
+                        prop_assert_eq!(list.protect(s, e, perms).is_ok(), mapped);
+                        if mapped { model[start as usize..(start + len) as usize].fill(Some(perms)); }
+                    }
+                }
+                list.check_invariants().unwrap();
+                for (page, expected) in model.iter().enumerate() {
+                    prop_assert_eq!(list.find(page as u64 * P).map(|v| v.perms), *expected);
+                }
+            }
+        }
+    }
+}

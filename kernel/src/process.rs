@@ -1,0 +1,324 @@
+//! The process the kernel runs: its configuration, all its state, and the boot-time setup of its stack.
+
+use alloc::vec::Vec;
+
+use isolation::layout::{ProcessLayout, Span};
+use kernel_abi::{Stream, PERM_READ, PERM_WRITE};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::exec::{build_initial_stack, AuxvInputs, StackError};
+use crate::fd::{FdTable, FileKind, OpenFile};
+use crate::fs::archive::LoadError;
+use crate::fs::{FileSystem, NodeId, ROOT};
+use crate::machine::Machine;
+use crate::mm::{page_align_up, Vma, VmaKind, VmaList, PAGE_SIZE};
+use crate::pipe::Pipes;
+use crate::syscall::signal::SignalState;
+use crate::syscall::{O_RDONLY, O_WRONLY};
+
+/// A range the VMM mapped for the app (a PT_LOAD segment), recorded as a VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub start: u64,
+    pub len: u64,
+    /// `kernel_abi::PERM_*`.
+    pub perms: u32,
+}
+
+/// What `uname` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uname {
+    pub sysname: Vec<u8>,
+    pub nodename: Vec<u8>,
+    pub release: Vec<u8>,
+    pub version: Vec<u8>,
+    pub machine: Vec<u8>,
+    pub domainname: Vec<u8>,
+}
+
+impl Default for Uname {
+    fn default() -> Self {
+        Self {
+            sysname: b"Linux".to_vec(),
+            nodename: b"secure-run".to_vec(),
+            release: b"6.1.0-secure-run".to_vec(),
+            version: b"#1 SMP secure-run".to_vec(),
+            machine: b"x86_64".to_vec(),
+            domainname: b"(none)".to_vec(),
+        }
+    }
+}
+
+/// Everything the kernel needs to know to run the app's syscalls.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    /// Seeds the ChaCha20 generator behind AT_RANDOM, getrandom and /dev/urandom.
+    pub seed: [u8; 32],
+    /// Stack, brk and mmap spans (from `isolation::layout::plan_process_layout`).
+    pub layout: ProcessLayout,
+    /// The app's mapped segments.
+    pub segments: Vec<Segment>,
+    /// Ranges the app may never map (kernel image, physical map, boot structures): mmap refuses them.
+    pub reserved: Vec<Span>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    /// What `readlink("/proc/self/exe")` returns.
+    pub exe_path: Vec<u8>,
+    /// Captured standard input (fd 0), referenced, not copied.
+    pub stdin: &'static [u8],
+    /// The packed `--mount` files (`kernel_abi::archive`), referenced until written.
+    pub files: &'static [u8],
+    /// Emit one strace-like line per syscall on [`Stream::Log`].
+    pub trace: bool,
+    /// Refuse writable+executable mappings (on in `mpk` mode).
+    pub enforce_wx: bool,
+    pub uname: Uname,
+    /// Guest memory size (sysinfo's totalram).
+    pub memory_size: u64,
+    /// Most bytes of file data the app may create in the file system.
+    pub fs_capacity: u64,
+    /// Wall-clock time at boot, for file timestamps of the initial tree.
+    pub boot_realtime_ns: u64,
+}
+
+impl KernelConfig {
+    /// A configuration with defaults for everything but the seed and layout.
+    pub fn new(seed: [u8; 32], layout: ProcessLayout) -> Self {
+        Self {
+            seed,
+            layout,
+            segments: Vec::new(),
+            reserved: Vec::new(),
+            argv: Vec::new(),
+            envp: Vec::new(),
+            exe_path: Vec::new(),
+            stdin: &[],
+            files: &[],
+            trace: false,
+            enforce_wx: true,
+            uname: Uname::default(),
+            memory_size: 256 << 20,
+            fs_capacity: 64 << 20,
+            boot_realtime_ns: 0,
+        }
+    }
+}
+
+/// Why [`Kernel::new`] refused the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A segment is empty, wraps, overlaps another or a reserved range.
+    BadSegment { start: u64 },
+    /// A layout span is unaligned or overlaps a segment or reserved range.
+    BadLayout,
+    Files(LoadError),
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadSegment { start } => write!(f, "app segment at {start:#x} is empty, wraps or overlaps"),
+            Self::BadLayout => write!(f, "process layout spans are unaligned or overlap the app or kernel"),
+            Self::Files(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why [`Kernel::setup_stack`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    Stack(StackError),
+    /// The machine could not map or fill the stack.
+    Machine,
+}
+
+/// Where the app is and what its auxiliary vector reports.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageInfo {
+    pub entry: u64,
+    pub phdr: u64,
+    pub phnum: u64,
+    pub phent: u64,
+    pub hwcap: u64,
+}
+
+/// Resource limits, indexed by `RLIMIT_*`.
+pub const RLIMIT_COUNT: usize = 16;
+pub const RLIMIT_STACK: usize = 3;
+pub const RLIMIT_CORE: usize = 4;
+pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// The one process: all state the syscalls read and change.
+pub struct Kernel {
+    pub(crate) vmas: VmaList,
+    pub(crate) fds: FdTable,
+    pub(crate) fs: FileSystem,
+    pub(crate) pipes: Pipes,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) cwd: NodeId,
+    pub(crate) umask: u32,
+    pub(crate) rlimits: [(u64, u64); RLIMIT_COUNT],
+    pub(crate) brk: u64,
+    pub(crate) signals: SignalState,
+    pub(crate) tid_address: u64,
+    pub(crate) robust_list: (u64, u64),
+    pub(crate) stdin: &'static [u8],
+    pub(crate) trace: bool,
+    pub(crate) enforce_wx: bool,
+    pub(crate) layout: ProcessLayout,
+    pub(crate) reserved: Vec<(u64, u64)>,
+    pub(crate) argv: Vec<Vec<u8>>,
+    pub(crate) envp: Vec<Vec<u8>>,
+    pub(crate) exe_path: Vec<u8>,
+    pub(crate) uname: Uname,
+    pub(crate) memory_size: u64,
+}
+
+fn aligned_span(span: &Span) -> bool {
+    span.size > 0 && span.start % PAGE_SIZE == 0 && span.size % PAGE_SIZE == 0 && span.start.checked_add(span.size).is_some()
+}
+
+impl Kernel {
+    /// Builds the process state: VMAs for the app's segments, the file system with the mounted files,
+    /// fds 0-2. The stack is mapped later by [`Kernel::setup_stack`].
+    pub fn new(config: KernelConfig) -> Result<Self, ConfigError> {
+        let reserved: Vec<(u64, u64)> = config.reserved.iter().map(|s| (s.start, s.end())).collect();
+        let mut vmas = VmaList::new();
+        for segment in &config.segments {
+            let bad = ConfigError::BadSegment { start: segment.start };
+            let start = segment.start & !(PAGE_SIZE - 1);
+            let end = segment.start.checked_add(segment.len).and_then(page_align_up).ok_or(bad)?;
+            if segment.len == 0 || reserved.iter().any(|&(s, e)| s < end && start < e) {
+                return Err(bad);
+            }
+            // Segments sharing a page (text end / data start) merge their permissions.
+            let mut perms = segment.perms & (PERM_READ | PERM_WRITE | kernel_abi::PERM_EXEC);
+            for overlap in vmas.intersections(start, end).collect::<Vec<_>>() {
+                perms |= overlap.perms;
+            }
+            vmas.remove(start, end).map_err(|_| bad)?;
+            vmas.insert(Vma { start, end, perms, kind: VmaKind::Image }).map_err(|_| bad)?;
+        }
+        let layout = config.layout;
+        for span in [layout.stack, layout.brk, layout.mmap] {
+            if !aligned_span(&span) || !vmas.is_free(span.start, span.end()) {
+                return Err(ConfigError::BadLayout);
+            }
+            if reserved.iter().any(|&(s, e)| s < span.end() && span.start < e) {
+                return Err(ConfigError::BadLayout);
+            }
+        }
+        let mut fs = FileSystem::new(config.files, &config.exe_path, config.fs_capacity, config.boot_realtime_ns);
+        fs.load_archive(config.boot_realtime_ns).map_err(ConfigError::Files)?;
+        fs.acquire(ROOT);
+        let mut fds = FdTable::new();
+        let standard = [
+            (FileKind::Stdin, O_RDONLY),
+            (FileKind::Console(Stream::Stdout), O_WRONLY),
+            (FileKind::Console(Stream::Stderr), O_WRONLY),
+        ];
+        for (kind, flags) in standard {
+            // Cannot fail on an empty table.
+            let _ = fds.open(OpenFile { kind, flags, offset: 0 }, false, 0, 3);
+        }
+        let mut rlimits = [(RLIM_INFINITY, RLIM_INFINITY); RLIMIT_COUNT];
+        rlimits[RLIMIT_STACK] = (layout.stack.size, layout.stack.size);
+        rlimits[RLIMIT_CORE] = (0, RLIM_INFINITY);
+        rlimits[RLIMIT_NOFILE] = (1024, crate::fd::MAX_FDS as u64);
+        Ok(Self {
+            vmas,
+            fds,
+            fs,
+            pipes: Pipes::default(),
+            rng: ChaCha20Rng::from_seed(config.seed),
+            cwd: ROOT,
+            umask: 0o022,
+            rlimits,
+            brk: layout.brk.start,
+            signals: SignalState::default(),
+            tid_address: 0,
+            robust_list: (0, 0),
+            stdin: config.stdin,
+            trace: config.trace,
+            enforce_wx: config.enforce_wx,
+            layout,
+            reserved,
+            argv: config.argv,
+            envp: config.envp,
+            exe_path: config.exe_path,
+            uname: config.uname,
+            memory_size: config.memory_size,
+        })
+    }
+
+    /// Maps the stack span read-write, writes argc/argv/envp/auxv at its top and returns the initial RSP
+    /// (16-byte aligned, pointing at argc).
+    pub fn setup_stack<M: Machine>(&mut self, m: &mut M, image: &ImageInfo) -> Result<u64, SetupError> {
+        let stack = self.layout.stack;
+        m.map_anonymous(stack.start, stack.size, PERM_READ | PERM_WRITE).map_err(|_| SetupError::Machine)?;
+        self.vmas
+            .insert(Vma { start: stack.start, end: stack.end(), perms: PERM_READ | PERM_WRITE, kind: VmaKind::Stack })
+            .map_err(|_| SetupError::Machine)?;
+        let mut random = [0u8; 16];
+        self.rng.fill_bytes(&mut random);
+        let execfn = self.argv.first().cloned().unwrap_or_default();
+        let aux = AuxvInputs {
+            phdr: image.phdr,
+            phnum: image.phnum,
+            phent: image.phent,
+            entry: image.entry,
+            hwcap: image.hwcap,
+            random,
+            execfn: &execfn,
+        };
+        let max = usize::try_from(stack.size / 4).unwrap_or(usize::MAX);
+        let built = build_initial_stack(stack.end() & !15, &self.argv, &self.envp, &aux, max).map_err(SetupError::Stack)?;
+        m.write_user(built.rsp, &built.bytes).map_err(|_| SetupError::Machine)?;
+        Ok(built.rsp)
+    }
+
+    /// Checks every internal invariant (VMAs sorted and disjoint, fd reference counts, file-system tree and
+    /// node references). For tests and the fuzzer.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.vmas.check_invariants()?;
+        self.fds.check_invariants()?;
+        self.fs.check_invariants()?;
+        let mut node_refs: alloc::collections::BTreeMap<NodeId, u32> = alloc::collections::BTreeMap::new();
+        *node_refs.entry(self.cwd).or_default() += 1;
+        let mut pipe_ends: alloc::collections::BTreeMap<usize, (u32, u32)> = alloc::collections::BTreeMap::new();
+        for file in self.fds.descriptions() {
+            match file.kind {
+                FileKind::Node(id) => *node_refs.entry(id).or_default() += 1,
+                FileKind::PipeRead(id) => pipe_ends.entry(id).or_default().0 += 1,
+                FileKind::PipeWrite(id) => pipe_ends.entry(id).or_default().1 += 1,
+                _ => {}
+            }
+        }
+        for (id, refs) in node_refs {
+            if self.fs.node(id).map(|n| n.refs) != Some(refs) {
+                return Err("kernel: node reference count does not match open descriptions");
+            }
+        }
+        for (id, pipe) in self.pipes.iter() {
+            if pipe_ends.get(&id).copied().unwrap_or_default() != (pipe.readers, pipe.writers) {
+                return Err("kernel: pipe end counts do not match open descriptions");
+            }
+        }
+        if self.brk < self.layout.brk.start || self.brk > self.layout.brk.end() {
+            return Err("kernel: brk outside its span");
+        }
+        Ok(())
+    }
+
+    /// The VMAs (for tests, the fuzzer and crash reports).
+    pub fn vmas(&self) -> &VmaList {
+        &self.vmas
+    }
+
+    /// The current program break.
+    pub fn brk(&self) -> u64 {
+        self.brk
+    }
+}

@@ -1,0 +1,113 @@
+//! Access to app memory on the app's behalf: every pointer and length is checked against the VMA list
+//! (overflow, unmapped, wrong permission → EFAULT) before the machine copies anything, so a syscall can
+//! never make the kernel read or write its own memory.
+
+use alloc::vec::Vec;
+
+use kernel_abi::{PERM_READ, PERM_WRITE};
+
+use crate::errno::Errno;
+use crate::machine::Machine;
+use crate::mm::VmaList;
+
+/// Longest path a syscall accepts, including the NUL (Linux `PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+
+/// Checks that the app may read `[addr, addr + len)`.
+pub fn check_read(vmas: &VmaList, addr: u64, len: u64) -> Result<(), Errno> {
+    if vmas.covers(addr, len, PERM_READ) {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
+/// Checks that the app may write `[addr, addr + len)`.
+pub fn check_write(vmas: &VmaList, addr: u64, len: u64) -> Result<(), Errno> {
+    if vmas.covers(addr, len, PERM_WRITE) {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
+fn len_u64(len: usize) -> Result<u64, Errno> {
+    u64::try_from(len).map_err(|_| Errno::EFAULT)
+}
+
+/// Copies app memory into `buf`.
+pub fn read<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    check_read(vmas, addr, len_u64(buf.len())?)?;
+    if buf.is_empty() {
+        return Ok(());
+    }
+    m.read_user(addr, buf).map_err(|_| Errno::EFAULT)
+}
+
+/// Copies `data` into app memory.
+pub fn write<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, data: &[u8]) -> Result<(), Errno> {
+    check_write(vmas, addr, len_u64(data.len())?)?;
+    if data.is_empty() {
+        return Ok(());
+    }
+    m.write_user(addr, data).map_err(|_| Errno::EFAULT)
+}
+
+/// Reads a fixed-size struct.
+pub fn read_array<M: Machine, const N: usize>(vmas: &VmaList, m: &mut M, addr: u64) -> Result<[u8; N], Errno> {
+    let mut buf = [0u8; N];
+    read(vmas, m, addr, &mut buf)?;
+    Ok(buf)
+}
+
+pub fn read_u64<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64) -> Result<u64, Errno> {
+    read_array::<M, 8>(vmas, m, addr).map(u64::from_le_bytes)
+}
+
+pub fn read_u32<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64) -> Result<u32, Errno> {
+    read_array::<M, 4>(vmas, m, addr).map(u32::from_le_bytes)
+}
+
+pub fn write_u64<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, value: u64) -> Result<(), Errno> {
+    write(vmas, m, addr, &value.to_le_bytes())
+}
+
+pub fn write_i32<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, value: i32) -> Result<(), Errno> {
+    write(vmas, m, addr, &value.to_le_bytes())
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (NUL excluded). Reads page by page so a string
+/// ending just before an unmapped page is fine. `Err(ENAMETOOLONG)` when no NUL within `max` bytes.
+pub fn read_c_string<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    let mut chunk = [0u8; 256];
+    loop {
+        // Never cross a page boundary in one chunk: the next page may be unmapped.
+        let to_page_end = crate::mm::PAGE_SIZE - (at % crate::mm::PAGE_SIZE);
+        let want = usize::try_from(to_page_end).unwrap_or(chunk.len()).min(chunk.len());
+        let buf = &mut chunk[..want];
+        read(vmas, m, at, buf)?;
+        if let Some(nul) = buf.iter().position(|&b| b == 0) {
+            if out.len() + nul > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            out.extend_from_slice(&buf[..nul]);
+            return Ok(out);
+        }
+        if out.len() + want > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        out.extend_from_slice(buf);
+        at = at.checked_add(len_u64(want)?).ok_or(Errno::EFAULT)?;
+    }
+}
+
+/// Reads a path argument: at most `PATH_MAX - 1` bytes; an empty path is ENOENT unless `allow_empty`.
+pub fn read_path<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, allow_empty: bool) -> Result<Vec<u8>, Errno> {
+    let path = read_c_string(vmas, m, addr, PATH_MAX - 1)?;
+    if path.is_empty() && !allow_empty {
+        return Err(Errno::ENOENT);
+    }
+    Ok(path)
+}

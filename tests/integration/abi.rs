@@ -1,0 +1,206 @@
+//! Issue 3, the Linux ABI: C guests built three ways (glibc static, glibc static-PIE, musl static) and a
+//! Rust std guest, each run under secure-run and natively, compared byte for byte (stdout and status).
+//! The guests check themselves where a value cannot be printed (addresses, times) and print "ok" or
+//! "FAILED"; `native::guests_c_build_and_run_natively` proves they pass on the host.
+//! The modes these tests run in are set in one place: `abi_test!` in common/mod.rs.
+
+use std::path::Path;
+
+use crate::common::fixtures::pseudo_random_bytes;
+use crate::common::*;
+
+/// One run of a C guest: what it gets and what it must end with.
+pub struct CCase {
+    /// The test (module) name.
+    pub key: &'static str,
+    /// The guest: `tests/guests/c/<name>.c`.
+    pub name: &'static str,
+    /// Arguments; `/data` stands for the mounted [`data_dir`] and is replaced by its host path natively.
+    pub args: &'static [&'static str],
+    /// The environment (`--env`), sorted by key: the native run's environment is sorted too.
+    pub env: &'static [&'static str],
+    pub stdin: Option<Vec<u8>>,
+    pub status: i32,
+    /// Whether glibc and musl builds print the same thing (not so when stdio buffers are lost).
+    pub same_across_libcs: bool,
+    /// Lines the native run must contain (checked natively; the VM run must match the native run).
+    pub native_lines: &'static [&'static str],
+}
+
+impl CCase {
+    const fn new(key: &'static str, name: &'static str) -> Self {
+        Self { key, name, args: &[], env: &[], stdin: None, status: 0, same_across_libcs: true, native_lines: &[] }
+    }
+    const fn args(self, args: &'static [&'static str]) -> Self {
+        Self { args, ..self }
+    }
+    const fn env(self, env: &'static [&'static str]) -> Self {
+        Self { env, ..self }
+    }
+    const fn status(self, status: i32) -> Self {
+        Self { status, ..self }
+    }
+    const fn libc_specific(self) -> Self {
+        Self { same_across_libcs: false, ..self }
+    }
+    const fn lines(self, native_lines: &'static [&'static str]) -> Self {
+        Self { native_lines, ..self }
+    }
+    fn stdin(self, stdin: Vec<u8>) -> Self {
+        Self { stdin: Some(stdin), ..self }
+    }
+
+    /// Runs `app` natively with `data` standing in for `/data`; `/data` is put back into its output.
+    pub fn run_native(&self, app: &Path, data: &Path) -> RunResult {
+        let host = data.to_str().unwrap();
+        let args: Vec<String> = self.args.iter().map(|arg| arg.replace(GUEST_DATA, host)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut result = run_native(app, &args, self.env, self.stdin.as_deref());
+        result.stdout = result.stdout_text().replace(host, GUEST_DATA).into_bytes();
+        result
+    }
+
+    /// Runs `app` under secure-run with `data` mounted at `/data`.
+    pub fn run_in_vm(&self, mode: Mode, app: &Path, data: &Path) -> RunResult {
+        let mut secure_run = SecureRun::new(mode).mount(data, GUEST_DATA, false).env(self.env);
+        if let Some(stdin) = &self.stdin {
+            secure_run = secure_run.stdin(stdin);
+        }
+        secure_run.run(app, self.args)
+    }
+}
+
+/// Every C guest run, by test name.
+pub fn c_cases() -> Vec<CCase> {
+    let mut stdin = pseudo_random_bytes(200_000, 7);
+    stdin.extend_from_slice(b"\nthe end\n");
+    vec![
+        CCase::new("printf", "printf").lines(&["percent: 100%"]),
+        CCase::new("args", "args")
+            .args(&["one", "two words", "", "\u{fc}n\u{ef}c\u{f6}d\u{e9}", "--flag=x"])
+            .env(&["EMPTY=", "FOO=bar", "PATH=/bin:/usr/bin"])
+            .lines(&["argc=6", "argv[3]=[]", "envp[1]=[FOO=bar]", "envc=3"]),
+        CCase::new("empty_environment", "args").lines(&["argc=1", "envc=0"]),
+        CCase::new("auxv", "auxv").args(&["an argument"]).lines(&["AT_PAGESZ=4096", "AT_PHDR ok", "AT_EXECFN equals argv[0] ok"]),
+        CCase::new("stack_align", "stack_align").lines(&["aligned in main ok", "aligned in nested calls ok"]),
+        CCase::new("malloc_stress", "malloc_stress").lines(&["contents preserved ok"]),
+        CCase::new("tmp_files", "tmp_files").lines(&["/tmp writable ok"]),
+        CCase::new("read_mounted_dir", "read_dir").args(&["/data"]).lines(&["sub/deeper/leaf.txt: file size=5 read=5 fnv=a9e0b3c1a4a3cf7e first=[leaf]"]),
+        CCase::new("write_mounted_dir", "write_dir").args(&["/data"]).lines(&["create created.txt: OK", "unlink input.txt: OK"]),
+        CCase::new("clocks", "clocks").lines(&["slept ok"]),
+        CCase::new("random", "random").lines(&["getrandom ok"]),
+        CCase::new("uname", "uname").lines(&["Linux x86_64"]),
+        CCase::new("errno", "errno").lines(&["open(\"/nonexistent/file\", O_RDONLY): ENOENT"]),
+        CCase::new("tls", "tls").lines(&["counter=42", "tdata text=tls-initial"]),
+        CCase::new("setjmp", "setjmp").lines(&["setjmp returned 1 (visit 3)", "sigsetjmp returned 3"]),
+        CCase::new("stdin", "stdin").stdin(stdin).lines(&["read EOF"]),
+        CCase::new("empty_stdin", "stdin").lines(&["length=0 lines=0 fnv=cbf29ce484222325"]),
+        CCase::new("return_0_from_main", "exit_codes").lines(&["atexit handler ran"]),
+        CCase::new("return_7_from_main", "exit_codes").args(&["return", "7"]).status(7),
+        CCase::new("exit_3_from_nested_function", "exit_codes").args(&["exit", "3"]).status(3).lines(&["atexit handler ran"]),
+        CCase::new("underscore_exit_4", "exit_codes").args(&["_exit", "4"]).status(4).libc_specific(),
+        CCase::new("abort_is_sigabrt", "exit_codes").args(&["abort"]).status(134).libc_specific(),
+    ]
+}
+
+fn c_case(key: &str) -> CCase {
+    c_cases().into_iter().find(|case| case.key == key).unwrap_or_else(|| panic!("no C case {key:?}"))
+}
+
+/// Runs the C case `key` built with `toolchain` under secure-run and natively, and compares.
+fn compare_c_case(mode: Mode, toolchain: Toolchain, key: &str) {
+    let case = c_case(key);
+    let app = guest(toolchain, case.name);
+    // Fresh data for each run: some guests change it.
+    let native = case.run_native(&app, data_dir().path());
+    assert_status(&native, case.status);
+    let in_vm = case.run_in_vm(mode, &app, data_dir().path());
+    assert_same_as_native(&in_vm, &native);
+    assert_no_panic(&in_vm);
+}
+
+/// `c_test!(key)`: the C case `key` in each C variant and each ABI mode, e.g. `abi::printf::musl_static::qemu_none`.
+macro_rules! c_test {
+    ($key:ident) => {
+        c_test!(fn $key(mode, toolchain) { compare_c_case(mode, toolchain, stringify!($key)) });
+    };
+    (fn $name:ident($mode:ident, $toolchain:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn variant_body($mode: Mode, $toolchain: Toolchain) $body
+
+            abi_test!(fn gcc_static(mode) { variant_body(mode, Toolchain::GccStatic) });
+            abi_test!(fn gcc_static_pie(mode) { variant_body(mode, Toolchain::GccStaticPie) });
+            abi_test!(fn musl_static(mode) { variant_body(mode, Toolchain::MuslStatic) });
+        }
+    };
+}
+
+c_test!(printf);
+c_test!(args);
+c_test!(empty_environment);
+c_test!(auxv);
+c_test!(stack_align);
+c_test!(malloc_stress);
+c_test!(tmp_files);
+c_test!(read_mounted_dir);
+c_test!(write_mounted_dir);
+c_test!(clocks);
+c_test!(random);
+c_test!(uname);
+c_test!(errno);
+c_test!(tls);
+c_test!(setjmp);
+c_test!(stdin);
+c_test!(empty_stdin);
+c_test!(return_0_from_main);
+c_test!(return_7_from_main);
+c_test!(exit_3_from_nested_function);
+c_test!(underscore_exit_4);
+c_test!(abort_is_sigabrt);
+
+c_test!(
+    fn read_only_mount_refuses_writes(mode, toolchain) {
+        // No native comparison: a host directory cannot be made read-only for root.
+        let data = data_dir();
+        let result = SecureRun::new(mode).mount(data.path(), GUEST_DATA, true).run(&guest(toolchain, "write_dir"), &[GUEST_DATA]);
+        assert_status(&result, 0);
+        let text = result.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let refused = |line: &str, what: &str| line == format!("{what}: EROFS") || line == format!("{what}: EACCES");
+        let expected = ["append input.txt", "create created.txt", "mkdir made", "unlink input.txt"];
+        assert!(
+            lines.len() == 5
+                && lines[0] == "read input.txt: OK"
+                && lines[1..].iter().zip(expected).all(|(line, what)| refused(line, what)),
+            "a read-only mount must allow reading and refuse every change with EROFS or EACCES\n{}",
+            result.report()
+        );
+        // The host directory is never written, read-only or not.
+        assert_eq!(std::fs::read(data.path().join("input.txt")).unwrap(), b"hello from the host\nsecond line\n");
+        assert!(!data.path().join("created.txt").exists());
+    }
+);
+
+abi_test!(
+    fn start_stack_is_aligned_and_well_formed(mode) {
+        let app = guest(Toolchain::Asm, "start_stack");
+        let result = SecureRun::new(mode).env(&["A=1", "B=2"]).run(&app, &["x", "y"]);
+        assert_output(&result, 0, b"start stack ok\n");
+    }
+);
+
+abi_test!(
+    fn rust_std_program_matches_native(mode) {
+        let app = guest(Toolchain::RustMusl, "std_tour");
+        let args = ["first", "second arg", "\u{2764}"];
+        let env = ["GREETING=hello", "LANG=C"];
+        let native = run_native(&app, &args, &env, None);
+        assert_status(&native, 5);
+        let in_vm = SecureRun::new(mode).env(&env).run(&app, &args);
+        assert_same_as_native(&in_vm, &native);
+        assert_no_panic(&in_vm);
+    }
+);

@@ -1,0 +1,172 @@
+//! Bad command lines and files secure-run must refuse before it starts a VM, with the exit codes of
+//! DESIGN.md ("Exit status") and a message that says what is wrong. Each malformed file is a patched
+//! copy of a real guest, written to a temporary directory by the test itself.
+
+use std::path::{Path, PathBuf};
+
+use kernel_abi::exit_code::{CANNOT_EXECUTE, NOT_FOUND, USAGE};
+use tempfile::TempDir;
+
+use crate::common::elf::{self, *};
+use crate::common::*;
+
+/// A temporary directory holding `name` with `bytes`, and the file's path.
+fn file_with(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("secure-run-cli-").tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+/// `exit42.S` built by gcc: a real, tiny static ELF to patch.
+fn exit42_bytes() -> Vec<u8> {
+    std::fs::read(guest(Toolchain::Asm, "exit42")).unwrap()
+}
+
+/// Runs secure-run on `path` (no mode options: refusal comes before any backend is chosen) and checks
+/// the status and, ignoring case, the message.
+#[track_caller]
+fn assert_refused(path: &Path, status: i32, message: &str) {
+    let result = SecureRun::without_mode().run(path, &[]);
+    assert_status(&result, status);
+    assert_stderr_contains(&result, message);
+    assert!(result.stdout.is_empty(), "nothing should reach stdout\n{}", result.report());
+    assert_no_panic(&result);
+}
+
+#[test]
+fn missing_file_is_127_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_refused(&dir.path().join("no-such-program"), NOT_FOUND, "not found");
+}
+
+#[test]
+fn empty_file_is_not_an_elf_file() {
+    let (_dir, path) = file_with("empty", b"");
+    assert_refused(&path, CANNOT_EXECUTE, "not an ELF file");
+}
+
+#[test]
+fn random_bytes_are_not_an_elf_file() {
+    let mut bytes = crate::common::fixtures::pseudo_random_bytes(4096, 42);
+    bytes[0] = b'#'; // never "\x7fELF" by accident
+    let (_dir, path) = file_with("random", &bytes);
+    assert_refused(&path, CANNOT_EXECUTE, "not an ELF file");
+}
+
+#[test]
+fn shell_script_is_not_an_elf_file() {
+    let (_dir, path) = file_with("script.sh", b"#!/bin/sh\necho hello\n");
+    assert_refused(&path, CANNOT_EXECUTE, "not an ELF file");
+}
+
+#[test]
+fn elfclass32_is_refused_as_32_bit() {
+    let mut bytes = exit42_bytes();
+    bytes[EI_CLASS] = ELFCLASS32;
+    let (_dir, path) = file_with("class32", &bytes);
+    assert_refused(&path, CANNOT_EXECUTE, "32-bit ELF");
+}
+
+#[test]
+fn aarch64_machine_is_not_an_x86_64_program() {
+    let mut bytes = exit42_bytes();
+    write_u16(&mut bytes, E_MACHINE, EM_AARCH64);
+    let (_dir, path) = file_with("aarch64", &bytes);
+    assert_refused(&path, CANNOT_EXECUTE, "not an x86-64 program");
+}
+
+#[test]
+fn relocatable_object_is_not_an_executable() {
+    assert_refused(&guest(Toolchain::AsmObject, "exit42"), CANNOT_EXECUTE, "not an executable");
+}
+
+#[test]
+fn dynamically_linked_program_is_refused() {
+    assert_refused(&guest(Toolchain::GccDynamic, "exit_codes"), CANNOT_EXECUTE, "dynamically linked");
+}
+
+#[test]
+fn static_binary_cut_in_half_is_truncated() {
+    // A glibc static binary (~800 KB), so that the cut lands inside a loadable segment.
+    let bytes = std::fs::read(guest(Toolchain::GccStatic, "exit_codes")).unwrap();
+    let half = bytes.len() / 2;
+    let cut_inside_a_segment = elf::program_headers(&bytes).into_iter().any(|header| {
+        let offset = elf::read_u64(&bytes, header + P_OFFSET) as usize;
+        let size = elf::read_u64(&bytes, header + P_FILESZ) as usize;
+        elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && offset < half && half < offset + size
+    });
+    assert!(cut_inside_a_segment, "test precondition: half the file should end inside a PT_LOAD segment");
+    let (_dir, path) = file_with("half", &bytes[..half]);
+    assert_refused(&path, CANNOT_EXECUTE, "truncated");
+}
+
+#[test]
+fn program_headers_past_the_end_are_truncated() {
+    let mut bytes = exit42_bytes();
+    let phoff = elf::read_u64(&bytes, E_PHOFF) as usize;
+    let phentsize = usize::from(elf::read_u16(&bytes, E_PHENTSIZE));
+    // One more header than fits in the file (and far from PN_XNUM, 0xffff, which means something else).
+    let phnum = (bytes.len() - phoff) / phentsize + 1;
+    write_u16(&mut bytes, E_PHNUM, u16::try_from(phnum).unwrap());
+    let (_dir, path) = file_with("phnum", &bytes);
+    assert_refused(&path, CANNOT_EXECUTE, "truncated");
+}
+
+#[test]
+fn file_size_above_memory_size_is_inconsistent() {
+    let mut bytes = exit42_bytes();
+    let load = elf::program_headers(&bytes)
+        .into_iter()
+        .find(|&header| elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && elf::read_u64(&bytes, header + P_FILESZ) > 0)
+        .expect("exit42 has a PT_LOAD with file contents");
+    let filesz = elf::read_u64(&bytes, load + P_FILESZ);
+    write_u64(&mut bytes, load + P_MEMSZ, filesz - 1);
+    let (_dir, path) = file_with("filesz", &bytes);
+    assert_refused(&path, CANNOT_EXECUTE, "inconsistent");
+}
+
+#[test]
+fn directory_cannot_be_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = SecureRun::without_mode().run(dir.path(), &[]);
+    assert_status(&result, CANNOT_EXECUTE);
+    assert_no_panic(&result);
+}
+
+#[test]
+fn unknown_option_is_a_usage_error() {
+    let app = guest(Toolchain::Asm, "hello");
+    let result = run(&["--no-such-option", app.to_str().unwrap()]);
+    assert_status(&result, USAGE);
+    assert!(result.stdout.is_empty(), "usage errors go to stderr\n{}", result.report());
+}
+
+#[test]
+fn bogus_isolation_is_a_usage_error() {
+    let app = guest(Toolchain::Asm, "hello");
+    let result = run(&["--isolation", "bogus", app.to_str().unwrap()]);
+    assert_status(&result, USAGE);
+    assert_stderr_contains(&result, "bogus");
+}
+
+#[test]
+fn bogus_backend_is_a_usage_error() {
+    let app = guest(Toolchain::Asm, "hello");
+    assert_status(&run(&["--backend", "bogus", app.to_str().unwrap()]), USAGE);
+}
+
+#[test]
+fn missing_app_is_a_usage_error() {
+    assert_status(&run(&[]), USAGE);
+}
+
+#[test]
+fn help_documents_the_main_options() {
+    let result = run(&["--help"]);
+    assert_status(&result, 0);
+    let text = result.stdout_text();
+    for option in ["--backend", "--isolation", "--timeout"] {
+        assert!(text.contains(option), "--help should mention {option}\n{}", result.report());
+    }
+}

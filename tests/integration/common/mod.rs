@@ -1,0 +1,58 @@
+//! The harness shared by all integration tests.
+//!
+//! - [`guests`]: builds the programs in `tests/guests/` once per run.
+//! - [`run`]: runs secure-run or a guest natively, with a hard timeout, and asserts on the result.
+//! - [`fixtures`]: files to mount into guests.
+//! - [`elf`]: just enough ELF to make malformed copies of a guest.
+//! - the macros below: one test body, one `#[test]` per (backend, isolation) mode.
+
+pub mod elf;
+pub mod fixtures;
+pub mod guests;
+pub mod run;
+
+pub use fixtures::{data_dir, GUEST_DATA};
+pub use guests::{guest, Toolchain, C_VARIANTS};
+pub use run::{
+    assert_no_panic, assert_output, assert_same_as_native, assert_status, assert_stderr_contains, run, run_native,
+    run_with_stdin, Mode, RunResult, SecureRun,
+};
+
+/// One test body, one `#[test]` per mode:
+///
+/// ```ignore
+/// tests_in_modes!([qemu_none, kvm_none] fn hello(mode) { ... });
+/// ```
+/// makes the module `hello` with the tests `hello::qemu_none` and `hello::kvm_none`; `mode` is the
+/// [`Mode`] of each. Mode names are `BACKEND_ISOLATION` (see [`Mode::named`]).
+macro_rules! tests_in_modes {
+    ([$($mode:ident),+ $(,)?] fn $name:ident($arg:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn test_body($arg: $crate::common::Mode) $body
+
+            $(
+                #[test]
+                fn $mode() {
+                    test_body($crate::common::Mode::named(stringify!($mode)));
+                }
+            )+
+        }
+    };
+}
+
+/// The modes of the boot tests (issue 2): both backends, no isolation.
+macro_rules! boot_test {
+    (fn $name:ident($arg:ident) $body:block) => {
+        tests_in_modes!([qemu_none, kvm_none] fn $name($arg) $body);
+    };
+}
+
+/// The modes of the Linux ABI tests (issue 3: C, Rust and busybox guests). The one place to change them.
+macro_rules! abi_test {
+    (fn $name:ident($arg:ident) $body:block) => {
+        tests_in_modes!([qemu_none] fn $name($arg) $body);
+    };
+}

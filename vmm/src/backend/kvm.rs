@@ -1,0 +1,312 @@
+//! The KVM backend: one memory slot, one vCPU entered directly in 64-bit mode, a `KVM_RUN` loop around
+//! [`handle_exit`], and a watchdog that kicks the vCPU out of `KVM_RUN` when the timeout expires.
+//!
+//! The vCPU runs on the calling thread (so the console sink need not be `Send`); the watchdog is a
+//! scoped thread that, on timeout, raises a stop flag and signals the calling thread with a no-op
+//! handler installed without `SA_RESTART`, so `KVM_RUN` returns `EINTR`. It repeats the signal until the
+//! loop reports it stopped, which closes the race of a signal arriving just before `KVM_RUN` starts.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use isolation::paging::{translate, PhysMemory};
+use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use super::{pvh, BackendError, RunConfig};
+use crate::exit::{
+    handle_exit, Action, ConsoleDecoder, ConsoleSink, ExitState, GuestExitEvent, GuestOutcome, StopReason,
+};
+use crate::image::{MemoryImage, VcpuEntry, TRAMPOLINE_ADDR};
+
+/// What the host's KVM can do, for the backend policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvmCapabilities {
+    /// `/dev/kvm` opens and a VM can be created.
+    pub usable: bool,
+    /// KVM offers protection keys to guests (CPUID.(EAX=7,ECX=0):ECX.PKU[bit 3]).
+    pub pku: bool,
+    /// The host is a nested, pagetable-based KVM (`kvm_pvm`) that emulates guest CPL0 code: slow, and
+    /// lacking SSE/x87/INT3 and more at CPL0.
+    pub cpl0_emulated: bool,
+    /// The guest TSC frequency, when KVM knows it.
+    pub tsc_khz: Option<u32>,
+    /// Why something is missing, one line each.
+    pub notes: Vec<String>,
+}
+
+const PKU_ECX_BIT: u32 = 1 << 3;
+
+/// Probes `/dev/kvm`. Never fails: what does not work is `false` with a note.
+pub fn probe_kvm() -> KvmCapabilities {
+    let mut caps = KvmCapabilities { cpl0_emulated: Path::new("/sys/module/kvm_pvm").exists(), ..Default::default() };
+    if caps.cpl0_emulated {
+        caps.notes.push("KVM is nested kvm_pvm: guest CPL0 code is emulated (no SSE/x87/INT3 at CPL0)".into());
+    }
+    let kvm = match Kvm::new() {
+        Ok(kvm) => kvm,
+        Err(error) => {
+            caps.notes.push(format!("cannot open /dev/kvm: {error}"));
+            return caps;
+        }
+    };
+    let vm = match kvm.create_vm() {
+        Ok(vm) => vm,
+        Err(error) => {
+            caps.notes.push(format!("cannot create a KVM VM: {error}"));
+            return caps;
+        }
+    };
+    caps.usable = true;
+    match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
+        Ok(cpuid) => {
+            caps.pku = cpuid
+                .as_slice()
+                .iter()
+                .any(|leaf| leaf.function == 7 && leaf.index == 0 && leaf.ecx & PKU_ECX_BIT != 0);
+            if !caps.pku {
+                caps.notes.push("KVM does not offer protection keys (PKU) to guests".into());
+            }
+        }
+        Err(error) => caps.notes.push(format!("cannot read KVM's supported CPUID: {error}")),
+    }
+    if let Ok(vcpu) = vm.create_vcpu(0) {
+        caps.tsc_khz = vcpu.get_tsc_khz().ok().filter(|&khz| khz != 0);
+    }
+    caps
+}
+
+fn kvm_error(action: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> BackendError {
+    move |source| BackendError::Kvm { action, source }
+}
+
+pub(super) fn run(
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+) -> Result<GuestOutcome, BackendError> {
+    let started = Instant::now();
+    let kvm = Kvm::new().map_err(kvm_error("open /dev/kvm"))?;
+    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_error("read the supported CPUID"))?;
+    if config.needs_pku
+        && !cpuid.as_slice().iter().any(|leaf| leaf.function == 7 && leaf.index == 0 && leaf.ecx & PKU_ECX_BIT != 0)
+    {
+        return Err(BackendError::PkuUnavailable);
+    }
+
+    // Declared before the VM so that it is dropped after it: the memory slot points into this mapping.
+    let memory = guest_memory(image, entry)?;
+    let vm = kvm.create_vm().map_err(kvm_error("create a VM"))?;
+    let host_address = memory
+        .get_host_address(GuestAddress(0))
+        .map_err(|error| BackendError::GuestMemory { size: image.memory_size, message: error.to_string() })?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: image.memory_size,
+        userspace_addr: host_address as u64,
+    };
+    // SAFETY: `region` describes exactly the `memory_size` bytes `memory` mapped at `host_address`, and
+    // `memory` outlives `vm` (declared before it, so dropped after it); nothing else uses slot 0.
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_error("register guest memory"))?;
+
+    let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("create a vCPU"))?;
+    // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (FACTS.md).
+    vcpu.set_cpuid2(&cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
+    set_long_mode_entry(&vcpu, entry)?;
+    install_kick_handler()?;
+
+    let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
+    let mut first_exit = None;
+    let stop = run_with_watchdog(config.timeout, |stop_requested| {
+        run_loop(&mut vcpu, &memory, entry, &mut state, stop_requested, &mut first_exit)
+    })?;
+    let first_exit_after = first_exit.map(|at: Instant| at - started);
+    let wall_time = started.elapsed();
+    if config.verbose {
+        state.notice(&format!(
+            "kvm: {stop}; {} exits, first after {first_exit_after:?}, {wall_time:?} in all",
+            state.exits()
+        ));
+    }
+    Ok(state.into_outcome(stop, first_exit_after, wall_time))
+}
+
+fn guest_memory(image: &MemoryImage, entry: &VcpuEntry) -> Result<GuestMemoryMmap, BackendError> {
+    let size = usize::try_from(image.memory_size)
+        .map_err(|_| BackendError::GuestMemory { size: image.memory_size, message: "too large".into() })?;
+    let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size)])
+        .map_err(|error| BackendError::GuestMemory { size: image.memory_size, message: error.to_string() })?;
+    let write = |bytes: &[u8], address: u64| {
+        memory.write_slice(bytes, GuestAddress(address)).map_err(|error| BackendError::InvalidImage(error.to_string()))
+    };
+    for chunk in &image.chunks {
+        write(&chunk.bytes, chunk.guest_phys)?;
+    }
+    // The trampoline page is unused on KVM, but writing it gives the kernel the same memory (and the
+    // same GDT) on both backends.
+    write(&pvh::trampoline_page(entry), TRAMPOLINE_ADDR)?;
+    Ok(memory)
+}
+
+/// Sets the state the PVH trampoline reaches on QEMU: long mode, paging on, flat 64-bit segments.
+fn set_long_mode_entry(vcpu: &VcpuFd, entry: &VcpuEntry) -> Result<(), BackendError> {
+    let mut sregs = vcpu.get_sregs().map_err(kvm_error("read the vCPU's special registers"))?;
+    let code = kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: pvh::CODE_SELECTOR,
+        type_: 0xb, // execute/read, accessed
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    let data = kvm_segment { selector: pvh::DATA_SELECTOR, type_: 0x3, l: 0, db: 1, ..code };
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.gdt = kvm_dtable { base: pvh::trampoline_gdt_address(), limit: pvh::TRAMPOLINE_GDT_LIMIT, padding: [0; 3] };
+    // An empty IDT, as the trampoline loads: an exception before the kernel's IDT is a triple fault.
+    sregs.idt = kvm_dtable { base: 0, limit: 0, padding: [0; 3] };
+    sregs.cr0 = pvh::ENTRY_CR0;
+    sregs.cr3 = entry.page_table_root;
+    sregs.cr4 = pvh::ENTRY_CR4;
+    sregs.efer = pvh::ENTRY_EFER;
+    vcpu.set_sregs(&sregs).map_err(kvm_error("set the vCPU's special registers"))?;
+    let regs = kvm_regs { rip: entry.rip, rdi: entry.rdi, rflags: 0x2, ..Default::default() };
+    vcpu.set_regs(&regs).map_err(kvm_error("set the vCPU's registers"))
+}
+
+/// The `KVM_RUN` loop: a few lines around [`handle_exit`].
+fn run_loop(
+    vcpu: &mut VcpuFd,
+    memory: &GuestMemoryMmap,
+    entry: &VcpuEntry,
+    state: &mut ExitState<'_>,
+    stop_requested: &AtomicBool,
+    first_exit: &mut Option<Instant>,
+) -> Result<StopReason, BackendError> {
+    loop {
+        if stop_requested.load(Ordering::Acquire) {
+            return Ok(StopReason::Timeout);
+        }
+        let result = vcpu.run();
+        first_exit.get_or_insert_with(Instant::now);
+        let event = match result {
+            Ok(VcpuExit::IoOut(port, data)) => GuestExitEvent::IoOut { port, data },
+            Ok(VcpuExit::IoIn(port, data)) => GuestExitEvent::IoIn { port, data },
+            Ok(VcpuExit::MmioRead(address, data)) => GuestExitEvent::MmioRead { address, data },
+            Ok(VcpuExit::MmioWrite(address, data)) => GuestExitEvent::MmioWrite { address, data },
+            Ok(VcpuExit::Hlt) => GuestExitEvent::Hlt,
+            Ok(VcpuExit::Shutdown) => GuestExitEvent::Shutdown,
+            Ok(VcpuExit::FailEntry(reason, _)) => GuestExitEvent::FailEntry { reason },
+            Ok(VcpuExit::Intr) => GuestExitEvent::Interrupted,
+            Ok(VcpuExit::InternalError) => internal_error(vcpu, memory, entry),
+            Ok(other) => GuestExitEvent::Unknown(format!("{other:?}")),
+            Err(error) if matches!(error.errno(), libc::EINTR | libc::EAGAIN) => GuestExitEvent::Interrupted,
+            Err(error) => return Err(BackendError::Kvm { action: "run the vCPU", source: error }),
+        };
+        if let Action::Stop(reason) = handle_exit(event, state) {
+            return Ok(reason);
+        }
+    }
+}
+
+/// Describes an internal error: the suberror, RIP and the instruction bytes there (found through the
+/// guest's page tables, read with bounded copies).
+fn internal_error(vcpu: &mut VcpuFd, memory: &GuestMemoryMmap, entry: &VcpuEntry) -> GuestExitEvent<'static> {
+    // SAFETY: KVM_RUN just reported KVM_EXIT_INTERNAL_ERROR, so `internal` is the union member KVM wrote.
+    let suberror = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+    let rip = vcpu.get_regs().ok().map(|regs| regs.rip);
+    let root = vcpu.get_sregs().map(|sregs| sregs.cr3 & 0x000f_ffff_ffff_f000).unwrap_or(entry.page_table_root);
+    let instruction = rip.and_then(|rip| {
+        let reader = GuestPhys(memory);
+        let mut bytes = Vec::with_capacity(15);
+        for address in rip..rip.saturating_add(15) {
+            let (phys, _) = translate(&reader, root, address)?;
+            bytes.push(memory.read_obj::<u8>(GuestAddress(phys)).ok()?);
+        }
+        Some(bytes)
+    });
+    GuestExitEvent::InternalError { suberror, rip, instruction }
+}
+
+/// Read-only page-table walking over guest memory; out-of-range reads give 0 (not present).
+struct GuestPhys<'m>(&'m GuestMemoryMmap);
+
+impl PhysMemory for GuestPhys<'_> {
+    fn read_u64(&self, phys: u64) -> u64 {
+        self.0.read_obj::<u64>(GuestAddress(phys)).unwrap_or(0)
+    }
+    fn write_u64(&mut self, _phys: u64, _value: u64) {}
+    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// The real-time signal that kicks a vCPU out of `KVM_RUN`.
+fn kick_signal() -> libc::c_int {
+    vmm_sys_util::signal::SIGRTMIN() + 1
+}
+
+extern "C" fn ignore_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Installs the no-op kick handler once per process (`SA_SIGINFO`, no `SA_RESTART`).
+fn install_kick_handler() -> Result<(), BackendError> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            vmm_sys_util::signal::register_signal_handler(kick_signal(), ignore_kick).map_err(|error| error.to_string())
+        })
+        .clone()
+        .map_err(BackendError::Signal)
+}
+
+/// How often the watchdog repeats the kick until the vCPU loop has stopped.
+const KICK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Runs `body` on this thread; if `timeout` expires first, raises the flag `body` polls and kicks this
+/// thread out of blocking calls until `body` returns.
+fn run_with_watchdog<T>(timeout: Option<Duration>, body: impl FnOnce(&AtomicBool) -> T) -> T {
+    let stop_requested = AtomicBool::new(false);
+    let Some(timeout) = timeout else {
+        return body(&stop_requested);
+    };
+    // SAFETY: pthread_self has no preconditions.
+    let target = unsafe { libc::pthread_self() };
+    let finished = Mutex::new(false);
+    let changed = Condvar::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let guard = finished.lock().unwrap_or_else(PoisonError::into_inner);
+            let (mut guard, _) =
+                changed.wait_timeout_while(guard, timeout, |done| !*done).unwrap_or_else(PoisonError::into_inner);
+            while !*guard {
+                stop_requested.store(true, Ordering::Release);
+                // SAFETY: `target` is the thread running this scope, which cannot leave it before this
+                // thread ends; it is alive while `finished` is false, which we hold the lock to check.
+                // The signal's handler is installed (by the caller) and does nothing.
+                unsafe { libc::pthread_kill(target, kick_signal()) };
+                guard = changed.wait_timeout(guard, KICK_INTERVAL).unwrap_or_else(PoisonError::into_inner).0;
+            }
+        });
+        let result = body(&stop_requested);
+        *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        changed.notify_all();
+        result
+    })
+}

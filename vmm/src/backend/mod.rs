@@ -1,0 +1,161 @@
+//! The two ways to run a [`MemoryImage`]: KVM (fast, where the host allows it) and QEMU TCG (correct
+//! everywhere), and the probes the backend policy decides with.
+//!
+//! Both start the guest in the same state — the 64-bit entry [`VcpuEntry`] describes, GDTR on the
+//! trampoline's GDT — and both report through the same console decoder and [`GuestOutcome`].
+//! - [`kvm`]: one memory slot, vCPU entered directly in long mode, exits handled by
+//!   [`crate::exit::handle_exit`]; the timeout kicks the vCPU out of `KVM_RUN` with a signal.
+//! - [`qemu`]: writes a PVH boot ELF ([`pvh`]) and runs `qemu-system-x86_64 -accel tcg`, decoding its
+//!   stdout (the debug console); the timeout kills QEMU.
+
+pub mod kvm;
+pub mod pvh;
+pub mod qemu;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit::{ConsoleSink, GuestOutcome, DEFAULT_LOG_LIMIT, DEFAULT_OUTPUT_LIMIT};
+use crate::image::{MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+
+pub use kvm::{probe_kvm, KvmCapabilities};
+pub use qemu::{qemu_available, QemuMachine};
+
+/// Which hypervisor runs the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Kvm,
+    Qemu,
+}
+
+impl Backend {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Kvm => "kvm",
+            Self::Qemu => "qemu",
+        }
+    }
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Stop the guest after this long (`StopReason::Timeout`).
+    pub timeout: Option<Duration>,
+    /// Cap on the app's stdout + stderr bytes forwarded to the sink.
+    pub output_limit: u64,
+    /// Cap on kernel log bytes forwarded to the sink.
+    pub log_limit: u64,
+    /// The guest needs protection keys: KVM refuses to run it if the host's KVM offers none.
+    pub needs_pku: bool,
+    /// Report backend details (command line, timings) through [`ConsoleSink::notice`].
+    pub verbose: bool,
+    /// The QEMU binary; `None` finds `qemu-system-x86_64` on `PATH`.
+    pub qemu_binary: Option<PathBuf>,
+    /// The QEMU machine type.
+    pub qemu_machine: QemuMachine,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            log_limit: DEFAULT_LOG_LIMIT,
+            needs_pku: false,
+            verbose: false,
+            qemu_binary: None,
+            qemu_machine: QemuMachine::default(),
+        }
+    }
+}
+
+/// Why a backend could not run the guest (the guest's own failures are a [`GuestOutcome`], not this).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("invalid memory image: {0}")]
+    InvalidImage(String),
+    #[error("KVM: cannot {action}: {source}")]
+    Kvm {
+        action: &'static str,
+        #[source]
+        source: vmm_sys_util::errno::Error,
+    },
+    #[error("cannot allocate {size} bytes of guest memory: {message}")]
+    GuestMemory { size: u64, message: String },
+    #[error("the guest needs protection keys, but this host's KVM does not offer PKU to guests; use --backend qemu")]
+    PkuUnavailable,
+    #[error("cannot install the vCPU kick signal handler: {0}")]
+    Signal(String),
+    #[error("QEMU is not available: {0}")]
+    QemuNotFound(String),
+    #[error("cannot build the PVH boot image: {0}")]
+    BootImage(#[from] pvh::PvhError),
+    #[error("QEMU: cannot {action}: {source}")]
+    QemuIo {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `image` from `entry` on `backend`, forwarding console output to `sink`.
+pub fn run(
+    backend: Backend,
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+) -> Result<GuestOutcome, BackendError> {
+    validate_image(image, entry)?;
+    match backend {
+        Backend::Kvm => kvm::run(image, entry, config, sink),
+        Backend::Qemu => qemu::run(image, entry, config, sink),
+    }
+}
+
+/// Where chunks may go: after the legacy area and the trampoline page.
+const FIRST_CHUNK_ADDR: u64 = LOW_MEMORY_END + TRAMPOLINE_SIZE;
+const PAGE: u64 = 0x1000;
+
+/// Checks what both backends rely on: page-granular memory size, chunks inside RAM above the trampoline
+/// and not overlapping each other, a page-table root in RAM below 4 GiB (the 32-bit PVH entry loads it).
+pub fn validate_image(image: &MemoryImage, entry: &VcpuEntry) -> Result<(), BackendError> {
+    let invalid = |message: String| Err(BackendError::InvalidImage(message));
+    if image.memory_size % PAGE != 0 || image.memory_size < FIRST_CHUNK_ADDR + PAGE {
+        return invalid(format!(
+            "memory size {:#x} must be a multiple of 4 KiB and more than {FIRST_CHUNK_ADDR:#x}",
+            image.memory_size
+        ));
+    }
+    const _: () = assert!(TRAMPOLINE_ADDR + TRAMPOLINE_SIZE == FIRST_CHUNK_ADDR);
+    let mut ranges = Vec::with_capacity(image.chunks.len());
+    for chunk in &image.chunks {
+        let end = chunk.guest_phys.checked_add(chunk.bytes.len() as u64);
+        match end {
+            Some(end) if chunk.guest_phys >= FIRST_CHUNK_ADDR && end <= image.memory_size => {
+                ranges.push((chunk.guest_phys, end));
+            }
+            _ => {
+                return invalid(format!(
+                    "chunk at {:#x} ({} bytes) is outside [{FIRST_CHUNK_ADDR:#x}, {:#x})",
+                    chunk.guest_phys,
+                    chunk.bytes.len(),
+                    image.memory_size
+                ))
+            }
+        }
+    }
+    ranges.sort_unstable();
+    if let Some(pair) = ranges.windows(2).find(|pair| pair[0].1 > pair[1].0) {
+        return invalid(format!("chunks at {:#x} and {:#x} overlap", pair[0].0, pair[1].0));
+    }
+    let root = entry.page_table_root;
+    if root % PAGE != 0 || root < FIRST_CHUNK_ADDR || root >= image.memory_size || root >= 1 << 32 {
+        return invalid(format!("page-table root {root:#x} must be a page in RAM above the trampoline, below 4 GiB"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+//! The PVH boot ELF that hands a [`MemoryImage`] to QEMU, and the 32-bit trampoline inside it.
+//!
+//! QEMU's `-kernel` loads each PT_LOAD at its `p_paddr` and, because of the Xen
+//! `XEN_ELFNOTE_PHYS32_ENTRY` note, enters [`TRAMPOLINE_ADDR`] in 32-bit protected mode with paging off
+//! (EBX = `hvm_start_info`, which we ignore). The trampoline turns that into exactly the state the KVM
+//! backend sets directly: long mode, CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE, EFER = LME|LMA|NXE,
+//! CR3 = the image's page-table root, CS = 0x8 (64-bit), DS/ES/SS/FS/GS = 0x10, GDTR = its own GDT,
+//! RDI = the boot-info address, and jumps to the kernel's entry. The page tables map the trampoline page
+//! identity (virtual = physical) and executable, so the code keeps running when paging comes on.
+//!
+//! File layout: ELF header, program headers, the note, zero padding up to [`DATA_START`], then segment
+//! data. Keeping image bytes out of the first 8 KiB matters: QEMU looks there for a Linux setup header
+//! and a multiboot header *before* it considers PVH, so image bytes there could change how it boots.
+
+use crate::image::{Chunk, MemoryImage, VcpuEntry, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+
+/// CR0 at kernel entry: PE | MP | ET | NE | WP | PG.
+pub const ENTRY_CR0: u64 = 0x8005_0033;
+/// CR4 at kernel entry: PAE.
+pub const ENTRY_CR4: u64 = 0x20;
+/// EFER bits the trampoline sets: LME | NXE (the CPU adds LMA when paging comes on).
+pub const ENTRY_EFER_SET: u64 = (1 << 8) | (1 << 11);
+/// EFER at kernel entry: LME | LMA | NXE.
+pub const ENTRY_EFER: u64 = ENTRY_EFER_SET | (1 << 10);
+/// 64-bit code segment selector (GDT entry 1).
+pub const CODE_SELECTOR: u16 = 0x8;
+/// Flat data segment selector (GDT entry 2).
+pub const DATA_SELECTOR: u16 = 0x10;
+/// GDT entry 1: base 0, limit 4 GiB, present, DPL 0, code execute/read, accessed, L = 1.
+/// The accessed bit is preset so that loading the selector never writes to the (read-only) GDT.
+pub const CODE_DESCRIPTOR: u64 = 0x00af_9b00_0000_ffff;
+/// GDT entry 2: base 0, limit 4 GiB, present, DPL 0, data read/write, accessed, D/B = 1.
+pub const DATA_DESCRIPTOR: u64 = 0x00cf_9300_0000_ffff;
+const EFER_MSR: u32 = 0xc000_0080;
+
+/// Where segment data starts in the file (QEMU scans the first 8 KiB for other boot protocols).
+pub const DATA_START: u64 = 0x2000;
+const PAGE: u64 = 0x1000;
+
+/// `XEN_ELFNOTE_PHYS32_ENTRY`: the 32-bit physical entry point of a PVH kernel.
+pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
+// The trampoline. It lives in a read-only section of the host binary; `trampoline_page` copies it out
+// and patches the three parameter quadwords. Absolute addresses in the 32-bit part are computed by the
+// assembler as TRAMPOLINE_ADDR + (label - start), so the bytes are only correct at TRAMPOLINE_ADDR.
+core::arch::global_asm!(
+    ".pushsection .rodata.secure_run_pvh,\"a\"",
+    ".balign 16",
+    ".globl secure_run_pvh_start",
+    ".hidden secure_run_pvh_start",
+    ".globl secure_run_pvh_gdt",
+    ".hidden secure_run_pvh_gdt",
+    ".globl secure_run_pvh_cr3",
+    ".hidden secure_run_pvh_cr3",
+    ".globl secure_run_pvh_rip",
+    ".hidden secure_run_pvh_rip",
+    ".globl secure_run_pvh_rdi",
+    ".hidden secure_run_pvh_rdi",
+    ".globl secure_run_pvh_end",
+    ".hidden secure_run_pvh_end",
+    "secure_run_pvh_start:",
+    ".code32",
+    "cli",
+    "cld",
+    "lgdt [secure_run_pvh_gdt_pointer_abs]",
+    // An empty IDT: until the kernel loads its own, any exception is a triple fault (as on KVM).
+    "lidt [secure_run_pvh_idt_pointer_abs]",
+    "mov eax, {cr4}",
+    "mov cr4, eax",
+    // CR3 < 4 GiB (checked by the VMM), so its low half is all of it.
+    "mov eax, [secure_run_pvh_cr3_abs]",
+    "mov cr3, eax",
+    "mov ecx, {efer_msr}",
+    "rdmsr",
+    "or eax, {efer_set}",
+    "wrmsr",
+    // Paging on: the CPU is now in compatibility mode, running from the identity-mapped page.
+    "mov eax, {cr0}",
+    "mov cr0, eax",
+    // jmp far CODE_SELECTOR:long_mode — `EA ptr16:32`, spelled out because LLVM's Intel-syntax parser
+    // has no form for an absolute far jump.
+    ".byte 0xea",
+    ".long {base} + (secure_run_pvh_long_mode - secure_run_pvh_start)",
+    ".word {code_selector}",
+    ".code64",
+    "secure_run_pvh_long_mode:",
+    "mov eax, {data_selector}",
+    "mov ds, ax",
+    "mov es, ax",
+    "mov ss, ax",
+    "mov fs, ax",
+    "mov gs, ax",
+    // Local labels, so the assembler resolves these RIP-relative offsets itself.
+    "mov rdi, [rip + .Lsecure_run_pvh_rdi]",
+    "mov rax, [rip + .Lsecure_run_pvh_rip]",
+    "jmp rax",
+    ".balign 8",
+    "secure_run_pvh_gdt:",
+    ".quad 0",
+    ".quad {code_descriptor}",
+    ".quad {data_descriptor}",
+    "secure_run_pvh_gdt_pointer:",
+    ".word 3 * 8 - 1",
+    ".long {base} + (secure_run_pvh_gdt - secure_run_pvh_start)",
+    "secure_run_pvh_idt_pointer:",
+    ".word 0",
+    ".long 0",
+    ".balign 8",
+    "secure_run_pvh_cr3: .quad 0",
+    "secure_run_pvh_rip:",
+    ".Lsecure_run_pvh_rip: .quad 0",
+    "secure_run_pvh_rdi:",
+    ".Lsecure_run_pvh_rdi: .quad 0",
+    "secure_run_pvh_end:",
+    // Absolute (guest-physical) addresses for the 32-bit code, which runs before paging.
+    ".set secure_run_pvh_gdt_pointer_abs, {base} + (secure_run_pvh_gdt_pointer - secure_run_pvh_start)",
+    ".set secure_run_pvh_idt_pointer_abs, {base} + (secure_run_pvh_idt_pointer - secure_run_pvh_start)",
+    ".set secure_run_pvh_cr3_abs, {base} + (secure_run_pvh_cr3 - secure_run_pvh_start)",
+    ".popsection",
+    base = const TRAMPOLINE_ADDR,
+    cr0 = const ENTRY_CR0,
+    cr4 = const ENTRY_CR4,
+    efer_msr = const EFER_MSR,
+    efer_set = const ENTRY_EFER_SET,
+    code_selector = const CODE_SELECTOR,
+    data_selector = const DATA_SELECTOR,
+    code_descriptor = const CODE_DESCRIPTOR,
+    data_descriptor = const DATA_DESCRIPTOR,
+);
+
+extern "C" {
+    static secure_run_pvh_start: u8;
+    static secure_run_pvh_gdt: u8;
+    static secure_run_pvh_cr3: u8;
+    static secure_run_pvh_rip: u8;
+    static secure_run_pvh_rdi: u8;
+    static secure_run_pvh_end: u8;
+}
+
+/// The assembled trampoline and the offsets of its parts.
+struct Template {
+    bytes: &'static [u8],
+    gdt: usize,
+    cr3: usize,
+    rip: usize,
+    rdi: usize,
+}
+
+fn template() -> Template {
+    let start = &raw const secure_run_pvh_start as usize;
+    let end = &raw const secure_run_pvh_end as usize;
+    let offset = |symbol: *const u8| symbol as usize - start;
+    // SAFETY: `secure_run_pvh_start` and `secure_run_pvh_end` bracket the bytes the `global_asm!` above
+    // emits into one allocated, read-only section of this binary, in that order; the bytes are never
+    // written, live for the whole program, and `u8` has no invalid values.
+    let bytes = unsafe { std::slice::from_raw_parts(&raw const secure_run_pvh_start, end - start) };
+    Template {
+        bytes,
+        gdt: offset(&raw const secure_run_pvh_gdt),
+        cr3: offset(&raw const secure_run_pvh_cr3),
+        rip: offset(&raw const secure_run_pvh_rip),
+        rdi: offset(&raw const secure_run_pvh_rdi),
+    }
+}
+
+/// Guest-physical address of the trampoline's GDT (the KVM backend points GDTR there too, so both
+/// backends enter the kernel with the same GDTR).
+pub fn trampoline_gdt_address() -> u64 {
+    TRAMPOLINE_ADDR + template().gdt as u64
+}
+
+/// Limit of the trampoline's GDT (three descriptors).
+pub const TRAMPOLINE_GDT_LIMIT: u16 = 3 * 8 - 1;
+
+/// The trampoline page for `entry`: code, GDT and parameters, zero padded to [`TRAMPOLINE_SIZE`].
+pub fn trampoline_page(entry: &VcpuEntry) -> Vec<u8> {
+    let template = template();
+    let mut page = vec![0u8; TRAMPOLINE_SIZE as usize];
+    page[..template.bytes.len()].copy_from_slice(template.bytes);
+    for (offset, value) in [(template.cr3, entry.page_table_root), (template.rip, entry.rip), (template.rdi, entry.rdi)] {
+        page[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    page
+}
+
+/// Why no boot ELF could be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PvhError {
+    #[error("the page-table root {0:#x} is not below 4 GiB, which the 32-bit PVH entry needs")]
+    PageTableRootAbove4G(u64),
+    #[error("the memory image has too many separate chunks ({0}) for one ELF file")]
+    TooManySegments(usize),
+    #[error("a chunk at {0:#x} overflows the address space")]
+    ChunkOverflow(u64),
+}
+
+/// One PT_LOAD to write.
+struct Segment<'a> {
+    guest_phys: u64,
+    parts: Vec<&'a [u8]>,
+    memory_size: u64,
+}
+
+impl Segment<'_> {
+    fn file_size(&self) -> u64 {
+        self.parts.iter().map(|part| part.len() as u64).sum()
+    }
+}
+
+/// Chunks sorted by address, adjacent ones merged into one segment.
+fn segments<'a>(trampoline: &'a [u8], chunks: &'a [Chunk]) -> Result<Vec<Segment<'a>>, PvhError> {
+    let mut sorted: Vec<&Chunk> = chunks.iter().filter(|chunk| !chunk.bytes.is_empty()).collect();
+    sorted.sort_by_key(|chunk| chunk.guest_phys);
+    let mut out =
+        vec![Segment { guest_phys: TRAMPOLINE_ADDR, parts: vec![trampoline], memory_size: trampoline.len() as u64 }];
+    for chunk in sorted {
+        let len = chunk.bytes.len() as u64;
+        chunk.guest_phys.checked_add(len).ok_or(PvhError::ChunkOverflow(chunk.guest_phys))?;
+        match out.last_mut() {
+            Some(last) if last.guest_phys + last.memory_size == chunk.guest_phys => {
+                last.parts.push(&chunk.bytes);
+                last.memory_size += len;
+            }
+            _ => out.push(Segment { guest_phys: chunk.guest_phys, parts: vec![&chunk.bytes], memory_size: len }),
+        }
+    }
+    Ok(out)
+}
+
+const ELF_HEADER_SIZE: u64 = 64;
+const PROGRAM_HEADER_SIZE: u64 = 56;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+const PF_R: u32 = 4;
+const EM_X86_64: u16 = 62;
+const ET_EXEC: u16 = 2;
+
+/// The note: namesz, descsz, type, "Xen\0", the 32-bit entry, then 4 zero bytes (QEMU reads the entry
+/// as a native-width word).
+fn xen_note() -> Vec<u8> {
+    let mut note = Vec::with_capacity(24);
+    note.extend(4u32.to_le_bytes());
+    note.extend(4u32.to_le_bytes());
+    note.extend(XEN_ELFNOTE_PHYS32_ENTRY.to_le_bytes());
+    note.extend(b"Xen\0");
+    note.extend((TRAMPOLINE_ADDR as u32).to_le_bytes());
+    note.extend([0; 4]);
+    note
+}
+
+fn align_up(value: u64, align: u64) -> u64 {
+    value.div_ceil(align) * align
+}
+
+fn program_header(out: &mut Vec<u8>, kind: u32, flags: u32, offset: u64, addr: u64, file: u64, mem: u64, align: u64) {
+    out.extend(kind.to_le_bytes());
+    out.extend(flags.to_le_bytes());
+    out.extend(offset.to_le_bytes());
+    out.extend(addr.to_le_bytes()); // p_vaddr
+    out.extend(addr.to_le_bytes()); // p_paddr
+    out.extend(file.to_le_bytes());
+    out.extend(mem.to_le_bytes());
+    out.extend(align.to_le_bytes());
+}
+
+/// The PVH boot ELF for `image`, entering the kernel at `entry` through the trampoline.
+/// Callers validate the image first (chunks inside RAM, not overlapping the trampoline page).
+pub fn build_boot_elf(image: &MemoryImage, entry: &VcpuEntry) -> Result<Vec<u8>, PvhError> {
+    if entry.page_table_root >= 1 << 32 {
+        return Err(PvhError::PageTableRootAbove4G(entry.page_table_root));
+    }
+    let trampoline = trampoline_page(entry);
+    let segments = segments(&trampoline, &image.chunks)?;
+    let phnum = u16::try_from(segments.len() + 1).map_err(|_| PvhError::TooManySegments(image.chunks.len()))?;
+    let note = xen_note();
+    let note_offset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * u64::from(phnum);
+    let mut data_offset = align_up(note_offset + note.len() as u64, PAGE).max(DATA_START);
+
+    let mut out = Vec::new();
+    // ELF header.
+    out.extend(b"\x7fELF");
+    out.extend([2, 1, 1, 0]); // ELFCLASS64, little-endian, version 1, System V ABI
+    out.extend([0; 8]);
+    out.extend(ET_EXEC.to_le_bytes());
+    out.extend(EM_X86_64.to_le_bytes());
+    out.extend(1u32.to_le_bytes()); // e_version
+    out.extend(TRAMPOLINE_ADDR.to_le_bytes()); // e_entry
+    out.extend(ELF_HEADER_SIZE.to_le_bytes()); // e_phoff
+    out.extend(0u64.to_le_bytes()); // e_shoff
+    out.extend(0u32.to_le_bytes()); // e_flags
+    out.extend((ELF_HEADER_SIZE as u16).to_le_bytes());
+    out.extend((PROGRAM_HEADER_SIZE as u16).to_le_bytes());
+    out.extend(phnum.to_le_bytes());
+    out.extend(64u16.to_le_bytes()); // e_shentsize
+    out.extend(0u16.to_le_bytes()); // e_shnum
+    out.extend(0u16.to_le_bytes()); // e_shstrndx
+
+    // Program headers; each segment's data at an offset congruent to its address modulo the page size.
+    program_header(&mut out, PT_NOTE, PF_R, note_offset, 0, note.len() as u64, note.len() as u64, 4);
+    let mut placements = Vec::with_capacity(segments.len());
+    for segment in &segments {
+        let offset = align_up(data_offset, PAGE) + segment.guest_phys % PAGE;
+        let size = segment.file_size();
+        program_header(&mut out, PT_LOAD, PF_R | PF_W | PF_X, offset, segment.guest_phys, size, size, PAGE);
+        placements.push(offset);
+        data_offset = offset + size;
+    }
+    out.extend(&note);
+    for (segment, offset) in segments.iter().zip(placements) {
+        out.resize(offset as usize, 0);
+        for part in &segment.parts {
+            out.extend_from_slice(part);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use goblin::elf::{program_header::PT_LOAD as GOBLIN_PT_LOAD, Elf};
+
+    const ENTRY: VcpuEntry = VcpuEntry { rip: 0xffff_8000_1234_5678, rdi: 0xdead_beef_0000, page_table_root: 0x30_0000 };
+
+    #[test]
+    fn trampoline_fits_its_page_and_carries_the_parameters() {
+        let template = template();
+        assert!(template.bytes.len() < 256, "trampoline is {} bytes", template.bytes.len());
+        let page = trampoline_page(&ENTRY);
+        assert_eq!(page.len(), TRAMPOLINE_SIZE as usize);
+        let quad = |offset: usize| u64::from_le_bytes(page[offset..offset + 8].try_into().unwrap());
+        assert_eq!(quad(template.cr3), ENTRY.page_table_root);
+        assert_eq!(quad(template.rip), ENTRY.rip);
+        assert_eq!(quad(template.rdi), ENTRY.rdi);
+        assert_eq!([quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)], [0, CODE_DESCRIPTOR, DATA_DESCRIPTOR]);
+        // The GDT pointer after the GDT: limit, then the absolute base.
+        let pointer = template.gdt + 24;
+        assert_eq!(u16::from_le_bytes([page[pointer], page[pointer + 1]]), TRAMPOLINE_GDT_LIMIT);
+        let base = u32::from_le_bytes(page[pointer + 2..pointer + 6].try_into().unwrap());
+        assert_eq!(u64::from(base), trampoline_gdt_address());
+        // It starts with CLI; CLD; LGDT [abs32].
+        assert_eq!(&page[..5], &[0xfa, 0xfc, 0x0f, 0x01, 0x15]);
+        let lgdt_operand = u32::from_le_bytes(page[5..9].try_into().unwrap());
+        assert_eq!(u64::from(lgdt_operand), TRAMPOLINE_ADDR + pointer as u64);
+    }
+
+    #[test]
+    fn boot_elf_parses_back_with_segments_and_note() {
+        let image = MemoryImage {
+            memory_size: 64 << 20,
+            chunks: vec![
+                Chunk { guest_phys: 0x20_0000, bytes: vec![1; 100] },
+                Chunk { guest_phys: 0x20_0064, bytes: vec![2; 50] }, // adjacent: merged
+                Chunk { guest_phys: 0x40_0123, bytes: vec![3; 5000] },
+                Chunk { guest_phys: 0x30_0000, bytes: vec![] }, // empty: dropped
+            ],
+        };
+        let file = build_boot_elf(&image, &ENTRY).unwrap();
+        let elf = Elf::parse(&file).unwrap();
+        assert!(elf.is_64);
+        assert_eq!(elf.header.e_machine, EM_X86_64);
+        assert_eq!(elf.entry, TRAMPOLINE_ADDR);
+        let loads: Vec<_> = elf.program_headers.iter().filter(|ph| ph.p_type == GOBLIN_PT_LOAD).collect();
+        let summary: Vec<(u64, u64)> = loads.iter().map(|ph| (ph.p_paddr, ph.p_filesz)).collect();
+        assert_eq!(summary, [(TRAMPOLINE_ADDR, TRAMPOLINE_SIZE), (0x20_0000, 150), (0x40_0123, 5000)]);
+        for ph in &loads {
+            assert_eq!(ph.p_vaddr, ph.p_paddr);
+            assert_eq!(ph.p_offset % PAGE, ph.p_vaddr % PAGE);
+            assert!(ph.p_offset >= DATA_START);
+        }
+        let bytes_at = |ph: &goblin::elf::ProgramHeader| &file[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
+        assert_eq!(bytes_at(loads[0]), trampoline_page(&ENTRY).as_slice());
+        assert_eq!(bytes_at(loads[1]), [vec![1; 100], vec![2; 50]].concat().as_slice());
+        assert_eq!(bytes_at(loads[2]), vec![3; 5000].as_slice());
+
+        let notes: Vec<_> = elf.iter_note_headers(&file).unwrap().map(|note| note.unwrap()).collect();
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].name, "Xen");
+        assert_eq!(notes[0].n_type, XEN_ELFNOTE_PHYS32_ENTRY);
+        assert_eq!(notes[0].desc, (TRAMPOLINE_ADDR as u32).to_le_bytes());
+        // Nothing but headers in the first 8 KiB: no multiboot magic, no Linux "HdrS".
+        assert!(file[..DATA_START as usize].windows(4).all(|w| w != 0x1bad_b002u32.to_le_bytes() && w != b"HdrS"));
+    }
+
+    #[test]
+    fn refuses_a_page_table_root_above_4g() {
+        let entry = VcpuEntry { page_table_root: 1 << 32, ..ENTRY };
+        assert_eq!(build_boot_elf(&MemoryImage::default(), &entry), Err(PvhError::PageTableRootAbove4G(1 << 32)));
+    }
+}

@@ -1,0 +1,275 @@
+//! The QEMU backend: `qemu-system-x86_64 -accel tcg -cpu max` booting a PVH ELF built from the image.
+//!
+//! The guest's console port is QEMU's `isa-debugcon` on QEMU's stdout, read here as a stream and fed to
+//! the same [`ConsoleDecoder`](crate::exit::ConsoleDecoder) the KVM backend uses; its exit port is
+//! `isa-debug-exit`, which makes QEMU exit with `(value << 1) | 1`. The timeout kills QEMU.
+//!
+//! QEMU gets [`RAM_SLACK`] more RAM than the image's `memory_size`: the firmware (SeaBIOS, qboot) puts
+//! its tables and temporary allocations at the top of RAM, after QEMU has loaded the image, so without
+//! the slack it would overwrite the top of the guest's memory. The kernel uses only `memory_size`
+//! (from its boot info), never the slack.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use kernel_abi::{CONSOLE_PORT, EXIT_PORT};
+
+use super::{pvh, BackendError, RunConfig};
+use crate::exit::{ConsoleDecoder, ConsoleSink, ExitState, GuestOutcome, StopReason};
+use crate::image::{MemoryImage, VcpuEntry};
+
+/// The QEMU machine type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum QemuMachine {
+    /// `-M pc`: i440FX with SeaBIOS.
+    #[default]
+    Pc,
+    /// `-M microvm`: no PCI, qboot firmware; boots faster.
+    Microvm,
+}
+
+/// Extra RAM above the image's `memory_size` for the firmware's own use (see the module docs).
+pub const RAM_SLACK: u64 = 4 << 20;
+/// Largest `memory_size` QEMU gets: RAM stays contiguous below the 32-bit PCI hole on both machines.
+pub const MAX_MEMORY_SIZE: u64 = 3 << 30;
+/// How much of QEMU's stderr is kept for error messages.
+const STDERR_CAP: usize = 16 << 10;
+/// The size of one read from QEMU's stdout.
+const READ_CHUNK: usize = 64 << 10;
+/// How many read chunks may wait for the decoder (bounds memory while the sink is slow).
+const QUEUED_CHUNKS: usize = 8;
+
+/// The path of `qemu-system-x86_64` on `PATH`.
+pub fn qemu_available() -> Result<PathBuf, String> {
+    const NAME: &str = "qemu-system-x86_64";
+    let path = std::env::var_os("PATH").ok_or_else(|| format!("{NAME} not found: PATH is not set"))?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(NAME))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| format!("{NAME} not found on PATH (Debian: apt-get install qemu-system-x86)"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> BackendError {
+    move |source| BackendError::QemuIo { action, source }
+}
+
+/// QEMU's arguments for a boot ELF at `kernel` and `memory_mib` MiB of RAM.
+pub fn command_line(machine: QemuMachine, memory_mib: u64, kernel: &Path) -> Vec<std::ffi::OsString> {
+    let machine = match machine {
+        QemuMachine::Pc => "pc",
+        // No legacy devices beyond what the two debug ports need; the kernel masks the PIC.
+        QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=off,isa-serial=off",
+    };
+    let mut args: Vec<std::ffi::OsString> = [
+        "-M",
+        machine,
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-m",
+        &format!("{memory_mib}M"),
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "none",
+        "-monitor",
+        "none",
+        "-parallel",
+        "none",
+        "-net",
+        "none",
+        "-chardev",
+        "stdio,id=dbg",
+        "-device",
+        &format!("isa-debugcon,iobase={CONSOLE_PORT:#x},chardev=dbg"),
+        "-device",
+        &format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04"),
+        "-kernel",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(kernel.into());
+    args
+}
+
+pub(super) fn run(
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+) -> Result<GuestOutcome, BackendError> {
+    let started = Instant::now();
+    if image.memory_size > MAX_MEMORY_SIZE {
+        return Err(BackendError::InvalidImage(format!(
+            "QEMU supports at most {MAX_MEMORY_SIZE:#x} bytes of guest memory, the image has {:#x}",
+            image.memory_size
+        )));
+    }
+    let binary = match &config.qemu_binary {
+        Some(path) => path.clone(),
+        None => qemu_available().map_err(BackendError::QemuNotFound)?,
+    };
+    let elf = pvh::build_boot_elf(image, entry)?;
+    let dir = tempfile::Builder::new().prefix("secure-run-").tempdir().map_err(io_error("create a temporary directory"))?;
+    let kernel = dir.path().join("boot.elf");
+    std::fs::write(&kernel, &elf).map_err(io_error("write the boot image"))?;
+    let memory_mib = (image.memory_size + RAM_SLACK).div_ceil(1 << 20);
+    let args = command_line(config.qemu_machine, memory_mib, &kernel);
+
+    let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
+    if config.verbose {
+        let shown: Vec<_> = args.iter().map(|arg| arg.to_string_lossy()).collect();
+        state.notice(&format!("qemu: {} {}", binary.display(), shown.join(" ")));
+    }
+    let mut child = Command::new(&binary)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io_error("start qemu-system-x86_64"))?;
+    let deadline = config.timeout.map(|timeout| started + timeout);
+    let result = supervise(&mut child, deadline, &mut state);
+    // Whatever happened, QEMU does not outlive the run.
+    if !matches!(child.try_wait(), Ok(Some(_))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let Supervised { status, timed_out, first_output, stderr } = result?;
+    let stop = if timed_out { StopReason::Timeout } else { stop_reason(status, stderr) };
+    let first_exit_after = first_output.map(|at| at - started);
+    let wall_time = started.elapsed();
+    if config.verbose {
+        state.notice(&format!("qemu: {stop}; first output after {first_exit_after:?}, {wall_time:?} in all"));
+    }
+    Ok(state.into_outcome(stop, first_exit_after, wall_time))
+}
+
+struct Supervised {
+    status: ExitStatus,
+    timed_out: bool,
+    first_output: Option<Instant>,
+    stderr: String,
+}
+
+/// Streams QEMU's stdout into the decoder until QEMU exits or the deadline passes (then kills it).
+fn supervise(child: &mut Child, deadline: Option<Instant>, state: &mut ExitState<'_>) -> Result<Supervised, BackendError> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    std::thread::scope(|scope| {
+        let stderr_reader = scope.spawn(move || read_capped(stderr, STDERR_CAP));
+        let (sender, receiver) = sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+        scope.spawn(move || {
+            let Some(mut stdout) = stdout else { return };
+            loop {
+                let mut buffer = vec![0; READ_CHUNK];
+                match stdout.read(&mut buffer) {
+                    Ok(0) => return,
+                    Ok(read) => {
+                        buffer.truncate(read);
+                        if sender.send(buffer).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        let mut timed_out = false;
+        let mut first_output = None;
+        loop {
+            let chunk = match deadline {
+                Some(deadline) if !timed_out => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        Err(RecvTimeoutError::Timeout)
+                    } else {
+                        receiver.recv_timeout(left)
+                    }
+                }
+                _ => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match chunk {
+                Ok(chunk) => {
+                    first_output.get_or_insert_with(Instant::now);
+                    state.feed_console(&chunk);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    // Killing QEMU closes its stdout, which ends the reader and this loop.
+                    timed_out = true;
+                    let _ = child.kill();
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let status = wait_until(child, deadline.filter(|_| !timed_out))?;
+        let timed_out = timed_out || status.is_none();
+        let status = match status {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                child.wait().map_err(io_error("wait for QEMU"))?
+            }
+        };
+        let stderr = stderr_reader.join().unwrap_or_default();
+        Ok(Supervised { status, timed_out, first_output, stderr })
+    })
+}
+
+/// Waits for `child` to exit, until `deadline` if any (`None` when it passed first).
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> Result<Option<ExitStatus>, BackendError> {
+    let Some(deadline) = deadline else {
+        return child.wait().map(Some).map_err(io_error("wait for QEMU"));
+    };
+    loop {
+        if let Some(status) = child.try_wait().map_err(io_error("wait for QEMU"))? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Reads `source` to its end, keeping the first `cap` bytes.
+fn read_capped(source: Option<impl Read>, cap: usize) -> String {
+    let Some(mut source) = source else { return String::new() };
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => {
+                let room = cap.saturating_sub(kept.len()).min(read);
+                kept.extend_from_slice(&buffer[..room]);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&kept).trim().to_owned()
+}
+
+/// Maps QEMU's exit to a stop reason. `isa-debug-exit` gives an odd status; QEMU's own errors give 1
+/// *with a message on stderr*, so an odd status counts as the exit port only when stderr is empty.
+/// With `-no-reboot`, a triple fault (or any guest-requested reset) ends QEMU with status 0.
+fn stop_reason(status: ExitStatus, stderr: String) -> StopReason {
+    match status.code() {
+        Some(code) if code % 2 == 1 && stderr.is_empty() => StopReason::ExitPort,
+        Some(0) if stderr.is_empty() => StopReason::TripleFault,
+        code => StopReason::QemuExited { code, stderr },
+    }
+}

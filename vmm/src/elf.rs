@@ -1,0 +1,1363 @@
+//! Validation and parsing of the two ELF files the VMM loads: the app (untrusted, from the user or a
+//! fuzzer) and the guest kernel (ours, a static PIE, validated all the same).
+//!
+//! Validate first, then act: [`parse_app`] and [`parse_kernel`] check every header field, offset and size
+//! with checked arithmetic before anything is copied, and return one [`ElfError`] variant per failure.
+//! Nothing here panics, overflows or allocates more than the file's own size (or a small constant) on
+//! hostile input.
+//!
+//! We deliberately do not use goblin's `Elf::parse`: it also parses section headers, symbol and string
+//! tables, notes and the dynamic section, allocating vectors sized by counts the file provides, and it
+//! tolerates inconsistencies we must refuse. Instead we read the fixed-size ELF header with goblin's
+//! `elf64::header::Header::parse` on the first 64 bytes, check `e_phentsize`/`e_phnum` against
+//! [`MAX_PROGRAM_HEADERS`], and only then let goblin's `ProgramHeader::parse` read that bounded slice.
+//! The few dynamic entries and relocations we need are decoded by hand from ranges already checked to lie
+//! inside the file.
+
+use goblin::container::Endian;
+use goblin::elf::dynamic::{
+    DT_JMPREL, DT_NEEDED, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_RELSZ,
+};
+use goblin::elf::header::{
+    et_to_str, machine_to_str, EI_CLASS, EI_DATA, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ELFMAG, EM_X86_64,
+    ET_DYN, ET_EXEC,
+};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR};
+use goblin::elf::reloc::{r_to_str, R_X86_64_NONE, R_X86_64_RELATIVE};
+use goblin::elf64::header::{Header, SIZEOF_EHDR};
+use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+use isolation::layout::{AppPlacement, Span, LOWEST_ADDRESS};
+use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
+use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
+
+/// More program headers than any real static program has (gcc -static: about 10).
+pub const MAX_PROGRAM_HEADERS: u16 = 64;
+/// Largest app image span (virtual size from the lowest to the highest loadable byte).
+pub const MAX_APP_SPAN: u64 = 4 << 30;
+/// Largest kernel image span; [`KernelElf::load`] allocates this much at most.
+pub const MAX_KERNEL_SPAN: u64 = 256 << 20;
+/// Largest accepted segment alignment (real binaries use 4 KiB, sometimes 2 MiB).
+pub const MAX_SEGMENT_ALIGN: u64 = 1 << 30;
+/// Size of one `Elf64_Dyn`.
+const DYN_SIZE: usize = 16;
+/// Size of one `Elf64_Rela`.
+const RELA_SIZE: u64 = 24;
+/// Longest interpreter path quoted in an error message.
+const MAX_INTERPRETER_LEN: usize = 128;
+// Not (yet) in goblin: the packed relative relocations of `-z pack-relative-relocs`.
+const DT_RELRSZ: u64 = 35;
+const DT_RELR: u64 = 36;
+
+/// Why an ELF file was refused. Messages are lowercase and say what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("not an ELF file (it does not start with the ELF magic number)")]
+    BadMagic,
+    #[error("not an ELF file: {len} bytes is too short to hold an ELF header")]
+    TooShort { len: usize },
+    #[error("32-bit ELF: only 64-bit x86-64 programs can run (rebuild it for x86-64)")]
+    Class32,
+    #[error("invalid ELF class {0} (expected 2, 64-bit)")]
+    BadClass(u8),
+    #[error("big-endian ELF: only little-endian x86-64 programs can run")]
+    BigEndian,
+    #[error("invalid ELF data encoding {0} (expected 1, little-endian)")]
+    BadDataEncoding(u8),
+    #[error("not an x86-64 program (ELF machine {machine}, {name}): rebuild it for x86-64")]
+    WrongMachine { machine: u16, name: &'static str },
+    #[error("not an executable (ELF type {kind}): link it into a static program")]
+    NotExecutable { kind: &'static str },
+    #[error("dynamically linked (it asks for the interpreter {interpreter:?}): link it statically (gcc -static or -static-pie)")]
+    Interpreter { interpreter: String },
+    #[error("dynamically linked (it needs shared libraries): link it statically (gcc -static or -static-pie)")]
+    NeedsLibraries,
+    #[error("truncated ELF file: the program header table ({size:#x} bytes at offset {offset:#x}) extends past the end of the file ({file_len:#x} bytes)")]
+    TruncatedProgramHeaders { offset: u64, size: u64, file_len: usize },
+    #[error("truncated ELF file: program header {index} refers to {size:#x} bytes at offset {offset:#x}, past the end of the file ({file_len:#x} bytes)")]
+    TruncatedSegment { index: usize, offset: u64, size: u64, file_len: usize },
+    #[error("inconsistent ELF header: program header entry size is {0}, expected 56")]
+    BadProgramHeaderSize(u16),
+    #[error("inconsistent ELF header: {0} program headers, more than the {MAX_PROGRAM_HEADERS} supported")]
+    TooManyProgramHeaders(u16),
+    #[error("inconsistent program header {index}: file size {file_size:#x} exceeds memory size {mem_size:#x}")]
+    FileSizeExceedsMemorySize { index: usize, file_size: u64, mem_size: u64 },
+    #[error("inconsistent program header {index}: file offset {offset:#x} + file size {size:#x} overflows")]
+    FileRangeOverflow { index: usize, offset: u64, size: u64 },
+    #[error("inconsistent program header {index}: address {vaddr:#x} + memory size {size:#x} overflows")]
+    AddressOverflow { index: usize, vaddr: u64, size: u64 },
+    #[error("inconsistent program header {index}: the segment ends at {end:#x}, beyond the lower canonical half (0x800000000000)")]
+    NonCanonical { index: usize, end: u64 },
+    #[error("program header {index} maps address {vaddr:#x}, below the lowest mappable address {LOWEST_ADDRESS:#x}: link the program at a higher address")]
+    BelowLowestAddress { index: usize, vaddr: u64 },
+    #[error("inconsistent program header {index}: alignment {align:#x} is not a power of two")]
+    BadAlignment { index: usize, align: u64 },
+    #[error(
+        "inconsistent program header {index}: alignment {align:#x} is larger than the {MAX_SEGMENT_ALIGN:#x} supported"
+    )]
+    AlignmentTooLarge { index: usize, align: u64 },
+    #[error("inconsistent program header {index}: address {vaddr:#x} and file offset {offset:#x} differ modulo the alignment {align:#x}")]
+    Misaligned { index: usize, vaddr: u64, offset: u64, align: u64 },
+    #[error("inconsistent program headers: loadable segments {first} and {second} overlap")]
+    Overlap { first: usize, second: usize },
+    #[error("inconsistent ELF file: no loadable segment (PT_LOAD)")]
+    NoLoadableSegment,
+    #[error("inconsistent ELF header: entry point {entry:#x} is not inside an executable segment")]
+    EntryNotExecutable { entry: u64 },
+    #[error("inconsistent ELF file: the program header table is not inside a loadable segment")]
+    ProgramHeadersNotLoaded,
+    #[error("image too large: its loadable segments span {size:#x} bytes, more than the {max:#x} allowed")]
+    SpanTooLarge { size: u64, max: u64 },
+    #[error("the kernel is not a position-independent executable (ELF type {kind}): build it as a static PIE")]
+    KernelNotPie { kind: &'static str },
+    #[error("unsupported relocation table ({0}): only RELA relocations are supported")]
+    UnsupportedRelocationFormat(&'static str),
+    #[error("inconsistent dynamic section: {0} is missing")]
+    MissingDynamicEntry(&'static str),
+    #[error("inconsistent dynamic section: relocation entry size is {0}, expected 24")]
+    BadRelocationEntrySize(u64),
+    #[error("inconsistent dynamic section: relocation table size {0:#x} is not a multiple of 24")]
+    BadRelocationTableSize(u64),
+    #[error("inconsistent dynamic section: the relocation table ({size:#x} bytes at {vaddr:#x}) is not inside the file-backed part of a loadable segment")]
+    RelocationTableNotLoaded { vaddr: u64, size: u64 },
+    #[error("unsupported relocation type {r_type} ({name}) in entry {index}: only R_X86_64_RELATIVE is supported")]
+    UnsupportedRelocation { index: usize, r_type: u32, name: &'static str },
+    #[error("inconsistent relocation {index}: its target {offset:#x} is not 8 bytes inside a loadable segment")]
+    RelocationOutOfImage { index: usize, offset: u64 },
+    #[error("kernel base {base:#x} is not aligned to {align:#x}")]
+    BaseMisaligned { base: u64, align: u64 },
+    #[error("kernel base {base:#x} leaves no room for its {size:#x}-byte image in the lower canonical half")]
+    BaseOutOfRange { base: u64, size: u64 },
+    #[error("relocation at {offset:#x} overflows for kernel base {base:#x}")]
+    RelocationOverflow { offset: u64, base: u64 },
+    #[error("the file passed to load is not the one that was parsed (segment bytes out of range)")]
+    FileMismatch,
+}
+
+/// How an app may be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppKind {
+    /// ET_EXEC: linked at a fixed address.
+    Exec,
+    /// ET_DYN without PT_INTERP: a static PIE, placed anywhere.
+    StaticPie,
+}
+
+/// One validated PT_LOAD segment (addresses are link-time addresses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub file_offset: u64,
+    pub file_size: u64,
+    /// [`PERM_READ`] | [`PERM_WRITE`] | [`PERM_EXEC`].
+    pub perms: u32,
+    /// `p_align` as the file gives it (0 or a power of two).
+    pub align: u64,
+}
+
+impl Segment {
+    /// The first address past the segment (validated not to overflow).
+    pub const fn end(&self) -> u64 {
+        self.vaddr.saturating_add(self.mem_size)
+    }
+    fn contains(&self, start: u64, len: u64) -> bool {
+        start >= self.vaddr && start.checked_add(len).is_some_and(|end| end <= self.end())
+    }
+}
+
+/// A validated app ELF. Segments may share a page at their boundary (linkers lay out e.g. RELRO and
+/// data that way with `-z noseparate-code`) but never overlap byte-wise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppElf {
+    pub kind: AppKind,
+    /// Link-time entry address; inside an executable segment.
+    pub entry: u64,
+    /// PT_LOAD segments with a non-zero memory size, sorted by address, non-overlapping.
+    pub segments: Vec<Segment>,
+    /// Link-time address of the program header table (for AT_PHDR).
+    pub phdr_vaddr: u64,
+    /// Number of program headers (AT_PHNUM).
+    pub phnum: u64,
+    /// Size of one program header (AT_PHENT).
+    pub phent: u64,
+    /// Page-aligned `[lowest segment address rounded down, highest end rounded up)`.
+    pub span: Span,
+    /// Largest PT_LOAD alignment, at least [`PAGE_SIZE`].
+    pub align: u64,
+}
+
+impl AppElf {
+    /// Where the app may go: at its link address (ET_EXEC) or anywhere suitably aligned (static PIE).
+    pub fn placement(&self) -> AppPlacement {
+        match self.kind {
+            AppKind::Exec => AppPlacement::Fixed(self.span),
+            AppKind::StaticPie => AppPlacement::Relocatable { size: self.span.size, align: self.align },
+        }
+    }
+
+    /// The run-time address of link-time address `vaddr` when `span.start` is placed at `base`
+    /// (for ET_EXEC, `base` is `span.start`). `None` if it would overflow.
+    pub fn runtime_address(&self, vaddr: u64, base: u64) -> Option<u64> {
+        base.checked_add(vaddr.checked_sub(self.span.start)?)
+    }
+
+    /// The file bytes of `segment` (`file_size` bytes). `file` must be the slice this was parsed from;
+    /// for any other slice too short to hold the range, the result is empty.
+    pub fn segment_bytes<'a>(&self, segment: &Segment, file: &'a [u8]) -> &'a [u8] {
+        file_range(file, segment.file_offset, segment.file_size).unwrap_or(&[])
+    }
+}
+
+/// One R_X86_64_RELATIVE relocation: the 8 bytes at link address `offset` become `load bias + addend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relocation {
+    pub offset: u64,
+    pub addend: i64,
+}
+
+/// The validated guest kernel: a static PIE with only relative relocations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelElf {
+    /// Link-time entry address; inside an executable segment.
+    pub entry: u64,
+    /// PT_LOAD segments, sorted by address, non-overlapping.
+    pub segments: Vec<Segment>,
+    /// Page-aligned span of the segments at link addresses (normally starting at 0).
+    pub span: Span,
+    /// Largest PT_LOAD alignment, at least [`PAGE_SIZE`].
+    pub align: u64,
+    /// Relative relocations, each target 8 bytes inside a segment.
+    pub relocations: Vec<Relocation>,
+}
+
+impl KernelElf {
+    /// The run-time entry address when the image is loaded at `base`.
+    pub fn entry_address(&self, base: u64) -> Option<u64> {
+        base.checked_add(self.entry.checked_sub(self.span.start)?)
+    }
+
+    /// The whole image as it must appear at virtual address `base` (which receives `span.start`):
+    /// `span.size` bytes, segments copied in, the rest (bss, gaps) zero, relocations applied.
+    pub fn load(&self, file: &[u8], base: u64) -> Result<Vec<u8>, ElfError> {
+        if !base.is_multiple_of(self.align) {
+            return Err(ElfError::BaseMisaligned { base, align: self.align });
+        }
+        let size = self.span.size;
+        if base.checked_add(size).is_none_or(|end| end > LOWER_HALF_END) {
+            return Err(ElfError::BaseOutOfRange { base, size });
+        }
+        // Bounded by MAX_KERNEL_SPAN at parse time.
+        let mut image = vec![0u8; usize::try_from(size).map_err(|_| ElfError::FileMismatch)?];
+        for segment in &self.segments {
+            let source = file_range(file, segment.file_offset, segment.file_size).ok_or(ElfError::FileMismatch)?;
+            let target = image_range(&mut image, segment.vaddr - self.span.start, segment.file_size)
+                .ok_or(ElfError::FileMismatch)?;
+            target.copy_from_slice(source);
+        }
+        // The link-time image starts at span.start; the load bias moves it to base.
+        let bias = i128::from(base) - i128::from(self.span.start);
+        for relocation in &self.relocations {
+            let value = u64::try_from(bias + i128::from(relocation.addend))
+                .map_err(|_| ElfError::RelocationOverflow { offset: relocation.offset, base })?;
+            let target = relocation
+                .offset
+                .checked_sub(self.span.start)
+                .and_then(|at| image_range(&mut image, at, 8))
+                .ok_or(ElfError::FileMismatch)?;
+            target.copy_from_slice(&value.to_le_bytes());
+        }
+        Ok(image)
+    }
+}
+
+/// Validates an app ELF: a static x86-64 executable (ET_EXEC) or static PIE.
+pub fn parse_app(bytes: &[u8]) -> Result<AppElf, ElfError> {
+    let header = parse_header(bytes)?;
+    let kind = match header.e_type {
+        ET_EXEC => AppKind::Exec,
+        ET_DYN => AppKind::StaticPie,
+        other => return Err(ElfError::NotExecutable { kind: et_to_str(other) }),
+    };
+    let headers = parse_program_headers(bytes, &header)?;
+    refuse_dynamic_linking(bytes, &headers)?;
+    let image = validate_loads(bytes, &header, &headers, MAX_APP_SPAN)?;
+    if kind == AppKind::Exec {
+        for (index, segment) in &image.indexed {
+            if segment.vaddr < LOWEST_ADDRESS {
+                return Err(ElfError::BelowLowestAddress { index: *index, vaddr: segment.vaddr });
+            }
+        }
+    }
+    let phdr_vaddr = program_header_address(bytes, &header, &headers, &image.segments)?;
+    Ok(AppElf {
+        kind,
+        entry: header.e_entry,
+        segments: image.segments,
+        phdr_vaddr,
+        phnum: u64::from(header.e_phnum),
+        phent: u64::from(header.e_phentsize),
+        span: image.span,
+        align: image.align,
+    })
+}
+
+/// Validates the guest kernel (a static PIE) and collects its relative relocations.
+pub fn parse_kernel(bytes: &[u8]) -> Result<KernelElf, ElfError> {
+    let header = parse_header(bytes)?;
+    if header.e_type != ET_DYN {
+        return Err(ElfError::KernelNotPie { kind: et_to_str(header.e_type) });
+    }
+    let headers = parse_program_headers(bytes, &header)?;
+    refuse_dynamic_linking(bytes, &headers)?;
+    let image = validate_loads(bytes, &header, &headers, MAX_KERNEL_SPAN)?;
+    let relocations = parse_relocations(bytes, &headers, &image.segments)?;
+    Ok(KernelElf { entry: header.e_entry, segments: image.segments, span: image.span, align: image.align, relocations })
+}
+
+/// `file[offset..offset + len]`, or `None` if the range overflows or leaves the file. An empty range is
+/// always fine: the offset of a segment without file bytes (bss only) does not matter.
+fn file_range(file: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    file.get(start..end)
+}
+
+fn image_range(image: &mut [u8], offset: u64, len: u64) -> Option<&mut [u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    image.get_mut(start..end)
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(source) = at.checked_add(8).and_then(|end| bytes.get(at..end)) {
+        word.copy_from_slice(source);
+    }
+    u64::from_le_bytes(word)
+}
+
+/// Checks the identification bytes, then reads the fixed-size header (never more than 64 bytes).
+fn parse_header(bytes: &[u8]) -> Result<Header, ElfError> {
+    if !bytes.starts_with(ELFMAG) {
+        return Err(ElfError::BadMagic);
+    }
+    let Some(header_bytes) = bytes.get(..SIZEOF_EHDR) else {
+        return Err(ElfError::TooShort { len: bytes.len() });
+    };
+    match header_bytes[EI_CLASS] {
+        ELFCLASS64 => {}
+        ELFCLASS32 => return Err(ElfError::Class32),
+        other => return Err(ElfError::BadClass(other)),
+    }
+    match header_bytes[EI_DATA] {
+        ELFDATA2LSB => {}
+        ELFDATA2MSB => return Err(ElfError::BigEndian),
+        other => return Err(ElfError::BadDataEncoding(other)),
+    }
+    // Cannot fail on 64 little-endian bytes; map it anyway rather than unwrap.
+    let header = Header::parse(header_bytes).map_err(|_| ElfError::TooShort { len: bytes.len() })?;
+    if header.e_machine != EM_X86_64 {
+        return Err(ElfError::WrongMachine { machine: header.e_machine, name: machine_to_str(header.e_machine) });
+    }
+    Ok(header)
+}
+
+/// Reads the program header table after bounding its entry size, count and file range.
+fn parse_program_headers(bytes: &[u8], header: &Header) -> Result<Vec<ProgramHeader>, ElfError> {
+    if usize::from(header.e_phentsize) != SIZEOF_PHDR {
+        return Err(ElfError::BadProgramHeaderSize(header.e_phentsize));
+    }
+    // e_phnum == 0xffff (PN_XNUM, count in a section header) is refused here too.
+    if header.e_phnum > MAX_PROGRAM_HEADERS {
+        return Err(ElfError::TooManyProgramHeaders(header.e_phnum));
+    }
+    let count = usize::from(header.e_phnum);
+    let size = (count * SIZEOF_PHDR) as u64; // at most 64 * 56
+    let table = file_range(bytes, header.e_phoff, size).ok_or(ElfError::TruncatedProgramHeaders {
+        offset: header.e_phoff,
+        size,
+        file_len: bytes.len(),
+    })?;
+    ProgramHeader::parse(table, 0, count, Endian::Little).map_err(|_| ElfError::TruncatedProgramHeaders {
+        offset: header.e_phoff,
+        size,
+        file_len: bytes.len(),
+    })
+}
+
+/// The file bytes a program header refers to, or a truncation error.
+fn segment_file_bytes<'a>(bytes: &'a [u8], index: usize, header: &ProgramHeader) -> Result<&'a [u8], ElfError> {
+    if header.p_offset.checked_add(header.p_filesz).is_none() {
+        return Err(ElfError::FileRangeOverflow { index, offset: header.p_offset, size: header.p_filesz });
+    }
+    file_range(bytes, header.p_offset, header.p_filesz).ok_or(ElfError::TruncatedSegment {
+        index,
+        offset: header.p_offset,
+        size: header.p_filesz,
+        file_len: bytes.len(),
+    })
+}
+
+/// `(tag, value)` pairs of a PT_DYNAMIC segment's file bytes, up to DT_NULL.
+fn dynamic_entries(dynamic: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    dynamic
+        .chunks_exact(DYN_SIZE)
+        .map(|entry| (read_u64(entry, 0), read_u64(entry, 8)))
+        .take_while(|&(tag, _)| tag != DT_NULL)
+}
+
+/// A PT_INTERP, or a PT_DYNAMIC with DT_NEEDED, means the program needs a dynamic loader we do not have.
+/// A static PIE has a PT_DYNAMIC (for its own relocations) but neither of these.
+fn refuse_dynamic_linking(bytes: &[u8], headers: &[ProgramHeader]) -> Result<(), ElfError> {
+    if let Some(interp) = headers.iter().find(|h| h.p_type == PT_INTERP) {
+        let path = file_range(bytes, interp.p_offset, interp.p_filesz.min(MAX_INTERPRETER_LEN as u64)).unwrap_or(&[]);
+        let path = path.split(|&b| b == 0).next().unwrap_or(&[]);
+        return Err(ElfError::Interpreter { interpreter: String::from_utf8_lossy(path).into_owned() });
+    }
+    for (index, header) in headers.iter().enumerate().filter(|(_, h)| h.p_type == PT_DYNAMIC) {
+        let dynamic = segment_file_bytes(bytes, index, header)?;
+        if dynamic_entries(dynamic).any(|(tag, _)| tag == DT_NEEDED) {
+            return Err(ElfError::NeedsLibraries);
+        }
+    }
+    Ok(())
+}
+
+/// The result of [`validate_loads`].
+struct LoadImage {
+    /// Sorted by address, with the index of their program header (for error messages).
+    indexed: Vec<(usize, Segment)>,
+    segments: Vec<Segment>,
+    span: Span,
+    align: u64,
+}
+
+/// Checks every PT_LOAD (file range, sizes, address range, alignment), that they do not overlap, that the
+/// entry point is in an executable one, and that the whole span is at most `max_span` bytes.
+fn validate_loads(
+    bytes: &[u8],
+    header: &Header,
+    headers: &[ProgramHeader],
+    max_span: u64,
+) -> Result<LoadImage, ElfError> {
+    let mut indexed = Vec::with_capacity(headers.len());
+    for (index, ph) in headers.iter().enumerate().filter(|(_, h)| h.p_type == PT_LOAD) {
+        segment_file_bytes(bytes, index, ph)?;
+        if ph.p_filesz > ph.p_memsz {
+            return Err(ElfError::FileSizeExceedsMemorySize { index, file_size: ph.p_filesz, mem_size: ph.p_memsz });
+        }
+        let end = ph.p_vaddr.checked_add(ph.p_memsz).ok_or(ElfError::AddressOverflow {
+            index,
+            vaddr: ph.p_vaddr,
+            size: ph.p_memsz,
+        })?;
+        if end > LOWER_HALF_END {
+            return Err(ElfError::NonCanonical { index, end });
+        }
+        if ph.p_align > 1 {
+            if !ph.p_align.is_power_of_two() {
+                return Err(ElfError::BadAlignment { index, align: ph.p_align });
+            }
+            if ph.p_align > MAX_SEGMENT_ALIGN {
+                return Err(ElfError::AlignmentTooLarge { index, align: ph.p_align });
+            }
+            if ph.p_vaddr % ph.p_align != ph.p_offset % ph.p_align {
+                return Err(ElfError::Misaligned { index, vaddr: ph.p_vaddr, offset: ph.p_offset, align: ph.p_align });
+            }
+        }
+        // An empty PT_LOAD maps nothing (the kernel ignores it too); it was still validated above.
+        if ph.p_memsz == 0 {
+            continue;
+        }
+        let mut perms = 0;
+        for (flag, perm) in [(PF_R, PERM_READ), (PF_W, PERM_WRITE), (PF_X, PERM_EXEC)] {
+            if ph.p_flags & flag != 0 {
+                perms |= perm;
+            }
+        }
+        let segment = Segment {
+            vaddr: ph.p_vaddr,
+            mem_size: ph.p_memsz,
+            file_offset: ph.p_offset,
+            file_size: ph.p_filesz,
+            perms,
+            align: ph.p_align,
+        };
+        indexed.push((index, segment));
+    }
+    indexed.sort_by_key(|(_, segment)| segment.vaddr);
+    for pair in indexed.windows(2) {
+        let ((first, a), (second, b)) = (pair[0], pair[1]);
+        // Byte-wise overlap only: sharing the boundary page is how real linkers lay segments out.
+        if a.end() > b.vaddr {
+            return Err(ElfError::Overlap { first, second });
+        }
+    }
+    let (Some((_, first)), Some((_, last))) = (indexed.first(), indexed.last()) else {
+        return Err(ElfError::NoLoadableSegment);
+    };
+    // end <= LOWER_HALF_END, a page multiple, so rounding up cannot overflow.
+    let start = first.vaddr - first.vaddr % PAGE_SIZE;
+    let end = last.end().div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let span = Span::new(start, end - start);
+    if span.size > max_span {
+        return Err(ElfError::SpanTooLarge { size: span.size, max: max_span });
+    }
+    let entry = header.e_entry;
+    if !indexed.iter().any(|(_, s)| s.perms & PERM_EXEC != 0 && s.contains(entry, 1)) {
+        return Err(ElfError::EntryNotExecutable { entry });
+    }
+    let align = indexed.iter().map(|(_, s)| s.align).fold(PAGE_SIZE, u64::max);
+    let segments = indexed.iter().map(|(_, s)| *s).collect();
+    Ok(LoadImage { indexed, segments, span, align })
+}
+
+/// AT_PHDR: PT_PHDR's address if present (checked to be loaded), else the address of `e_phoff` in the
+/// PT_LOAD whose file range holds the whole table.
+fn program_header_address(
+    bytes: &[u8],
+    header: &Header,
+    headers: &[ProgramHeader],
+    segments: &[Segment],
+) -> Result<u64, ElfError> {
+    let size = u64::from(header.e_phnum) * u64::from(header.e_phentsize);
+    if let Some((index, phdr)) = headers.iter().enumerate().find(|(_, h)| h.p_type == PT_PHDR) {
+        segment_file_bytes(bytes, index, phdr)?;
+        return if segments.iter().any(|s| s.contains(phdr.p_vaddr, size)) {
+            Ok(phdr.p_vaddr)
+        } else {
+            Err(ElfError::ProgramHeadersNotLoaded)
+        };
+    }
+    segments
+        .iter()
+        .find(|s| {
+            header.e_phoff >= s.file_offset
+                && header.e_phoff.checked_add(size).is_some_and(|end| end <= s.file_offset + s.file_size)
+        })
+        .map(|s| s.vaddr + (header.e_phoff - s.file_offset))
+        .ok_or(ElfError::ProgramHeadersNotLoaded)
+}
+
+/// The relocation tables named by the dynamic section, as validated file byte ranges.
+fn parse_relocations(
+    bytes: &[u8],
+    headers: &[ProgramHeader],
+    segments: &[Segment],
+) -> Result<Vec<Relocation>, ElfError> {
+    let mut relocations = Vec::new();
+    for (index, header) in headers.iter().enumerate().filter(|(_, h)| h.p_type == PT_DYNAMIC) {
+        let dynamic = segment_file_bytes(bytes, index, header)?;
+        let (mut rela, mut rela_size, mut rela_entry) = (None, None, None);
+        let (mut jmprel, mut jmprel_size, mut pltrel) = (None, None, None);
+        for (tag, value) in dynamic_entries(dynamic) {
+            match tag {
+                DT_RELA => rela = Some(value),
+                DT_RELASZ => rela_size = Some(value),
+                DT_RELAENT => rela_entry = Some(value),
+                DT_JMPREL => jmprel = Some(value),
+                DT_PLTRELSZ => jmprel_size = Some(value),
+                DT_PLTREL => pltrel = Some(value),
+                DT_REL | DT_RELSZ => return Err(ElfError::UnsupportedRelocationFormat("REL")),
+                DT_RELR | DT_RELRSZ => return Err(ElfError::UnsupportedRelocationFormat("RELR")),
+                _ => {}
+            }
+        }
+        if let Some(vaddr) = rela {
+            let size = rela_size.ok_or(ElfError::MissingDynamicEntry("DT_RELASZ"))?;
+            let entry = rela_entry.ok_or(ElfError::MissingDynamicEntry("DT_RELAENT"))?;
+            if entry != RELA_SIZE {
+                return Err(ElfError::BadRelocationEntrySize(entry));
+            }
+            read_rela_table(bytes, segments, vaddr, size, &mut relocations)?;
+        }
+        if let Some(vaddr) = jmprel {
+            let size = jmprel_size.ok_or(ElfError::MissingDynamicEntry("DT_PLTRELSZ"))?;
+            if pltrel != Some(DT_RELA) {
+                return Err(ElfError::UnsupportedRelocationFormat("REL"));
+            }
+            read_rela_table(bytes, segments, vaddr, size, &mut relocations)?;
+        }
+    }
+    Ok(relocations)
+}
+
+/// Appends the R_X86_64_RELATIVE entries of the RELA table at link address `vaddr` (`size` bytes).
+fn read_rela_table(
+    bytes: &[u8],
+    segments: &[Segment],
+    vaddr: u64,
+    size: u64,
+    relocations: &mut Vec<Relocation>,
+) -> Result<(), ElfError> {
+    if !size.is_multiple_of(RELA_SIZE) {
+        return Err(ElfError::BadRelocationTableSize(size));
+    }
+    // The table must come from the file: translate its address through a segment's file-backed part.
+    let table = segments
+        .iter()
+        .find(|s| vaddr >= s.vaddr && vaddr.checked_add(size).is_some_and(|end| end <= s.vaddr + s.file_size))
+        .and_then(|s| file_range(bytes, s.file_offset + (vaddr - s.vaddr), size))
+        .ok_or(ElfError::RelocationTableNotLoaded { vaddr, size })?;
+    let first = relocations.len();
+    for (position, entry) in table.chunks_exact(RELA_SIZE as usize).enumerate() {
+        let index = first + position;
+        let (offset, info, addend) = (read_u64(entry, 0), read_u64(entry, 8), read_u64(entry, 16) as i64);
+        let r_type = (info & 0xffff_ffff) as u32;
+        match r_type {
+            R_X86_64_NONE => continue,
+            R_X86_64_RELATIVE => {}
+            _ => return Err(ElfError::UnsupportedRelocation { index, r_type, name: r_to_str(r_type, EM_X86_64) }),
+        }
+        if !segments.iter().any(|s| s.contains(offset, 8)) {
+            return Err(ElfError::RelocationOutOfImage { index, offset });
+        }
+        relocations.push(Relocation { offset, addend });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use goblin::elf::header::{ELFCLASS32, EM_AARCH64, ET_CORE, ET_REL};
+    use goblin::elf::program_header::PT_TLS;
+    use goblin::elf::reloc::R_X86_64_64;
+    use proptest::prelude::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    // Field offsets in the ELF header and in a program header.
+    const E_TYPE: usize = 16;
+    const E_MACHINE: usize = 18;
+    const E_ENTRY: usize = 24;
+    const E_PHOFF: usize = 32;
+    const E_PHENTSIZE: usize = 54;
+    const E_PHNUM: usize = 56;
+    const P_FLAGS: usize = 4;
+    const P_OFFSET: usize = 8;
+    const P_VADDR: usize = 16;
+    const P_FILESZ: usize = 32;
+    const P_MEMSZ: usize = 40;
+    const P_ALIGN: usize = 48;
+
+    #[derive(Clone, Copy)]
+    struct Ph {
+        p_type: u32,
+        flags: u32,
+        offset: u64,
+        vaddr: u64,
+        filesz: u64,
+        memsz: u64,
+        align: u64,
+    }
+
+    const fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Ph {
+        Ph { p_type: PT_LOAD, flags, offset, vaddr, filesz, memsz, align: 0x1000 }
+    }
+
+    /// A minimal little-endian x86-64 ELF: header, program headers at offset 64, zeros up to `len`.
+    fn build(e_type: u16, entry: u64, phdrs: &[Ph], len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        b[..4].copy_from_slice(ELFMAG);
+        b[EI_CLASS] = ELFCLASS64;
+        b[EI_DATA] = ELFDATA2LSB;
+        b[6] = 1; // EI_VERSION
+        put16(&mut b, E_TYPE, e_type);
+        put16(&mut b, E_MACHINE, EM_X86_64);
+        b[20..24].copy_from_slice(&1u32.to_le_bytes());
+        put64(&mut b, E_ENTRY, entry);
+        put64(&mut b, E_PHOFF, 64);
+        put16(&mut b, 52, 64); // e_ehsize
+        put16(&mut b, E_PHENTSIZE, 56);
+        put16(&mut b, E_PHNUM, phdrs.len() as u16);
+        for (i, ph) in phdrs.iter().enumerate() {
+            let at = ph_at(i);
+            b[at..at + 4].copy_from_slice(&ph.p_type.to_le_bytes());
+            b[at + P_FLAGS..at + 8].copy_from_slice(&ph.flags.to_le_bytes());
+            put64(&mut b, at + P_OFFSET, ph.offset);
+            put64(&mut b, at + P_VADDR, ph.vaddr);
+            put64(&mut b, at + 24, ph.vaddr); // p_paddr
+            put64(&mut b, at + P_FILESZ, ph.filesz);
+            put64(&mut b, at + P_MEMSZ, ph.memsz);
+            put64(&mut b, at + P_ALIGN, ph.align);
+        }
+        b
+    }
+
+    fn ph_at(index: usize) -> usize {
+        64 + index * 56
+    }
+    fn put16(b: &mut [u8], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(b: &mut [u8], at: usize, v: u64) {
+        b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    const TEXT: Ph = load(PF_R | PF_X, 0, 0x40_0000, 0x200, 0x200);
+    const DATA: Ph = load(PF_R | PF_W, 0x200, 0x40_1200, 0x100, 0x1000);
+
+    /// A valid ET_EXEC: text (with the headers) at 0x400000, data + bss at 0x401200.
+    fn exec() -> Vec<u8> {
+        build(ET_EXEC, 0x40_0100, &[TEXT, DATA], 0x300)
+    }
+
+    /// A valid static PIE: like [`exec`] at link base 0, plus a PT_DYNAMIC without DT_NEEDED.
+    fn pie() -> Vec<u8> {
+        let text = Ph { vaddr: 0, ..TEXT };
+        let data = Ph { vaddr: 0x1200, ..DATA };
+        let dynamic = Ph {
+            p_type: PT_DYNAMIC,
+            flags: PF_R | PF_W,
+            offset: 0x200,
+            vaddr: 0x1200,
+            filesz: 0x20,
+            memsz: 0x20,
+            align: 8,
+        };
+        let mut b = build(ET_DYN, 0x100, &[text, data, dynamic], 0x300);
+        put64(&mut b, 0x200, 0x6fff_fffb); // DT_FLAGS_1 (then DT_NULL)
+        b
+    }
+
+    const KERNEL_DYNAMIC: u64 = 0x200;
+    const KERNEL_RELA: u64 = 0x280;
+
+    /// A valid kernel: static PIE whose dynamic section (at 0x1200) names two RELATIVE relocations
+    /// (table at 0x1280) of the words at 0x1300 and 0x1308.
+    fn kernel() -> Vec<u8> {
+        let text = Ph { vaddr: 0, ..TEXT };
+        let data = load(PF_R | PF_W, 0x200, 0x1200, 0x200, 0x400);
+        let dynamic = Ph {
+            p_type: PT_DYNAMIC,
+            flags: PF_R | PF_W,
+            offset: 0x200,
+            vaddr: 0x1200,
+            filesz: 0x80,
+            memsz: 0x80,
+            align: 8,
+        };
+        let mut b = build(ET_DYN, 0x100, &[text, data, dynamic], 0x400);
+        let d = KERNEL_DYNAMIC as usize;
+        for (i, (tag, value)) in [(DT_RELA, 0x1280), (DT_RELASZ, 48), (DT_RELAENT, 24)].into_iter().enumerate() {
+            put64(&mut b, d + 16 * i, tag);
+            put64(&mut b, d + 16 * i + 8, value);
+        }
+        let r = KERNEL_RELA as usize;
+        for (i, (offset, addend)) in [(0x1300u64, 0x100u64), (0x1308, 0x1400)].into_iter().enumerate() {
+            put64(&mut b, r + 24 * i, offset);
+            put64(&mut b, r + 24 * i + 8, u64::from(R_X86_64_RELATIVE));
+            put64(&mut b, r + 24 * i + 16, addend);
+        }
+        b
+    }
+
+    fn app_err(b: &[u8]) -> ElfError {
+        match parse_app(b) {
+            Ok(app) => panic!("accepted: {app:?}"),
+            Err(e) => e,
+        }
+    }
+    fn kernel_err(b: &[u8]) -> ElfError {
+        match parse_kernel(b) {
+            Ok(kernel) => panic!("accepted: {kernel:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn test_valid_exec() {
+        let app = parse_app(&exec()).unwrap();
+        assert_eq!(app.kind, AppKind::Exec);
+        assert_eq!(app.entry, 0x40_0100);
+        assert_eq!(app.span, Span::new(0x40_0000, 0x3000));
+        assert_eq!(app.placement(), AppPlacement::Fixed(Span::new(0x40_0000, 0x3000)));
+        assert_eq!(app.phdr_vaddr, 0x40_0040);
+        assert_eq!((app.phnum, app.phent, app.align), (2, 56, 0x1000));
+        assert_eq!(app.segments.len(), 2);
+        assert_eq!(app.segments[0].perms, PERM_READ | PERM_EXEC);
+        assert_eq!(app.segments[1].perms, PERM_READ | PERM_WRITE);
+        assert_eq!(app.segment_bytes(&app.segments[1], &exec()).len(), 0x100);
+        assert_eq!(app.runtime_address(app.entry, app.span.start), Some(app.entry));
+    }
+
+    #[test]
+    fn test_valid_static_pie() {
+        let app = parse_app(&pie()).unwrap();
+        assert_eq!(app.kind, AppKind::StaticPie);
+        assert_eq!(app.placement(), AppPlacement::Relocatable { size: 0x3000, align: 0x1000 });
+        assert_eq!(app.phdr_vaddr, 0x40);
+        assert_eq!(app.runtime_address(app.entry, 0x5555_0000_0000), Some(0x5555_0000_0100));
+    }
+
+    #[test]
+    fn test_segments_sorted_and_empty_load_skipped() {
+        let empty = load(PF_R, 0, 0x50_0000, 0, 0);
+        let app = parse_app(&build(ET_EXEC, 0x40_0100, &[DATA, empty, TEXT], 0x300)).unwrap();
+        assert_eq!(app.segments.iter().map(|s| s.vaddr).collect::<Vec<_>>(), [0x40_0000, 0x40_1200]);
+    }
+
+    #[test]
+    fn test_segments_may_share_a_boundary_page() {
+        let data = Ph { offset: 0x200, vaddr: 0x40_0200, ..DATA };
+        assert!(parse_app(&build(ET_EXEC, 0x40_0100, &[TEXT, data], 0x300)).is_ok());
+    }
+
+    #[test]
+    fn test_bss_only_segment_offset_past_file_end() {
+        let bss = Ph { offset: 0x5000, vaddr: 0x40_5000, filesz: 0, ..DATA };
+        let app = parse_app(&build(ET_EXEC, 0x40_0100, &[TEXT, DATA, bss], 0x300)).unwrap();
+        assert!(app.segment_bytes(&app.segments[2], &exec()).is_empty());
+    }
+
+    #[test]
+    fn test_pt_phdr_is_used() {
+        let phdr = Ph { p_type: PT_PHDR, flags: PF_R, offset: 64, vaddr: 0x40_0040, filesz: 168, memsz: 168, align: 8 };
+        let app = parse_app(&build(ET_EXEC, 0x40_0100, &[phdr, TEXT, DATA], 0x300)).unwrap();
+        assert_eq!((app.phdr_vaddr, app.phnum), (0x40_0040, 3));
+    }
+
+    #[test]
+    fn test_bad_magic() {
+        let mut b = exec();
+        b[0] = 0x7e;
+        assert_eq!(app_err(&b), ElfError::BadMagic);
+        assert!(app_err(b"#!/bin/sh\n").to_string().contains("not an ELF file"));
+        assert_eq!(app_err(&[]), ElfError::BadMagic);
+    }
+
+    #[test]
+    fn test_bad_too_short() {
+        let e = app_err(&exec()[..63]);
+        assert_eq!(e, ElfError::TooShort { len: 63 });
+        assert!(e.to_string().contains("not an ELF file"));
+    }
+
+    #[test]
+    fn test_bad_class32() {
+        let mut b = exec();
+        b[EI_CLASS] = ELFCLASS32;
+        assert_eq!(app_err(&b), ElfError::Class32);
+        assert!(app_err(&b).to_string().contains("32-bit ELF"));
+    }
+
+    #[test]
+    fn test_bad_class() {
+        let mut b = exec();
+        b[EI_CLASS] = 3;
+        assert_eq!(app_err(&b), ElfError::BadClass(3));
+    }
+
+    #[test]
+    fn test_bad_big_endian() {
+        let mut b = exec();
+        b[EI_DATA] = ELFDATA2MSB;
+        assert_eq!(app_err(&b), ElfError::BigEndian);
+    }
+
+    #[test]
+    fn test_bad_data_encoding() {
+        let mut b = exec();
+        b[EI_DATA] = 0;
+        assert_eq!(app_err(&b), ElfError::BadDataEncoding(0));
+    }
+
+    #[test]
+    fn test_bad_machine() {
+        let mut b = exec();
+        put16(&mut b, E_MACHINE, EM_AARCH64);
+        let e = app_err(&b);
+        assert!(matches!(e, ElfError::WrongMachine { machine: EM_AARCH64, .. }));
+        assert!(e.to_string().contains("not an x86-64 program"), "{e}");
+    }
+
+    #[test]
+    fn test_bad_type() {
+        for e_type in [ET_REL, ET_CORE, 0] {
+            let mut b = exec();
+            put16(&mut b, E_TYPE, e_type);
+            let e = app_err(&b);
+            assert!(matches!(e, ElfError::NotExecutable { .. }));
+            assert!(e.to_string().contains("not an executable"), "{e}");
+        }
+    }
+
+    #[test]
+    fn test_bad_interpreter() {
+        let interp =
+            Ph { p_type: PT_INTERP, flags: PF_R, offset: 0x2e0, vaddr: 0x40_02e0, filesz: 0x1c, memsz: 0x1c, align: 1 };
+        let mut b = build(ET_EXEC, 0x40_0100, &[interp, TEXT, DATA], 0x300);
+        b[0x2e0..0x2fb].copy_from_slice(b"/lib64/ld-linux-x86-64.so.2");
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::Interpreter { interpreter: "/lib64/ld-linux-x86-64.so.2".into() });
+        let message = e.to_string();
+        assert!(message.contains("dynamically linked") && message.contains("gcc -static"), "{message}");
+        // Also when the interpreter path itself is out of the file.
+        put64(&mut b, ph_at(0) + P_OFFSET, u64::MAX);
+        assert!(matches!(app_err(&b), ElfError::Interpreter { .. }));
+    }
+
+    #[test]
+    fn test_bad_needs_libraries() {
+        let mut b = pie();
+        put64(&mut b, 0x210, DT_NEEDED);
+        put64(&mut b, 0x218, 1);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::NeedsLibraries);
+        assert!(e.to_string().contains("dynamically linked"));
+        assert_eq!(kernel_err(&b), ElfError::NeedsLibraries);
+    }
+
+    #[test]
+    fn test_bad_truncated_program_headers() {
+        let b = exec();
+        let e = app_err(&b[..64 + 56]);
+        assert!(matches!(e, ElfError::TruncatedProgramHeaders { offset: 64, size: 112, file_len: 120 }));
+        assert!(e.to_string().contains("truncated"));
+        let mut b = exec();
+        put64(&mut b, E_PHOFF, u64::MAX - 10);
+        assert!(matches!(app_err(&b), ElfError::TruncatedProgramHeaders { .. }));
+    }
+
+    #[test]
+    fn test_bad_truncated_segment() {
+        let b = exec();
+        let e = app_err(&b[..0x2ff]);
+        assert!(matches!(e, ElfError::TruncatedSegment { index: 1, offset: 0x200, size: 0x100, file_len: 0x2ff }));
+        assert!(e.to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn test_bad_truncated_dynamic() {
+        let mut b = pie();
+        put64(&mut b, ph_at(2) + P_FILESZ, 0x1000);
+        assert!(matches!(app_err(&b), ElfError::TruncatedSegment { index: 2, .. }));
+    }
+
+    #[test]
+    fn test_bad_program_header_size() {
+        let mut b = exec();
+        put16(&mut b, E_PHENTSIZE, 32);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::BadProgramHeaderSize(32));
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_too_many_program_headers() {
+        let mut b = exec();
+        put16(&mut b, E_PHNUM, 0xffff);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::TooManyProgramHeaders(0xffff));
+        assert!(e.to_string().contains("inconsistent"));
+        put16(&mut b, E_PHNUM, MAX_PROGRAM_HEADERS + 1);
+        assert_eq!(app_err(&b), ElfError::TooManyProgramHeaders(MAX_PROGRAM_HEADERS + 1));
+    }
+
+    #[test]
+    fn test_bad_file_size_exceeds_memory_size() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_MEMSZ, 0x80);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::FileSizeExceedsMemorySize { index: 1, file_size: 0x100, mem_size: 0x80 });
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_file_range_overflow() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_OFFSET, u64::MAX - 0x10);
+        let e = app_err(&b);
+        assert!(matches!(e, ElfError::FileRangeOverflow { index: 1, .. }));
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_address_overflow() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_VADDR, u64::MAX - 0xfff);
+        put64(&mut b, ph_at(1) + P_OFFSET, 0x1000);
+        put64(&mut b, ph_at(1) + P_FILESZ, 0);
+        let e = app_err(&b);
+        assert!(matches!(e, ElfError::AddressOverflow { index: 1, .. }), "{e:?}");
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_non_canonical() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_VADDR, LOWER_HALF_END - 0x800 + 0x200);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::NonCanonical { index: 1, end: LOWER_HALF_END - 0x600 + 0x1000 });
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_below_lowest_address() {
+        let text = Ph { vaddr: 0x1000, ..TEXT };
+        let data = Ph { vaddr: 0x2200, ..DATA };
+        let e = app_err(&build(ET_EXEC, 0x1100, &[text, data], 0x300));
+        assert_eq!(e, ElfError::BelowLowestAddress { index: 0, vaddr: 0x1000 });
+        // A static PIE linked at 0 is fine: it is relocated.
+        assert!(parse_app(&pie()).is_ok());
+    }
+
+    #[test]
+    fn test_bad_alignment() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_ALIGN, 0x1800);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::BadAlignment { index: 1, align: 0x1800 });
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_alignment_too_large() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_ALIGN, 1 << 40);
+        assert_eq!(app_err(&b), ElfError::AlignmentTooLarge { index: 1, align: 1 << 40 });
+    }
+
+    #[test]
+    fn test_bad_misaligned() {
+        let mut b = exec();
+        put64(&mut b, ph_at(1) + P_VADDR, 0x40_1300);
+        let e = app_err(&b);
+        assert_eq!(e, ElfError::Misaligned { index: 1, vaddr: 0x40_1300, offset: 0x200, align: 0x1000 });
+        assert!(e.to_string().contains("inconsistent"));
+        // p_align 0 or 1 means no constraint.
+        put64(&mut b, ph_at(1) + P_ALIGN, 1);
+        assert!(parse_app(&b).is_ok());
+    }
+
+    #[test]
+    fn test_bad_overlap() {
+        let data = Ph { offset: 0x100, vaddr: 0x40_0100, filesz: 0x100, memsz: 0x100, ..DATA };
+        let e = app_err(&build(ET_EXEC, 0x40_0020, &[TEXT, data], 0x300));
+        assert_eq!(e, ElfError::Overlap { first: 0, second: 1 });
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_no_loadable_segment() {
+        let tls = Ph { p_type: PT_TLS, ..DATA };
+        let e = app_err(&build(ET_EXEC, 0x40_0100, &[tls], 0x300));
+        assert_eq!(e, ElfError::NoLoadableSegment);
+        assert!(e.to_string().contains("inconsistent"));
+        assert_eq!(app_err(&build(ET_EXEC, 0x40_0100, &[], 0x300)), ElfError::NoLoadableSegment);
+    }
+
+    #[test]
+    fn test_bad_entry() {
+        for entry in [0, 0x40_1200, 0x40_0200, u64::MAX] {
+            let mut b = exec();
+            put64(&mut b, E_ENTRY, entry);
+            let e = app_err(&b);
+            assert_eq!(e, ElfError::EntryNotExecutable { entry });
+            assert!(e.to_string().contains("inconsistent"));
+        }
+    }
+
+    #[test]
+    fn test_bad_program_headers_not_loaded() {
+        let mut b = exec();
+        put64(&mut b, ph_at(0) + P_OFFSET, 0x1000);
+        put64(&mut b, ph_at(0) + P_VADDR, 0x40_1000);
+        put64(&mut b, ph_at(0) + P_FILESZ, 0);
+        put64(&mut b, E_ENTRY, 0x40_1000);
+        b.resize(0x1000, 0);
+        assert_eq!(app_err(&b), ElfError::ProgramHeadersNotLoaded);
+        // A PT_PHDR pointing outside every segment.
+        let phdr = Ph { p_type: PT_PHDR, flags: PF_R, offset: 64, vaddr: 0x90_0000, filesz: 168, memsz: 168, align: 8 };
+        let e = app_err(&build(ET_EXEC, 0x40_0100, &[phdr, TEXT, DATA], 0x300));
+        assert_eq!(e, ElfError::ProgramHeadersNotLoaded);
+        assert!(e.to_string().contains("inconsistent"));
+    }
+
+    #[test]
+    fn test_bad_span_too_large() {
+        let data = Ph { vaddr: 0x7000_0000_0200, ..DATA };
+        let e = app_err(&build(ET_EXEC, 0x40_0100, &[TEXT, data], 0x300));
+        assert!(matches!(e, ElfError::SpanTooLarge { max: MAX_APP_SPAN, .. }));
+    }
+
+    #[test]
+    fn test_kernel_relocations() {
+        let b = kernel();
+        let kernel = parse_kernel(&b).unwrap();
+        assert_eq!(
+            kernel.relocations,
+            [Relocation { offset: 0x1300, addend: 0x100 }, Relocation { offset: 0x1308, addend: 0x1400 }]
+        );
+        assert_eq!(kernel.span, Span::new(0, 0x2000));
+        let base = 0x7e00_0000_0000;
+        assert_eq!(kernel.entry_address(base), Some(base + 0x100));
+        let image = kernel.load(&b, base).unwrap();
+        assert_eq!(image.len(), 0x2000);
+        assert_eq!(image[..0x200], b[..0x200]);
+        assert_eq!(image[0x1200..0x1300], b[0x200..0x300]);
+        assert_eq!(read_u64(&image, 0x1300), base + 0x100);
+        assert_eq!(read_u64(&image, 0x1308), base + 0x1400);
+        assert!(image[0x1400..].iter().all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn test_kernel_without_dynamic_section() {
+        let text = Ph { vaddr: 0, ..TEXT };
+        let kernel = parse_kernel(&build(ET_DYN, 0x100, &[text], 0x200)).unwrap();
+        assert!(kernel.relocations.is_empty());
+    }
+
+    #[test]
+    fn test_bad_kernel_not_pie() {
+        let e = kernel_err(&exec());
+        assert_eq!(e, ElfError::KernelNotPie { kind: "EXEC" });
+    }
+
+    #[test]
+    fn test_bad_kernel_interpreter() {
+        let interp = Ph { p_type: PT_INTERP, flags: PF_R, offset: 0x2e0, vaddr: 0x2e0, filesz: 4, memsz: 4, align: 1 };
+        let text = Ph { vaddr: 0, ..TEXT };
+        assert!(matches!(kernel_err(&build(ET_DYN, 0x100, &[interp, text], 0x300)), ElfError::Interpreter { .. }));
+    }
+
+    #[test]
+    fn test_bad_kernel_unsupported_relocation() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_RELA as usize + 24 + 8, u64::from(R_X86_64_64) | (1 << 32));
+        let e = kernel_err(&b);
+        assert_eq!(e, ElfError::UnsupportedRelocation { index: 1, r_type: R_X86_64_64, name: "X86_64_64" });
+        assert!(e.to_string().contains("X86_64_64"));
+    }
+
+    #[test]
+    fn test_kernel_none_relocation_skipped() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_RELA as usize + 8, u64::from(R_X86_64_NONE));
+        assert_eq!(parse_kernel(&b).unwrap().relocations.len(), 1);
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_out_of_image() {
+        for offset in [0x15fc, 0x1100, 0x1_0000, u64::MAX - 3] {
+            let mut b = kernel();
+            put64(&mut b, KERNEL_RELA as usize, offset);
+            assert_eq!(kernel_err(&b), ElfError::RelocationOutOfImage { index: 0, offset });
+        }
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_format() {
+        for (tag, format) in [(DT_REL, "REL"), (DT_RELSZ, "REL"), (DT_RELR, "RELR"), (DT_RELRSZ, "RELR")] {
+            let mut b = kernel();
+            put64(&mut b, KERNEL_DYNAMIC as usize + 48, tag);
+            assert_eq!(kernel_err(&b), ElfError::UnsupportedRelocationFormat(format));
+        }
+        // PLT relocations in REL format.
+        let mut b = kernel();
+        put64(&mut b, KERNEL_DYNAMIC as usize + 48, DT_JMPREL);
+        put64(&mut b, KERNEL_DYNAMIC as usize + 56, 0x1280);
+        put64(&mut b, KERNEL_DYNAMIC as usize + 64, DT_PLTRELSZ);
+        put64(&mut b, KERNEL_DYNAMIC as usize + 72, 24);
+        assert_eq!(kernel_err(&b), ElfError::UnsupportedRelocationFormat("REL"));
+    }
+
+    #[test]
+    fn test_bad_kernel_missing_dynamic_entry() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_DYNAMIC as usize + 16, 0x6fff_fffb); // DT_RELASZ -> DT_FLAGS_1
+        assert_eq!(kernel_err(&b), ElfError::MissingDynamicEntry("DT_RELASZ"));
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_entry_size() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_DYNAMIC as usize + 40, 16);
+        assert_eq!(kernel_err(&b), ElfError::BadRelocationEntrySize(16));
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_table_size() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_DYNAMIC as usize + 24, 47);
+        assert_eq!(kernel_err(&b), ElfError::BadRelocationTableSize(47));
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_table_not_loaded() {
+        // Past the file-backed part of the data segment (in its bss), and wrapping around.
+        for (vaddr, size) in [(0x1380, 0x120), (0x1400, 24), (u64::MAX - 23, 48)] {
+            let mut b = kernel();
+            put64(&mut b, KERNEL_DYNAMIC as usize + 8, vaddr);
+            put64(&mut b, KERNEL_DYNAMIC as usize + 24, size);
+            assert_eq!(kernel_err(&b), ElfError::RelocationTableNotLoaded { vaddr, size });
+        }
+    }
+
+    #[test]
+    fn test_bad_kernel_span_too_large() {
+        let mut b = kernel();
+        put64(&mut b, ph_at(1) + P_MEMSZ, MAX_KERNEL_SPAN);
+        assert!(matches!(kernel_err(&b), ElfError::SpanTooLarge { max: MAX_KERNEL_SPAN, .. }));
+    }
+
+    #[test]
+    fn test_bad_kernel_base() {
+        let b = kernel();
+        let kernel = parse_kernel(&b).unwrap();
+        assert_eq!(kernel.load(&b, 0x1234), Err(ElfError::BaseMisaligned { base: 0x1234, align: 0x1000 }));
+        let base = LOWER_HALF_END - 0x1000;
+        assert_eq!(kernel.load(&b, base), Err(ElfError::BaseOutOfRange { base, size: 0x2000 }));
+        assert_eq!(kernel.load(&b, !0xfff_u64), Err(ElfError::BaseOutOfRange { base: !0xfff_u64, size: 0x2000 }));
+    }
+
+    #[test]
+    fn test_bad_kernel_relocation_overflow() {
+        let mut b = kernel();
+        put64(&mut b, KERNEL_RELA as usize + 16, (-0x2000i64) as u64);
+        let kernel = parse_kernel(&b).unwrap();
+        assert_eq!(kernel.load(&b, 0x1000), Err(ElfError::RelocationOverflow { offset: 0x1300, base: 0x1000 }));
+        assert!(kernel.load(&b, 0x2000).is_ok());
+    }
+
+    #[test]
+    fn test_bad_kernel_file_mismatch() {
+        let b = kernel();
+        let kernel = parse_kernel(&b).unwrap();
+        assert_eq!(kernel.load(&b[..0x300], 0), Err(ElfError::FileMismatch));
+        let app = parse_app(&exec()).unwrap();
+        assert!(app.segment_bytes(&app.segments[1], &[]).is_empty());
+    }
+
+    // Real binaries, compiled now with the system toolchain.
+
+    fn compile(compiler: &str, flags: &[&str], source: &str, dir: &Path, name: &str) -> Vec<u8> {
+        let c = dir.join(format!("{name}.c"));
+        std::fs::write(&c, source).unwrap();
+        let out = dir.join(name);
+        let status = Command::new(compiler).args(flags).arg("-o").arg(&out).arg(&c).status().unwrap();
+        assert!(status.success(), "{compiler} {flags:?} failed");
+        std::fs::read(out).unwrap()
+    }
+
+    const HELLO: &str =
+        "#include <stdio.h>\nint counter = 3;\nint main(void) { printf(\"hi %d\\n\", counter); return 0; }\n";
+
+    /// Checks a parsed real binary against goblin's full (trusted-input) parse.
+    fn check_real(bytes: &[u8], kind: AppKind) {
+        let app = parse_app(bytes).unwrap();
+        let elf = goblin::elf::Elf::parse(bytes).unwrap();
+        assert_eq!(app.kind, kind);
+        assert!(app.segments.iter().any(|s| s.perms & PERM_EXEC != 0 && s.vaddr <= app.entry && app.entry < s.end()));
+        let loads: Vec<_> = elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD).map(|p| p.p_vaddr).collect();
+        assert_eq!(app.segments.iter().map(|s| s.vaddr).collect::<Vec<_>>(), loads);
+        let expected_phdr = match elf.program_headers.iter().find(|p| p.p_type == PT_PHDR) {
+            Some(phdr) => phdr.p_vaddr,
+            None => {
+                let first = elf.program_headers.iter().find(|p| p.p_type == PT_LOAD && p.p_offset == 0).unwrap();
+                first.p_vaddr + elf.header.e_phoff
+            }
+        };
+        assert_eq!(app.phdr_vaddr, expected_phdr);
+        assert_eq!(app.phnum, elf.program_headers.len() as u64);
+        for segment in &app.segments {
+            assert_eq!(app.segment_bytes(segment, bytes).len() as u64, segment.file_size);
+        }
+    }
+
+    #[test]
+    fn test_real_gcc_binaries() {
+        let dir = tempfile::tempdir().unwrap();
+        check_real(&compile("gcc", &["-static", "-O2"], HELLO, dir.path(), "static"), AppKind::Exec);
+        check_real(&compile("gcc", &["-static-pie", "-O2"], HELLO, dir.path(), "static_pie"), AppKind::StaticPie);
+        let dynamic = compile("gcc", &["-O2"], HELLO, dir.path(), "dynamic");
+        let e = app_err(&dynamic);
+        assert!(matches!(e, ElfError::Interpreter { .. }), "{e:?}");
+        let object = compile("gcc", &["-c"], HELLO, dir.path(), "object");
+        assert_eq!(app_err(&object), ElfError::NotExecutable { kind: "REL" });
+    }
+
+    #[test]
+    fn test_real_musl_binaries() {
+        if !Path::new("/usr/bin/musl-gcc").exists() {
+            println!("note: /usr/bin/musl-gcc not found, musl binaries not checked");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        check_real(&compile("musl-gcc", &["-static", "-O2"], HELLO, dir.path(), "musl_static"), AppKind::Exec);
+    }
+
+    #[test]
+    fn test_real_kernel_like_static_pie() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = "static int a, b;\nint *table[] = { &a, &b };\nvoid _start(void) { for (;;) {} }\n";
+        let flags = ["-static-pie", "-nostdlib", "-fPIE", "-O2"];
+        let bytes = compile("gcc", &flags, source, dir.path(), "kernel");
+        let kernel = parse_kernel(&bytes).unwrap();
+        assert_eq!(kernel.relocations.len(), 2);
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let table = elf.syms.iter().find(|s| elf.strtab.get_at(s.st_name) == Some("table")).unwrap();
+        let base = 0x7e00_0000_0000;
+        let image = kernel.load(&bytes, base).unwrap();
+        for (i, relocation) in kernel.relocations.iter().enumerate() {
+            assert!(relocation.offset == table.st_value || relocation.offset == table.st_value + 8, "{i}");
+            let value = read_u64(&image, (relocation.offset - kernel.span.start) as usize);
+            assert_eq!(value, base + relocation.addend as u64);
+        }
+        // glibc's static PIE resolves IFUNCs with IRELATIVE relocations: not for the kernel.
+        let glibc = compile("gcc", &["-static-pie", "-O2"], HELLO, dir.path(), "glibc");
+        let e = kernel_err(&glibc);
+        assert!(matches!(e, ElfError::UnsupportedRelocation { name: "X86_64_IRELATIVE", .. }), "{e:?}");
+    }
+
+    fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {
+        let len = bytes.len();
+        for &(at, value) in edits {
+            bytes[at % len] = value;
+        }
+        bytes
+    }
+
+    fn exercise(bytes: &[u8]) {
+        let _ = parse_app(bytes);
+        if let Ok(kernel) = parse_kernel(bytes) {
+            let _ = kernel.load(bytes, 0x7e00_0000_0000);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn prop_arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn prop_mutated_headers_never_panic(
+            edits in proptest::collection::vec((0usize..0x400, any::<u8>()), 1..8),
+            words in proptest::collection::vec((0usize..0x400, any::<u64>()), 0..3),
+        ) {
+            for base in [exec(), pie(), kernel()] {
+                let mut bytes = mutate(base, &edits);
+                for &(at, value) in &words {
+                    let at = at.min(bytes.len() - 8);
+                    put64(&mut bytes, at, value);
+                }
+                exercise(&bytes);
+            }
+        }
+
+        #[test]
+        fn prop_mutated_headers_keep_invariants(edits in proptest::collection::vec((0usize..0x200, any::<u8>()), 1..4)) {
+            if let Ok(app) = parse_app(&mutate(exec(), &edits)) {
+                prop_assert!(app.span.start % PAGE_SIZE == 0 && app.span.size % PAGE_SIZE == 0);
+                prop_assert!(app.span.end() <= LOWER_HALF_END && app.span.size <= MAX_APP_SPAN);
+                prop_assert!(app.segments.windows(2).all(|w| w[0].end() <= w[1].vaddr));
+                prop_assert!(app.segments.iter().all(|s| s.vaddr >= app.span.start && s.end() <= app.span.end()));
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Builds the guest's initial memory: the layout is planned, the kernel relocated, the app's segments,
+//! the boot info, the argument strings, stdin and the packed files placed in guest-physical memory, and
+//! the initial page tables written — one [`MemoryImage`] and [`VcpuEntry`] that either backend can run.
+//!
+//! Physical placement (independent of the virtual layout):
+//! ```text
+//!  0 .. 1 MiB              never used (legacy holes on the PC machine)
+//!  1 MiB                   PVH boot trampoline (QEMU only; identity mapped)
+//!  1 MiB + 4 KiB ..        boot info, argument strings, kernel image, app image, stdin, files
+//!  ..                      page tables
+//!  .. memory_size          free: the kernel's heap and the app's memory
+//! ```
+
+use std::collections::BTreeMap;
+
+use isolation::layout::{self, Span, VmLayout, VmLayoutRequest};
+use isolation::paging::{self, PageFlags, PhysMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
+use kernel_abi::{
+    BootInfo, IsolationMode, MappedRegion, PhysBlob, RegionKind, MAX_REGIONS, PERM_EXEC, PERM_READ, PERM_WRITE,
+};
+use rand_core::RngCore;
+
+use crate::elf::{AppElf, KernelElf, Segment};
+use crate::image::{Chunk, MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+
+/// Why the guest's memory could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no address-space layout fits: {0}")]
+    Layout(layout::LayoutError),
+    #[error("guest memory too small: the images need {needed_mib} MiB plus room to run; use a larger --memory")]
+    OutOfMemory { needed_mib: u64 },
+    #[error("the kernel image cannot be placed: {0}")]
+    Kernel(#[source] crate::elf::ElfError),
+    #[error("too many segments: at most {MAX_REGIONS} regions fit in the boot info")]
+    TooManyRegions,
+    #[error("building the page tables failed: {0:?}")]
+    Paging(paging::PagingError),
+}
+
+/// What to load.
+pub struct LoadRequest<'a> {
+    pub kernel: &'a KernelElf,
+    pub kernel_file: &'a [u8],
+    pub app: &'a AppElf,
+    pub app_file: &'a [u8],
+    /// argv then envp strings, without their NULs.
+    pub argv: &'a [Vec<u8>],
+    pub envp: &'a [Vec<u8>],
+    pub stdin: &'a [u8],
+    /// The packed `--mount` files (kernel_abi::archive format).
+    pub files: &'a [u8],
+    pub isolation: IsolationMode,
+    pub memory_size: u64,
+    pub trace_syscalls: bool,
+    /// Seeds the layout (with ASLR) and the kernel's CSPRNG.
+    pub seed: u64,
+    pub aslr: bool,
+    pub tsc_khz: u64,
+    pub boot_unix_ns: u64,
+}
+
+/// One mapped region, for `--print-layout` and crash reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RegionReport {
+    pub name: String,
+    pub kind: String,
+    pub virt_start: u64,
+    pub virt_end: u64,
+    pub phys_start: u64,
+    pub perms: String,
+}
+
+/// The loaded guest.
+pub struct LoadedVm {
+    pub image: MemoryImage,
+    pub entry: VcpuEntry,
+    pub layout: VmLayout,
+    pub regions: Vec<RegionReport>,
+    /// The seed the kernel received (derived from `LoadRequest::seed`).
+    pub kernel_seed: [u8; 32],
+}
+
+/// Guest-physical bump allocation of page-aligned ranges.
+struct PhysAllocator {
+    next: u64,
+    end: u64,
+}
+
+impl PhysAllocator {
+    fn alloc(&mut self, size: u64) -> Result<u64, LoadError> {
+        let start = self.next;
+        let end = start.checked_add(round_up(size, PAGE_SIZE)).filter(|end| *end <= self.end).ok_or(
+            LoadError::OutOfMemory { needed_mib: start.saturating_add(size).div_ceil(1 << 20) },
+        )?;
+        self.next = end;
+        Ok(start)
+    }
+}
+
+/// Page tables under construction: only the table frames, sparse.
+struct TableBuilder {
+    frames: BTreeMap<u64, Box<[u64; 512]>>,
+    allocator: PhysAllocator,
+}
+
+impl PhysMemory for TableBuilder {
+    fn read_u64(&self, phys: u64) -> u64 {
+        let frame = phys & !(PAGE_SIZE - 1);
+        self.frames.get(&frame).map_or(0, |table| table[((phys % PAGE_SIZE) / 8) as usize])
+    }
+    fn write_u64(&mut self, phys: u64, value: u64) {
+        let frame = phys & !(PAGE_SIZE - 1);
+        if let Some(table) = self.frames.get_mut(&frame) {
+            table[((phys % PAGE_SIZE) / 8) as usize] = value;
+        }
+    }
+    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
+        let frame = self.allocator.alloc(PAGE_SIZE).ok()?;
+        self.frames.insert(frame, Box::new([0; 512]));
+        Some(frame)
+    }
+}
+
+fn round_up(value: u64, align: u64) -> u64 {
+    value.div_ceil(align).saturating_mul(align)
+}
+
+fn perms_string(perms: u32) -> String {
+    let flag = |bit, c| if perms & bit != 0 { c } else { '-' };
+    [flag(PERM_READ, 'r'), flag(PERM_WRITE, 'w'), flag(PERM_EXEC, 'x')].iter().collect()
+}
+
+fn region_kind_for_kernel(segment: &Segment) -> RegionKind {
+    if segment.perms & PERM_EXEC != 0 {
+        RegionKind::KernelText
+    } else if segment.perms & PERM_WRITE != 0 {
+        RegionKind::KernelData
+    } else {
+        RegionKind::KernelRodata
+    }
+}
+
+/// The pages `[vaddr, vaddr + size)` covers, rounded outwards.
+fn page_span(vaddr: u64, size: u64) -> Span {
+    let start = vaddr & !(PAGE_SIZE - 1);
+    Span::new(start, round_up(vaddr.saturating_add(size), PAGE_SIZE) - start)
+}
+
+/// The layout the VMM plans for this request (fixed without ASLR, else drawn from `rng`).
+pub fn plan_layout(
+    kernel: &KernelElf,
+    app: &AppElf,
+    memory_size: u64,
+    rng: Option<&mut impl RngCore>,
+) -> Result<VmLayout, LoadError> {
+    let request = VmLayoutRequest {
+        kernel_size: kernel.span.size,
+        app: app.placement(),
+        physmap_size: round_up(memory_size, HUGE_PAGE_SIZE),
+        reserved: Some(Span::new(TRAMPOLINE_ADDR, TRAMPOLINE_SIZE)),
+    };
+    layout::plan_vm_layout(&request, rng).map_err(LoadError::Layout)
+}
+
+/// Builds the guest's memory for `request` with the given layout.
+pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]) -> Result<LoadedVm, LoadError> {
+    let memory_size = request.memory_size;
+    let mut phys = PhysAllocator { next: LOW_MEMORY_END + TRAMPOLINE_SIZE, end: memory_size };
+    let mut chunks = Vec::new();
+    let mut regions: Vec<MappedRegion> = Vec::new();
+    // (virtual span, physical start, flags, huge pages)
+    let mut mappings: Vec<(Span, u64, PageFlags, bool)> = Vec::new();
+
+    let boot_info_phys = phys.alloc(std::mem::size_of::<BootInfo>() as u64)?;
+
+    // Argument strings: argv then envp, each NUL-terminated.
+    let mut args = Vec::new();
+    for string in request.argv.iter().chain(request.envp) {
+        args.extend_from_slice(string);
+        args.push(0);
+    }
+    let args_phys = phys.alloc(args.len() as u64)?;
+
+    // The kernel, relocated for its virtual base, contiguous in physical memory.
+    let kernel_base = layout.kernel.start;
+    let kernel_image = request.kernel.load(request.kernel_file, kernel_base).map_err(LoadError::Kernel)?;
+    let kernel_phys = phys.alloc(kernel_image.len() as u64)?;
+    let kernel_span_start = request.kernel.span.start;
+    let mut kernel_pages: BTreeMap<u64, u32> = BTreeMap::new();
+    for segment in &request.kernel.segments {
+        let pages = page_span(segment.vaddr - kernel_span_start, segment.mem_size);
+        for page in (pages.start..pages.end()).step_by(PAGE_SIZE as usize) {
+            *kernel_pages.entry(page).or_default() |= segment.perms;
+        }
+        regions.push(MappedRegion {
+            virt_start: kernel_base + pages.start,
+            size: pages.size,
+            phys_start: kernel_phys + pages.start,
+            kind: region_kind_for_kernel(segment) as u32,
+            perms: segment.perms,
+        });
+    }
+    for (page, perms) in &kernel_pages {
+        let flags = PageFlags {
+            writable: perms & PERM_WRITE != 0,
+            executable: perms & PERM_EXEC != 0,
+            user: false,
+            pkey: 0,
+            global: false,
+        };
+        mappings.push((Span::new(kernel_base + page, PAGE_SIZE), kernel_phys + page, flags, false));
+    }
+    chunks.push(Chunk { guest_phys: kernel_phys, bytes: kernel_image });
+
+    // The app: its whole page span contiguous in physical memory, file bytes copied in, bss left zero.
+    let app = request.app;
+    let app_base = layout.app.start;
+    let app_phys = phys.alloc(app.span.size)?;
+    let mut app_pages: BTreeMap<u64, u32> = BTreeMap::new();
+    for segment in &app.segments {
+        let offset = segment.vaddr - app.span.start;
+        let bytes = app.segment_bytes(segment, request.app_file);
+        if !bytes.is_empty() {
+            chunks.push(Chunk { guest_phys: app_phys + offset, bytes: bytes.to_vec() });
+        }
+        let pages = page_span(offset, segment.mem_size);
+        for page in (pages.start..pages.end()).step_by(PAGE_SIZE as usize) {
+            *app_pages.entry(page).or_default() |= segment.perms;
+        }
+        regions.push(MappedRegion {
+            virt_start: app_base + pages.start,
+            size: pages.size,
+            phys_start: app_phys + pages.start,
+            kind: RegionKind::AppSegment as u32,
+            perms: segment.perms,
+        });
+    }
+    for (page, perms) in &app_pages {
+        let flags = PageFlags {
+            writable: perms & PERM_WRITE != 0,
+            executable: perms & PERM_EXEC != 0,
+            user: true,
+            pkey: 0,
+            global: false,
+        };
+        mappings.push((Span::new(app_base + page, PAGE_SIZE), app_phys + page, flags, false));
+    }
+
+    let stdin_phys = phys.alloc(request.stdin.len() as u64)?;
+    let files_phys = phys.alloc(request.files.len() as u64)?;
+    for (at, bytes) in [(args_phys, &args[..]), (stdin_phys, request.stdin), (files_phys, request.files)] {
+        if !bytes.is_empty() {
+            chunks.push(Chunk { guest_phys: at, bytes: bytes.to_vec() });
+        }
+    }
+
+    // The kernel's window on all of guest memory, in 2 MiB pages.
+    let physmap_flags = PageFlags { writable: true, executable: false, user: false, pkey: 0, global: false };
+    mappings.push((layout.physmap, 0, physmap_flags, true));
+    regions.push(MappedRegion {
+        virt_start: layout.physmap.start,
+        size: layout.physmap.size,
+        phys_start: 0,
+        kind: RegionKind::PhysMap as u32,
+        perms: PERM_READ | PERM_WRITE,
+    });
+    // The PVH trampoline, identity mapped so it keeps running when it turns paging on.
+    let trampoline_flags = PageFlags { writable: false, executable: true, user: false, pkey: 0, global: false };
+    mappings.push((Span::new(TRAMPOLINE_ADDR, TRAMPOLINE_SIZE), TRAMPOLINE_ADDR, trampoline_flags, false));
+    regions.push(MappedRegion {
+        virt_start: TRAMPOLINE_ADDR,
+        size: TRAMPOLINE_SIZE,
+        phys_start: TRAMPOLINE_ADDR,
+        kind: RegionKind::BootTrampoline as u32,
+        perms: PERM_READ | PERM_EXEC,
+    });
+    if regions.len() > MAX_REGIONS {
+        return Err(LoadError::TooManyRegions);
+    }
+
+    let mut tables = TableBuilder { frames: BTreeMap::new(), allocator: phys };
+    let root = tables.alloc_zeroed_frame().ok_or(LoadError::OutOfMemory { needed_mib: memory_size >> 20 })?;
+    for (span, phys_start, flags, huge) in &mappings {
+        paging::map(&mut tables, root, span.start, *phys_start, span.size, *flags, *huge).map_err(LoadError::Paging)?;
+    }
+    let free_start = tables.allocator.next;
+    // The kernel needs room for its heap and the app's stack and data.
+    const MIN_FREE: u64 = 8 << 20;
+    if memory_size.saturating_sub(free_start) < MIN_FREE {
+        return Err(LoadError::OutOfMemory { needed_mib: (free_start + MIN_FREE).div_ceil(1 << 20) });
+    }
+    for (frame, table) in tables.frames {
+        chunks.push(Chunk { guest_phys: frame, bytes: table.iter().flat_map(|entry| entry.to_le_bytes()).collect() });
+    }
+
+    let mut info = BootInfo::empty();
+    info.isolation = request.isolation as u32;
+    info.flags = if request.trace_syscalls { kernel_abi::FLAG_TRACE_SYSCALLS } else { 0 }
+        | if request.aslr { kernel_abi::FLAG_ASLR } else { 0 };
+    info.memory_size = memory_size;
+    info.physmap_base = layout.physmap.start;
+    info.page_table_root = root;
+    info.free_phys_start = free_start;
+    info.free_phys_end = memory_size;
+    info.kernel_virt_base = kernel_base;
+    let relocate = |vaddr: u64| app.runtime_address(vaddr, app_base).unwrap_or(0);
+    info.app_entry = relocate(app.entry);
+    info.app_load_bias = app_base.wrapping_sub(app.span.start);
+    info.app_phdr = relocate(app.phdr_vaddr);
+    info.app_phnum = app.phnum;
+    info.app_phent = app.phent;
+    info.args = PhysBlob { phys_start: args_phys, size: args.len() as u64 };
+    info.argc = request.argv.len() as u64;
+    info.envc = request.envp.len() as u64;
+    info.stdin = PhysBlob { phys_start: stdin_phys, size: request.stdin.len() as u64 };
+    info.files = PhysBlob { phys_start: files_phys, size: request.files.len() as u64 };
+    info.seed = kernel_seed;
+    info.tsc_khz = request.tsc_khz;
+    info.boot_unix_ns = request.boot_unix_ns;
+    info.region_count = regions.len() as u64;
+    info.regions[..regions.len()].copy_from_slice(&regions);
+    chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info) });
+    chunks.sort_by_key(|chunk| chunk.guest_phys);
+
+    let reports = regions
+        .iter()
+        .map(|region| {
+            let kind = RegionKind::from_u32(region.kind).map_or("unknown", RegionKind::name);
+            RegionReport {
+                name: kind.to_string(),
+                kind: kind.to_string(),
+                virt_start: region.virt_start,
+                virt_end: region.virt_start + region.size,
+                phys_start: region.phys_start,
+                perms: perms_string(region.perms),
+            }
+        })
+        .collect();
+    Ok(LoadedVm {
+        image: MemoryImage { memory_size, chunks },
+        entry: VcpuEntry {
+            rip: request.kernel.entry_address(kernel_base).unwrap_or(kernel_base),
+            rdi: layout.physmap.start + boot_info_phys,
+            page_table_root: root,
+        },
+        layout: *layout,
+        regions: reports,
+        kernel_seed,
+    })
+}
+
+/// The boot info's bytes as the kernel reads them (`#[repr(C)]`, little-endian, no padding holes).
+fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(std::mem::size_of::<BootInfo>());
+    let words = [
+        info.magic,
+        u64::from(info.version) | (u64::from(info.isolation) << 32),
+        info.flags,
+        info.memory_size,
+        info.physmap_base,
+        info.page_table_root,
+        info.free_phys_start,
+        info.free_phys_end,
+        info.kernel_virt_base,
+        info.app_entry,
+        info.app_load_bias,
+        info.app_phdr,
+        info.app_phnum,
+        info.app_phent,
+        info.args.phys_start,
+        info.args.size,
+        info.argc,
+        info.envc,
+        info.stdin.phys_start,
+        info.stdin.size,
+        info.files.phys_start,
+        info.files.size,
+    ];
+    for word in words {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&info.seed);
+    for word in [info.tsc_khz, info.boot_unix_ns, info.boot_tsc, info.region_count] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    for region in &info.regions {
+        for word in [region.virt_start, region.size, region.phys_start, u64::from(region.kind) | (u64::from(region.perms) << 32)] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    debug_assert_eq!(out.len(), std::mem::size_of::<BootInfo>());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn boot_info_serialization_matches_the_repr_c_layout() {
+        let mut info = BootInfo::empty();
+        info.tsc_khz = 0x1122;
+        info.region_count = 1;
+        info.regions[0] = MappedRegion { virt_start: 7, size: 8, phys_start: 9, kind: 5, perms: 3 };
+        info.seed[0] = 0xab;
+        let bytes = boot_info_bytes(&info);
+        assert_eq!(bytes.len(), std::mem::size_of::<BootInfo>());
+        let word = |offset: usize| u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap());
+        assert_eq!(word(offset_of!(BootInfo, magic)), kernel_abi::BOOT_INFO_MAGIC);
+        assert_eq!(word(offset_of!(BootInfo, tsc_khz)), 0x1122);
+        assert_eq!(word(offset_of!(BootInfo, region_count)), 1);
+        assert_eq!(bytes[offset_of!(BootInfo, seed)], 0xab);
+        let region = offset_of!(BootInfo, regions);
+        assert_eq!(word(region + offset_of!(MappedRegion, phys_start)), 9);
+        assert_eq!(bytes[region + offset_of!(MappedRegion, kind)], 5);
+        assert_eq!(bytes[region + offset_of!(MappedRegion, perms)], 3);
+    }
+}

@@ -1,0 +1,380 @@
+//! One run of an app: read and validate it, plan and build the guest, pick a backend, run, and turn
+//! the outcome into secure-run's exit status (DESIGN.md "Exit status").
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kernel_abi::{exit_code, IsolationMode};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, RngCore, SeedableRng, TryRngCore};
+
+use crate::backend::{self, Backend, BackendError, RunConfig};
+use crate::elf::{self, ElfError};
+use crate::exit::{ConsoleSink, GuestOutcome, StopReason};
+use crate::loader::{self, LoadError, LoadRequest, LoadedVm};
+use crate::report::CrashReport;
+
+/// The guest kernel built with this VMM.
+pub static EMBEDDED_KERNEL: &[u8] = include_bytes!(env!("SECURE_RUN_EMBEDDED_KERNEL"));
+
+/// The most stdin bytes captured for the guest.
+pub const STDIN_LIMIT: u64 = 64 << 20;
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    Kvm,
+    Qemu,
+}
+
+/// Everything a run needs (the CLI fills it; tests and benchmarks may too).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub app: PathBuf,
+    /// Arguments after the app (argv[1..]); argv[0] is the app path as given.
+    pub args: Vec<OsString>,
+    pub backend: BackendChoice,
+    pub isolation: IsolationMode,
+    pub memory_size: u64,
+    pub timeout: Option<Duration>,
+    pub seed: Option<u64>,
+    pub aslr: bool,
+    pub print_layout: bool,
+    pub report: Option<PathBuf>,
+    /// `K=V` strings for the app's environment.
+    pub env: Vec<OsString>,
+    pub trace_syscalls: bool,
+    pub max_output: u64,
+    pub kernel: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+/// secure-run's own failures, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: not found")]
+    NotFound { path: String },
+    #[error("cannot execute {path}: {reason}")]
+    CannotExecute { path: String, reason: String },
+    #[error("cannot execute {path}: {source}")]
+    BadElf {
+        path: String,
+        #[source]
+        source: ElfError,
+    },
+    #[error("the guest kernel image is invalid: {0}")]
+    BadKernel(#[source] ElfError),
+    #[error("cannot read {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("stdin is larger than {STDIN_LIMIT} bytes; the guest receives stdin as a captured file")]
+    StdinTooLarge,
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotFound { .. } => exit_code::NOT_FOUND,
+            Self::CannotExecute { .. } | Self::BadElf { .. } => exit_code::CANNOT_EXECUTE,
+            _ => exit_code::VMM_ERROR,
+        }
+    }
+}
+
+/// Forwards the guest's output to secure-run's own stdout and stderr as it arrives.
+struct ProcessSink {
+    stdout: std::io::Stdout,
+    stderr: std::io::Stderr,
+}
+
+impl ConsoleSink for ProcessSink {
+    fn stdout(&mut self, bytes: &[u8]) {
+        // A closed stdout (e.g. `| head`) must not kill the run: the app keeps running as on Linux with
+        // SIGPIPE ignored.
+        let _ = self.stdout.write_all(bytes);
+        let _ = self.stdout.flush();
+    }
+    fn stderr(&mut self, bytes: &[u8]) {
+        let _ = self.stderr.write_all(bytes);
+    }
+    fn log(&mut self, bytes: &[u8]) {
+        let _ = self.stderr.write_all(bytes);
+    }
+}
+
+fn read_app(path: &Path) -> Result<Vec<u8>, RunError> {
+    let shown = path.display().to_string();
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(RunError::NotFound { path: shown }),
+        Err(error) => return Err(RunError::CannotExecute { path: shown, reason: error.to_string() }),
+    };
+    if metadata.is_dir() {
+        return Err(RunError::CannotExecute { path: shown, reason: "it is a directory".into() });
+    }
+    // The ELF parser caps sizes itself; this only keeps a huge file from being read into memory whole.
+    const APP_FILE_LIMIT: u64 = 1 << 30;
+    if metadata.len() > APP_FILE_LIMIT {
+        return Err(RunError::CannotExecute { path: shown, reason: "the file is larger than 1 GiB".into() });
+    }
+    std::fs::read(path).map_err(|error| RunError::CannotExecute { path: shown, reason: error.to_string() })
+}
+
+fn read_stdin() -> Result<Vec<u8>, RunError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(Vec::new());
+    }
+    let mut bytes = Vec::new();
+    stdin
+        .lock()
+        .take(STDIN_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| RunError::Io { what: "stdin".into(), source })?;
+    if bytes.len() as u64 > STDIN_LIMIT {
+        return Err(RunError::StdinTooLarge);
+    }
+    Ok(bytes)
+}
+
+/// Picks the backend for `choice` and `isolation` on this host (DESIGN.md "Backends").
+pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result<(Backend, Option<String>), RunError> {
+    match choice {
+        BackendChoice::Qemu => Ok((Backend::Qemu, None)),
+        BackendChoice::Kvm => {
+            let kvm = backend::probe_kvm();
+            if !kvm.usable {
+                return Err(RunError::Unsupported(format!(
+                    "--backend kvm: KVM is not usable here ({}); use --backend qemu",
+                    kvm.notes.join("; ")
+                )));
+            }
+            if isolation == IsolationMode::Mpk && !(kvm.pku && !kvm.cpl0_emulated) {
+                return Err(RunError::Unsupported(
+                    "--backend kvm cannot enforce --isolation mpk here: this host's KVM does not offer \
+                     protection keys to guests (or emulates guest kernel code); use --backend qemu, or \
+                     --isolation ring3 on KVM"
+                        .into(),
+                ));
+            }
+            Ok((Backend::Kvm, None))
+        }
+        BackendChoice::Auto => {
+            let kvm = backend::probe_kvm();
+            let kvm_fits = kvm.usable
+                && match isolation {
+                    IsolationMode::Ring3 => true,
+                    IsolationMode::None => !kvm.cpl0_emulated,
+                    IsolationMode::Mpk => kvm.pku && !kvm.cpl0_emulated,
+                };
+            if kvm_fits {
+                return Ok((Backend::Kvm, None));
+            }
+            let why = if !kvm.usable {
+                "KVM is not usable"
+            } else if isolation == IsolationMode::Mpk && !kvm.pku {
+                "KVM here offers no protection keys"
+            } else {
+                "KVM here emulates guest kernel code"
+            };
+            Ok((
+                Backend::Qemu,
+                Some(format!("secure-run: note: running on QEMU (TCG): {why} for --isolation {}", isolation.name())),
+            ))
+        }
+    }
+}
+
+fn kernel_bytes(options: &RunOptions) -> Result<std::borrow::Cow<'static, [u8]>, RunError> {
+    match &options.kernel {
+        None => Ok(std::borrow::Cow::Borrowed(EMBEDDED_KERNEL)),
+        Some(path) => std::fs::read(path)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|source| RunError::Io { what: format!("the kernel {}", path.display()), source }),
+    }
+}
+
+/// Plans and builds the guest for `options` without running it.
+pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
+    if options.isolation != IsolationMode::None {
+        return Err(RunError::Unsupported(format!(
+            "--isolation {} is not available yet in this build; use --isolation none",
+            options.isolation.name()
+        )));
+    }
+    let app_file = read_app(&options.app)?;
+    let shown = options.app.display().to_string();
+    let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown, source })?;
+    let kernel_file = kernel_bytes(options)?;
+    let kernel = elf::parse_kernel(&kernel_file).map_err(RunError::BadKernel)?;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let layout = loader::plan_layout(&kernel, &app, options.memory_size, options.aslr.then_some(&mut rng))?;
+    let mut kernel_seed = [0u8; 32];
+    rng.fill_bytes(&mut kernel_seed);
+
+    let mut argv = vec![options.app.as_os_str().as_bytes().to_vec()];
+    argv.extend(options.args.iter().map(|arg| arg.as_bytes().to_vec()));
+    let envp: Vec<Vec<u8>> = options.env.iter().map(|var| var.as_bytes().to_vec()).collect();
+    let boot_unix_ns =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    let request = LoadRequest {
+        kernel: &kernel,
+        kernel_file: &kernel_file,
+        app: &app,
+        app_file: &app_file,
+        argv: &argv,
+        envp: &envp,
+        stdin,
+        files: &[],
+        isolation: options.isolation,
+        memory_size: options.memory_size,
+        trace_syscalls: options.trace_syscalls,
+        seed,
+        aslr: options.aslr,
+        tsc_khz: host_tsc_khz(),
+        boot_unix_ns,
+    };
+    Ok(loader::build(&request, &layout, kernel_seed)?)
+}
+
+/// The host TSC frequency in kHz, which guests see too (KVM passes it through; QEMU's TCG reads the
+/// host's TSC). 0 if unknown.
+fn host_tsc_khz() -> u64 {
+    if let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/tsc_freq_khz") {
+        if let Ok(khz) = text.trim().parse() {
+            return khz;
+        }
+    }
+    backend::probe_kvm().tsc_khz.map_or(0, u64::from)
+}
+
+/// Runs the app as `options` say and returns secure-run's exit status.
+pub fn run(options: &RunOptions) -> Result<i32, RunError> {
+    let seed = options.seed.unwrap_or_else(|| OsRng.try_next_u64().unwrap_or(0));
+    let stdin = read_stdin()?;
+    let vm = prepare(options, &stdin, seed)?;
+    let (backend, notice) = select_backend(options.backend, options.isolation)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    if options.print_layout {
+        eprint!("{}", layout_text(&vm, seed));
+    }
+    let config = RunConfig {
+        timeout: options.timeout,
+        output_limit: options.max_output,
+        needs_pku: options.isolation == IsolationMode::Mpk,
+        verbose: options.verbose,
+        ..RunConfig::default()
+    };
+    let mut sink = ProcessSink { stdout: std::io::stdout(), stderr: std::io::stderr() };
+    let outcome = backend::run(backend, &vm.image, &vm.entry, &config, &mut sink)?;
+    let _ = std::io::stdout().flush();
+    let context = format!(
+        "backend {}, isolation {}, seed {seed} (replay with --seed {seed}{})",
+        backend.name(),
+        options.isolation.name(),
+        if options.aslr { " --aslr" } else { "" }
+    );
+    let (code, crash) = exit_status(&outcome, &vm, &context);
+    if let Some(path) = &options.report {
+        write_report(path, &outcome, &vm, seed, backend, options, code, crash.as_ref())?;
+    }
+    Ok(code)
+}
+
+/// The exit status for an outcome, printing what the user must know on stderr.
+fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Option<CrashReport>) {
+    if outcome.output_truncated {
+        eprintln!("secure-run: the app's output exceeded --max-output; the rest was dropped");
+    }
+    if let Some(record) = &outcome.crash {
+        let report = CrashReport::new(record, &vm.regions);
+        eprintln!("{}", report.paragraph(context));
+        return (report.exit_code(), Some(report));
+    }
+    match (&outcome.stop, outcome.status) {
+        (StopReason::Timeout, _) => {
+            eprintln!("secure-run: the app did not finish within --timeout; it was stopped ({context})");
+            (exit_code::TIMEOUT, None)
+        }
+        (StopReason::ExitPort, Some(status)) => (status & 0xff, None),
+        (StopReason::ExitPort, None) => {
+            eprintln!("secure-run: the guest stopped without reporting an exit status ({context})");
+            (exit_code::VMM_ERROR, None)
+        }
+        (stop, _) => {
+            eprintln!("secure-run: the VM stopped abnormally: {stop} ({context})");
+            (exit_code::VMM_ERROR, None)
+        }
+    }
+}
+
+/// `--print-layout`: one line per region, then the entropy of each base.
+pub fn layout_text(vm: &LoadedVm, seed: u64) -> String {
+    let mut text = format!("secure-run: layout (seed {seed})\n");
+    for region in &vm.regions {
+        text.push_str(&format!(
+            "  {:<22} {:#018x}-{:#018x} phys {:#012x} {}\n",
+            region.name, region.virt_start, region.virt_end, region.phys_start, region.perms
+        ));
+    }
+    let entropy = vm.layout.entropy;
+    text.push_str(&format!(
+        "  entropy: kernel base {} bits, app base {} bits, physical map {} bits\n",
+        entropy.kernel_bits, entropy.app_bits, entropy.physmap_bits
+    ));
+    text
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    path: &Path,
+    outcome: &GuestOutcome,
+    vm: &LoadedVm,
+    seed: u64,
+    backend: Backend,
+    options: &RunOptions,
+    exit_code: i32,
+    crash: Option<&CrashReport>,
+) -> Result<(), RunError> {
+    let report = serde_json::json!({
+        "exit_code": exit_code,
+        "app_status": outcome.status,
+        "stop": outcome.stop.to_string(),
+        "timed_out": outcome.stop == StopReason::Timeout,
+        "crash": crash,
+        "seed": seed,
+        "aslr": options.aslr,
+        "backend": backend.name(),
+        "isolation": options.isolation.name(),
+        "layout": {
+            "regions": vm.regions,
+            "entropy_bits": {
+                "kernel": vm.layout.entropy.kernel_bits,
+                "app": vm.layout.entropy.app_bits,
+                "physmap": vm.layout.entropy.physmap_bits,
+            },
+        },
+        "output_truncated": outcome.output_truncated,
+        "garbage_console_bytes": outcome.garbage_bytes,
+        "wall_time_ms": outcome.wall_time.as_secs_f64() * 1000.0,
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(path, text + "\n")
+        .map_err(|source| RunError::Io { what: format!("--report {} (writing)", path.display()), source })
+}
