@@ -108,7 +108,7 @@ fn index(virt: u64, level: u32) -> u64 {
 }
 
 fn check_range(virt: u64, size: u64, align: u64) -> Result<(), PagingError> {
-    if virt % align != 0 || size % align != 0 {
+    if !virt.is_multiple_of(align) || !size.is_multiple_of(align) {
         return Err(PagingError::Misaligned);
     }
     match virt.checked_add(size) {
@@ -154,7 +154,7 @@ pub fn map(
 ) -> Result<(), PagingError> {
     let page = if huge { HUGE_PAGE_SIZE } else { PAGE_SIZE };
     check_range(virt, size, page)?;
-    if phys % page != 0 {
+    if !phys.is_multiple_of(page) {
         return Err(PagingError::Misaligned);
     }
     if (0..size / page).any(|i| translate(mem, root, virt + i * page).is_some()) {
@@ -223,7 +223,7 @@ pub fn update_flags(
     let mut addr = virt;
     while addr < virt + size {
         let (_, page) = leaf_slot(mem, root, addr).ok_or(PagingError::NotMapped)?;
-        if addr % page != 0 || addr + page > virt + size {
+        if !addr.is_multiple_of(page) || addr + page > virt + size {
             return Err(PagingError::HugePageSplit);
         }
         addr += page;
@@ -252,7 +252,7 @@ pub fn unmap(
     let mut addr = virt;
     while addr < virt + size {
         match leaf_slot(mem, root, addr) {
-            Some((_, page)) if addr % page != 0 || addr + page > virt + size => {
+            Some((_, page)) if !addr.is_multiple_of(page) || addr + page > virt + size => {
                 return Err(PagingError::HugePageSplit)
             }
             Some((slot, page)) => {
@@ -325,8 +325,11 @@ mod tests {
         map(&mut mem, root, 0x1000, 0, 0x2000, RW_USER, false).unwrap();
         assert_eq!(map(&mut mem, root, 0x2000, 0, 0x1000, RW_USER, false), Err(PagingError::AlreadyMapped));
         assert_eq!(map(&mut mem, root, 0x1234, 0, 0x1000, RW_USER, false), Err(PagingError::Misaligned));
-        assert_eq!(map(&mut mem, root, LOWER_HALF_END - 0x1000, 0, 0x2000, RW_USER, false), Err(PagingError::NonCanonical));
-        assert_eq!(map(&mut mem, root, u64::MAX & !0xfff, 0, 0x2000, RW_USER, false), Err(PagingError::NonCanonical));
+        assert_eq!(
+            map(&mut mem, root, LOWER_HALF_END - 0x1000, 0, 0x2000, RW_USER, false),
+            Err(PagingError::NonCanonical)
+        );
+        assert_eq!(map(&mut mem, root, !0xfff, 0, 0x2000, RW_USER, false), Err(PagingError::NonCanonical));
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn guests_c_build_and_run_natively() {
             }
             outputs.push((toolchain, first));
         }
-        if case.same_across_libcs {
+        if case.same_across_variants {
             let (_, reference) = &outputs[0];
             for (toolchain, output) in &outputs[1..] {
                 assert!(

@@ -209,12 +209,6 @@ fn kernel_bytes(options: &RunOptions) -> Result<std::borrow::Cow<'static, [u8]>,
 
 /// Plans and builds the guest for `options` without running it.
 pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
-    if options.isolation != IsolationMode::None {
-        return Err(RunError::Unsupported(format!(
-            "--isolation {} is not available yet in this build; use --isolation none",
-            options.isolation.name()
-        )));
-    }
     let app_file = read_app(&options.app)?;
     let shown = options.app.display().to_string();
     let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown, source })?;

@@ -15,7 +15,7 @@ pub use fixtures::{data_dir, GUEST_DATA};
 pub use guests::{guest, Toolchain, C_VARIANTS};
 pub use run::{
     assert_no_panic, assert_output, assert_same_as_native, assert_status, assert_stderr_contains, run, run_native,
-    run_with_stdin, Mode, RunResult, SecureRun,
+    Mode, RunResult, SecureRun,
 };
 
 /// One test body, one `#[test]` per mode:

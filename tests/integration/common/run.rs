@@ -189,11 +189,6 @@ pub fn run(args: &[&str]) -> RunResult {
     execute(secure_run_command(args), None, HARD_TIMEOUT)
 }
 
-/// Runs secure-run with exactly `args`, `stdin` piped in.
-pub fn run_with_stdin(args: &[&str], stdin: &[u8]) -> RunResult {
-    execute(secure_run_command(args), Some(stdin), HARD_TIMEOUT)
-}
-
 /// Runs `app` natively the way secure-run presents a program its world: argv[0] is `app` as given, the
 /// environment holds exactly `env` (like `env -i K=V ...`), the working directory is `/`.
 pub fn run_native(app: &Path, args: &[&str], env: &[&str], stdin: Option<&[u8]>) -> RunResult {

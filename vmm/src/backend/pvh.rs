@@ -237,16 +237,16 @@ const PF_R: u32 = 4;
 const EM_X86_64: u16 = 62;
 const ET_EXEC: u16 = 2;
 
-/// The note: namesz, descsz, type, "Xen\0", the 32-bit entry, then 4 zero bytes (QEMU reads the entry
-/// as a native-width word).
+/// The note: namesz, descsz, type, "Xen\0", then the entry as a 64-bit value. The entry is a 32-bit
+/// address, but QEMU's reader of 64-bit ELF notes loads a native-width word, so the desc is 8 bytes (as
+/// Linux's x86-64 PVH note is); Xen reads numeric notes of any width.
 fn xen_note() -> Vec<u8> {
     let mut note = Vec::with_capacity(24);
     note.extend(4u32.to_le_bytes());
-    note.extend(4u32.to_le_bytes());
+    note.extend(8u32.to_le_bytes());
     note.extend(XEN_ELFNOTE_PHYS32_ENTRY.to_le_bytes());
     note.extend(b"Xen\0");
-    note.extend((TRAMPOLINE_ADDR as u32).to_le_bytes());
-    note.extend([0; 4]);
+    note.extend(TRAMPOLINE_ADDR.to_le_bytes());
     note
 }
 
@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].name, "Xen");
         assert_eq!(notes[0].n_type, XEN_ELFNOTE_PHYS32_ENTRY);
-        assert_eq!(notes[0].desc, (TRAMPOLINE_ADDR as u32).to_le_bytes());
+        assert_eq!(notes[0].desc, TRAMPOLINE_ADDR.to_le_bytes());
         // Nothing but headers in the first 8 KiB: no multiboot magic, no Linux "HdrS".
         assert!(file[..DATA_START as usize].windows(4).all(|w| w != 0x1bad_b002u32.to_le_bytes() && w != b"HdrS"));
     }

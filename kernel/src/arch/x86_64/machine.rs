@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use isolation::paging::{PageFlags, PAGE_SIZE};
-use kernel_abi::{IsolationMode, Stream};
+use kernel_abi::Stream;
 
 use super::console;
 use super::idt::TrapFrame;
@@ -21,8 +21,7 @@ const STACK_TOP: u64 = isolation::layout::FIXED_STACK_TOP;
 const STACK_SIZE: u64 = 256 * 1024;
 
 pub fn start_process(state: &BootState) -> AppStart {
-    let user = state.mode != IsolationMode::Ring3 || true;
-    let flags = PageFlags { writable: true, executable: false, user, pkey: 0, global: false };
+    let flags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
     // SAFETY: boot runs alone.
     let mem = unsafe { memory::memory() };
     if mem.map_new(STACK_TOP - STACK_SIZE, STACK_SIZE, flags).is_err() {
@@ -74,7 +73,16 @@ pub fn start_process(state: &BootState) -> AppStart {
     AppStart { entry: info.app_entry, stack_pointer }
 }
 
+/// RFLAGS bits an app may keep across a syscall: CF, PF, AF, ZF, SF, TF, IF, DF, OF, AC, ID (never
+/// IOPL, NT, RF or VM, which SYSRET/IRETQ would otherwise load from a corrupted frame).
+const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+
 pub fn handle_syscall(frame: &mut SyscallFrame) {
+    frame.rflags = (frame.rflags & USER_RFLAGS) | 0x2;
+    if frame.rip >= isolation::paging::LOWER_HALF_END {
+        // SYSRET to a non-canonical address would fault in the kernel with the app's stack.
+        fatal("syscall return address outside the lower half");
+    }
     let [a0, a1, a2, ..] = frame.args();
     frame.rax = match frame.number() {
         1 if a0 == 1 || a0 == 2 => {
@@ -87,6 +95,32 @@ pub fn handle_syscall(frame: &mut SyscallFrame) {
         60 | 231 => console::exit(a0 as i32),
         _ => (-38i64) as u64,
     };
+}
+
+/// Runs the syscall a trap frame stands for (the nested-KVM SYSCALL quirk) and resumes after it.
+pub fn syscall_from_trap(frame: &mut TrapFrame) {
+    let mut call = SyscallFrame {
+        r15: frame.r15,
+        r14: frame.r14,
+        r13: frame.r13,
+        r12: frame.r12,
+        rbp: frame.rbp,
+        rbx: frame.rbx,
+        r9: frame.r9,
+        r8: frame.r8,
+        r10: frame.r10,
+        rdx: frame.rdx,
+        rsi: frame.rsi,
+        rdi: frame.rdi,
+        rax: frame.rax,
+        rip: frame.rcx,
+        rflags: frame.r11,
+        rsp: frame.rsp,
+    };
+    handle_syscall(&mut call);
+    frame.rax = call.rax;
+    frame.rip = call.rip;
+    frame.rflags = call.rflags;
 }
 
 pub fn handle_page_fault(_frame: &mut TrapFrame, _address: u64) -> bool {

@@ -131,6 +131,14 @@ impl PhysicalMemory {
         Ok(())
     }
 
+    /// Removes the mappings of `[virt, virt + size)` without freeing the frames (memory the VMM placed).
+    pub fn unmap_keep_frames(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        paging::unmap(self, root, virt, size, |_| {})?;
+        flush_tlb();
+        Ok(())
+    }
+
     pub fn update_flags(
         &mut self,
         virt: u64,

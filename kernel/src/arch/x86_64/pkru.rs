@@ -14,10 +14,7 @@ use kernel_abi::{CrashRecord, FrameHeader, Stream, CRASH_GATE_VIOLATION};
 
 use super::gdt::{SupervisorTables, TABLES};
 
-/// PKRU while the kernel runs: every key accessible.
-pub const PKRU_KERNEL: u32 = 0;
-/// PKRU while the app runs: access and write disabled for every key but 0 (the app's).
-pub const PKRU_APP: u32 = 0xffff_fffc;
+pub use isolation::pkeys::{PKRU_APP, PKRU_KERNEL};
 
 /// Gate state read with the app's PKRU in force, on the read-only supervisor tables page.
 #[repr(C)]

@@ -3,7 +3,7 @@
 use core::arch::global_asm;
 use core::fmt::Write;
 
-use isolation::paging::fault;
+use isolation::paging::{fault, PageFlags};
 use kernel_abi::{BootInfo, CrashRecord, IsolationMode, RegionKind, Stream, BOOT_INFO_MAGIC, BOOT_INFO_VERSION};
 
 use super::idt::TrapFrame;
@@ -71,8 +71,44 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
     // SAFETY: boot runs alone.
     unsafe { *BOOT.get() = Some(BootState { info, mode, smap }) };
 
+    protect_kernel(boot_state());
     let start = machine::start_process(boot_state());
     enter_app(start.entry, start.stack_pointer, mode)
+}
+
+/// Puts the kernel's own memory out of the app's reach before the app runs: the boot trampoline is
+/// unmapped (boot-only code); in `mpk` mode every kernel region becomes a user page tagged with its
+/// protection key, except the structures the CPU reads or writes implicitly (descriptor tables, IST
+/// stacks, entry scratch), which stay supervisor pages; the descriptor tables become read-only.
+fn protect_kernel(state: &BootState) {
+    // SAFETY: boot runs alone.
+    let memory = unsafe { memory::memory() };
+    for region in state.info.regions() {
+        let Some(kind) = RegionKind::from_u32(region.kind) else { continue };
+        let result = if kind == RegionKind::BootTrampoline {
+            memory.unmap_keep_frames(region.virt_start, region.size)
+        } else if state.mode == IsolationMode::Mpk && kind.is_kernel() {
+            let pkey = isolation::pkeys::pkey_for(kind);
+            memory.update_flags(region.virt_start, region.size, |flags| PageFlags { user: true, pkey, ..flags })
+        } else {
+            Ok(())
+        };
+        if result.is_err() {
+            fatal("cannot protect a kernel region named in the boot info");
+        }
+    }
+    for (index, (start, size)) in gdt::supervisor_ranges().into_iter().enumerate() {
+        let tables = index == 0;
+        let result = memory.update_flags(start, size, |flags| PageFlags {
+            user: false,
+            pkey: 0,
+            writable: flags.writable && !tables,
+            ..flags
+        });
+        if result.is_err() {
+            fatal("cannot make the descriptor tables and IST stacks supervisor pages");
+        }
+    }
 }
 
 /// The 8259 PIC may still deliver IRQ0 on vector 8 (SeaBIOS leaves it so): mask everything.
@@ -171,6 +207,10 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
 /// Called for every exception with the saved registers. Returns only when the app may continue.
 pub fn handle_exception(frame: &mut TrapFrame) {
     let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
+    if frame.vector == 14 && is_nested_syscall_quirk(frame, fault_address) {
+        machine::syscall_from_trap(frame);
+        return;
+    }
     if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
         return;
     }
@@ -188,6 +228,19 @@ pub fn handle_exception(frame: &mut TrapFrame) {
     }
     let record = frame.crash_record(fault_address, pkey, in_kernel);
     crash(&record)
+}
+
+/// On the nested KVM of some cloud hosts (see FACTS.md), SYSCALL from ring 3 jumps to LSTAR without
+/// leaving CPL3, so the first instruction fetch at the (supervisor) entry page faults in user mode. That
+/// fault, and only that one (a user-mode instruction fetch at exactly LSTAR), is taken as the syscall it
+/// was: RCX and R11 hold what SYSCALL put there. On correct hardware SYSCALL never faults this way; an
+/// app that jumps to LSTAR itself only gets the syscall it could have made with SYSCALL.
+fn is_nested_syscall_quirk(frame: &TrapFrame, fault_address: u64) -> bool {
+    boot_state().mode == IsolationMode::Ring3
+        && frame.from_user_mode()
+        && frame.error_code & fault::FETCH != 0
+        && frame.rip == fault_address
+        && fault_address == super::registers::read_msr(super::registers::MSR_LSTAR)
 }
 
 /// Reports the crash and stops the VM.
