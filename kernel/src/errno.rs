@@ -1,4 +1,5 @@
 //! Linux error numbers (x86-64), as the syscall layer returns them (negated).
+#![forbid(unsafe_code)]
 
 /// A Linux errno value (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,6 +10,7 @@
 //!                NULL, argv[argc-1] ... argv[0]
 //!         rsp →  argc                     (rsp % 16 == 0)
 //! ```
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -74,7 +75,7 @@ pub fn build_initial_stack(
     aux: &AuxvInputs<'_>,
     max_size: usize,
 ) -> Result<InitialStack, StackError> {
-    if stack_top % 16 != 0 {
+    if !stack_top.is_multiple_of(16) {
         return Err(StackError::BadTop);
     }
     let mut strings_size: usize = 8 + PLATFORM.len() + 1 + 16 + aux.execfn.len() + 1;

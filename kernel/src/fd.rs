@@ -1,5 +1,6 @@
 //! The fd table: file descriptors pointing at shared open file descriptions (offset and status flags are
 //! shared by `dup`, close-on-exec is per descriptor), as in Linux.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

@@ -3,6 +3,29 @@
 //! Built for `x86_64-unknown-none` as a static PIE that the VMM relocates and places. Modules that need
 //! the hardware live under `arch`; everything else (syscall decoding, the file system, the fd table, the
 //! address-space model) is plain `no_std + alloc` code that also builds and is tested on the host.
+//!
+//! The hardware side drives the syscall layer through [`Kernel`]: build it from a [`KernelConfig`],
+//! map the stack with [`Kernel::setup_stack`], then hand every SYSCALL to [`Kernel::syscall`] with a
+//! [`Machine`] that copies app memory, maps pages and talks to the console. Every module outside `arch`
+//! forbids `unsafe`.
 #![no_std]
 
 extern crate alloc;
+
+pub mod errno;
+pub mod exec;
+pub mod fd;
+pub mod fs;
+pub mod machine;
+pub mod mm;
+pub mod model;
+pub mod pipe;
+pub mod process;
+pub mod syscall;
+pub mod trace;
+pub mod user;
+
+pub use errno::Errno;
+pub use machine::{Fault, MapError, Machine};
+pub use process::{ConfigError, ImageInfo, Kernel, KernelConfig, Segment, SetupError, Uname};
+pub use syscall::{SyscallResult, SYSCALLS};

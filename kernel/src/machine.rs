@@ -4,6 +4,7 @@
 //! implements it over a sparse byte map for host tests and the fuzzer. The syscall layer has already
 //! checked every address against its VMA list before it calls a method here; the machine may still fail,
 //! which becomes EFAULT or ENOMEM.
+#![forbid(unsafe_code)]
 
 use kernel_abi::Stream;
 
@@ -49,6 +50,7 @@ pub trait Machine {
     fn fs_base(&mut self) -> u64;
     /// Memory at `[addr, addr + len)` is about to become executable: inspect it (forbidden instructions).
     /// `Err` refuses, and the syscall fails with EACCES.
+    #[allow(clippy::result_unit_err)]
     fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
         let _ = (addr, len);
         Ok(())

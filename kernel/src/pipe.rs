@@ -1,5 +1,6 @@
 //! In-kernel pipes. Single-threaded: nothing else can fill an empty pipe or drain a full one while the
 //! app waits, so the syscall layer turns a would-block into EAGAIN (`O_NONBLOCK`) or a deadlock report.
+#![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

@@ -1,4 +1,5 @@
 //! The process the kernel runs: its configuration, all its state, and the boot-time setup of its stack.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -171,13 +172,12 @@ pub struct Kernel {
     pub(crate) reserved: Vec<(u64, u64)>,
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) envp: Vec<Vec<u8>>,
-    pub(crate) exe_path: Vec<u8>,
     pub(crate) uname: Uname,
     pub(crate) memory_size: u64,
 }
 
 fn aligned_span(span: &Span) -> bool {
-    span.size > 0 && span.start % PAGE_SIZE == 0 && span.size % PAGE_SIZE == 0 && span.start.checked_add(span.size).is_some()
+    span.size > 0 && span.start.is_multiple_of(PAGE_SIZE) && span.size.is_multiple_of(PAGE_SIZE) && span.start.checked_add(span.size).is_some()
 }
 
 impl Kernel {
@@ -247,7 +247,6 @@ impl Kernel {
             reserved,
             argv: config.argv,
             envp: config.envp,
-            exe_path: config.exe_path,
             uname: config.uname,
             memory_size: config.memory_size,
         })

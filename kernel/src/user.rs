@@ -1,6 +1,7 @@
 //! Access to app memory on the app's behalf: every pointer and length is checked against the VMA list
 //! (overflow, unmapped, wrong permission → EFAULT) before the machine copies anything, so a syscall can
 //! never make the kernel read or write its own memory.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

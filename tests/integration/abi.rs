@@ -83,12 +83,20 @@ pub fn c_cases() -> Vec<CCase> {
             .variant_specific()
             .lines(&["argc=6", "argv[3]=[]", "envp[1]=[FOO=bar]", "envc=3"]),
         CCase::new("empty_environment", "args").variant_specific().lines(&["argc=1", "envc=0"]),
-        CCase::new("auxv", "auxv").args(&["an argument"]).lines(&["AT_PAGESZ=4096", "AT_PHDR ok", "AT_EXECFN equals argv[0] ok"]),
+        CCase::new("auxv", "auxv").args(&["an argument"]).lines(&[
+            "AT_PAGESZ=4096",
+            "AT_PHDR ok",
+            "AT_EXECFN equals argv[0] ok",
+        ]),
         CCase::new("stack_align", "stack_align").lines(&["aligned in main ok", "aligned in nested calls ok"]),
         CCase::new("malloc_stress", "malloc_stress").lines(&["contents preserved ok"]),
         CCase::new("tmp_files", "tmp_files").lines(&["/tmp writable ok"]),
-        CCase::new("read_mounted_dir", "read_dir").args(&["/data"]).lines(&["sub/deeper/leaf.txt: file size=5 read=5 fnv=a9e0b3c1a4a3cf7e first=[leaf]"]),
-        CCase::new("write_mounted_dir", "write_dir").args(&["/data"]).lines(&["create created.txt: OK", "unlink input.txt: OK"]),
+        CCase::new("read_mounted_dir", "read_dir")
+            .args(&["/data"])
+            .lines(&["sub/deeper/leaf.txt: file size=5 read=5 fnv=54e1520a497512ed first=[leaf]"]),
+        CCase::new("write_mounted_dir", "write_dir")
+            .args(&["/data"])
+            .lines(&["create created.txt: OK", "unlink input.txt: OK"]),
         CCase::new("clocks", "clocks").lines(&["slept ok"]),
         CCase::new("random", "random").lines(&["getrandom ok"]),
         CCase::new("uname", "uname").lines(&["Linux x86_64"]),
@@ -99,7 +107,10 @@ pub fn c_cases() -> Vec<CCase> {
         CCase::new("empty_stdin", "stdin").lines(&["length=0 lines=0 fnv=cbf29ce484222325"]),
         CCase::new("return_0_from_main", "exit_codes").lines(&["atexit handler ran"]),
         CCase::new("return_7_from_main", "exit_codes").args(&["return", "7"]).status(7),
-        CCase::new("exit_3_from_nested_function", "exit_codes").args(&["exit", "3"]).status(3).lines(&["atexit handler ran"]),
+        CCase::new("exit_3_from_nested_function", "exit_codes")
+            .args(&["exit", "3"])
+            .status(3)
+            .lines(&["atexit handler ran"]),
         CCase::new("underscore_exit_4", "exit_codes").args(&["_exit", "4"]).status(4).variant_specific(),
         CCase::new("abort_is_sigabrt", "exit_codes").args(&["abort"]).status(134).variant_specific(),
     ]

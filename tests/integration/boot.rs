@@ -113,7 +113,11 @@ fn assert_capped_flood(result: &RunResult, cap: usize) {
         result.report()
     );
     assert!(result.stdout.len() >= cap / 2, "the output stopped well before the cap of {cap}\n{}", result.report());
-    assert!(result.stdout == flood_pattern(result.stdout.len()), "the delivered output is not what the app wrote\n{}", result.report());
+    assert!(
+        result.stdout == flood_pattern(result.stdout.len()),
+        "the delivered output is not what the app wrote\n{}",
+        result.report()
+    );
 }
 
 boot_test!(

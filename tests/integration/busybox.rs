@@ -56,7 +56,7 @@ macro_rules! busybox_cases {
 
 busybox_cases! {
     echo: ["echo", "hello", "world", "\u{2764}"];
-    echo_escapes: ["echo", "-e", "tab\\there\\nnewline", "-n"];
+    echo_escapes: ["echo", "-n", "-e", "tab\\there\\nnewline"];
     printf: ["printf", "%05d|%-4s|%x|%.2f|%s\\n", "42", "ab", "255", "3.14159", "end"];
     cat: ["cat", "/data/lines.txt", "/data/words.txt"];
     cat_stdin: ["cat"], stdin = LINES;
@@ -86,7 +86,8 @@ busybox_cases! {
     expr_multiply: ["expr", "6", "*", "7"];
     expr_length: ["expr", "length", "hello"];
     factor: ["factor", "360", "97", "1000001"];
-    od: ["od", "-A", "x", "-t", "x1z", "-v", "/data/binary.bin"];
+    od: ["od", "-A", "x", "-t", "x1", "-v", "/data/binary.bin"];
+    od_chars: ["od", "-c", "/data/lines.txt"];
     od_dev_zero: ["od", "-A", "d", "-t", "x1", "-N", "16", "/dev/zero"];
     hexdump: ["hexdump", "-C", "/data/binary.bin"];
     xxd: ["xxd", "/data/binary.bin"];
@@ -103,7 +104,8 @@ busybox_cases! {
     ls: ["ls", "-1", "/data"];
     ls_recursive: ["ls", "-1", "-R", "/data/sub"];
     find: ["find", "/data", "-name", "leaf.txt"];
-    stat: ["stat", "-c", "%n %s %F", "/data/lines.txt", "/data/sub"];
+    stat_file: ["stat", "-c", "%n %s %F", "/data/lines.txt"];
+    stat_dir: ["stat", "-c", "%n %F", "/data/sub"];
     realpath: ["realpath", "/data/sub/../lines.txt"];
     date_epoch: ["date", "-u", "-d", "@0"];
     date_format: ["date", "-u", "-d", "@1700000000", "+%Y-%m-%d %H:%M:%S %j %a"];

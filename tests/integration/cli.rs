@@ -118,7 +118,9 @@ fn file_size_above_memory_size_is_inconsistent() {
     let mut bytes = exit42_bytes();
     let load = elf::program_headers(&bytes)
         .into_iter()
-        .find(|&header| elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && elf::read_u64(&bytes, header + P_FILESZ) > 0)
+        .find(|&header| {
+            elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && elf::read_u64(&bytes, header + P_FILESZ) > 0
+        })
         .expect("exit42 has a PT_LOAD with file contents");
     let filesz = elf::read_u64(&bytes, load + P_FILESZ);
     write_u64(&mut bytes, load + P_MEMSZ, filesz - 1);

@@ -1,9 +1,11 @@
 //! Everything the guest can say to the VMM, decoded: the console byte stream and the VM exits.
 //!
-//! The guest talks through two ports (see `kernel_abi`): [`CONSOLE_PORT`] carries [`FrameHeader`]-framed
-//! streams (stdout, stderr, the exit status, a crash record, kernel log lines) and [`EXIT_PORT`] stops the
-//! VM. Both backends feed the same [`ConsoleDecoder`] — QEMU a pipe read at arbitrary boundaries, KVM one
-//! buffer per `REP OUTSB` — and KVM exits go through [`handle_exit`], a pure function of the exit and
+//! The guest talks through two ports (see `kernel_abi`): [`CONSOLE_PORT`] carries
+//! [`FrameHeader`](kernel_abi::FrameHeader)-framed streams (stdout, stderr, the exit status, a crash
+//! record, kernel log lines) and [`EXIT_PORT`] stops the VM. Both backends feed the same
+//! [`ConsoleDecoder`] — QEMU a pipe read at arbitrary boundaries, KVM the data of each port-I/O exit (a
+//! whole `REP OUTSB` buffer on hardware KVM, one byte per exit on the nested kvm_pvm, which emulates
+//! CPL0 string I/O) — and KVM exits go through [`handle_exit`], a pure function of the exit and
 //! the [`ExitState`], so all of it is tested here without a hypervisor.
 //!
 //! The guest is hostile: nothing here panics, allocates without bound or trusts a length. Garbage is
@@ -160,7 +162,7 @@ impl ConsoleDecoder {
                     bytes = &bytes[take..];
                 }
                 _ => {
-                    self.step(byte, sink);
+                    self.step(byte);
                     bytes = rest;
                 }
             }
@@ -168,7 +170,7 @@ impl ConsoleDecoder {
     }
 
     /// Advances the header and small-payload states by one byte.
-    fn step(&mut self, byte: u8, sink: &mut dyn ConsoleSink) {
+    fn step(&mut self, byte: u8) {
         self.state = match self.state {
             DecodeState::Sync => {
                 if byte == FRAME_SYNC {
@@ -184,7 +186,7 @@ impl ConsoleDecoder {
                     // The sync byte was garbage; this byte may start the real frame.
                     self.add_garbage(1);
                     self.state = DecodeState::Sync;
-                    return self.step(byte, sink);
+                    return self.step(byte);
                 }
             },
             DecodeState::LengthLow { stream } => DecodeState::LengthHigh { stream, low: byte },
@@ -494,6 +496,9 @@ pub fn handle_exit(exit: GuestExitEvent<'_>, state: &mut ExitState<'_>) -> Actio
             Action::Continue
         }
         GuestExitEvent::IoOut { port: EXIT_PORT, .. } => Action::Stop(StopReason::ExitPort),
+        // The kernel masks the legacy 8259 PIC at boot (QEMU's machines have one); without a PIC here
+        // the writes have nothing to do, and nothing to report.
+        GuestExitEvent::IoOut { port: 0x20 | 0x21 | 0xa0 | 0xa1, .. } => Action::Continue,
         GuestExitEvent::IoOut { port, data } => {
             state.unhandled(format_args!("guest wrote {} byte(s) to port {port:#x}, which has no device", data.len()));
             Action::Continue
@@ -611,7 +616,10 @@ mod tests {
             let (a, b) = stream.split_at(split);
             let (decoder, sink) = decode_chunks(&[a, b], DEFAULT_OUTPUT_LIMIT);
             assert_eq!(sink, whole_sink, "split at {split}");
-            assert_eq!((decoder.status(), decoder.crash(), decoder.garbage_bytes()), (whole.status(), whole.crash(), 0));
+            assert_eq!(
+                (decoder.status(), decoder.crash(), decoder.garbage_bytes()),
+                (whole.status(), whole.crash(), 0)
+            );
         }
         let singles: Vec<&[u8]> = stream.chunks(1).collect();
         let (decoder, sink) = decode_chunks(&singles, DEFAULT_OUTPUT_LIMIT);
@@ -703,7 +711,10 @@ mod tests {
         let mut sink = CollectingSink::default();
         let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
         let hello = frame(Stream::Stdout, b"hi\n");
-        assert_eq!(handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state), Action::Continue);
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state),
+            Action::Continue
+        );
         let status = frame(Stream::Exit, &7i32.to_le_bytes());
         for byte in &status {
             let exit = GuestExitEvent::IoOut { port: CONSOLE_PORT, data: std::slice::from_ref(byte) };
@@ -725,19 +736,26 @@ mod tests {
         let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
         for port in 0..100u16 {
             let mut data = [0u8; 4];
-            assert_eq!(handle_exit(GuestExitEvent::IoIn { port: 0x70 + port, data: &mut data }, &mut state), Action::Continue);
+            assert_eq!(
+                handle_exit(GuestExitEvent::IoIn { port: 0x70 + port, data: &mut data }, &mut state),
+                Action::Continue
+            );
             assert_eq!(data, [0xff; 4]);
             assert_eq!(handle_exit(GuestExitEvent::IoOut { port: 0x80, data: &[1] }, &mut state), Action::Continue);
         }
         let mut data = [0u8; 2];
-        assert_eq!(handle_exit(GuestExitEvent::IoIn { port: CONSOLE_PORT, data: &mut data }, &mut state), Action::Continue);
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoIn { port: CONSOLE_PORT, data: &mut data }, &mut state),
+            Action::Continue
+        );
         assert_eq!(data, [0xe9; 2]);
         let mut data = [0u8; 8];
         let read = GuestExitEvent::MmioRead { address: 1 << 40, data: &mut data };
         assert_eq!(handle_exit(read, &mut state), Action::Continue);
         assert_eq!(data, [0xff; 8]);
         assert_eq!(state.unhandled_accesses(), 201);
-        drop(state);
+        let outcome = state.into_outcome(StopReason::ExitPort, None, std::time::Duration::ZERO);
+        assert_eq!(outcome.unhandled_accesses, 201);
         assert_eq!(sink.notices.len(), WARNING_LIMIT as usize + 1);
     }
 
@@ -751,7 +769,10 @@ mod tests {
         let internal = GuestExitEvent::InternalError { suberror: 1, rip: Some(0x1234), instruction: Some(vec![0xcc]) };
         match handle_exit(internal, &mut state) {
             Action::Stop(StopReason::InternalError { message }) => {
-                assert!(message.contains("0x1234") && message.contains("cc") && message.contains("emulat"), "{message}");
+                assert!(
+                    message.contains("0x1234") && message.contains("cc") && message.contains("emulat"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }

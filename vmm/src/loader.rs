@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use isolation::layout::{self, Span, VmLayout, VmLayoutRequest};
+use isolation::layout::{self, ProcessLayout, Span, VmLayout, VmLayoutRequest};
 use isolation::paging::{self, PageFlags, PhysMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 use kernel_abi::{
     BootInfo, IsolationMode, MappedRegion, PhysBlob, RegionKind, MAX_REGIONS, PERM_EXEC, PERM_READ, PERM_WRITE,
@@ -67,8 +67,11 @@ pub struct RegionReport {
     pub kind: String,
     pub virt_start: u64,
     pub virt_end: u64,
-    pub phys_start: u64,
+    /// Guest-physical start; `None` for reservations the kernel backs on demand.
+    pub phys_start: Option<u64>,
     pub perms: String,
+    /// Protection key (in `mpk` mode).
+    pub pkey: Option<u8>,
 }
 
 /// The loaded guest.
@@ -76,6 +79,8 @@ pub struct LoadedVm {
     pub image: MemoryImage,
     pub entry: VcpuEntry,
     pub layout: VmLayout,
+    /// The stack, brk and mmap area the kernel will choose (same function, same seed).
+    pub process: ProcessLayout,
     pub regions: Vec<RegionReport>,
     /// The seed the kernel received (derived from `LoadRequest::seed`).
     pub kernel_seed: [u8; 32],
@@ -323,20 +328,39 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info) });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
 
-    let reports = regions
+    let process = layout::plan_guest_process(&regions, kernel_seed, request.aslr).map_err(LoadError::Layout)?;
+    let mpk = request.isolation == IsolationMode::Mpk;
+    let mut reports: Vec<RegionReport> = regions
         .iter()
-        .map(|region| {
-            let kind = RegionKind::from_u32(region.kind).map_or("unknown", RegionKind::name);
-            RegionReport {
-                name: kind.to_string(),
-                kind: kind.to_string(),
+        .filter_map(|region| {
+            let kind = RegionKind::from_u32(region.kind)?;
+            let name = match kind {
+                RegionKind::BootTrampoline => "boot trampoline (unmapped before the app starts)",
+                other => other.name(),
+            };
+            Some(RegionReport {
+                name: name.to_string(),
+                kind: kind.name().to_string(),
                 virt_start: region.virt_start,
                 virt_end: region.virt_start + region.size,
-                phys_start: region.phys_start,
+                phys_start: Some(region.phys_start),
                 perms: perms_string(region.perms),
-            }
+                pkey: mpk.then(|| isolation::pkeys::pkey_for(kind)),
+            })
         })
         .collect();
+    for (name, span) in [("app stack", process.stack), ("app brk heap", process.brk), ("app mmap area", process.mmap)] {
+        reports.push(RegionReport {
+            name: name.to_string(),
+            kind: name.to_string(),
+            virt_start: span.start,
+            virt_end: span.end(),
+            phys_start: None,
+            perms: perms_string(PERM_READ | PERM_WRITE),
+            pkey: mpk.then_some(isolation::pkeys::PKEY_APP),
+        });
+    }
+    reports.sort_by_key(|report| report.virt_start);
     Ok(LoadedVm {
         image: MemoryImage { memory_size, chunks },
         entry: VcpuEntry {
@@ -345,6 +369,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
             page_table_root: root,
         },
         layout: *layout,
+        process,
         regions: reports,
         kernel_seed,
     })

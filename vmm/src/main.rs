@@ -23,9 +23,9 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
 
-    /// How the app is kept away from the kernel: protection keys (mpk), privilege rings (ring3), or
-    /// not at all (none, a baseline). Only `none` is available in this build.
-    #[arg(long, value_enum, default_value_t = IsolationArg::None)]
+    /// How the app is kept away from the kernel: protection keys (mpk: app and kernel at CPL0, kernel
+    /// memory keyed), privilege levels (ring3: the app at CPL3), or not at all (none: a baseline).
+    #[arg(long, value_enum, default_value_t = IsolationArg::Mpk)]
     isolation: IsolationArg,
 
     /// Guest memory, in bytes or with a K, M or G suffix (2 MiB granularity).
@@ -120,7 +120,7 @@ const MIN_MEMORY: u64 = 32 << 20;
 const MAX_MEMORY: u64 = 3 << 30;
 
 fn options(cli: Cli) -> Result<RunOptions, String> {
-    if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || cli.memory % (2 << 20) != 0 {
+    if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || !cli.memory.is_multiple_of(2 << 20) {
         return Err(format!("--memory must be a multiple of 2M between {}M and {}M", MIN_MEMORY >> 20, MAX_MEMORY >> 20));
     }
     let mut env = Vec::new();

@@ -195,7 +195,8 @@ impl CrashReport {
                 (Some(region), None) => text.push_str(&format!(" (in {region})")),
                 (None, _) => text.push_str(" (in no mapped region)"),
             }
-        } else if self.vector != CRASH_GATE_VIOLATION && self.vector != CRASH_KERNEL_PANIC {
+        } else if matches!(self.vector, 8 | 10..=13 | 17 | 21 | 29 | 30) {
+            // Only these exceptions push an error code.
             text.push_str(&format!(", error code {:#x}", self.error_code));
         }
         if self.vector != CRASH_GATE_VIOLATION && self.vector != CRASH_KERNEL_PANIC {
@@ -226,7 +227,8 @@ mod tests {
             kind: "app segment".into(),
             virt_start: 0x40_0000,
             virt_end: 0x40_1000,
-            phys_start: 0,
+            phys_start: Some(0),
+            pkey: None,
             perms: "r-x".into(),
         }]
     }

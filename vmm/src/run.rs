@@ -35,7 +35,7 @@ pub enum BackendChoice {
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub app: PathBuf,
-    /// Arguments after the app (argv[1..]); argv[0] is the app path as given.
+    /// Arguments after the app (`argv[1..]`); `argv[0]` is the app path as given.
     pub args: Vec<OsString>,
     pub backend: BackendChoice,
     pub isolation: IsolationMode,
@@ -66,6 +66,8 @@ pub enum RunError {
         #[source]
         source: ElfError,
     },
+    #[error("refusing to run {path}: {reason}")]
+    Refused { path: String, reason: String },
     #[error("the guest kernel image is invalid: {0}")]
     BadKernel(#[source] ElfError),
     #[error("cannot read {what}: {source}")]
@@ -88,7 +90,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::NotFound { .. } => exit_code::NOT_FOUND,
-            Self::CannotExecute { .. } | Self::BadElf { .. } => exit_code::CANNOT_EXECUTE,
+            Self::CannotExecute { .. } | Self::BadElf { .. } | Self::Refused { .. } => exit_code::CANNOT_EXECUTE,
             _ => exit_code::VMM_ERROR,
         }
     }
@@ -162,7 +164,7 @@ pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result
                     kvm.notes.join("; ")
                 )));
             }
-            if isolation == IsolationMode::Mpk && !(kvm.pku && !kvm.cpl0_emulated) {
+            if isolation == IsolationMode::Mpk && (!kvm.pku || kvm.cpl0_emulated) {
                 return Err(RunError::Unsupported(
                     "--backend kvm cannot enforce --isolation mpk here: this host's KVM does not offer \
                      protection keys to guests (or emulates guest kernel code); use --backend qemu, or \
@@ -211,7 +213,17 @@ fn kernel_bytes(options: &RunOptions) -> Result<std::borrow::Cow<'static, [u8]>,
 pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
     let app_file = read_app(&options.app)?;
     let shown = options.app.display().to_string();
-    let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown, source })?;
+    let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown.clone(), source })?;
+    if options.isolation == IsolationMode::Mpk {
+        inspect_app(&app, &app_file, &shown)?;
+    }
+    if options.aslr && app.kind == elf::AppKind::Exec {
+        eprintln!(
+            "secure-run: warning: {shown} is not position-independent (ET_EXEC): its own base stays at its link \
+             address; the kernel, stack, brk and mmap bases are still randomized (link with -static-pie to \
+             randomize it too)"
+        );
+    }
     let kernel_file = kernel_bytes(options)?;
     let kernel = elf::parse_kernel(&kernel_file).map_err(RunError::BadKernel)?;
 
@@ -243,6 +255,41 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
         boot_unix_ns,
     };
     Ok(loader::build(&request, &layout, kernel_seed)?)
+}
+
+/// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state:
+/// every executable byte is scanned at every offset (DESIGN.md "must hold" 2), and no segment may be
+/// writable and executable at once (3). The kernel repeats the scan whenever memory becomes executable.
+fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str) -> Result<(), RunError> {
+    for segment in &app.segments {
+        if let Err(violation) = isolation::wx::check_wx(segment.perms) {
+            return Err(RunError::Refused {
+                path: shown.to_string(),
+                reason: format!("segment at {:#x}: {violation}", segment.vaddr),
+            });
+        }
+    }
+    let code = app
+        .segments
+        .iter()
+        .filter(|segment| segment.perms & kernel_abi::PERM_EXEC != 0)
+        .map(|segment| (segment.vaddr, app.segment_bytes(segment, file)));
+    if let Some(finding) = isolation::scan::scan_code_regions(code).first() {
+        let file_offset = app
+            .segments
+            .iter()
+            .find(|segment| (segment.vaddr..segment.vaddr + segment.file_size).contains(&finding.offset))
+            .map_or(0, |segment| segment.file_offset + (finding.offset - segment.vaddr));
+        return Err(RunError::Refused {
+            path: shown.to_string(),
+            reason: format!(
+                "its code contains {} at link address {:#x} (file offset {file_offset:#x}); in --isolation mpk \
+                 the app runs at CPL0, where that instruction would defeat the isolation",
+                finding.instruction, finding.offset
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The host TSC frequency in kHz, which guests see too (KVM passes it through; QEMU's TCG reads the
@@ -322,15 +369,23 @@ fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Op
 pub fn layout_text(vm: &LoadedVm, seed: u64) -> String {
     let mut text = format!("secure-run: layout (seed {seed})\n");
     for region in &vm.regions {
+        let phys = region.phys_start.map_or_else(|| "on demand".to_string(), |phys| format!("{phys:#x}"));
+        let key = region.pkey.map_or_else(String::new, |key| format!(" key {key}"));
         text.push_str(&format!(
-            "  {:<22} {:#018x}-{:#018x} phys {:#012x} {}\n",
-            region.name, region.virt_start, region.virt_end, region.phys_start, region.perms
+            "  {:#018x}-{:#018x} {} phys {:<12}{key}  {}\n",
+            region.virt_start, region.virt_end, region.perms, phys, region.name
         ));
     }
-    let entropy = vm.layout.entropy;
+    let vm_entropy = vm.layout.entropy;
+    let process_entropy = vm.process.entropy;
     text.push_str(&format!(
-        "  entropy: kernel base {} bits, app base {} bits, physical map {} bits\n",
-        entropy.kernel_bits, entropy.app_bits, entropy.physmap_bits
+        "  entropy (bits): kernel base {}, app base {}, physical map {}, stack {}, brk {}, mmap base {}\n",
+        vm_entropy.kernel_bits,
+        vm_entropy.app_bits,
+        vm_entropy.physmap_bits,
+        process_entropy.stack_bits,
+        process_entropy.brk_bits,
+        process_entropy.mmap_bits
     ));
     text
 }
@@ -362,6 +417,9 @@ fn write_report(
                 "kernel": vm.layout.entropy.kernel_bits,
                 "app": vm.layout.entropy.app_bits,
                 "physmap": vm.layout.entropy.physmap_bits,
+                "stack": vm.process.entropy.stack_bits,
+                "brk": vm.process.entropy.brk_bits,
+                "mmap": vm.process.entropy.mmap_bits,
             },
         },
         "output_truncated": outcome.output_truncated,

@@ -10,6 +10,7 @@
 //! ```
 //! Memory is bounded: file data beyond the configured capacity fails with ENOSPC, and the number of
 //! nodes is capped.
+#![forbid(unsafe_code)]
 
 pub mod archive;
 pub mod node;
@@ -74,7 +75,8 @@ impl FileSystem {
     /// The standard tree without mounts; `capacity` bounds owned file data in bytes.
     pub fn new(archive: &'static [u8], exe_path: &[u8], capacity: u64, now_ns: u64) -> Self {
         let mut fs = Self { nodes: Vec::new(), free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
-        fs.nodes.push(Some(fs.fresh_node(ROOT, 0o755, NodeKind::Directory(BTreeMap::new()), now_ns)));
+        let root = fs.fresh_node(ROOT, 0o755, NodeKind::Directory(BTreeMap::new()), now_ns);
+        fs.nodes.push(Some(root));
         // These cannot fail on an empty tree; ignore the results rather than panic.
         let _ = fs.create(ROOT, b"tmp", NodeKind::Directory(BTreeMap::new()), 0o1777, now_ns);
         if let Ok(dev) = fs.create(ROOT, b"dev", NodeKind::Directory(BTreeMap::new()), 0o755, now_ns) {
@@ -300,6 +302,7 @@ impl FileSystem {
 
     /// Renames `old_parent/old_name` to `new_parent/new_name` with Linux's checks. `no_replace` fails with
     /// EEXIST when the target exists; `exchange` swaps two existing names.
+    #[allow(clippy::too_many_arguments)]
     pub fn rename(
         &mut self,
         old_parent: NodeId,

@@ -1,4 +1,5 @@
 //! The app's address-space model: which ranges are mapped, with which permissions.
+#![forbid(unsafe_code)]
 pub mod vma;
 
 pub use vma::{Vma, VmaKind, VmaList};
@@ -14,5 +15,5 @@ pub const fn page_align_up(value: u64) -> Option<u64> {
 }
 
 pub const fn page_aligned(value: u64) -> bool {
-    value % PAGE_SIZE == 0
+    value.is_multiple_of(PAGE_SIZE)
 }

@@ -1,7 +1,6 @@
 //! Path syscalls: open, stat, access, directories, links, renames, truncation, the cwd.
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use kernel_abi::Stream;
@@ -443,9 +442,4 @@ impl Kernel {
             _ => Err(Errno::EINVAL.into()),
         }
     }
-}
-
-#[allow(dead_code)]
-fn _assert_sizes() -> usize {
-    vec![0u8; STAT_SIZE].len()
 }

@@ -566,7 +566,8 @@ impl Kernel {
             FileKind::PipeRead(id) => match self.pipes.get(id) {
                 Some(p) if !p.buffer.is_empty() && p.writers == 0 => readable | POLLHUP,
                 Some(p) if !p.buffer.is_empty() => readable,
-                Some(_) => POLLHUP,
+                Some(p) if p.writers == 0 => POLLHUP,
+                Some(_) => 0,
                 None => POLLNVAL,
             },
             FileKind::PipeWrite(id) => match self.pipes.get(id) {

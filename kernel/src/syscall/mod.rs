@@ -5,6 +5,7 @@
 //! with writers, a futex whose value matches, poll with no ready fd and no timeout). Those waits are
 //! reported as a deadlock on [`kernel_abi::Stream::Log`] and end the app as if killed by SIGKILL (status
 //! 137), instead of hanging until the VMM's timeout. With `O_NONBLOCK` the app gets EAGAIN as on Linux.
+#![forbid(unsafe_code)]
 
 pub mod fs;
 pub mod io;

@@ -40,7 +40,8 @@ pub struct Mode {
 impl Mode {
     /// Parses the test-name form `qemu_none`, `kvm_ring3`, ... (what `tests_in_modes!` generates).
     pub fn named(name: &str) -> Self {
-        let (backend, isolation) = name.split_once('_').unwrap_or_else(|| panic!("mode {name:?} is not BACKEND_ISOLATION"));
+        let (backend, isolation) =
+            name.split_once('_').unwrap_or_else(|| panic!("mode {name:?} is not BACKEND_ISOLATION"));
         let backend = match backend {
             "qemu" => Backend::Qemu,
             "kvm" => Backend::Kvm,

@@ -122,7 +122,7 @@ const PAGE: u64 = 0x1000;
 /// and not overlapping each other, a page-table root in RAM below 4 GiB (the 32-bit PVH entry loads it).
 pub fn validate_image(image: &MemoryImage, entry: &VcpuEntry) -> Result<(), BackendError> {
     let invalid = |message: String| Err(BackendError::InvalidImage(message));
-    if image.memory_size % PAGE != 0 || image.memory_size < FIRST_CHUNK_ADDR + PAGE {
+    if !image.memory_size.is_multiple_of(PAGE) || image.memory_size < FIRST_CHUNK_ADDR + PAGE {
         return invalid(format!(
             "memory size {:#x} must be a multiple of 4 KiB and more than {FIRST_CHUNK_ADDR:#x}",
             image.memory_size
@@ -151,7 +151,7 @@ pub fn validate_image(image: &MemoryImage, entry: &VcpuEntry) -> Result<(), Back
         return invalid(format!("chunks at {:#x} and {:#x} overlap", pair[0].0, pair[1].0));
     }
     let root = entry.page_table_root;
-    if root % PAGE != 0 || root < FIRST_CHUNK_ADDR || root >= image.memory_size || root >= 1 << 32 {
+    if !root.is_multiple_of(PAGE) || root < FIRST_CHUNK_ADDR || root >= image.memory_size || root >= 1 << 32 {
         return invalid(format!("page-table root {root:#x} must be a page in RAM above the trampoline, below 4 GiB"));
     }
     Ok(())

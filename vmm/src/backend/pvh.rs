@@ -177,7 +177,8 @@ pub fn trampoline_page(entry: &VcpuEntry) -> Vec<u8> {
     let template = template();
     let mut page = vec![0u8; TRAMPOLINE_SIZE as usize];
     page[..template.bytes.len()].copy_from_slice(template.bytes);
-    for (offset, value) in [(template.cr3, entry.page_table_root), (template.rip, entry.rip), (template.rdi, entry.rdi)] {
+    for (offset, value) in [(template.cr3, entry.page_table_root), (template.rip, entry.rip), (template.rdi, entry.rdi)]
+    {
         page[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     }
     page
@@ -254,15 +255,28 @@ fn align_up(value: u64, align: u64) -> u64 {
     value.div_ceil(align) * align
 }
 
-fn program_header(out: &mut Vec<u8>, kind: u32, flags: u32, offset: u64, addr: u64, file: u64, mem: u64, align: u64) {
-    out.extend(kind.to_le_bytes());
-    out.extend(flags.to_le_bytes());
-    out.extend(offset.to_le_bytes());
-    out.extend(addr.to_le_bytes()); // p_vaddr
-    out.extend(addr.to_le_bytes()); // p_paddr
-    out.extend(file.to_le_bytes());
-    out.extend(mem.to_le_bytes());
-    out.extend(align.to_le_bytes());
+/// One program header; `p_vaddr` = `p_paddr` = `address`.
+struct ProgramHeader {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    address: u64,
+    file_size: u64,
+    memory_size: u64,
+    align: u64,
+}
+
+impl ProgramHeader {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend(self.kind.to_le_bytes());
+        out.extend(self.flags.to_le_bytes());
+        out.extend(self.offset.to_le_bytes());
+        out.extend(self.address.to_le_bytes()); // p_vaddr
+        out.extend(self.address.to_le_bytes()); // p_paddr
+        out.extend(self.file_size.to_le_bytes());
+        out.extend(self.memory_size.to_le_bytes());
+        out.extend(self.align.to_le_bytes());
+    }
 }
 
 /// The PVH boot ELF for `image`, entering the kernel at `entry` through the trampoline.
@@ -298,12 +312,32 @@ pub fn build_boot_elf(image: &MemoryImage, entry: &VcpuEntry) -> Result<Vec<u8>,
     out.extend(0u16.to_le_bytes()); // e_shstrndx
 
     // Program headers; each segment's data at an offset congruent to its address modulo the page size.
-    program_header(&mut out, PT_NOTE, PF_R, note_offset, 0, note.len() as u64, note.len() as u64, 4);
+    let note_size = note.len() as u64;
+    ProgramHeader {
+        kind: PT_NOTE,
+        flags: PF_R,
+        offset: note_offset,
+        address: 0,
+        file_size: note_size,
+        memory_size: note_size,
+        align: 4,
+    }
+    .write(&mut out);
     let mut placements = Vec::with_capacity(segments.len());
     for segment in &segments {
         let offset = align_up(data_offset, PAGE) + segment.guest_phys % PAGE;
         let size = segment.file_size();
-        program_header(&mut out, PT_LOAD, PF_R | PF_W | PF_X, offset, segment.guest_phys, size, size, PAGE);
+        let flags = PF_R | PF_W | PF_X;
+        ProgramHeader {
+            kind: PT_LOAD,
+            flags,
+            offset,
+            address: segment.guest_phys,
+            file_size: size,
+            memory_size: size,
+            align: PAGE,
+        }
+        .write(&mut out);
         placements.push(offset);
         data_offset = offset + size;
     }
@@ -322,7 +356,8 @@ mod tests {
     use super::*;
     use goblin::elf::{program_header::PT_LOAD as GOBLIN_PT_LOAD, Elf};
 
-    const ENTRY: VcpuEntry = VcpuEntry { rip: 0xffff_8000_1234_5678, rdi: 0xdead_beef_0000, page_table_root: 0x30_0000 };
+    const ENTRY: VcpuEntry =
+        VcpuEntry { rip: 0xffff_8000_1234_5678, rdi: 0xdead_beef_0000, page_table_root: 0x30_0000 };
 
     #[test]
     fn trampoline_fits_its_page_and_carries_the_parameters() {
@@ -334,7 +369,10 @@ mod tests {
         assert_eq!(quad(template.cr3), ENTRY.page_table_root);
         assert_eq!(quad(template.rip), ENTRY.rip);
         assert_eq!(quad(template.rdi), ENTRY.rdi);
-        assert_eq!([quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)], [0, CODE_DESCRIPTOR, DATA_DESCRIPTOR]);
+        assert_eq!(
+            [quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)],
+            [0, CODE_DESCRIPTOR, DATA_DESCRIPTOR]
+        );
         // The GDT pointer after the GDT: limit, then the absolute base.
         let pointer = template.gdt + 24;
         assert_eq!(u16::from_le_bytes([page[pointer], page[pointer + 1]]), TRAMPOLINE_GDT_LIMIT);
@@ -370,7 +408,8 @@ mod tests {
             assert_eq!(ph.p_offset % PAGE, ph.p_vaddr % PAGE);
             assert!(ph.p_offset >= DATA_START);
         }
-        let bytes_at = |ph: &goblin::elf::ProgramHeader| &file[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
+        let bytes_at =
+            |ph: &goblin::elf::ProgramHeader| &file[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
         assert_eq!(bytes_at(loads[0]), trampoline_page(&ENTRY).as_slice());
         assert_eq!(bytes_at(loads[1]), [vec![1; 100], vec![2; 50]].concat().as_slice());
         assert_eq!(bytes_at(loads[2]), vec![3; 5000].as_slice());

@@ -1,8 +1,8 @@
 //! The QEMU backend: `qemu-system-x86_64 -accel tcg -cpu max` booting a PVH ELF built from the image.
 //!
 //! The guest's console port is QEMU's `isa-debugcon` on QEMU's stdout, read here as a stream and fed to
-//! the same [`ConsoleDecoder`](crate::exit::ConsoleDecoder) the KVM backend uses; its exit port is
-//! `isa-debug-exit`, which makes QEMU exit with `(value << 1) | 1`. The timeout kills QEMU.
+//! the same [`ConsoleDecoder`] the KVM backend uses; its exit port is `isa-debug-exit`, which makes QEMU
+//! exit with `(value << 1) | 1`. The timeout kills QEMU.
 //!
 //! QEMU gets [`RAM_SLACK`] more RAM than the image's `memory_size`: the firmware (SeaBIOS, qboot) puts
 //! its tables and temporary allocations at the top of RAM, after QEMU has loaded the image, so without
@@ -25,9 +25,11 @@ use crate::image::{MemoryImage, VcpuEntry};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum QemuMachine {
     /// `-M pc`: i440FX with SeaBIOS.
-    #[default]
     Pc,
-    /// `-M microvm`: no PCI, qboot firmware; boots faster.
+    /// `-M microvm` with qboot, no PCI, no option ROMs, no serial, RTC or PIT (like the KVM backend,
+    /// which has no devices but the two ports): boots 2-3x faster than `pc` (measured here: about
+    /// 45-100 ms against 130-300 ms from spawn to the first console byte).
+    #[default]
     Microvm,
 }
 
@@ -65,7 +67,6 @@ fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> BackendError
 pub fn command_line(machine: QemuMachine, memory_mib: u64, kernel: &Path) -> Vec<std::ffi::OsString> {
     let machine = match machine {
         QemuMachine::Pc => "pc",
-        // No legacy devices beyond what the two debug ports need; the kernel masks the PIC.
         QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=off,isa-serial=off",
     };
     let mut args: Vec<std::ffi::OsString> = [
@@ -121,7 +122,8 @@ pub(super) fn run(
         None => qemu_available().map_err(BackendError::QemuNotFound)?,
     };
     let elf = pvh::build_boot_elf(image, entry)?;
-    let dir = tempfile::Builder::new().prefix("secure-run-").tempdir().map_err(io_error("create a temporary directory"))?;
+    let dir =
+        tempfile::Builder::new().prefix("secure-run-").tempdir().map_err(io_error("create a temporary directory"))?;
     let kernel = dir.path().join("boot.elf");
     std::fs::write(&kernel, &elf).map_err(io_error("write the boot image"))?;
     let memory_mib = (image.memory_size + RAM_SLACK).div_ceil(1 << 20);
@@ -164,7 +166,11 @@ struct Supervised {
 }
 
 /// Streams QEMU's stdout into the decoder until QEMU exits or the deadline passes (then kills it).
-fn supervise(child: &mut Child, deadline: Option<Instant>, state: &mut ExitState<'_>) -> Result<Supervised, BackendError> {
+fn supervise(
+    child: &mut Child,
+    deadline: Option<Instant>,
+    state: &mut ExitState<'_>,
+) -> Result<Supervised, BackendError> {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     std::thread::scope(|scope| {

@@ -18,7 +18,9 @@ const TABLES_ADDR: u64 = 0x30_0000;
 const TABLES_SIZE: u64 = 0x1_0000;
 /// A pattern chunk at the very top of guest memory, and zero memory below it, that guests check.
 const TOP_PATTERN_ADDR: u64 = MEMORY_SIZE - (1 << 20);
-const ZERO_CHECK_ADDR: u64 = MEMORY_SIZE - (4 << 20);
+const ZERO_CHECK_ADDR: u64 = MEMORY_SIZE - (2 << 20);
+/// What the page tables map for the memory checker (2 MiB pages).
+const CHECK_MAPPED_ADDR: u64 = MEMORY_SIZE - (4 << 20);
 
 // Test guests: position-independent 64-bit code copied to CODE_ADDR. Each ends the VM itself or spins.
 core::arch::global_asm!(
@@ -135,6 +137,27 @@ core::arch::global_asm!(
     ".globl secure_run_test_memory_end",
     ".hidden secure_run_test_memory_end",
     "secure_run_test_memory_end:",
+    // Exit status = CPUID.(EAX=7,ECX=0):ECX.PKU (bit 3).
+    ".globl secure_run_test_cpuid_start",
+    ".hidden secure_run_test_cpuid_start",
+    "secure_run_test_cpuid_start:",
+    "mov eax, 7",
+    "xor ecx, ecx",
+    "cpuid",
+    "shr ecx, 3",
+    "and ecx, 1",
+    "mov dword ptr [{data}], 0x000403a5",
+    "mov dword ptr [{data} + 4], ecx",
+    "mov esi, {data}",
+    "mov ecx, 8",
+    "mov edx, 0xe9",
+    "rep outsb",
+    "out 0xf4, al",
+    ".Lt_cpuid_1: hlt",
+    "jmp .Lt_cpuid_1",
+    ".globl secure_run_test_cpuid_end",
+    ".hidden secure_run_test_cpuid_end",
+    "secure_run_test_cpuid_end:",
     ".popsection",
     data = const DATA_ADDR,
     pattern = const TOP_PATTERN_ADDR,
@@ -190,8 +213,8 @@ fn guest_image(code: Vec<u8>, rdi: u64) -> (MemoryImage, VcpuEntry) {
     map(&mut tables, root, TRAMPOLINE_ADDR, TRAMPOLINE_ADDR, PAGE_SIZE, text, false).unwrap();
     map(&mut tables, root, CODE_ADDR, CODE_ADDR, PAGE_SIZE, text, false).unwrap();
     map(&mut tables, root, DATA_ADDR, DATA_ADDR, PAGE_SIZE, data, false).unwrap();
-    map(&mut tables, root, ZERO_CHECK_ADDR, ZERO_CHECK_ADDR, MEMORY_SIZE - ZERO_CHECK_ADDR, data, true).unwrap();
-    assert_eq!(ZERO_CHECK_ADDR % HUGE_PAGE_SIZE, 0);
+    map(&mut tables, root, CHECK_MAPPED_ADDR, CHECK_MAPPED_ADDR, MEMORY_SIZE - CHECK_MAPPED_ADDR, data, true).unwrap();
+    assert_eq!(CHECK_MAPPED_ADDR % HUGE_PAGE_SIZE, 0);
     tables.bytes.truncate(tables.used as usize);
     let image = MemoryImage {
         memory_size: MEMORY_SIZE,
@@ -223,7 +246,8 @@ fn run_guest(backend: Backend, code: Vec<u8>, rdi: u64, config: &RunConfig) -> (
     require(backend);
     let (image, entry) = guest_image(code, rdi);
     let mut sink = CollectingSink::default();
-    let outcome = run(backend, &image, &entry, config, &mut sink).unwrap_or_else(|error| panic!("{backend:?}: {error}"));
+    let outcome =
+        run(backend, &image, &entry, config, &mut sink).unwrap_or_else(|error| panic!("{backend:?}: {error}"));
     eprintln!(
         "{backend:?}: {:?}; first exit/output after {:?}, wall {:?}, {} exits; notices {:?}",
         outcome.stop, outcome.first_exit_after, outcome.wall_time, outcome.exits, sink.notices
@@ -236,7 +260,8 @@ fn with_timeout(seconds: u64) -> RunConfig {
 }
 
 fn hello(backend: Backend, config: &RunConfig) {
-    let (outcome, sink) = run_guest(backend, guest_code!(secure_run_test_hello_start, secure_run_test_hello_end), 7, config);
+    let (outcome, sink) =
+        run_guest(backend, guest_code!(secure_run_test_hello_start, secure_run_test_hello_end), 7, config);
     assert_eq!(outcome.stop, StopReason::ExitPort, "{backend:?}");
     assert_eq!(String::from_utf8_lossy(&sink.stdout), "hi\n");
     assert_eq!(outcome.status, Some(7));
@@ -249,13 +274,59 @@ fn kvm_runs_hello() {
 }
 
 #[test]
-fn qemu_runs_hello() {
-    hello(Backend::Qemu, &with_timeout(20));
+fn qemu_pc_runs_hello() {
+    hello(Backend::Qemu, &RunConfig { qemu_machine: QemuMachine::Pc, ..with_timeout(20) });
 }
 
 #[test]
 fn qemu_microvm_runs_hello() {
     hello(Backend::Qemu, &RunConfig { qemu_machine: QemuMachine::Microvm, ..with_timeout(20) });
+}
+
+fn guest_sees_pku(backend: Backend, machine: QemuMachine) -> bool {
+    let config = RunConfig { qemu_machine: machine, ..with_timeout(20) };
+    let (outcome, _) =
+        run_guest(backend, guest_code!(secure_run_test_cpuid_start, secure_run_test_cpuid_end), 0, &config);
+    assert_eq!(outcome.stop, StopReason::ExitPort);
+    outcome.status == Some(1)
+}
+
+#[test]
+fn qemu_offers_protection_keys_on_both_machines() {
+    assert!(guest_sees_pku(Backend::Qemu, QemuMachine::Pc));
+    assert!(guest_sees_pku(Backend::Qemu, QemuMachine::Microvm));
+}
+
+#[test]
+fn kvm_guest_cpuid_matches_the_pku_probe() {
+    assert_eq!(guest_sees_pku(Backend::Kvm, QemuMachine::default()), probe_kvm().pku);
+}
+
+/// Start-up cost, printed (run with --nocapture): from opening /dev/kvm or spawning QEMU to the first
+/// console byte, over a few runs of the hello guest.
+#[test]
+fn measure_startup() {
+    for (backend, machine) in
+        [(Backend::Kvm, QemuMachine::Microvm), (Backend::Qemu, QemuMachine::Microvm), (Backend::Qemu, QemuMachine::Pc)]
+    {
+        require(backend);
+        let (image, entry) = guest_image(guest_code!(secure_run_test_hello_start, secure_run_test_hello_end), 7);
+        let config = RunConfig { qemu_machine: machine, ..with_timeout(20) };
+        let mut first = Vec::new();
+        let mut wall = Vec::new();
+        for _ in 0..5 {
+            let outcome = run(backend, &image, &entry, &config, &mut CollectingSink::default()).unwrap();
+            assert_eq!(outcome.status, Some(7));
+            first.push(outcome.first_exit_after.unwrap());
+            wall.push(outcome.wall_time);
+        }
+        first.sort();
+        wall.sort();
+        eprintln!(
+            "{backend:?}/{machine:?}: first exit median {:?} (min {:?}), wall median {:?}",
+            first[2], first[0], wall[2]
+        );
+    }
 }
 
 fn spin_times_out(backend: Backend) {
@@ -279,8 +350,12 @@ fn qemu_endless_loop_times_out() {
 }
 
 fn garbage(backend: Backend) {
-    let (outcome, sink) =
-        run_guest(backend, guest_code!(secure_run_test_garbage_start, secure_run_test_garbage_end), 0, &with_timeout(20));
+    let (outcome, sink) = run_guest(
+        backend,
+        guest_code!(secure_run_test_garbage_start, secure_run_test_garbage_end),
+        0,
+        &with_timeout(20),
+    );
     assert_eq!(outcome.stop, StopReason::ExitPort, "{backend:?}");
     // The console port reads back 0xe9 (isa-debugcon's default); an unassigned port reads all ones.
     assert_eq!(sink.stdout, b"ok\xe9");
@@ -302,26 +377,41 @@ fn qemu_survives_garbage() {
 
 #[test]
 fn kvm_reports_triple_fault() {
-    let (outcome, _) =
-        run_guest(Backend::Kvm, guest_code!(secure_run_test_fault_start, secure_run_test_fault_end), 0, &with_timeout(20));
+    let (outcome, _) = run_guest(
+        Backend::Kvm,
+        guest_code!(secure_run_test_fault_start, secure_run_test_fault_end),
+        0,
+        &with_timeout(20),
+    );
     assert_eq!(outcome.stop, StopReason::TripleFault);
 }
 
 #[test]
 fn qemu_reports_triple_fault() {
-    let (outcome, _) =
-        run_guest(Backend::Qemu, guest_code!(secure_run_test_fault_start, secure_run_test_fault_end), 0, &with_timeout(20));
+    let (outcome, _) = run_guest(
+        Backend::Qemu,
+        guest_code!(secure_run_test_fault_start, secure_run_test_fault_end),
+        0,
+        &with_timeout(20),
+    );
     assert_eq!(outcome.stop, StopReason::TripleFault);
 }
 
 #[test]
 fn kvm_int3_is_an_internal_error_or_a_triple_fault() {
-    let (outcome, _) =
-        run_guest(Backend::Kvm, guest_code!(secure_run_test_int3_start, secure_run_test_int3_end), 0, &with_timeout(20));
+    let (outcome, _) = run_guest(
+        Backend::Kvm,
+        guest_code!(secure_run_test_int3_start, secure_run_test_int3_end),
+        0,
+        &with_timeout(20),
+    );
     match outcome.stop {
         // On the nested kvm_pvm: the emulator lacks INT3 at CPL0. The message names RIP and the byte.
         StopReason::InternalError { message } if probe_kvm().cpl0_emulated => {
-            assert!(message.contains(&format!("{CODE_ADDR:#x}")) && message.contains("instruction bytes cc"), "{message}");
+            assert!(
+                message.contains(&format!("{CODE_ADDR:#x}")) && message.contains("instruction bytes cc"),
+                "{message}"
+            );
         }
         // Real hardware: #BP through an empty IDT.
         StopReason::TripleFault if !probe_kvm().cpl0_emulated => {}

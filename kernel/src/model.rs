@@ -1,0 +1,176 @@
+//! A [`Machine`] made of plain data, for host tests and the fuzzer: app memory is a sparse map of 4 KiB
+//! pages with permissions, the console is captured, clocks are counters.
+//!
+//! The model is strict where the real machine would be dangerous: copying from or to a page that is not
+//! mapped, or mapping over a mapped page, counts as a [`ModelMachine::violations`] (the syscall layer must
+//! have prevented it) and fails.
+#![forbid(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use kernel_abi::Stream;
+
+use crate::machine::{Fault, MapError, Machine};
+
+const PAGE: u64 = 4096;
+
+#[derive(Clone)]
+pub struct Page {
+    pub data: Box<[u8; PAGE as usize]>,
+    pub perms: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct ModelMachine {
+    pub pages: BTreeMap<u64, Page>,
+    /// Most pages that may be mapped at once (map_anonymous fails with OutOfMemory beyond).
+    pub max_pages: usize,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub log: Vec<u8>,
+    pub monotonic: u64,
+    pub realtime_base: u64,
+    pub fs_base: u64,
+    /// Accesses the syscall layer should never have made.
+    pub violations: u32,
+    /// Refuse every `check_executable` (simulates finding a forbidden instruction).
+    pub refuse_exec: bool,
+    /// Ranges passed to `check_executable`.
+    pub exec_checks: Vec<(u64, u64)>,
+    /// Cap on captured console bytes (the fuzzer must not grow without bound).
+    pub console_limit: usize,
+}
+
+impl ModelMachine {
+    pub fn new() -> Self {
+        Self { max_pages: 1 << 16, console_limit: 1 << 20, realtime_base: 1_700_000_000_000_000_000, ..Self::default() }
+    }
+
+    fn pages_of(addr: u64, len: u64) -> impl Iterator<Item = u64> {
+        let first = addr / PAGE;
+        let last = addr.saturating_add(len.max(1) - 1) / PAGE;
+        (first..=last).map(|p| p * PAGE)
+    }
+
+    /// Maps pages directly (test setup: app segments the VMM would have mapped).
+    pub fn premap(&mut self, addr: u64, len: u64, perms: u32) {
+        for page in Self::pages_of(addr, len) {
+            self.pages.insert(page, Page { data: Box::new([0; PAGE as usize]), perms });
+        }
+    }
+
+    pub fn perms_at(&self, addr: u64) -> Option<u32> {
+        self.pages.get(&(addr & !(PAGE - 1))).map(|p| p.perms)
+    }
+
+    fn capture(buffer: &mut Vec<u8>, data: &[u8], limit: usize) {
+        let room = limit.saturating_sub(buffer.len());
+        buffer.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+impl Machine for ModelMachine {
+    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let mut at = addr;
+        for byte in buf.iter_mut() {
+            let Some(page) = self.pages.get(&(at & !(PAGE - 1))) else {
+                self.violations += 1;
+                return Err(Fault { addr: at });
+            };
+            *byte = page.data[(at % PAGE) as usize];
+            at = at.wrapping_add(1);
+        }
+        Ok(())
+    }
+
+    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        let mut at = addr;
+        for &byte in data {
+            let Some(page) = self.pages.get_mut(&(at & !(PAGE - 1))) else {
+                self.violations += 1;
+                return Err(Fault { addr: at });
+            };
+            page.data[(at % PAGE) as usize] = byte;
+            at = at.wrapping_add(1);
+        }
+        Ok(())
+    }
+
+    fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
+        if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
+            self.violations += 1;
+            return Err(MapError::Invalid);
+        }
+        if Self::pages_of(addr, len).any(|p| self.pages.contains_key(&p)) {
+            self.violations += 1;
+            return Err(MapError::Invalid);
+        }
+        if self.pages.len() as u64 + len / PAGE > self.max_pages as u64 {
+            return Err(MapError::OutOfMemory);
+        }
+        self.premap(addr, len, perms);
+        Ok(())
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
+        for page in Self::pages_of(addr, len) {
+            match self.pages.get_mut(&page) {
+                Some(p) => p.perms = perms,
+                None => {
+                    self.violations += 1;
+                    return Err(MapError::Invalid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) {
+        for page in Self::pages_of(addr, len) {
+            if self.pages.remove(&page).is_none() {
+                self.violations += 1;
+            }
+        }
+    }
+
+    fn console(&mut self, stream: Stream, data: &[u8]) {
+        let limit = self.console_limit;
+        match stream {
+            Stream::Stdout => Self::capture(&mut self.stdout, data, limit),
+            Stream::Stderr => Self::capture(&mut self.stderr, data, limit),
+            _ => Self::capture(&mut self.log, data, limit),
+        }
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        self.monotonic = self.monotonic.saturating_add(1000);
+        self.monotonic
+    }
+
+    fn realtime_ns(&mut self) -> u64 {
+        self.realtime_base.saturating_add(self.monotonic)
+    }
+
+    fn set_fs_base(&mut self, value: u64) {
+        self.fs_base = value;
+    }
+
+    fn fs_base(&mut self) -> u64 {
+        self.fs_base
+    }
+
+    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
+        self.exec_checks.push((addr, len));
+        if self.refuse_exec {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn idle_until(&mut self, deadline_ns: u64) {
+        self.monotonic = self.monotonic.max(deadline_ns);
+    }
+}

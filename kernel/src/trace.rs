@@ -1,0 +1,199 @@
+//! `--trace-syscalls`: one strace-like line per syscall on [`Stream::Log`], e.g.
+//! `openat(AT_FDCWD, "/etc/x", O_RDONLY) = -2 ENOENT` or `write(1, "hello\n", 6) = 6`. Strings are cut at
+//! [`STRING_LIMIT`] bytes with `...`, as strace does by default. Memory is read through the same checks
+//! as the syscalls; what cannot be read is shown as a pointer.
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use core::fmt::Write;
+
+use kernel_abi::Stream;
+
+use crate::errno::Errno;
+use crate::machine::Machine;
+use crate::process::Kernel;
+use crate::syscall::table::{info, Arg, Ret};
+use crate::syscall::{SyscallResult, AT_FDCWD};
+use crate::user;
+
+/// Bytes of a string or buffer shown before `...`.
+pub const STRING_LIMIT: usize = 32;
+
+const OPEN_FLAGS: &[(u32, &str)] = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o10000000, "O_PATH"),
+];
+
+fn escape_into(out: &mut String, bytes: &[u8], truncated: bool) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    if truncated {
+        out.push_str("...");
+    }
+}
+
+fn open_flags(out: &mut String, flags: u32) {
+    out.push_str(match flags & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    });
+    let mut rest = flags & !3;
+    for &(bit, name) in OPEN_FLAGS {
+        if rest & bit != 0 {
+            out.push('|');
+            out.push_str(name);
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        let _ = write!(out, "|{rest:#o}");
+    }
+}
+
+impl Kernel {
+    fn trace_buffer<M: Machine>(&self, m: &mut M, out: &mut String, addr: u64, len: u64) {
+        let shown = len.min(STRING_LIMIT as u64) as usize;
+        let mut buf = [0u8; STRING_LIMIT];
+        match user::read(&self.vmas, m, addr, &mut buf[..shown]) {
+            Ok(()) => escape_into(out, &buf[..shown], len > shown as u64),
+            Err(_) => {
+                let _ = write!(out, "{addr:#x}");
+            }
+        }
+    }
+
+    fn trace_path<M: Machine>(&self, m: &mut M, out: &mut String, addr: u64) {
+        match user::read_c_string(&self.vmas, m, addr, crate::user::PATH_MAX) {
+            Ok(path) => escape_into(out, &path[..path.len().min(STRING_LIMIT)], path.len() > STRING_LIMIT),
+            Err(_) => {
+                let _ = write!(out, "{addr:#x}");
+            }
+        }
+    }
+}
+
+/// Formats the trace line of one syscall (without the newline).
+pub fn format_line<M: Machine>(kernel: &Kernel, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) -> String {
+    let mut out = String::new();
+    let ret_value = match result {
+        SyscallResult::Return(v) => Some(v),
+        _ => None,
+    };
+    match info(nr) {
+        Some(entry) => {
+            out.push_str(entry.name);
+            out.push('(');
+            for (i, (kind, &value)) in entry.args.iter().zip(args).enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                match kind {
+                    Arg::Int => {
+                        let _ = write!(out, "{}", value as i64);
+                    }
+                    Arg::UInt => {
+                        let _ = write!(out, "{value}");
+                    }
+                    Arg::Hex => {
+                        let _ = write!(out, "{value:#x}");
+                    }
+                    Arg::Fd => {
+                        let _ = write!(out, "{}", value as u32 as i32);
+                    }
+                    Arg::DirFd if value as u32 as i32 == AT_FDCWD => out.push_str("AT_FDCWD"),
+                    Arg::DirFd => {
+                        let _ = write!(out, "{}", value as u32 as i32);
+                    }
+                    Arg::Path => kernel.trace_path(m, &mut out, value),
+                    Arg::InBuf(len_index) => {
+                        let len = args.get(usize::from(*len_index)).copied().unwrap_or(0);
+                        kernel.trace_buffer(m, &mut out, value, len);
+                    }
+                    Arg::OutBuf => match ret_value {
+                        Some(n) if n >= 0 => kernel.trace_buffer(m, &mut out, value, n as u64),
+                        _ => {
+                            let _ = write!(out, "{value:#x}");
+                        }
+                    },
+                    Arg::OpenFlags => open_flags(&mut out, value as u32),
+                    Arg::Octal if value as u32 == 0 => out.push('0'),
+                    Arg::Octal => {
+                        let _ = write!(out, "0{:o}", value as u32);
+                    }
+                    Arg::Ptr if value == 0 => out.push_str("NULL"),
+                    Arg::Ptr => {
+                        let _ = write!(out, "{value:#x}");
+                    }
+                }
+            }
+            out.push(')');
+            match (result, entry.ret) {
+                (SyscallResult::Return(v), Ret::Hex) if v >= 0 => {
+                    let _ = write!(out, " = {v:#x}");
+                }
+                _ => {}
+            }
+        }
+        None => {
+            let _ = write!(out, "syscall_{nr}(");
+            for (i, value) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{value:#x}");
+            }
+            out.push(')');
+        }
+    }
+    let hex_ok = info(nr).is_some_and(|e| e.ret == Ret::Hex);
+    match result {
+        SyscallResult::Return(v) if v < 0 && v > -4096 => {
+            let errno = Errno(-v as i32);
+            let _ = write!(out, " = {v} {}", errno.name().unwrap_or("E?"));
+        }
+        SyscallResult::Return(_) if hex_ok => {}
+        SyscallResult::Return(v) => {
+            let _ = write!(out, " = {v}");
+        }
+        SyscallResult::Exit(status) => {
+            let _ = write!(out, " = ? (exit {status})");
+        }
+        SyscallResult::Killed(signal) => {
+            let _ = write!(out, " = ? (killed by signal {signal})");
+        }
+    }
+    out
+}
+
+/// Emits the trace line of one syscall.
+pub fn emit<M: Machine>(kernel: &Kernel, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) {
+    let mut line = format_line(kernel, m, nr, args, result);
+    line.push('\n');
+    m.console(Stream::Log, line.as_bytes());
+}
