@@ -248,22 +248,84 @@ pub fn unmap(
     size: u64,
     mut freed: impl FnMut(u64),
 ) -> Result<(), PagingError> {
-    check_range(virt, size, PAGE_SIZE)?;
-    let mut addr = virt;
-    while addr < virt + size {
-        match leaf_slot(mem, root, addr) {
-            Some((_, page)) if !addr.is_multiple_of(page) || addr + page > virt + size => {
-                return Err(PagingError::HugePageSplit)
-            }
-            Some((slot, page)) => {
-                freed(mem.read_u64(slot) & ENTRY_ADDRESS_MASK);
-                mem.write_u64(slot, 0);
-                addr += page;
-            }
-            None => addr += PAGE_SIZE,
-        }
+    let mut slots = alloc::vec::Vec::new();
+    for_each_leaf(mem, root, virt, size, |_, slot, _| slots.push(slot))?;
+    for slot in slots {
+        freed(mem.read_u64(slot) & ENTRY_ADDRESS_MASK);
+        mem.write_u64(slot, 0);
     }
     Ok(())
+}
+
+/// Calls `visit(virt, slot, page_size)` for every mapped leaf inside `[virt, virt + size)`, skipping
+/// unmapped table ranges whole (so sparse ranges of any size cost little). A huge page that sticks out of
+/// the range is an error, reported before anything is visited.
+fn for_each_leaf(
+    mem: &impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+    mut visit: impl FnMut(u64, u64, u64),
+) -> Result<(), PagingError> {
+    check_range(virt, size, PAGE_SIZE)?;
+    let end = virt + size;
+    let mut leaves = alloc::vec::Vec::new();
+    let mut addr = virt;
+    'walk: while addr < end {
+        let mut table = root;
+        for level in (0..4).rev() {
+            let span = 1u64 << (12 + 9 * level);
+            let slot = table + index(addr, level) * 8;
+            let entry = mem.read_u64(slot);
+            if entry & ENTRY_PRESENT == 0 {
+                addr = (addr & !(span - 1)) + span;
+                continue 'walk;
+            }
+            if level == 0 || entry & ENTRY_HUGE != 0 {
+                if addr % span != 0 || addr + span > end {
+                    return Err(PagingError::HugePageSplit);
+                }
+                leaves.push((addr, slot, span));
+                addr += span;
+                continue 'walk;
+            }
+            table = entry & ENTRY_ADDRESS_MASK;
+        }
+    }
+    for (addr, slot, span) in leaves {
+        visit(addr, slot, span);
+    }
+    Ok(())
+}
+
+/// Like [`update_flags`], but pages of the range that are not mapped are skipped.
+pub fn update_present_flags(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+    mut change: impl FnMut(PageFlags) -> PageFlags,
+) -> Result<(), PagingError> {
+    let mut entries = alloc::vec::Vec::new();
+    for_each_leaf(mem, root, virt, size, |_, slot, _| entries.push(slot))?;
+    for slot in entries {
+        let entry = mem.read_u64(slot);
+        let kept = entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
+        mem.write_u64(slot, kept | change(PageFlags::from_leaf(entry)).leaf_bits());
+    }
+    Ok(())
+}
+
+/// Every mapped page of `[virt, virt + size)` as (virtual address, page size), in order.
+pub fn mapped_pages(
+    mem: &impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+) -> Result<alloc::vec::Vec<(u64, u64)>, PagingError> {
+    let mut pages = alloc::vec::Vec::new();
+    for_each_leaf(mem, root, virt, size, |addr, _, span| pages.push((addr, span)))?;
+    Ok(pages)
 }
 
 #[cfg(test)]
@@ -350,6 +412,23 @@ mod tests {
         unmap(&mut mem, root, 0, 0x4000, |frame| freed.push(frame)).unwrap();
         assert_eq!(freed, [0x9000, 0xa000]);
         assert_eq!(translate(&mem, root, 0x1000), None);
+    }
+
+    #[test]
+    fn sparse_walks_skip_unmapped_tables_and_see_every_page() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
+        map(&mut mem, root, 0x7f00_0000_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
+        let all = LOWER_HALF_END - PAGE_SIZE;
+        let pages = mapped_pages(&mem, root, 0, all).unwrap();
+        assert_eq!(pages, [(0x1000, PAGE_SIZE), (0x2000, PAGE_SIZE), (0x7f00_0000_0000, HUGE_PAGE_SIZE)]);
+        update_present_flags(&mut mem, root, 0, 0x10_0000, |f| PageFlags { writable: false, ..f }).unwrap();
+        assert!(!translate(&mem, root, 0x2000).unwrap().1.writable);
+        assert!(translate(&mem, root, 0x7f00_0000_0000).unwrap().1.writable);
+        assert_eq!(
+            update_present_flags(&mut mem, root, 0x7f00_0000_0000, PAGE_SIZE, |f| f),
+            Err(PagingError::HugePageSplit)
+        );
     }
 
     #[test]

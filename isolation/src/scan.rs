@@ -63,6 +63,34 @@ pub enum ForbiddenInstruction {
 }
 
 impl ForbiddenInstruction {
+    /// Why this instruction cannot break `mpk` isolation under the secure-run kernel's configuration, or
+    /// `None` when it must be refused. Large real programs contain some of these byte sequences by chance
+    /// (busybox: unintended WRMSR, LTR, LLDT, MOV-to-DR and SWAPGS encodings; glibc: XRSTOR in its
+    /// lazy-binding trampolines, never run in a static program). What makes each one harmless is an
+    /// invariant of the kernel, and each is backed by an attack test (threat-model.md):
+    /// - XRSTOR, XRSTORS, XSETBV: the kernel never sets CR4.OSXSAVE, so all three raise #UD; XCR0 (and its
+    ///   PKRU component) cannot be enabled.
+    /// - LLDT, LTR: the GDT is read-only and holds no LDT descriptor and only the busy TSS, so every load
+    ///   faults (a null LLDT selector only empties the unused LDT).
+    /// - LMSW: writes only CR0 bits 0–3; it cannot clear PE and cannot touch WP or PG.
+    /// - MOV to DR: a breakpoint only raises #DB, which the kernel reports and ends the app.
+    /// - SWAPGS: the kernel never uses the GS base.
+    /// - WRMSR, WRMSRNS: no MSR holds isolation state (protection keys live in PKRU, paging in CR0/CR3/CR4,
+    ///   the IDT and GDT in their registers); the worst an MSR write does is crash the VM.
+    ///
+    /// WRPKRU, MOV to CR, LGDT and LIDT change key, paging or interrupt state directly: always refused.
+    pub const fn neutralized_by_kernel(self) -> Option<&'static str> {
+        match self {
+            Self::Wrpkru | Self::MovToCr | Self::Lgdt | Self::Lidt => None,
+            Self::Xrstor | Self::Xrstors | Self::Xsetbv => Some("the kernel never enables XSAVE: it raises #UD"),
+            Self::Lldt | Self::Ltr => Some("the GDT is read-only and holds no usable descriptor: it faults"),
+            Self::Lmsw => Some("it cannot clear CR0.PE or touch CR0.WP"),
+            Self::MovToDr => Some("a breakpoint only raises #DB, which ends the app"),
+            Self::Swapgs => Some("the kernel never uses the GS base"),
+            Self::Wrmsr | Self::Wrmsrns => Some("no MSR holds isolation state"),
+        }
+    }
+
     /// Every forbidden instruction.
     pub const ALL: [Self; 14] = [
         Self::Wrpkru,
@@ -120,6 +148,12 @@ impl core::fmt::Display for Finding {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "forbidden instruction {} at {:#x}", self.instruction, self.offset)
     }
+}
+
+/// The first finding that must be refused: any finding when `strict`, else one the kernel's configuration
+/// does not neutralize (see [`ForbiddenInstruction::neutralized_by_kernel`]).
+pub fn first_refused(findings: &[Finding], strict: bool) -> Option<Finding> {
+    findings.iter().copied().find(|finding| strict || finding.instruction.neutralized_by_kernel().is_none())
 }
 
 /// The longest matched sequence: REX2 prefix, payload, opcode, ModRM.
@@ -496,6 +530,24 @@ mod tests {
             let base = 0x7000_0000u64;
             let pieces = cuts.windows(2).map(|w| (base + w[0] as u64, &code[w[0]..w[1]]));
             prop_assert_eq!(scan_code_regions(pieces), scan_forbidden_instructions(&code, base));
+        }
+    }
+
+    #[test]
+    fn only_unneutralized_findings_are_refused_unless_strict() {
+        let wrmsr = Finding { offset: 0x10, instruction: ForbiddenInstruction::Wrmsr };
+        let xrstor = Finding { offset: 0x20, instruction: ForbiddenInstruction::Xrstor };
+        let mov_cr = Finding { offset: 0x30, instruction: ForbiddenInstruction::MovToCr };
+        assert_eq!(first_refused(&[wrmsr, xrstor], false), None);
+        assert_eq!(first_refused(&[wrmsr, xrstor], true), Some(wrmsr));
+        assert_eq!(first_refused(&[wrmsr, mov_cr], false), Some(mov_cr));
+        for instruction in [
+            ForbiddenInstruction::Wrpkru,
+            ForbiddenInstruction::MovToCr,
+            ForbiddenInstruction::Lgdt,
+            ForbiddenInstruction::Lidt,
+        ] {
+            assert_eq!(instruction.neutralized_by_kernel(), None, "{instruction} must always be refused");
         }
     }
 }

@@ -85,7 +85,8 @@ pub fn build_initial_stack(
     let auxv_count = 19;
     let words = 1 + argv.len() + 1 + envp.len() + 1 + 2 * auxv_count;
     let vector_size = words.checked_mul(8).ok_or(StackError::TooBig)?;
-    let total_unaligned = strings_size.checked_add(15).and_then(|s| s.checked_add(vector_size)).ok_or(StackError::TooBig)?;
+    let total_unaligned =
+        strings_size.checked_add(15).and_then(|s| s.checked_add(vector_size)).ok_or(StackError::TooBig)?;
     if total_unaligned > max_size {
         return Err(StackError::TooBig);
     }
@@ -162,13 +163,22 @@ mod tests {
     }
 
     fn aux<'a>() -> AuxvInputs<'a> {
-        AuxvInputs { phdr: 0x40_0040, phnum: 7, phent: 56, entry: 0x40_1000, hwcap: 0xbfeb_fbff, random: [7; 16], execfn: b"/app" }
+        AuxvInputs {
+            phdr: 0x40_0040,
+            phnum: 7,
+            phent: 56,
+            entry: 0x40_1000,
+            hwcap: 0xbfeb_fbff,
+            random: [7; 16],
+            execfn: b"/app",
+        }
     }
 
     #[test]
     fn layout_matches_linux() {
         let top = 0x7fff_f000;
-        let stack = build_initial_stack(top, &[b"/app".to_vec(), b"-x".to_vec()], &[b"A=1".to_vec()], &aux(), 1 << 20).unwrap();
+        let stack =
+            build_initial_stack(top, &[b"/app".to_vec(), b"-x".to_vec()], &[b"A=1".to_vec()], &aux(), 1 << 20).unwrap();
         assert_eq!(stack.rsp % 16, 0);
         assert_eq!(stack.rsp + stack.bytes.len() as u64, top);
         assert_eq!(word(&stack, stack.rsp), 2);

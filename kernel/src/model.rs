@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use kernel_abi::Stream;
 
-use crate::machine::{Fault, MapError, Machine};
+use crate::machine::{Fault, Machine, MapError};
 
 const PAGE: u64 = 4096;
 

@@ -110,7 +110,9 @@ impl KernelConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// A segment is empty, wraps, overlaps another or a reserved range.
-    BadSegment { start: u64 },
+    BadSegment {
+        start: u64,
+    },
     /// A layout span is unaligned or overlaps a segment or reserved range.
     BadLayout,
     Files(LoadError),
@@ -177,7 +179,10 @@ pub struct Kernel {
 }
 
 fn aligned_span(span: &Span) -> bool {
-    span.size > 0 && span.start.is_multiple_of(PAGE_SIZE) && span.size.is_multiple_of(PAGE_SIZE) && span.start.checked_add(span.size).is_some()
+    span.size > 0
+        && span.start.is_multiple_of(PAGE_SIZE)
+        && span.size.is_multiple_of(PAGE_SIZE)
+        && span.start.checked_add(span.size).is_some()
 }
 
 impl Kernel {
@@ -273,7 +278,8 @@ impl Kernel {
             execfn: &execfn,
         };
         let max = usize::try_from(stack.size / 4).unwrap_or(usize::MAX);
-        let built = build_initial_stack(stack.end() & !15, &self.argv, &self.envp, &aux, max).map_err(SetupError::Stack)?;
+        let built =
+            build_initial_stack(stack.end() & !15, &self.argv, &self.envp, &aux, max).map_err(SetupError::Stack)?;
         m.write_user(built.rsp, &built.bytes).map_err(|_| SetupError::Machine)?;
         Ok(built.rsp)
     }

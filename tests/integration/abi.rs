@@ -63,7 +63,11 @@ impl CCase {
 
     /// Runs `app` under secure-run with `data` mounted at `/data`.
     pub fn run_in_vm(&self, mode: Mode, app: &Path, data: &Path) -> RunResult {
-        let mut secure_run = SecureRun::new(mode).mount(data, GUEST_DATA, false).env(self.env);
+        let mut secure_run = SecureRun::new(mode).env(self.env);
+        // Mount only for the cases that use it, so the others do not depend on --mount.
+        if self.args.iter().any(|arg| arg.contains(GUEST_DATA)) {
+            secure_run = secure_run.mount(data, GUEST_DATA, false);
+        }
         if let Some(stdin) = &self.stdin {
             secure_run = secure_run.stdin(stdin);
         }

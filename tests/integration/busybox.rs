@@ -32,7 +32,11 @@ fn check_applet(mode: Mode, args: &[&str], stdin: Option<Vec<u8>>, env: &[&str])
     native.stdout = native.stdout_text().replace(host, GUEST_DATA).into_bytes();
 
     let vm_data = data_dir();
-    let mut secure_run = SecureRun::new(mode).mount(vm_data.path(), GUEST_DATA, false).env(env);
+    let mut secure_run = SecureRun::new(mode).env(env);
+    // Mount only for the cases that use it, so the others do not depend on --mount.
+    if args.iter().any(|arg| arg.contains(GUEST_DATA)) {
+        secure_run = secure_run.mount(vm_data.path(), GUEST_DATA, false);
+    }
     if let Some(stdin) = &stdin {
         secure_run = secure_run.stdin(stdin);
     }

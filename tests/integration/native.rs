@@ -10,7 +10,7 @@ use crate::common::*;
 /// natively; that they get that far shows they are well-formed programs.
 #[test]
 fn guests_asm_build_and_run_natively() {
-    let expectations: [(&str, &[&str], i32, &[u8]); 9] = [
+    let expectations: [(&str, &[&str], i32, &[u8]); 10] = [
         ("hello", &[], 0, b"Hello, World!\n"),
         ("exit42", &[], 42, b""),
         ("exit_group42", &[], 42, b""),
@@ -20,6 +20,7 @@ fn guests_asm_build_and_run_natively() {
         ("port_garbage", &[], 139, b""),
         ("port_stop_silent", &[], 139, b"stopping\n"),
         ("flood", &["0"], 0, b""),
+        ("flood", &["63"], 0, b""),
     ];
     for (name, args, status, stdout) in expectations {
         let app = guest(Toolchain::Asm, name);
@@ -27,9 +28,13 @@ fn guests_asm_build_and_run_natively() {
         assert_output(&run_native(&app, args, &[], None), status, stdout);
     }
 
-    let flood = run_native(&guest(Toolchain::Asm, "flood"), &["3"], &[], None);
+    let flood = run_native(&guest(Toolchain::Asm, "flood"), &["3072"], &[], None);
     assert_status(&flood, 0);
-    assert!(flood.stdout == crate::boot::flood_pattern(3 << 20), "flood 3 wrote the wrong bytes\n{}", flood.report());
+    assert!(
+        flood.stdout == crate::boot::flood_pattern(3 << 20),
+        "flood 3072 (KiB) wrote the wrong bytes\n{}",
+        flood.report()
+    );
 
     let object = std::fs::read(guest(Toolchain::AsmObject, "exit42")).unwrap();
     assert_eq!(elf::read_u16(&object, E_TYPE), 1, "gcc -c makes an ET_REL object");

@@ -53,6 +53,7 @@ pub struct LoadRequest<'a> {
     pub isolation: IsolationMode,
     pub memory_size: u64,
     pub trace_syscalls: bool,
+    pub strict_inspection: bool,
     /// Seeds the layout (with ASLR) and the kernel's CSPRNG.
     pub seed: u64,
     pub aslr: bool,
@@ -302,7 +303,8 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     let mut info = BootInfo::empty();
     info.isolation = request.isolation as u32;
     info.flags = if request.trace_syscalls { kernel_abi::FLAG_TRACE_SYSCALLS } else { 0 }
-        | if request.aslr { kernel_abi::FLAG_ASLR } else { 0 };
+        | if request.aslr { kernel_abi::FLAG_ASLR } else { 0 }
+        | if request.strict_inspection { kernel_abi::FLAG_STRICT_INSPECTION } else { 0 };
     info.memory_size = memory_size;
     info.physmap_base = layout.physmap.start;
     info.page_table_root = root;

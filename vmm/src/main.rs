@@ -63,6 +63,11 @@ struct Cli {
     #[arg(long)]
     trace_syscalls: bool,
 
+    /// In mpk mode, refuse app code containing any instruction of the inspection list, also those the
+    /// kernel's configuration makes harmless (XRSTOR, WRMSR, LTR... — see threat-model.md).
+    #[arg(long)]
+    strict_inspection: bool,
+
     /// Stop forwarding the app's stdout and stderr after this many bytes.
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_memory)]
     max_output: u64,
@@ -155,6 +160,7 @@ fn options(cli: Cli) -> Result<RunOptions, String> {
         report: cli.report,
         env,
         trace_syscalls: cli.trace_syscalls,
+        strict_inspection: cli.strict_inspection,
         max_output: cli.max_output,
         kernel: cli.kernel,
         verbose: cli.verbose,

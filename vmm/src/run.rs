@@ -48,6 +48,8 @@ pub struct RunOptions {
     /// `K=V` strings for the app's environment.
     pub env: Vec<OsString>,
     pub trace_syscalls: bool,
+    /// In `mpk` mode, refuse app code with any forbidden instruction, also those the kernel neutralizes.
+    pub strict_inspection: bool,
     pub max_output: u64,
     pub kernel: Option<PathBuf>,
     pub verbose: bool,
@@ -215,7 +217,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
     let shown = options.app.display().to_string();
     let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown.clone(), source })?;
     if options.isolation == IsolationMode::Mpk {
-        inspect_app(&app, &app_file, &shown)?;
+        inspect_app(&app, &app_file, &shown, options.strict_inspection)?;
     }
     if options.aslr && app.kind == elf::AppKind::Exec {
         eprintln!(
@@ -249,6 +251,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
         isolation: options.isolation,
         memory_size: options.memory_size,
         trace_syscalls: options.trace_syscalls,
+        strict_inspection: options.strict_inspection,
         seed,
         aslr: options.aslr,
         tsc_khz: host_tsc_khz(),
@@ -260,7 +263,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
 /// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state:
 /// every executable byte is scanned at every offset (DESIGN.md "must hold" 2), and no segment may be
 /// writable and executable at once (3). The kernel repeats the scan whenever memory becomes executable.
-fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str) -> Result<(), RunError> {
+fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str, strict: bool) -> Result<(), RunError> {
     for segment in &app.segments {
         if let Err(violation) = isolation::wx::check_wx(segment.perms) {
             return Err(RunError::Refused {
@@ -274,7 +277,7 @@ fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str) -> Result<(), RunErr
         .iter()
         .filter(|segment| segment.perms & kernel_abi::PERM_EXEC != 0)
         .map(|segment| (segment.vaddr, app.segment_bytes(segment, file)));
-    if let Some(finding) = isolation::scan::scan_code_regions(code).first() {
+    if let Some(finding) = isolation::scan::first_refused(&isolation::scan::scan_code_regions(code), strict) {
         let file_offset = app
             .segments
             .iter()

@@ -72,15 +72,32 @@ pub enum ArchiveError {
     BadMagic,
     UnsupportedVersion(u32),
     /// The input ends inside a header, a path or data.
-    Truncated { offset: usize },
-    UnknownKind { offset: usize, kind: u8 },
-    UnknownFlags { offset: usize, flags: u8 },
-    ReservedNotZero { offset: usize },
-    BadMode { offset: usize, mode: u32 },
+    Truncated {
+        offset: usize,
+    },
+    UnknownKind {
+        offset: usize,
+        kind: u8,
+    },
+    UnknownFlags {
+        offset: usize,
+        flags: u8,
+    },
+    ReservedNotZero {
+        offset: usize,
+    },
+    BadMode {
+        offset: usize,
+        mode: u32,
+    },
     /// Not absolute, not normalized, too long, or contains NUL.
-    BadPath { offset: usize },
+    BadPath {
+        offset: usize,
+    },
     /// A directory with data, or a symlink with an empty or NUL-containing target.
-    BadData { offset: usize },
+    BadData {
+        offset: usize,
+    },
 }
 
 impl core::fmt::Display for ArchiveError {
@@ -91,12 +108,16 @@ impl core::fmt::Display for ArchiveError {
                 write!(f, "files archive: version {v} unsupported (expected {ARCHIVE_VERSION})")
             }
             Self::Truncated { offset } => write!(f, "files archive: truncated record at offset {offset}"),
-            Self::UnknownKind { offset, kind } => write!(f, "files archive: unknown entry kind {kind} at offset {offset}"),
+            Self::UnknownKind { offset, kind } => {
+                write!(f, "files archive: unknown entry kind {kind} at offset {offset}")
+            }
             Self::UnknownFlags { offset, flags } => {
                 write!(f, "files archive: unknown flags {flags:#x} at offset {offset}")
             }
             Self::ReservedNotZero { offset } => write!(f, "files archive: reserved field not zero at offset {offset}"),
-            Self::BadMode { offset, mode } => write!(f, "files archive: mode {mode:#o} out of range at offset {offset}"),
+            Self::BadMode { offset, mode } => {
+                write!(f, "files archive: mode {mode:#o} out of range at offset {offset}")
+            }
             Self::BadPath { offset } => {
                 write!(f, "files archive: path not absolute and normalized (or too long) at offset {offset}")
             }
@@ -294,7 +315,10 @@ mod tests {
         let dir = it.next().unwrap().unwrap();
         assert_eq!((dir.kind, dir.mode, dir.read_only, dir.path), (EntryKind::Directory, 0o755, false, &b"/data"[..]));
         let file = it.next().unwrap().unwrap();
-        assert_eq!((file.kind, file.read_only, file.path, file.data), (EntryKind::File, true, &b"/data/a.txt"[..], &b"hello"[..]));
+        assert_eq!(
+            (file.kind, file.read_only, file.path, file.data),
+            (EntryKind::File, true, &b"/data/a.txt"[..], &b"hello"[..])
+        );
         assert_eq!(&sink.bytes()[file.data_offset..file.data_offset + 5], b"hello");
         let link = it.next().unwrap().unwrap();
         assert_eq!((link.kind, link.data), (EntryKind::Symlink, &b"a.txt"[..]));
@@ -311,7 +335,10 @@ mod tests {
         assert_eq!(entries(b"SRFILES").unwrap_err(), ArchiveError::Truncated { offset: 0 });
         assert_eq!(entries(b"XXFILES\0\x01\0\0\0\0\0\0\0").unwrap_err(), ArchiveError::BadMagic);
         assert_eq!(entries(b"SRFILES\0\x02\0\0\0\0\0\0\0").unwrap_err(), ArchiveError::UnsupportedVersion(2));
-        assert_eq!(entries(b"SRFILES\0\x01\0\0\0\x01\0\0\0").unwrap_err(), ArchiveError::ReservedNotZero { offset: 12 });
+        assert_eq!(
+            entries(b"SRFILES\0\x01\0\0\0\x01\0\0\0").unwrap_err(),
+            ArchiveError::ReservedNotZero { offset: 12 }
+        );
     }
 
     #[test]

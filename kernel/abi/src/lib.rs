@@ -239,6 +239,8 @@ const _: () = assert!(size_of::<BootInfo>() == 240 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
 pub const FLAG_ASLR: u64 = 2;
+/// Refuse every forbidden instruction in app code, also those the kernel's configuration neutralizes.
+pub const FLAG_STRICT_INSPECTION: u64 = 4;
 
 impl BootInfo {
     /// An all-zero boot info with the magic and version set.

@@ -14,7 +14,9 @@ pub enum LoadError {
     Malformed(ArchiveError),
     /// An entry clashes with what exists (a file where a directory is needed, a duplicate file, ...)
     /// or the file system is full.
-    Conflict { errno: Errno },
+    Conflict {
+        errno: Errno,
+    },
 }
 
 impl core::fmt::Display for LoadError {
@@ -45,12 +47,16 @@ impl FileSystem {
             let parent = self.make_dirs(parent_path, now_ns).map_err(conflict)?;
             let kind = match entry.kind {
                 EntryKind::Directory => NodeKind::Directory(BTreeMap::new()),
-                EntryKind::File => NodeKind::File(FileData::Archive { offset: entry.data_offset, len: entry.data.len() }),
+                EntryKind::File => {
+                    NodeKind::File(FileData::Archive { offset: entry.data_offset, len: entry.data.len() })
+                }
                 EntryKind::Symlink => NodeKind::Symlink(entry.data.to_vec()),
             };
             let id = match self.lookup(parent, name) {
                 // A directory may be announced after its children created it implicitly.
-                Ok(existing) if entry.kind == EntryKind::Directory && self.node(existing).is_some_and(|n| n.is_dir()) => {
+                Ok(existing)
+                    if entry.kind == EntryKind::Directory && self.node(existing).is_some_and(|n| n.is_dir()) =>
+                {
                     existing
                 }
                 Ok(_) => return Err(conflict(Errno::EEXIST)),

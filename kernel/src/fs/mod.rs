@@ -80,9 +80,12 @@ impl FileSystem {
         // These cannot fail on an empty tree; ignore the results rather than panic.
         let _ = fs.create(ROOT, b"tmp", NodeKind::Directory(BTreeMap::new()), 0o1777, now_ns);
         if let Ok(dev) = fs.create(ROOT, b"dev", NodeKind::Directory(BTreeMap::new()), 0o755, now_ns) {
-            for (name, device) in
-                [(&b"null"[..], Device::Null), (b"zero", Device::Zero), (b"urandom", Device::Random), (b"random", Device::Random)]
-            {
+            for (name, device) in [
+                (&b"null"[..], Device::Null),
+                (b"zero", Device::Zero),
+                (b"urandom", Device::Random),
+                (b"random", Device::Random),
+            ] {
                 let _ = fs.create(dev, name, NodeKind::Device(device), 0o666, now_ns);
             }
             fs.set_read_only(dev);
@@ -106,7 +109,17 @@ impl FileSystem {
     fn fresh_node(&mut self, parent: NodeId, mode: u32, kind: NodeKind, now_ns: u64) -> Node {
         let ino = self.next_ino;
         self.next_ino += 1;
-        Node { ino, mode: mode & 0o7777, read_only: false, linked: true, refs: 0, parent, mtime_ns: now_ns, ctime_ns: now_ns, kind }
+        Node {
+            ino,
+            mode: mode & 0o7777,
+            read_only: false,
+            linked: true,
+            refs: 0,
+            parent,
+            mtime_ns: now_ns,
+            ctime_ns: now_ns,
+            kind,
+        }
     }
 
     pub fn node(&self, id: NodeId) -> Option<&Node> {
@@ -204,7 +217,14 @@ impl FileSystem {
     }
 
     /// Creates `name` in directory `parent`.
-    pub fn create(&mut self, parent: NodeId, name: &[u8], kind: NodeKind, mode: u32, now_ns: u64) -> Result<NodeId, Errno> {
+    pub fn create(
+        &mut self,
+        parent: NodeId,
+        name: &[u8],
+        kind: NodeKind,
+        mode: u32,
+        now_ns: u64,
+    ) -> Result<NodeId, Errno> {
         let dir = self.get(parent)?;
         let entries = dir.entries().ok_or(Errno::ENOTDIR)?;
         if name.is_empty() || name == b"." || name == b".." || entries.contains_key(name) {

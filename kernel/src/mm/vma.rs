@@ -294,7 +294,10 @@ mod tests {
         assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 30, RW)]);
         assert_eq!(list.protect(12 * P, 22 * P, PERM_READ), Err(VmaError::NotMapped));
         list.protect(22 * P, 24 * P, PERM_READ).unwrap();
-        assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 22, RW), vma(22, 24, PERM_READ), vma(24, 30, RW)]);
+        assert_eq!(
+            list.iter().copied().collect::<Vec<_>>(),
+            [vma(10, 15, RW), vma(20, 22, RW), vma(22, 24, PERM_READ), vma(24, 30, RW)]
+        );
         list.protect(22 * P, 24 * P, RW).unwrap();
         assert_eq!(list.iter().copied().collect::<Vec<_>>(), [vma(10, 15, RW), vma(20, 30, RW)]);
         list.check_invariants().unwrap();

@@ -103,7 +103,14 @@ impl Kernel {
         usize::try_from(self.rlimits[RLIMIT_NOFILE].0).unwrap_or(usize::MAX)
     }
 
-    pub(crate) fn sys_openat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
+    pub(crate) fn sys_openat<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        flags: u64,
+        mode: u64,
+    ) -> SysResult {
         let path = user::read_path(&self.vmas, m, path, false)?;
         let flags = flags as u32;
         if flags & O_TMPFILE == O_TMPFILE {
@@ -131,7 +138,13 @@ impl Kernel {
                 },
                 Err(Errno::ENOENT) => {
                     let mode = (mode as u32) & 0o7777 & !self.umask;
-                    self.fs.create(target.parent, &target.name, NodeKind::File(crate::fs::FileData::Owned(Vec::new())), mode, now)?
+                    self.fs.create(
+                        target.parent,
+                        &target.name,
+                        NodeKind::File(crate::fs::FileData::Owned(Vec::new())),
+                        mode,
+                        now,
+                    )?
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -156,7 +169,12 @@ impl Kernel {
         let kept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_SYNC | O_DSYNC | O_LARGEFILE;
         let stored = if flags & O_PATH != 0 { O_PATH } else { flags & kept };
         let limit = self.limit_fds();
-        let fd = self.fds.open(OpenFile { kind: FileKind::Node(id), flags: stored, offset: 0 }, flags & O_CLOEXEC != 0, 0, limit)?;
+        let fd = self.fds.open(
+            OpenFile { kind: FileKind::Node(id), flags: stored, offset: 0 },
+            flags & O_CLOEXEC != 0,
+            0,
+            limit,
+        )?;
         self.fs.acquire(id);
         Ok(i64::from(fd))
     }
@@ -198,7 +216,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_newfstatat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
+    pub(crate) fn sys_newfstatat<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        buf: u64,
+        flags: u64,
+    ) -> SysResult {
         if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
             return Err(Errno::EINVAL.into());
         }
@@ -207,7 +232,15 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_statx<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
+    pub(crate) fn sys_statx<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        flags: u64,
+        mask: u64,
+        buf: u64,
+    ) -> SysResult {
         let flags = u64::from(flags as u32);
         if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
             || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
@@ -220,7 +253,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_faccessat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    pub(crate) fn sys_faccessat<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        mode: u64,
+        flags: u64,
+    ) -> SysResult {
         if mode & !(R_OK | W_OK | X_OK) != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
             return Err(Errno::EINVAL.into());
         }
@@ -260,7 +300,10 @@ impl Kernel {
         let capacity = usize::try_from(len).unwrap_or(usize::MAX).min(CHUNK);
         let mut out: Vec<u8> = Vec::with_capacity(capacity);
         let start = usize::try_from(file.offset).unwrap_or(usize::MAX);
-        let dot = [(&b"."[..], node.ino, crate::fs::node::DT_DIR), (b"..", self.fs.node(node.parent).map_or(node.ino, |p| p.ino), crate::fs::node::DT_DIR)];
+        let dot = [
+            (&b"."[..], node.ino, crate::fs::node::DT_DIR),
+            (b"..", self.fs.node(node.parent).map_or(node.ino, |p| p.ino), crate::fs::node::DT_DIR),
+        ];
         let children = entries
             .iter()
             .filter_map(|(name, &child)| self.fs.node(child).map(|c| (name.as_slice(), c.ino, c.dirent_type())));
@@ -344,7 +387,9 @@ impl Kernel {
         let directory = flags & AT_REMOVEDIR != 0;
         if target.trailing_slash && !directory {
             let id = self.fs.lookup(target.parent, &target.name)?;
-            return Err(if self.fs.node(id).is_some_and(|n| n.is_dir()) { Errno::EISDIR } else { Errno::ENOTDIR }.into());
+            return Err(
+                if self.fs.node(id).is_some_and(|n| n.is_dir()) { Errno::EISDIR } else { Errno::ENOTDIR }.into()
+            );
         }
         let now = m.realtime_ns();
         self.fs.remove(target.parent, &target.name, directory, now)?;
@@ -374,11 +419,26 @@ impl Kernel {
             }
         }
         let now = m.realtime_ns();
-        self.fs.rename(old.parent, &old.name, new.parent, &new.name, flags & RENAME_NOREPLACE != 0, flags & RENAME_EXCHANGE != 0, now)?;
+        self.fs.rename(
+            old.parent,
+            &old.name,
+            new.parent,
+            &new.name,
+            flags & RENAME_NOREPLACE != 0,
+            flags & RENAME_EXCHANGE != 0,
+            now,
+        )?;
         Ok(0)
     }
 
-    pub(crate) fn sys_readlinkat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    pub(crate) fn sys_readlinkat<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        buf: u64,
+        size: u64,
+    ) -> SysResult {
         let size = int_arg(size);
         if size <= 0 {
             return Err(Errno::EINVAL.into());

@@ -6,7 +6,10 @@ use alloc::vec::Vec;
 
 use rand_core::RngCore;
 
-use super::{count, int_arg, Stop, SysResult, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY};
+use super::{
+    count, int_arg, Stop, SysResult, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_PATH,
+    O_RDONLY, O_RDWR, O_WRONLY,
+};
 use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};
 use crate::fs::{Device, NodeKind};
@@ -90,7 +93,14 @@ impl Kernel {
 
     /// Produces up to `buf.len()` bytes from `file` at `pos`. `first` is false once the syscall has already
     /// transferred something (then an empty pipe ends the call instead of blocking).
-    fn read_source<M: Machine>(&mut self, m: &mut M, file: &OpenFile, pos: u64, buf: &mut [u8], first: bool) -> Result<usize, Stop> {
+    fn read_source<M: Machine>(
+        &mut self,
+        m: &mut M,
+        file: &OpenFile,
+        pos: u64,
+        buf: &mut [u8],
+        first: bool,
+    ) -> Result<usize, Stop> {
         match file.kind {
             FileKind::Stdin => {
                 let start = usize::try_from(pos).unwrap_or(usize::MAX);
@@ -135,7 +145,14 @@ impl Kernel {
     }
 
     /// Consumes up to `data.len()` bytes into `file` at `pos`.
-    fn write_sink<M: Machine>(&mut self, m: &mut M, file: &OpenFile, pos: u64, data: &[u8], first: bool) -> Result<usize, Stop> {
+    fn write_sink<M: Machine>(
+        &mut self,
+        m: &mut M,
+        file: &OpenFile,
+        pos: u64,
+        data: &[u8],
+        first: bool,
+    ) -> Result<usize, Stop> {
         match file.kind {
             FileKind::Console(stream) => {
                 m.console(stream, data);
@@ -176,7 +193,15 @@ impl Kernel {
 
     /// Reads into app memory at `addr` (already checked writable) through a bounce buffer. A fault after
     /// some bytes moved returns the short count, as Linux does.
-    fn read_loop<M: Machine>(&mut self, m: &mut M, file: &OpenFile, pos: u64, addr: u64, len: u64, first: bool) -> Result<usize, Stop> {
+    fn read_loop<M: Machine>(
+        &mut self,
+        m: &mut M,
+        file: &OpenFile,
+        pos: u64,
+        addr: u64,
+        len: u64,
+        first: bool,
+    ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
         let mut bounce = vec![0u8; total.min(CHUNK)];
         let mut done = 0usize;
@@ -205,7 +230,15 @@ impl Kernel {
         Ok(done)
     }
 
-    fn write_loop<M: Machine>(&mut self, m: &mut M, file: &OpenFile, pos: u64, addr: u64, len: u64, first: bool) -> Result<usize, Stop> {
+    fn write_loop<M: Machine>(
+        &mut self,
+        m: &mut M,
+        file: &OpenFile,
+        pos: u64,
+        addr: u64,
+        len: u64,
+        first: bool,
+    ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
         let mut bounce = vec![0u8; total.min(CHUNK)];
         let mut done = 0usize;
@@ -296,7 +329,13 @@ impl Kernel {
     }
 
     /// Reads and checks an iovec array; each buffer must allow `perms`.
-    fn read_iovecs<M: Machine>(&self, m: &mut M, iov: u64, iovcnt: u64, for_read: bool) -> Result<Vec<(u64, u64)>, Errno> {
+    fn read_iovecs<M: Machine>(
+        &self,
+        m: &mut M,
+        iov: u64,
+        iovcnt: u64,
+        for_read: bool,
+    ) -> Result<Vec<(u64, u64)>, Errno> {
         let iovcnt = u64::from(iovcnt as u32);
         if iovcnt > IOV_MAX {
             return Err(Errno::EINVAL);
@@ -586,7 +625,14 @@ impl Kernel {
         self.poll_common(m, fds, nfds, timeout)
     }
 
-    pub(crate) fn sys_ppoll<M: Machine>(&mut self, m: &mut M, fds: u64, nfds: u64, timeout: u64, sigsetsize: u64) -> SysResult {
+    pub(crate) fn sys_ppoll<M: Machine>(
+        &mut self,
+        m: &mut M,
+        fds: u64,
+        nfds: u64,
+        timeout: u64,
+        sigsetsize: u64,
+    ) -> SysResult {
         let _ = sigsetsize;
         let timeout = if timeout == 0 { None } else { Some(self.read_timespec_ns(m, timeout)?) };
         self.poll_common(m, fds, nfds, timeout)
@@ -618,7 +664,12 @@ impl Kernel {
 
     /// Nothing is ready and, single-threaded, nothing will become ready: sleep out the timeout, or report
     /// a deadlock when there is none.
-    pub(crate) fn wait_nothing<M: Machine>(&mut self, m: &mut M, timeout_ns: Option<u64>, what: &str) -> Result<(), Stop> {
+    pub(crate) fn wait_nothing<M: Machine>(
+        &mut self,
+        m: &mut M,
+        timeout_ns: Option<u64>,
+        what: &str,
+    ) -> Result<(), Stop> {
         match timeout_ns {
             Some(0) => Ok(()),
             Some(ns) => {
@@ -680,7 +731,11 @@ impl Kernel {
             if revents & POLLNVAL != 0 {
                 return Err(Errno::EBADF.into());
             }
-            let hits = [revents & (POLLIN | POLLHUP | POLLERR) != 0, revents & (POLLOUT | POLLERR) != 0, revents & POLLPRI != 0];
+            let hits = [
+                revents & (POLLIN | POLLHUP | POLLERR) != 0,
+                revents & (POLLOUT | POLLERR) != 0,
+                revents & POLLPRI != 0,
+            ];
             for i in 0..3 {
                 if wanted[i] && hits[i] {
                     results[i][byte] |= bit;

@@ -73,11 +73,22 @@ impl Kernel {
 
     /// True when the app may have memory in `[start, end)`: inside the usable range, outside kernel ranges.
     fn may_map(&self, start: u64, end: u64) -> bool {
-        start >= LOWEST_ADDRESS && end <= HIGHEST_ADDRESS && start < end && !self.reserved.iter().any(|&(s, e)| s < end && start < e)
+        start >= LOWEST_ADDRESS
+            && end <= HIGHEST_ADDRESS
+            && start < end
+            && !self.reserved.iter().any(|&(s, e)| s < end && start < e)
     }
 
     /// Maps the free range `[start, start + len)` with fresh frames, fills it, inspects it if executable.
-    fn map_fresh<M: Machine>(&mut self, m: &mut M, start: u64, len: u64, perms: u32, kind: VmaKind, fill: Fill) -> Result<(), Errno> {
+    fn map_fresh<M: Machine>(
+        &mut self,
+        m: &mut M,
+        start: u64,
+        len: u64,
+        perms: u32,
+        kind: VmaKind,
+        fill: Fill,
+    ) -> Result<(), Errno> {
         let end = start + len;
         let staged = perms & PERM_EXEC != 0 || matches!(fill, Fill::File { .. });
         let initial = if staged { PERM_READ | PERM_WRITE } else { perms };
@@ -94,7 +105,15 @@ impl Kernel {
         result
     }
 
-    fn finish_fresh<M: Machine>(&mut self, m: &mut M, start: u64, len: u64, perms: u32, initial: u32, fill: Fill) -> Result<(), Errno> {
+    fn finish_fresh<M: Machine>(
+        &mut self,
+        m: &mut M,
+        start: u64,
+        len: u64,
+        perms: u32,
+        initial: u32,
+        fill: Fill,
+    ) -> Result<(), Errno> {
         if let Fill::File { node, offset } = fill {
             let data = self.fs.file_bytes(node)?;
             let from = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
@@ -133,7 +152,9 @@ impl Kernel {
         };
         if new_top > old_top {
             if !self.vmas.is_free(old_top, new_top)
-                || self.map_fresh(m, old_top, new_top - old_top, PERM_READ | PERM_WRITE, VmaKind::Heap, Fill::Zero).is_err()
+                || self
+                    .map_fresh(m, old_top, new_top - old_top, PERM_READ | PERM_WRITE, VmaKind::Heap, Fill::Zero)
+                    .is_err()
             {
                 return Ok(self.brk as i64);
             }
@@ -145,7 +166,16 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn sys_mmap<M: Machine>(&mut self, m: &mut M, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
+    pub(crate) fn sys_mmap<M: Machine>(
+        &mut self,
+        m: &mut M,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        offset: u64,
+    ) -> SysResult {
         let flags = u64::from(flags as u32);
         if len == 0 || !page_aligned(offset) {
             return Err(Errno::EINVAL.into());
@@ -217,7 +247,10 @@ impl Kernel {
         if !page_aligned(addr) || len == 0 {
             return Err(Errno::EINVAL.into());
         }
-        let end = page_align_up(len).and_then(|l| addr.checked_add(l)).filter(|&e| e <= HIGHEST_ADDRESS).ok_or(Errno::EINVAL)?;
+        let end = page_align_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .filter(|&e| e <= HIGHEST_ADDRESS)
+            .ok_or(Errno::EINVAL)?;
         self.unmap_range(m, addr, end)?;
         Ok(0)
     }
@@ -252,7 +285,15 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_mremap<M: Machine>(&mut self, m: &mut M, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    pub(crate) fn sys_mremap<M: Machine>(
+        &mut self,
+        m: &mut M,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> SysResult {
         if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
             || flags & MREMAP_DONTUNMAP != 0
             || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
@@ -295,7 +336,15 @@ impl Kernel {
 
     /// Copies `[old, old + old_len)` to a fresh mapping at `new` (zero-extended to `new_len`) with the same
     /// permissions, then unmaps the old range.
-    fn move_mapping<M: Machine>(&mut self, m: &mut M, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64) -> Result<(), Errno> {
+    fn move_mapping<M: Machine>(
+        &mut self,
+        m: &mut M,
+        vma: &Vma,
+        old: u64,
+        old_len: u64,
+        new: u64,
+        new_len: u64,
+    ) -> Result<(), Errno> {
         self.map_fresh(m, new, new_len, PERM_READ | PERM_WRITE, vma.kind, Fill::Zero)?;
         let copy_len = old_len.min(new_len);
         let mut bounce = vec![0u8; CHUNK];

@@ -54,7 +54,14 @@ impl Kernel {
 
     pub(crate) fn sys_uname<M: Machine>(&mut self, m: &mut M, buf: u64) -> SysResult {
         let mut raw = [0u8; 6 * 65];
-        let fields = [&self.uname.sysname, &self.uname.nodename, &self.uname.release, &self.uname.version, &self.uname.machine, &self.uname.domainname];
+        let fields = [
+            &self.uname.sysname,
+            &self.uname.nodename,
+            &self.uname.release,
+            &self.uname.version,
+            &self.uname.machine,
+            &self.uname.domainname,
+        ];
         for (slot, field) in raw.chunks_exact_mut(65).zip(fields) {
             let n = field.len().min(64);
             slot[..n].copy_from_slice(&field[..n]);
@@ -77,7 +84,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_prlimit64<M: Machine>(&mut self, m: &mut M, pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
+    pub(crate) fn sys_prlimit64<M: Machine>(
+        &mut self,
+        m: &mut M,
+        pid: u64,
+        resource: u64,
+        new: u64,
+        old: u64,
+    ) -> SysResult {
         if !matches!(int_arg(pid), 0 | 1) {
             return Err(Errno::ESRCH.into());
         }
@@ -131,7 +145,14 @@ impl Kernel {
 
     /// Single-threaded futex: nothing can wake a waiter, so a wait either fails at once (value changed:
     /// EAGAIN), sleeps out its timeout (ETIMEDOUT), or is a deadlock. Wakes wake nobody.
-    pub(crate) fn sys_futex<M: Machine>(&mut self, m: &mut M, uaddr: u64, op: u64, value: u64, timeout: u64) -> SysResult {
+    pub(crate) fn sys_futex<M: Machine>(
+        &mut self,
+        m: &mut M,
+        uaddr: u64,
+        op: u64,
+        value: u64,
+        timeout: u64,
+    ) -> SysResult {
         let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
         if !uaddr.is_multiple_of(4) {
             return Err(Errno::EINVAL.into());
@@ -200,7 +221,9 @@ impl Kernel {
     }
 
     pub(crate) fn sys_getrandom<M: Machine>(&mut self, m: &mut M, buf: u64, len: u64, flags: u64) -> SysResult {
-        if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 || flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE {
+        if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+            || flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE
+        {
             return Err(Errno::EINVAL.into());
         }
         let len = len.min(GETRANDOM_MAX);

@@ -139,7 +139,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_rt_sigaction<M: Machine>(&mut self, m: &mut M, signal: u64, act: u64, old: u64, sigsetsize: u64) -> SysResult {
+    pub(crate) fn sys_rt_sigaction<M: Machine>(
+        &mut self,
+        m: &mut M,
+        signal: u64,
+        act: u64,
+        old: u64,
+        sigsetsize: u64,
+    ) -> SysResult {
         let signal = int_arg(signal);
         if sigsetsize != 8 || !(1..=NSIG).contains(&signal) {
             return Err(Errno::EINVAL.into());
@@ -166,7 +173,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_rt_sigprocmask<M: Machine>(&mut self, m: &mut M, how: u64, set: u64, old: u64, sigsetsize: u64) -> SysResult {
+    pub(crate) fn sys_rt_sigprocmask<M: Machine>(
+        &mut self,
+        m: &mut M,
+        how: u64,
+        set: u64,
+        old: u64,
+        sigsetsize: u64,
+    ) -> SysResult {
         if sigsetsize != 8 {
             return Err(Errno::EINVAL.into());
         }

@@ -40,8 +40,17 @@ pub(crate) fn archive() -> &'static [u8] {
     let mut out = Vec::new();
     encode_header(&mut |d| out.extend_from_slice(d));
     encode_entry(&mut |d| out.extend_from_slice(d), EntryKind::Directory, 0o755, true, b"/data", b"").unwrap();
-    encode_entry(&mut |d| out.extend_from_slice(d), EntryKind::File, 0o644, true, b"/data/hello.txt", b"hello, world\n").unwrap();
-    encode_entry(&mut |d| out.extend_from_slice(d), EntryKind::File, 0o755, false, b"/work/w.txt", b"writable").unwrap();
+    encode_entry(
+        &mut |d| out.extend_from_slice(d),
+        EntryKind::File,
+        0o644,
+        true,
+        b"/data/hello.txt",
+        b"hello, world\n",
+    )
+    .unwrap();
+    encode_entry(&mut |d| out.extend_from_slice(d), EntryKind::File, 0o755, false, b"/work/w.txt", b"writable")
+        .unwrap();
     out.leak()
 }
 
@@ -456,7 +465,10 @@ fn pipes() {
     let fds = h.buf(8);
     assert_eq!(h.call(PIPE2, &[fds, u64::from(O_NONBLOCK)]), 0);
     let raw = h.read(fds, 8);
-    let (r, w) = (u32::from_le_bytes(raw[..4].try_into().unwrap()) as u64, u32::from_le_bytes(raw[4..].try_into().unwrap()) as u64);
+    let (r, w) = (
+        u32::from_le_bytes(raw[..4].try_into().unwrap()) as u64,
+        u32::from_le_bytes(raw[4..].try_into().unwrap()) as u64,
+    );
     assert_eq!((r, w), (3, 4));
     let data = h.put(b"ping");
     let buf = h.buf(16);
@@ -476,7 +488,10 @@ fn pipes() {
     // Blocking read of an empty pipe: deadlock.
     h.call(PIPE, &[fds]);
     let raw = h.read(fds, 8);
-    let (r, w) = (u32::from_le_bytes(raw[..4].try_into().unwrap()) as u64, u32::from_le_bytes(raw[4..].try_into().unwrap()) as u64);
+    let (r, w) = (
+        u32::from_le_bytes(raw[..4].try_into().unwrap()) as u64,
+        u32::from_le_bytes(raw[4..].try_into().unwrap()) as u64,
+    );
     assert_eq!(h.result(READ, &[r, buf, 1]), SyscallResult::Killed(9));
     assert!(h.m.log.starts_with(b"secure-run kernel: deadlock"));
     // Writing with no reader: SIGPIPE, or EPIPE when ignored.
@@ -786,7 +801,10 @@ fn trace_lines() {
     assert_eq!(lines[2], r#"statx(AT_FDCWD, "/etc/x", 0x0, 0x7ff, 0x7e0000001000) = -2 ENOENT"#);
     assert_eq!(lines[3], "syscall_999(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -38 ENOSYS");
     assert_eq!(lines[4], r#"read(0, "input", 5) = 5"#);
-    assert_eq!(lines[5], alloc::format!(r#"openat(AT_FDCWD, "{}"..., O_WRONLY|O_CREAT|O_CLOEXEC, 0644) = 3"#, "y".repeat(32)));
+    assert_eq!(
+        lines[5],
+        alloc::format!(r#"openat(AT_FDCWD, "{}"..., O_WRONLY|O_CREAT|O_CLOEXEC, 0644) = 3"#, "y".repeat(32))
+    );
     assert!(lines[6].starts_with("mmap(NULL, 4096, 0x3, 0x22, -1, 0x0) = 0x7000"), "{}", lines[6]);
     assert_eq!(lines[7], "exit_group(0) = ? (exit 0)");
 }

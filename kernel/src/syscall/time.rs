@@ -33,8 +33,13 @@ fn timespec(ns: u64) -> [u8; 16] {
 fn is_realtime(clock: i32) -> Result<bool, Errno> {
     match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => Ok(true),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM
-        | CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(false),
+        CLOCK_MONOTONIC
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME
+        | CLOCK_BOOTTIME_ALARM
+        | CLOCK_PROCESS_CPUTIME_ID
+        | CLOCK_THREAD_CPUTIME_ID => Ok(false),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -92,7 +97,14 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_clock_nanosleep<M: Machine>(&mut self, m: &mut M, clock: u64, flags: u64, req: u64, rem: u64) -> SysResult {
+    pub(crate) fn sys_clock_nanosleep<M: Machine>(
+        &mut self,
+        m: &mut M,
+        clock: u64,
+        flags: u64,
+        req: u64,
+        rem: u64,
+    ) -> SysResult {
         let clock = int_arg(clock);
         let realtime = match clock {
             CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL.into()),

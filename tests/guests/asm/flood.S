@@ -1,4 +1,5 @@
-# Writes argv[1] MiB (decimal, default 80) to stdout in 64 KiB writes, then exit(0). The output is
+# Writes argv[1] KiB (decimal, rounded down to a multiple of 64; default 81920 = 80 MiB) to stdout in
+# 64 KiB writes, then exit(0). The output is
 # one 64-byte line repeated, so a reader can check any prefix of it. Used to test the VMM's output cap:
 # a guest must not be able to make secure-run buffer or print unbounded output.
 # Write errors are ignored on purpose (the cap may surface as one); short writes are resumed.
@@ -6,7 +7,7 @@
 	.text
 	.globl	_start
 _start:
-	mov	$80, %r12		# r12 = MiB to write
+	mov	$81920, %r12		# r12 = KiB to write
 	cmpq	$2, (%rsp)		# argc >= 2?
 	jb	have_count
 	mov	16(%rsp), %rsi		# argv[1]
@@ -20,7 +21,7 @@ _start:
 	inc	%rsi
 	jmp	1b
 have_count:
-	shl	$4, %r12		# 16 blocks of 64 KiB per MiB
+	shr	$6, %r12		# in blocks of 64 KiB
 next_block:
 	test	%r12, %r12
 	jz	done

@@ -1,75 +1,115 @@
-//! The bridge between the hardware and the syscall layer: process start, syscalls, page faults.
-//! (First cut: write and exit only, a fixed small stack; the full layer replaces it.)
+//! The bridge between the hardware and the syscall layer (`kernel::Kernel`): process start, syscall
+//! dispatch, demand paging, and the [`kernel::Machine`] the layer runs against.
+//!
+//! Anonymous app memory (stack, brk, mmap) is backed on demand: `map_anonymous` only records the range in
+//! [`DEMAND`], and the first touch of a page (by the app, or by the kernel copying to or from it) faults
+//! and gets a fresh frame. On a nested KVM every kernel instruction is emulated, so mapping an 8 MiB stack
+//! eagerly would cost more than the whole run. The fault handler uses only `DEMAND` and the physical
+//! memory state, never the syscall layer's, so a fault in the middle of a syscall aliases nothing.
 
 use alloc::vec::Vec;
 
-use isolation::paging::{PageFlags, PAGE_SIZE};
-use kernel_abi::Stream;
+use isolation::layout::Span;
+use isolation::paging::{fault, PageFlags, PAGE_SIZE};
+use kernel::mm::vma::{Vma, VmaKind, VmaList};
+use kernel::{ImageInfo, Kernel, KernelConfig, MapError, Segment, SyscallResult};
+use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_ASLR, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
 
-use super::console;
 use super::idt::TrapFrame;
-use super::memory;
 use super::start::{fatal, BootState};
+use super::sync::CpuLocal;
 use super::syscall::SyscallFrame;
+use super::{console, memory, registers};
+
+/// App memory backed on first touch.
+static DEMAND: CpuLocal<VmaList> = CpuLocal::new(VmaList::new());
+
+/// The process: the syscall layer's state and the machine it runs on.
+static PROCESS: CpuLocal<Option<(Kernel, ArchMachine)>> = CpuLocal::new(None);
 
 pub struct AppStart {
     pub entry: u64,
     pub stack_pointer: u64,
 }
 
-const STACK_TOP: u64 = isolation::layout::FIXED_STACK_TOP;
-const STACK_SIZE: u64 = 256 * 1024;
+/// The hardware side of [`kernel::Machine`].
+pub struct ArchMachine {
+    tsc_at_boot: u64,
+    tsc_khz: u64,
+    boot_unix_ns: u64,
+    mpk: bool,
+    strict_inspection: bool,
+    fsgsbase: bool,
+}
 
-pub fn start_process(state: &BootState) -> AppStart {
-    let flags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
-    // SAFETY: boot runs alone.
-    let mem = unsafe { memory::memory() };
-    if mem.map_new(STACK_TOP - STACK_SIZE, STACK_SIZE, flags).is_err() {
-        fatal("cannot map the app's stack");
+fn page_flags(perms: u32) -> PageFlags {
+    PageFlags { writable: perms & PERM_WRITE != 0, executable: perms & PERM_EXEC != 0, user: true, pkey: 0, global: false }
+}
+
+/// Bytes of guest-physical memory as a `'static` slice through the physical map.
+fn phys_slice(phys_start: u64, size: u64) -> &'static [u8] {
+    // SAFETY: boot runs alone; the memory state is only read here.
+    let memory = unsafe { memory::memory() };
+    if size == 0 {
+        return &[];
     }
+    if phys_start.checked_add(size).is_none_or(|end| end > memory.memory_size()) {
+        fatal("boot info names memory outside the guest");
+    }
+    // SAFETY: the range lies inside guest memory (checked above), mapped by the physical map for the whole
+    // run, and the VMM's blobs are never written by the kernel.
+    unsafe { core::slice::from_raw_parts((memory.physmap_base() + phys_start) as *const u8, size as usize) }
+}
+
+/// Builds the process from the boot info and maps its initial stack; returns where the app starts.
+pub fn start_process(state: &BootState) -> AppStart {
     let info = &state.info;
-    let mut words: Vec<u64> = Vec::new();
-    words.push(info.argc);
-    // argv[0] only for now: the strings blob is copied below the words.
-    let mut strings = Vec::new();
-    let args_len = info.args.size as usize;
-    strings.resize(args_len, 0u8);
-    // SAFETY: the args blob lies inside guest memory, mapped by the physical map.
-    unsafe {
-        core::ptr::copy_nonoverlapping((mem.physmap_base() + info.args.phys_start) as *const u8, strings.as_mut_ptr(), args_len)
-    };
-    let strings_at = (STACK_TOP - 4096 - args_len as u64) & !15;
-    let mut offsets = Vec::new();
-    let mut start = 0;
-    for (i, byte) in strings.iter().enumerate() {
-        if *byte == 0 {
-            offsets.push(strings_at + start as u64);
-            start = i + 1;
+    let process = isolation::layout::plan_guest_process(info.regions(), info.seed, info.flags & FLAG_ASLR != 0)
+        .unwrap_or_else(|_| fatal("no room for the app's stack, brk and mmap area"));
+    let mut config = KernelConfig::new(info.seed, process);
+    for region in info.regions() {
+        let span = Span::new(region.virt_start, region.size);
+        if region.kind == RegionKind::AppSegment as u32 {
+            config.segments.push(Segment { start: span.start, len: span.size, perms: region.perms });
+        } else {
+            config.reserved.push(span);
         }
     }
-    let argc = info.argc as usize;
-    for offset in offsets.iter().take(argc) {
-        words.push(*offset);
-    }
-    words.push(0);
-    for offset in offsets.iter().skip(argc) {
-        words.push(*offset);
-    }
-    words.push(0);
-    for (key, value) in [(3, info.app_phdr), (4, info.app_phent), (5, info.app_phnum), (6, PAGE_SIZE), (9, info.app_entry), (25, strings_at), (0, 0)] {
-        words.push(key);
-        words.push(value);
-    }
-    let mut stack_pointer = (strings_at - words.len() as u64 * 8) & !15;
-    if words.len() % 2 == 1 {
-        stack_pointer -= 8;
-    }
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    // SAFETY: both ranges lie in the stack mapped above.
-    unsafe {
-        memory::copy_to_app(strings_at, &strings);
-        memory::copy_to_app(stack_pointer, &bytes);
-    }
+    let args = phys_slice(info.args.phys_start, info.args.size);
+    let mut strings = args.split(|byte| *byte == 0).map(<[u8]>::to_vec);
+    config.argv = strings.by_ref().take(info.argc as usize).collect();
+    config.envp = strings.take(info.envc as usize).collect();
+    config.exe_path = config.argv.first().cloned().unwrap_or_default();
+    config.stdin = phys_slice(info.stdin.phys_start, info.stdin.size);
+    config.files = phys_slice(info.files.phys_start, info.files.size);
+    config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
+    config.enforce_wx = state.mode == IsolationMode::Mpk;
+    config.memory_size = info.memory_size;
+    config.boot_realtime_ns = info.boot_unix_ns;
+    let mut kernel = match Kernel::new(config) {
+        Ok(kernel) => kernel,
+        Err(_) => fatal("the boot info's regions do not form a valid process"),
+    };
+    let features = core::arch::x86_64::__cpuid(1);
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let mut machine = ArchMachine {
+        tsc_at_boot: state.tsc_at_boot,
+        tsc_khz: if info.tsc_khz == 0 { 1_000_000 } else { info.tsc_khz },
+        boot_unix_ns: info.boot_unix_ns,
+        mpk: state.mode == IsolationMode::Mpk,
+        strict_inspection: info.flags & kernel_abi::FLAG_STRICT_INSPECTION != 0,
+        fsgsbase: leaf7.ebx & 1 != 0,
+    };
+    let image = ImageInfo {
+        entry: info.app_entry,
+        phdr: info.app_phdr,
+        phnum: info.app_phnum,
+        phent: info.app_phent,
+        hwcap: u64::from(features.edx),
+    };
+    let stack_pointer = kernel.setup_stack(&mut machine, &image).unwrap_or_else(|_| fatal("cannot set up the app's stack"));
+    // SAFETY: boot runs alone; nothing else holds the process yet.
+    unsafe { *PROCESS.get() = Some((kernel, machine)) };
     AppStart { entry: info.app_entry, stack_pointer }
 }
 
@@ -77,24 +117,26 @@ pub fn start_process(state: &BootState) -> AppStart {
 /// IOPL, NT, RF or VM, which SYSRET/IRETQ would otherwise load from a corrupted frame).
 const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
 
+/// Runs one syscall for the app; the result goes back in `frame.rax`.
 pub fn handle_syscall(frame: &mut SyscallFrame) {
     frame.rflags = (frame.rflags & USER_RFLAGS) | 0x2;
     if frame.rip >= isolation::paging::LOWER_HALF_END {
         // SYSRET to a non-canonical address would fault in the kernel with the app's stack.
         fatal("syscall return address outside the lower half");
     }
-    let [a0, a1, a2, ..] = frame.args();
-    frame.rax = match frame.number() {
-        1 if a0 == 1 || a0 == 2 => {
-            let mut buf = alloc::vec![0u8; a2 as usize];
-            // SAFETY: first cut: trusts the app's pointer.
-            unsafe { memory::copy_from_app(a1, &mut buf) };
-            console::write(if a0 == 1 { Stream::Stdout } else { Stream::Stderr }, &buf);
-            a2
+    // SAFETY: one syscall at a time; the page-fault handler never touches PROCESS.
+    let Some((kernel, machine)) = (unsafe { PROCESS.get() }).as_mut() else { fatal("syscall before the process exists") };
+    match kernel.syscall(machine, frame.number(), frame.args()) {
+        SyscallResult::Return(value) => frame.rax = value as u64,
+        SyscallResult::Exit(status) => console::exit(status),
+        SyscallResult::Killed(signal) => {
+            let _ = core::fmt::Write::write_fmt(
+                &mut console::Log,
+                format_args!("secure-run kernel: the app was killed by signal {signal}\n"),
+            );
+            console::exit(128 + signal)
         }
-        60 | 231 => console::exit(a0 as i32),
-        _ => (-38i64) as u64,
-    };
+    }
 }
 
 /// Runs the syscall a trap frame stands for (the nested-KVM SYSCALL quirk) and resumes after it.
@@ -123,6 +165,147 @@ pub fn syscall_from_trap(frame: &mut TrapFrame) {
     frame.rflags = call.rflags;
 }
 
-pub fn handle_page_fault(_frame: &mut TrapFrame, _address: u64) -> bool {
-    false
+/// Backs a page of on-demand app memory if the fault is a first touch the range allows. Returns false
+/// for every other fault (which then ends the app).
+pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
+    if frame.error_code & (fault::PRESENT | fault::RESERVED | fault::PROTECTION_KEY) != 0 {
+        return false;
+    }
+    // SAFETY: the fault handler is the only code running; machine methods hold no borrow of DEMAND
+    // across app-memory copies, the only kernel code that can fault here.
+    let demand = unsafe { DEMAND.get() };
+    let Some(vma) = demand.find(address) else { return false };
+    let allowed = if frame.error_code & fault::FETCH != 0 {
+        vma.perms & PERM_EXEC != 0
+    } else if frame.error_code & fault::WRITE != 0 {
+        vma.perms & PERM_WRITE != 0
+    } else {
+        vma.perms != 0
+    };
+    if !allowed {
+        return false;
+    }
+    let flags = page_flags(vma.perms);
+    // SAFETY: as above.
+    let memory = unsafe { memory::memory() };
+    match memory.map_new(address & !(PAGE_SIZE - 1), PAGE_SIZE, flags) {
+        Ok(()) => true,
+        Err(isolation::paging::PagingError::OutOfMemory) => {
+            let _ = core::fmt::Write::write_str(&mut console::Log, "secure-run kernel: out of memory; use a larger --memory\n");
+            console::exit(128 + kernel_abi::signal::SIGKILL)
+        }
+        Err(_) => false,
+    }
+}
+
+impl ArchMachine {
+    fn tsc_to_ns(&self, cycles: u64) -> u64 {
+        (u128::from(cycles) * 1_000_000 / u128::from(self.tsc_khz)) as u64
+    }
+}
+
+impl kernel::Machine for ArchMachine {
+    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
+        // SAFETY: the syscall layer checked the range against the app's mappings; pages not yet backed
+        // are backed by the fault handler.
+        unsafe { memory::copy_from_app(addr, buf) };
+        Ok(())
+    }
+
+    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), kernel::Fault> {
+        // SAFETY: as for `read_user`; the layer writes only ranges it mapped writable.
+        unsafe { memory::copy_to_app(addr, data) };
+        Ok(())
+    }
+
+    fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
+        // SAFETY: no other borrow of DEMAND is live (see `handle_page_fault`).
+        let demand = unsafe { DEMAND.get() };
+        demand.insert(Vma { start: addr, end: addr + len, perms, kind: VmaKind::Anonymous }).map_err(|_| MapError::Invalid)
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
+        let end = addr + len;
+        // SAFETY: as above.
+        let demand = unsafe { DEMAND.get() };
+        let parts: Vec<Vma> = demand.intersections(addr, end).collect();
+        for part in parts {
+            demand.protect(part.start.max(addr), part.end.min(end), perms).map_err(|_| MapError::Invalid)?;
+        }
+        let flags = page_flags(perms);
+        // SAFETY: as above.
+        let memory = unsafe { memory::memory() };
+        memory.update_present_flags(addr, len, |_| flags).map_err(|_| MapError::Invalid)
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) {
+        let end = addr + len;
+        // SAFETY: as above.
+        let demand = unsafe { DEMAND.get() };
+        let parts: Vec<Vma> = demand.intersections(addr, end).collect();
+        for part in parts {
+            let _ = demand.remove(part.start.max(addr), part.end.min(end));
+        }
+        // SAFETY: as above.
+        if unsafe { memory::memory() }.unmap(addr, len).is_err() {
+            fatal("the syscall layer unmapped a range the page tables cannot");
+        }
+    }
+
+    fn console(&mut self, stream: Stream, data: &[u8]) {
+        console::write(stream, data);
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        self.tsc_to_ns(registers::rdtsc().wrapping_sub(self.tsc_at_boot))
+    }
+
+    fn realtime_ns(&mut self) -> u64 {
+        self.boot_unix_ns.saturating_add(self.monotonic_ns())
+    }
+
+    fn set_fs_base(&mut self, value: u64) {
+        if value >= isolation::paging::LOWER_HALF_END {
+            return; // a non-canonical base would fault on the next FS access; the layer validated it
+        }
+        registers::write_fs_base(value, self.fsgsbase);
+    }
+
+    fn fs_base(&mut self) -> u64 {
+        registers::read_fs_base(self.fsgsbase)
+    }
+
+    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
+        if !self.mpk {
+            return Ok(());
+        }
+        // The bytes around the range too: a forbidden sequence may straddle its edges.
+        let window_start = addr.saturating_sub(PAGE_SIZE);
+        let window_end = addr.saturating_add(len).saturating_add(PAGE_SIZE).min(isolation::paging::LOWER_HALF_END);
+        // SAFETY: no other borrow of the memory state is live.
+        let pages = unsafe { memory::memory() }.mapped_pages(window_start, window_end - window_start);
+        let mut scanner = isolation::scan::CodeScanner::new();
+        let mut findings = Vec::new();
+        let mut page = [0u8; PAGE_SIZE as usize];
+        for (start, size) in pages {
+            for virt in (start..start + size).step_by(PAGE_SIZE as usize) {
+                // SAFETY: the page is mapped (just listed); the kernel may read any app page.
+                unsafe { memory::copy_from_app(virt, &mut page) };
+                scanner.feed(virt, &page, &mut findings);
+            }
+        }
+        if let Some(finding) = isolation::scan::first_refused(&findings, self.strict_inspection) {
+            let _ = core::fmt::Write::write_fmt(
+                &mut console::Log,
+                format_args!(
+                    "secure-run kernel: refused to make {addr:#x}..{:#x} executable: {} at {:#x}\n",
+                    addr + len,
+                    finding.instruction,
+                    finding.offset
+                ),
+            );
+            return Err(());
+        }
+        Ok(())
+    }
 }

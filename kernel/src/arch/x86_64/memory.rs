@@ -122,20 +122,45 @@ impl PhysicalMemory {
     /// Removes the mappings of `[virt, virt + size)` and frees their frames.
     pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
+        let pages = paging::mapped_pages(self, root, virt, size)?;
         let mut freed = Vec::new();
         paging::unmap(self, root, virt, size, |frame| freed.push(frame))?;
         for frame in freed {
             self.free_frame(frame);
         }
-        flush_tlb();
+        flush_pages(&pages);
         Ok(())
+    }
+
+    /// Changes the flags of the mapped pages of `[virt, virt + size)`; unmapped pages are skipped.
+    pub fn update_present_flags(
+        &mut self,
+        virt: u64,
+        size: u64,
+        change: impl FnMut(PageFlags) -> PageFlags,
+    ) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        let pages = paging::mapped_pages(self, root, virt, size)?;
+        paging::update_present_flags(self, root, virt, size, change)?;
+        flush_pages(&pages);
+        Ok(())
+    }
+
+    /// The mapped pages of `[virt, virt + size)`.
+    pub fn mapped_pages(&self, virt: u64, size: u64) -> Vec<(u64, u64)> {
+        paging::mapped_pages(self, self.page_table_root, virt, size).unwrap_or_default()
+    }
+
+    pub fn memory_size(&self) -> u64 {
+        self.memory_size
     }
 
     /// Removes the mappings of `[virt, virt + size)` without freeing the frames (memory the VMM placed).
     pub fn unmap_keep_frames(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
+        let pages = paging::mapped_pages(self, root, virt, size)?;
         paging::unmap(self, root, virt, size, |_| {})?;
-        flush_tlb();
+        flush_pages(&pages);
         Ok(())
     }
 
@@ -146,8 +171,9 @@ impl PhysicalMemory {
         change: impl FnMut(PageFlags) -> PageFlags,
     ) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
+        let pages = paging::mapped_pages(self, root, virt, size)?;
         paging::update_flags(self, root, virt, size, change)?;
-        flush_tlb();
+        flush_pages(&pages);
         Ok(())
     }
 
@@ -170,9 +196,11 @@ impl PhysMemory for PhysicalMemory {
     }
 }
 
-/// Drops every cached translation (reloads CR3).
-pub fn flush_tlb() {
-    x86_64::instructions::tlb::flush_all();
+/// Drops the cached translations of these pages (one INVLPG drops a whole 2 MiB page).
+fn flush_pages(pages: &[(u64, u64)]) {
+    for &(page, _) in pages {
+        super::registers::invalidate_page(page);
+    }
 }
 
 /// Copies app memory at `addr` into `buf`. The caller validated the range against the app's mappings.

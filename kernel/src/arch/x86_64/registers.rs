@@ -28,6 +28,50 @@ pub unsafe fn write_msr(msr: u32, value: u64) {
     unsafe { Msr::new(msr).write(value) }
 }
 
+/// Sets the FS base the app sees (its TLS pointer): WRFSBASE where CR4.FSGSBASE is on, which can change
+/// nothing else; otherwise WRMSR, followed by a check that halts the VM unless ECX named FS_BASE (so a
+/// jump to this WRMSR with forged registers cannot write another MSR and continue).
+pub fn write_fs_base(value: u64, fsgsbase: bool) {
+    if fsgsbase {
+        // SAFETY: WRFSBASE only changes the FS base; the caller passes a canonical address.
+        unsafe { core::arch::asm!("wrfsbase {}", in(reg) value, options(nostack, preserves_flags)) };
+        return;
+    }
+    // SAFETY: writes MSR_FS_BASE, checked right after; a canonical value cannot fault.
+    unsafe {
+        core::arch::asm!(
+            "wrmsr",
+            "cmp ecx, {fs_base}",
+            "jne {violation}",
+            fs_base = const MSR_FS_BASE,
+            violation = sym super::pkru::gate_violation,
+            in("ecx") MSR_FS_BASE,
+            in("eax") value as u32,
+            in("edx") (value >> 32) as u32,
+            options(nostack)
+        )
+    };
+}
+
+/// The FS base the app sees.
+pub fn read_fs_base(fsgsbase: bool) -> u64 {
+    if fsgsbase {
+        let value: u64;
+        // SAFETY: RDFSBASE only reads the FS base (CR4.FSGSBASE is on).
+        unsafe { core::arch::asm!("rdfsbase {}", out(reg) value, options(nostack, preserves_flags)) };
+        value
+    } else {
+        read_msr(MSR_FS_BASE)
+    }
+}
+
+/// Drops the cached translation of the page holding `virt`. INVLPG, unlike a CR3 reload, cannot be
+/// turned against the kernel by a jump with forged registers.
+pub fn invalidate_page(virt: u64) {
+    // SAFETY: INVLPG only drops a TLB entry.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) virt, options(nostack, preserves_flags)) };
+}
+
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC only reads the counter (CR4.TSD is never set).

@@ -32,6 +32,8 @@ pub struct BootState {
     pub info: BootInfo,
     pub mode: IsolationMode,
     pub smap: bool,
+    /// The TSC when the kernel started: the monotonic clock's zero.
+    pub tsc_at_boot: u64,
 }
 
 static BOOT: CpuLocal<Option<BootState>> = CpuLocal::new(None);
@@ -46,6 +48,7 @@ pub fn boot_state() -> &'static BootState {
 }
 
 extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
+    let tsc_at_boot = super::registers::rdtsc();
     // SAFETY: the VMM passes the virtual address of the boot info inside the physical map; it is
     // copied once and then validated before use.
     let info = unsafe { core::ptr::read_volatile(boot_info) };
@@ -69,7 +72,7 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
         memory::init(info.physmap_base, info.memory_size, info.page_table_root, info.free_phys_start, info.free_phys_end)
     };
     // SAFETY: boot runs alone.
-    unsafe { *BOOT.get() = Some(BootState { info, mode, smap }) };
+    unsafe { *BOOT.get() = Some(BootState { info, mode, smap, tsc_at_boot }) };
 
     protect_kernel(boot_state());
     let start = machine::start_process(boot_state());
@@ -133,6 +136,10 @@ fn setup_control_registers(mode: IsolationMode) -> bool {
     }
     let mut cr4 = Cr4::read();
     cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+    if leaf7.ebx & 1 != 0 {
+        // RDFSBASE/WRFSBASE: the kernel sets the app's TLS pointer without WRMSR.
+        cr4.insert(Cr4Flags::FSGSBASE);
+    }
     let mut smap = false;
     if mode == IsolationMode::Ring3 {
         if has_smep {

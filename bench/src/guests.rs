@@ -1,0 +1,84 @@
+//! The benchmark guests, built from `bench/guests/` with gcc at run time into the target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How a guest is compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Assembly, no libc: `gcc -nostdlib -static`.
+    Asm,
+    /// C without libc (`nolibc.h` provides `_start`), general registers only.
+    NoLibc,
+    /// C with glibc: `gcc -O2 -static`.
+    Glibc,
+}
+
+impl Flavor {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Asm => "asm, no libc",
+            Self::NoLibc => "C, no libc",
+            Self::Glibc => "C, glibc static",
+        }
+    }
+}
+
+/// One guest program to build.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestSpec {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub flavor: Flavor,
+}
+
+pub const HELLO_ASM: GuestSpec = GuestSpec { name: "hello_asm", source: "hello_asm.S", flavor: Flavor::Asm };
+pub const HELLO_C: GuestSpec = GuestSpec { name: "hello_c", source: "hello_c.c", flavor: Flavor::Glibc };
+pub const BOOT_PROBE: GuestSpec = GuestSpec { name: "boot_probe", source: "boot_probe.c", flavor: Flavor::NoLibc };
+pub const SYSCALL_LOOP: GuestSpec =
+    GuestSpec { name: "syscall_loop", source: "syscall_loop.c", flavor: Flavor::NoLibc };
+pub const SHA256_NOLIBC: GuestSpec = GuestSpec { name: "sha256_nolibc", source: "sha256.c", flavor: Flavor::NoLibc };
+pub const SHA256_GLIBC: GuestSpec = GuestSpec { name: "sha256_glibc", source: "sha256.c", flavor: Flavor::Glibc };
+pub const WRITES_NOLIBC: GuestSpec = GuestSpec { name: "writes_nolibc", source: "writes.c", flavor: Flavor::NoLibc };
+pub const WRITES_GLIBC: GuestSpec = GuestSpec { name: "writes_glibc", source: "writes.c", flavor: Flavor::Glibc };
+
+pub const ALL: [GuestSpec; 8] =
+    [HELLO_ASM, HELLO_C, BOOT_PROBE, SYSCALL_LOOP, SHA256_NOLIBC, SHA256_GLIBC, WRITES_NOLIBC, WRITES_GLIBC];
+
+/// The gcc flags for a flavor (`-fno-pie -no-pie`: ET_EXEC like a plain `gcc -static`).
+pub fn gcc_flags(flavor: Flavor) -> &'static [&'static str] {
+    match flavor {
+        Flavor::Asm => &["-nostdlib", "-static"],
+        Flavor::NoLibc => &[
+            "-O2",
+            "-static",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-builtin",
+            "-fno-stack-protector",
+            "-mgeneral-regs-only",
+            "-fno-pie",
+            "-no-pie",
+            "-DBENCH_NOLIBC",
+        ],
+        Flavor::Glibc => &["-O2", "-static"],
+    }
+}
+
+/// Builds `spec` from `sources` into `out_dir`; the error is gcc's message.
+pub fn build(spec: &GuestSpec, sources: &Path, out_dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(out_dir).map_err(|error| format!("cannot create {}: {error}", out_dir.display()))?;
+    let output = out_dir.join(spec.name);
+    let result = Command::new("gcc")
+        .args(gcc_flags(spec.flavor))
+        .arg("-o")
+        .arg(&output)
+        .arg(sources.join(spec.source))
+        .output()
+        .map_err(|error| format!("cannot run gcc: {error}"))?;
+    if !result.status.success() {
+        let message = String::from_utf8_lossy(&result.stderr);
+        return Err(format!("gcc failed: {}", message.lines().next().unwrap_or("").trim()));
+    }
+    Ok(output)
+}

@@ -1,0 +1,118 @@
+//! `console`: an arbitrary console byte stream (what a hostile guest writes to port 0xe9) through
+//! `vmm::exit::ConsoleDecoder`, fed whole and in arbitrary chunkings, and through `handle_exit` as
+//! port-I/O exits mixed with other exits.
+//!
+//! Checked: nothing panics; every chunking gives exactly the result of one feed (payloads, status, crash
+//! record, garbage and frame counts, truncation flags); forwarded output stays within the configured
+//! limits and, with the garbage, within the input's size; `handle_exit` stops exactly on the exit port,
+//! HLT, shutdown and hypervisor failures.
+
+use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
+use vmm::exit::{handle_exit, Action, CollectingSink, ConsoleDecoder, ExitState, GuestExitEvent};
+
+use super::input::Reader;
+
+/// Everything a decoded stream produced.
+#[derive(Debug, PartialEq, Eq)]
+struct Decoded {
+    sink: CollectingSink,
+    status: Option<i32>,
+    crash: Option<CrashRecord>,
+    garbage: u64,
+    frames: u64,
+    output_truncated: bool,
+    log_truncated: bool,
+}
+
+fn decode<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, output_limit: u64, log_limit: u64) -> Decoded {
+    let mut decoder = ConsoleDecoder::new(output_limit, log_limit);
+    let mut sink = CollectingSink::default();
+    for chunk in chunks {
+        decoder.feed(chunk, &mut sink);
+    }
+    decoder.finish();
+    Decoded {
+        sink,
+        status: decoder.status(),
+        crash: decoder.crash(),
+        garbage: decoder.garbage_bytes(),
+        frames: decoder.frames(),
+        output_truncated: decoder.output_truncated(),
+        log_truncated: decoder.log_truncated(),
+    }
+}
+
+/// A limit from one byte: mostly small (so truncation happens), sometimes none.
+fn limit(byte: u8) -> u64 {
+    match byte {
+        0xff => u64::MAX,
+        0xf0..=0xfe => 0,
+        _ => u64::from(byte) * 7,
+    }
+}
+
+/// One fuzz input: two limits, eight chunk lengths, then the stream.
+pub fn run(data: &[u8]) {
+    let mut input = Reader::new(data);
+    let (output_limit, log_limit) = (limit(input.u8()), limit(input.u8()));
+    let lengths: Vec<usize> = (0..8).map(|_| usize::from(input.u8())).collect();
+    let stream = input.rest();
+
+    let whole = decode([stream], output_limit, log_limit);
+    let output = (whole.sink.stdout.len() + whole.sink.stderr.len()) as u64;
+    assert!(output <= output_limit, "{output} output bytes forwarded over a limit of {output_limit}");
+    assert!(whole.sink.log.len() as u64 <= log_limit, "log over its limit of {log_limit}");
+    let forwarded = output + whole.sink.log.len() as u64;
+    assert!(forwarded + whole.garbage <= stream.len() as u64, "more bytes out than in: {whole:?}");
+    assert!(whole.frames <= stream.len() as u64 / 4 + 1, "more frames than headers fit");
+    assert!(whole.sink.notices.is_empty(), "the decoder itself raised notices");
+
+    // The same stream cut at the chosen lengths (cycled), then one byte at a time.
+    let mut chunks = Vec::new();
+    let mut rest = stream;
+    for length in lengths.iter().cycle().take(stream.len() + 1) {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at((*length).min(rest.len()));
+        chunks.push(chunk);
+        rest = tail;
+    }
+    assert_eq!(decode(chunks.iter().copied(), output_limit, log_limit), whole, "chunking {lengths:?} differs");
+    if stream.len() <= 4096 {
+        assert_eq!(decode(stream.chunks(1), output_limit, log_limit), whole, "byte-by-byte feeding differs");
+    }
+
+    // The same stream as KVM exits, interleaved with other exits picked by the chunk lengths.
+    let mut sink = CollectingSink::default();
+    let mut state = ExitState::new(ConsoleDecoder::new(output_limit, log_limit), &mut sink);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let selector = lengths[index % lengths.len()];
+        let mut buffer = [0u8; 8];
+        let other = match selector % 8 {
+            0 => Some(GuestExitEvent::IoOut { port: [0x20, EXIT_PORT, 0x3f8, 0x80][selector / 8 % 4], data: chunk }),
+            1 => Some(GuestExitEvent::IoIn { port: CONSOLE_PORT, data: &mut buffer }),
+            2 => Some(GuestExitEvent::IoIn { port: selector as u16, data: &mut buffer[..selector % 9] }),
+            3 => Some(GuestExitEvent::MmioRead { address: selector as u64, data: &mut buffer }),
+            4 => Some(GuestExitEvent::MmioWrite { address: !(selector as u64), data: chunk }),
+            5 => Some(GuestExitEvent::Interrupted),
+            _ => None,
+        };
+        if let Some(event) = other {
+            let is_exit_port = matches!(event, GuestExitEvent::IoOut { port: EXIT_PORT, .. });
+            let action = handle_exit(event, &mut state);
+            assert_eq!(action != Action::Continue, is_exit_port, "unexpected action {action:?}");
+        }
+        assert_eq!(handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: chunk }, &mut state), Action::Continue);
+    }
+    assert!(state.exits() >= chunks.len() as u64);
+    let outcome = state.into_outcome(vmm::exit::StopReason::ExitPort, None, std::time::Duration::ZERO);
+    assert_eq!(
+        (outcome.status, outcome.crash, outcome.garbage_bytes, outcome.output_truncated, outcome.log_truncated),
+        (whole.status, whole.crash, whole.garbage, whole.output_truncated, whole.log_truncated),
+        "decoding through handle_exit differs"
+    );
+    assert_eq!((&sink.stdout, &sink.stderr, &sink.log), (&whole.sink.stdout, &whole.sink.stderr, &whole.sink.log));
+    // Warnings are rate-limited: at most WARNING_LIMIT of them and one line saying the rest are suppressed.
+    assert!(sink.notices.len() <= vmm::exit::WARNING_LIMIT as usize + 1, "{} notices", sink.notices.len());
+}
