@@ -68,6 +68,7 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
         report: None,
         env: Vec::new(),
         trace_syscalls: false,
+        strict_inspection: false,
         max_output: 1 << 20,
         kernel: None,
         verbose: false,

@@ -259,7 +259,7 @@ pub fn run_all(options: &Options) -> Results {
             continue;
         }
         let mut rss = Vec::new();
-        let mut series = |spec: &GuestSpec, rss: &mut Vec<f64>| {
+        let series = |spec: &GuestSpec, rss: &mut Vec<f64>| {
             let app = guests.get(spec);
             cell(repeat(
                 repetitions.hello,

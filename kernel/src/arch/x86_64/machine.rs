@@ -2,10 +2,11 @@
 //! dispatch, demand paging, and the [`kernel::Machine`] the layer runs against.
 //!
 //! Anonymous app memory (stack, brk, mmap) is backed on demand: `map_anonymous` only records the range in
-//! [`DEMAND`], and the first touch of a page (by the app, or by the kernel copying to or from it) faults
-//! and gets a fresh frame. On a nested KVM every kernel instruction is emulated, so mapping an 8 MiB stack
-//! eagerly would cost more than the whole run. The fault handler uses only `DEMAND` and the physical
-//! memory state, never the syscall layer's, so a fault in the middle of a syscall aliases nothing.
+//! [`DEMAND`], and the app's first touch of a page faults and gets a fresh frame. On a nested KVM every
+//! kernel instruction is emulated, so mapping an 8 MiB stack eagerly would cost more than the whole run.
+//! The kernel's own copies back the pages they touch before copying, so kernel code never takes a
+//! demand-paging fault: exception handlers never nest on their IST stack (the nested-KVM syscall path
+//! runs inside the #PF handler), and the fault handler never runs while a machine method holds state.
 
 use alloc::vec::Vec;
 
@@ -171,6 +172,10 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
     if frame.error_code & (fault::PRESENT | fault::RESERVED | fault::PROTECTION_KEY) != 0 {
         return false;
     }
+    if in_kernel_text(frame.rip) {
+        // Kernel copies back their pages first (see the module doc): a fault here is a kernel bug.
+        return false;
+    }
     // SAFETY: the fault handler is the only code running; machine methods hold no borrow of DEMAND
     // across app-memory copies, the only kernel code that can fault here.
     let demand = unsafe { DEMAND.get() };
@@ -198,6 +203,32 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
     }
 }
 
+pub fn in_kernel_text(rip: u64) -> bool {
+    super::start::boot_state().info.regions().iter().any(|region| {
+        region.kind == RegionKind::KernelText as u32 && rip.wrapping_sub(region.virt_start) < region.size
+    })
+}
+
+/// Backs every not-yet-backed page of `[addr, addr + len)` that lies in on-demand memory. A page that is
+/// neither mapped nor on demand is a fault.
+fn back_range(addr: u64, len: u64) -> Result<(), kernel::Fault> {
+    if len == 0 {
+        return Ok(());
+    }
+    let end = addr.checked_add(len).ok_or(kernel::Fault { addr })?;
+    // SAFETY: one machine method at a time; no other borrow of DEMAND or the memory state is live.
+    let (demand, memory) = unsafe { (DEMAND.get(), memory::memory()) };
+    let mut page = addr & !(PAGE_SIZE - 1);
+    while page < end {
+        if memory.translate(page).is_none() {
+            let vma = demand.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
+            memory.map_new(page, PAGE_SIZE, page_flags(vma.perms)).map_err(|_| kernel::Fault { addr: page })?;
+        }
+        page += PAGE_SIZE;
+    }
+    Ok(())
+}
+
 impl ArchMachine {
     fn tsc_to_ns(&self, cycles: u64) -> u64 {
         (u128::from(cycles) * 1_000_000 / u128::from(self.tsc_khz)) as u64
@@ -206,13 +237,15 @@ impl ArchMachine {
 
 impl kernel::Machine for ArchMachine {
     fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
-        // SAFETY: the syscall layer checked the range against the app's mappings; pages not yet backed
-        // are backed by the fault handler.
+        back_range(addr, buf.len() as u64)?;
+        // SAFETY: the syscall layer checked the range against the app's mappings and every page of it is
+        // backed now.
         unsafe { memory::copy_from_app(addr, buf) };
         Ok(())
     }
 
     fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), kernel::Fault> {
+        back_range(addr, data.len() as u64)?;
         // SAFETY: as for `read_user`; the layer writes only ranges it mapped writable.
         unsafe { memory::copy_to_app(addr, data) };
         Ok(())

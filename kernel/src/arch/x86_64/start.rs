@@ -221,11 +221,7 @@ pub fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
         return;
     }
-    let state = boot_state();
-    let in_kernel = state.info.regions().iter().any(|region| {
-        matches!(RegionKind::from_u32(region.kind), Some(RegionKind::KernelText))
-            && frame.rip.wrapping_sub(region.virt_start) < region.size
-    });
+    let in_kernel = machine::in_kernel_text(frame.rip);
     let mut pkey = 0;
     if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
         // SAFETY: exceptions do not nest with other kernel code that holds the memory state.
