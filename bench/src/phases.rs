@@ -79,16 +79,12 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
     let selecting = Instant::now();
     let (chosen, _) = vmm::run::select_backend(choice, isolation).map_err(|error| error.to_string())?;
     let select = selecting.elapsed();
-    let config = RunConfig {
-        timeout: options.timeout,
-        needs_pku: isolation == IsolationMode::Mpk,
-        ..RunConfig::default()
-    };
+    let config =
+        RunConfig { timeout: options.timeout, needs_pku: isolation == IsolationMode::Mpk, ..RunConfig::default() };
     let mut sink = CollectingSink::default();
     let running = Instant::now();
     let host_tsc = rdtsc();
-    let outcome =
-        backend::run(chosen, &vm.image, &vm.entry, &config, &mut sink).map_err(|error| error.to_string())?;
+    let outcome = backend::run(chosen, &vm.image, &vm.entry, &config, &mut sink).map_err(|error| error.to_string())?;
     let image_bytes = vm.image.chunks.iter().map(|chunk| chunk.bytes.len() as u64).sum();
     drop(vm);
     let around = running.elapsed();

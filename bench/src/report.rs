@@ -29,7 +29,14 @@ fn verdict(cell: &Cell, target: f64) -> String {
 /// `value / native` as "×N", if both exist.
 fn ratio(value: &Cell, native: &Cell) -> String {
     match (value.value(), native.value()) {
-        (Some(value), Some(native)) if native.median > 0.0 => format!("×{:.0}", value.median / native.median),
+        (Some(value), Some(native)) if native.median > 0.0 => {
+            let times = value.median / native.median;
+            if times < 10.0 {
+                format!("×{times:.1}")
+            } else {
+                format!("×{times:.0}")
+            }
+        }
         _ => "–".into(),
     }
 }
@@ -205,8 +212,8 @@ fn phases_section(out: &mut String, results: &Results) {
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
          (about 1 µs each, FACTS.md), so **kernel init** — page tables, IDT/GDT/TSS, the in-memory file \
-         system, the initial stack — costs hundreds of milliseconds even though creating the VM takes a \
-         few; the ring3 app itself runs natively. On real KVM hardware the same kernel init would run at \
+         system, the initial stack — costs about a hundred milliseconds or more, while creating the VM \
+         takes about one; the ring3 app itself runs natively. On real KVM hardware the same kernel init would run at \
          native speed. On QEMU the fixed cost of **starting QEMU** (exec, device model, reading the boot \
          ELF) dominates; TCG runs firmware and kernel init in tens of milliseconds. The VMM's own set-up \
          (parsing, layout, building the image) is a few milliseconds or less in every configuration. The \
@@ -242,7 +249,10 @@ fn syscall_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
          reject with -ENOSYS: the cheapest full round trip. ns = cycles / {:.1} MHz.\n",
         1000.0 / ns_per_cycle
     );
-    let _ = writeln!(out, "| configuration | getpid, cycles | getpid, ns | getpid returned | unknown nr, cycles | unknown nr, ns |");
+    let _ = writeln!(
+        out,
+        "| configuration | getpid, cycles | getpid, ns | getpid returned | unknown nr, cycles | unknown nr, ns |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     let ns = |cell: &Cell| cell.value().map_or("–".into(), |s| format!("{:.0}", s.median * ns_per_cycle));
     for row in &results.syscalls {
@@ -261,7 +271,9 @@ fn syscall_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
         out,
         "\nOn KVM here every syscall enters our kernel, whose code is emulated at CPL0 (the ring3 app is \
          native, the kernel is not), which is why a round trip costs ~10⁶ cycles there; on hardware KVM it \
-         would be a native SYSCALL/SYSRET pair plus the entry path. Under QEMU TCG, `mpk` pays for two \
+         would be a native SYSCALL/SYSRET pair plus the entry path. `ring3` is slower than `none` on this KVM \
+         because SYSCALL from ring 3 does not leave CPL3 here (FACTS.md): each call arrives as a page fault \
+         at LSTAR, which the kernel recognises as a syscall — a longer, emulated path. Under QEMU TCG, `mpk` pays for two \
          WRPKRU per round trip, which TCG implements by flushing its software TLB, so it is far slower than \
          `none` or `ring3` there; on hardware WRPKRU costs tens of cycles (FlexOS measured 62–108 cycles \
          per MPK gate).\n"

@@ -21,8 +21,7 @@ impl Summary {
         let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
         let count = sorted.len();
-        let median =
-            if count % 2 == 1 { sorted[count / 2] } else { (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0 };
+        let median = if count % 2 == 1 { sorted[count / 2] } else { (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0 };
         // Nearest-rank percentile.
         let p90 = sorted[((count as f64 * 0.9).ceil() as usize).clamp(1, count) - 1];
         Some(Self { median, min: sorted[0], max: sorted[count - 1], p90, count })

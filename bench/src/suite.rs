@@ -305,7 +305,9 @@ pub fn run_all(options: &Options) -> Results {
         let measured: Result<Vec<Phases>, String> = guests.get(&guests::BOOT_PROBE).and_then(|probe| {
             // A warm-up run first, as for the others.
             phases::measure(probe, backend, config.isolation, machine.tsc_khz)?;
-            (0..repetitions.phases).map(|_| phases::measure(probe, backend, config.isolation, machine.tsc_khz)).collect()
+            (0..repetitions.phases)
+                .map(|_| phases::measure(probe, backend, config.isolation, machine.tsc_khz))
+                .collect()
         });
         let runs = measured.as_ref().map_or(0, Vec::len);
         phase_rows.push(PhaseRow { config, phases: measured.map(|runs| median_phases(&runs)), runs });
@@ -387,10 +389,14 @@ pub fn run_all(options: &Options) -> Results {
                             }
                             _ => {}
                         }
-                        note = format!("{SHA_MIB} MiB, digest {}", if native_digest.is_some() { "= native" } else { "unchecked" });
+                        note = format!(
+                            "{SHA_MIB} MiB, digest {}",
+                            if native_digest.is_some() { "= native" } else { "unchecked" }
+                        );
                         Ok((millis(run.wall), cycles / machine.tsc_khz))
                     } else {
-                        let line = run.stderr.lines().find(|line| line.starts_with("writes ")).ok_or("no writes line")?;
+                        let line =
+                            run.stderr.lines().find(|line| line.starts_with("writes ")).ok_or("no writes line")?;
                         let per_write: f64 =
                             field(line, "cycles_per_write").and_then(|v| v.parse().ok()).ok_or("unreadable line")?;
                         let failed = field(line, "failed").unwrap_or("?");

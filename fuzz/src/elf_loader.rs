@@ -117,6 +117,7 @@ fn build_and_check(app: &AppElf, data: &[u8], aslr: bool, seed: u64) {
         isolation: if aslr { IsolationMode::Mpk } else { IsolationMode::Ring3 },
         memory_size: MEMORY_SIZE,
         trace_syscalls: false,
+        strict_inspection: aslr,
         seed,
         aslr,
         tsc_khz: 1_000_000,

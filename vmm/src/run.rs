@@ -433,3 +433,67 @@ fn write_report(
     std::fs::write(path, text + "\n")
         .map_err(|source| RunError::Io { what: format!("--report {} (writing)", path.display()), source })
 }
+
+#[cfg(test)]
+mod tests {
+    use isolation::scan::{scan_forbidden_instructions, ForbiddenInstruction};
+
+    /// DESIGN.md "must hold" 1 and 5, on the kernel this binary ships: after boot, the kernel's executable
+    /// text (which a CPL0 app can jump into) holds WRPKRU only at the gates, each followed by the compare
+    /// that halts on a forged value; no instruction that changes keys, paging or descriptor tables exists
+    /// outside the boot-only section the kernel unmaps; and the boot section does hold the boot's
+    /// privileged instructions (so this test notices if they move).
+    #[test]
+    fn embedded_kernel_has_privileged_instructions_only_at_listed_sites() {
+        let elf = goblin::elf::Elf::parse(super::EMBEDDED_KERNEL).expect("the embedded kernel parses");
+        let mut boot_found = Vec::new();
+        let mut gates = 0;
+        for section in &elf.section_headers {
+            if section.sh_flags & u64::from(goblin::elf::section_header::SHF_EXECINSTR) == 0 {
+                continue;
+            }
+            let name = elf.shdr_strtab.get_at(section.sh_name).unwrap_or("?");
+            let start = section.sh_offset as usize;
+            let bytes = &super::EMBEDDED_KERNEL[start..start + section.sh_size as usize];
+            for finding in scan_forbidden_instructions(bytes, section.sh_addr) {
+                let at = (finding.offset - section.sh_addr) as usize;
+                if name == ".secure_run_boot_text" {
+                    boot_found.push(finding.instruction);
+                    continue;
+                }
+                let after = &bytes[at..];
+                match finding.instruction {
+                    ForbiddenInstruction::Wrpkru => {
+                        // 0F 01 EF, then CMP EAX, imm8 (83 F8 ib) or imm32 (3D id), then a conditional jump.
+                        let (compare, rest) = match after.get(3) {
+                            Some(0x83) if after.get(4) == Some(&0xf8) => (true, &after[6..]),
+                            Some(0x3d) => (true, &after[8..]),
+                            _ => (false, after),
+                        };
+                        let jump = matches!(rest.first(), Some(0x74 | 0x75)) || rest.starts_with(&[0x0f, 0x85]);
+                        assert!(compare && jump, "{name}: WRPKRU at {:#x} is not a checked gate", finding.offset);
+                        gates += 1;
+                    }
+                    ForbiddenInstruction::Wrmsr if after.starts_with(&[0x0f, 0x30, 0x81, 0xf9, 0x00, 0x01, 0x00, 0xc0]) => {
+                        // The FS-base write, checked (CMP ECX, MSR_FS_BASE) like a gate.
+                    }
+                    other => assert!(
+                        other.neutralized_by_kernel().is_some(),
+                        "{name}: {other} at {:#x} is executable after boot",
+                        finding.offset
+                    ),
+                }
+            }
+        }
+        assert!(gates >= 4, "expected the PKRU gates in the kernel text, found {gates}");
+        for expected in [
+            ForbiddenInstruction::Lgdt,
+            ForbiddenInstruction::Lidt,
+            ForbiddenInstruction::Ltr,
+            ForbiddenInstruction::MovToCr,
+            ForbiddenInstruction::Wrmsr,
+        ] {
+            assert!(boot_found.contains(&expected), "{expected} not found in the boot-only section");
+        }
+    }
+}

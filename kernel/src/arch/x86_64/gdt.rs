@@ -88,6 +88,8 @@ pub fn supervisor_ranges() -> [(u64, u64); 3] {
 ///
 /// # Safety
 /// Boot only, once, before any entry can happen.
+#[inline(never)]
+#[link_section = ".secure_run_boot_text"]
 pub unsafe fn init(kernel_stack_top: u64) {
     // SAFETY: boot runs alone; no other reference to TABLES or IST_STACKS exists.
     let (tables, stacks) = unsafe { (TABLES.get(), IST_STACKS.get()) };
@@ -115,9 +117,10 @@ pub unsafe fn init(kernel_stack_top: u64) {
         base: VirtAddr::new(tables.gdt.as_ptr() as u64),
     };
     // SAFETY: the GDT above is valid and static; the selectors used below index its descriptors; the
-    // far return reloads CS with the 64-bit kernel code segment the CPU already runs in.
+    // far return reloads CS with the 64-bit kernel code segment the CPU already runs in. The privileged
+    // instructions are written out here so they stay in the boot-only section.
     unsafe {
-        x86_64::instructions::tables::lgdt(&pointer);
+        core::arch::asm!("lgdt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
         core::arch::asm!(
             "push {code}",
             "lea {tmp}, [rip + 2f]",
@@ -133,6 +136,6 @@ pub unsafe fn init(kernel_stack_top: u64) {
             data = in(reg) u64::from(KERNEL_DATA_SELECTOR),
             tmp = lateout(reg) _,
         );
-        x86_64::instructions::tables::load_tss(x86_64::structures::gdt::SegmentSelector(TSS_SELECTOR));
+        core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack, preserves_flags));
     }
 }

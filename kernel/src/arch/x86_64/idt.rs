@@ -198,6 +198,8 @@ unsafe extern "C" {
 ///
 /// # Safety
 /// Boot only, once, after [`gdt::init`].
+#[inline(never)]
+#[link_section = ".secure_run_boot_text"]
 pub unsafe fn init() {
     // SAFETY: boot runs alone; no other reference to TABLES exists.
     let tables = unsafe { gdt::TABLES.get() };
@@ -216,7 +218,7 @@ pub unsafe fn init() {
         base: x86_64::VirtAddr::new(tables.idt.as_ptr() as u64),
     };
     // SAFETY: the IDT is static and every entry points at a stub above.
-    unsafe { x86_64::instructions::tables::lidt(&pointer) };
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
 }
 
 /// Called by the common entry with the saved registers; returns to resume, or ends the VM.

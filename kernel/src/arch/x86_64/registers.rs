@@ -2,7 +2,6 @@
 //! Reads are safe; writes are `unsafe fn` because they change how all code runs.
 
 pub use x86_64::registers::control::{Cr0, Cr0Flags, Cr2, Cr4, Cr4Flags};
-pub use x86_64::registers::model_specific::{Efer, EferFlags};
 
 use x86_64::registers::model_specific::Msr;
 
@@ -18,15 +17,6 @@ pub fn read_msr(msr: u32) -> u64 {
     unsafe { Msr::new(msr).read() }
 }
 
-/// Writes a model-specific register.
-///
-/// # Safety
-/// The value must be valid for the register and must not break the kernel's invariants (entry points,
-/// segment selectors).
-pub unsafe fn write_msr(msr: u32, value: u64) {
-    // SAFETY: the caller guarantees the value is valid for this MSR.
-    unsafe { Msr::new(msr).write(value) }
-}
 
 /// Sets the FS base the app sees (its TLS pointer): WRFSBASE where CR4.FSGSBASE is on, which can change
 /// nothing else; otherwise WRMSR, followed by a check that halts the VM unless ECX named FS_BASE (so a

@@ -100,6 +100,10 @@ fn protect_kernel(state: &BootState) {
             fatal("cannot protect a kernel region named in the boot info");
         }
     }
+    let (boot_start, boot_end) = boot_text();
+    if memory.unmap_keep_frames(boot_start, boot_end - boot_start).is_err() {
+        fatal("cannot unmap the boot-only code");
+    }
     for (index, (start, size)) in gdt::supervisor_ranges().into_iter().enumerate() {
         let tables = index == 0;
         let result = memory.update_flags(start, size, |flags| PageFlags {
@@ -114,6 +118,16 @@ fn protect_kernel(state: &BootState) {
     }
 }
 
+unsafe extern "C" {
+    static __boot_text_start: u8;
+    static __boot_text_end: u8;
+}
+
+/// The boot-only code section `[start, end)` (page-aligned by the linker script `boot-text.ld`).
+fn boot_text() -> (u64, u64) {
+    (core::ptr::addr_of!(__boot_text_start) as u64, core::ptr::addr_of!(__boot_text_end) as u64)
+}
+
 /// The 8259 PIC may still deliver IRQ0 on vector 8 (SeaBIOS leaves it so): mask everything.
 fn mask_legacy_pic() {
     // SAFETY: writing the PIC mask registers only stops legacy interrupts.
@@ -124,7 +138,10 @@ fn mask_legacy_pic() {
 }
 
 /// CR0/CR4 for the app (SSE usable, write protection on) and the isolation mode. Returns whether SMAP is
-/// on.
+/// on. CR4.OSXSAVE stays clear: XSAVE, XRSTOR and XSETBV raise #UD, so no XCR0 (and no PKRU state
+/// component) can ever be enabled.
+#[inline(never)]
+#[link_section = ".secure_run_boot_text"]
 fn setup_control_registers(mode: IsolationMode) -> bool {
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
     let has_smep = leaf7.ebx & (1 << 7) != 0;
@@ -135,6 +152,7 @@ fn setup_control_registers(mode: IsolationMode) -> bool {
         fatal("isolation mode mpk needs protection keys, but this CPU offers none");
     }
     let mut cr4 = Cr4::read();
+    cr4.remove(Cr4Flags::OSXSAVE);
     cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
     if leaf7.ebx & 1 != 0 {
         // RDFSBASE/WRFSBASE: the kernel sets the app's TLS pointer without WRMSR.
@@ -162,8 +180,8 @@ fn setup_control_registers(mode: IsolationMode) -> bool {
     // SAFETY: these bits only enable SSE for the app, write protection and the protections above; the
     // kernel itself uses no SSE and touches app memory only through `with_app_access`.
     unsafe {
-        Cr0::write(cr0);
-        Cr4::write(cr4);
+        core::arch::asm!("mov cr0, {}", in(reg) cr0.bits(), options(nostack, preserves_flags));
+        core::arch::asm!("mov cr4, {}", in(reg) cr4.bits(), options(nostack, preserves_flags));
     }
     smap
 }

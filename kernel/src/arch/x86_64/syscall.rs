@@ -15,7 +15,7 @@ use core::arch::global_asm;
 use core::mem::size_of;
 
 use super::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, SCRATCH, TABLES};
-use super::registers::{write_msr, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use super::registers::{MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use super::sync::CpuLocal;
 
 /// The app's registers at SYSCALL, in stack order (lowest address first).
@@ -175,16 +175,34 @@ const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18) | (1 << 14) | (3 
 ///
 /// # Safety
 /// Boot only, after the GDT is loaded (STAR names its selectors).
+#[inline(never)]
+#[link_section = ".secure_run_boot_text"]
 pub unsafe fn init(app_at_cpl3: bool) {
     let star = (u64::from(KERNEL_DATA_SELECTOR) << 48) | (u64::from(KERNEL_CODE_SELECTOR) << 32);
+    let efer = super::registers::read_msr(MSR_EFER) | EFER_SCE;
     // SAFETY: EFER.SCE enables SYSCALL; STAR holds the GDT's selectors, LSTAR a valid entry, FMASK a
     // mask of RFLAGS bits.
     unsafe {
-        super::registers::Efer::update(|flags| flags.insert(super::registers::EferFlags::SYSTEM_CALL_EXTENSIONS));
-        write_msr(MSR_STAR, star);
-        write_msr(MSR_LSTAR, entry_address(app_at_cpl3));
-        write_msr(MSR_FMASK, FMASK);
+        boot_write_msr(MSR_EFER, efer);
+        boot_write_msr(MSR_STAR, star);
+        boot_write_msr(MSR_LSTAR, entry_address(app_at_cpl3));
+        boot_write_msr(MSR_FMASK, FMASK);
     }
+}
+
+const MSR_EFER: u32 = 0xc000_0080;
+const EFER_SCE: u64 = 1;
+
+/// WRMSR, inlined into the boot-only code that calls it.
+///
+/// # Safety
+/// Boot only; the value must be valid for the MSR.
+#[inline(always)]
+unsafe fn boot_write_msr(msr: u32, value: u64) {
+    // SAFETY: the caller guarantees the value is valid.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack))
+    };
 }
 
 /// Called by the entries with the app's saved registers; writes the result into `frame.rax`.
