@@ -4,8 +4,9 @@
 # files by content hash, so seeds are simply added next to what earlier campaigns found.
 #
 #   elf_loader   tests/guests/asm/*.S linked with gcc -nostdlib as ET_EXEC and as static PIE (small),
-#                tests/guests/c/{args,errno}.c with gcc -static-pie / musl-gcc -static when available
-#                (larger: real libc layouts, PT_TLS, RELRO, PT_DYNAMIC with RELA), plus fuzz/seeds/elf_loader
+#                tests/guests/c/{args,errno}.c with musl-gcc -static / -static-pie when available (~30 KiB:
+#                real libc layouts, PT_TLS, RELRO, PT_DYNAMIC with RELA), plus fuzz/seeds/elf_loader.
+#                glibc's static binaries (~700 KiB) are left out: too large for libFuzzer to mutate quickly.
 #   inspection   the executable segments' bytes of those binaries (code the scanner really sees)
 #   others       fuzz/seeds/<target> only
 set -euo pipefail
@@ -26,11 +27,11 @@ built=()
 # Small asm guests: the most useful ELF seeds (every header field matters, little else).
 for source in "$root"/tests/guests/asm/*.S; do
     name=$(basename "$source" .S)
-    if gcc -nostdlib -static -no-pie -s -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
+    if gcc -nostdlib -static -no-pie -s -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noseparate-code \
         -o "$work/$name.exec" "$source" 2>/dev/null; then
         built+=("$work/$name.exec")
     fi
-    if gcc -nostdlib -static-pie -fPIE -s -Wl,--build-id=none -Wl,-z,max-page-size=4096 \
+    if gcc -nostdlib -static-pie -fPIE -s -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noseparate-code \
         -o "$work/$name.pie" "$source" 2>/dev/null; then
         built+=("$work/$name.pie")
     fi
@@ -39,12 +40,12 @@ done
 for name in args errno; do
     source="$root/tests/guests/c/$name.c"
     [ -f "$source" ] || continue
-    if gcc -O1 -static-pie -s -I "$root/tests/guests/c" -o "$work/$name.glibc-pie" "$source" 2>/dev/null; then
-        built+=("$work/$name.glibc-pie")
-    fi
-    if command -v musl-gcc >/dev/null &&
-        musl-gcc -O1 -static -s -I "$root/tests/guests/c" -o "$work/$name.musl" "$source" 2>/dev/null; then
+    command -v musl-gcc >/dev/null || break
+    if musl-gcc -O1 -static -s -I "$root/tests/guests/c" -o "$work/$name.musl" "$source" 2>/dev/null; then
         built+=("$work/$name.musl")
+    fi
+    if musl-gcc -O1 -static-pie -fPIE -s -I "$root/tests/guests/c" -o "$work/$name.musl-pie" "$source" 2>/dev/null; then
+        built+=("$work/$name.musl-pie")
     fi
 done
 

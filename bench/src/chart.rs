@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::suite::{Cell, Results};
 
@@ -40,26 +41,15 @@ pub fn hello_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::er
         .x_label_area_size(36)
         .y_label_area_size(190)
         .build_cartesian_2d(0.0..x_max, 0.0..rows as f64)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(rows)
-        .y_label_formatter(&|y| {
-            // Labels sit at bar centres (i + 0.5), counted from the top.
-            let index = rows as f64 - y - 0.5;
-            if (index - index.round()).abs() < 0.01 && index >= 0.0 {
-                bars.get(index.round() as usize).map_or_else(String::new, |bar| bar.0.clone())
-            } else {
-                String::new()
-            }
-        })
-        .x_desc("wall time, ms (process start to exit)")
-        .draw()?;
-    for (index, (_, color, median, min, max)) in bars.iter().enumerate() {
+    chart.configure_mesh().disable_y_mesh().y_labels(0).x_desc("wall time, ms (process start to exit)").draw()?;
+    let label_style = ("sans-serif", 12).into_font().into_text_style(&root).pos(Pos::new(HPos::Right, VPos::Center));
+    for (index, (label, color, median, min, max)) in bars.iter().enumerate() {
         let top = rows as f64 - index as f64 - 0.15;
         let bottom = rows as f64 - index as f64 - 0.85;
         let centre = (top + bottom) / 2.0;
         chart.draw_series(std::iter::once(Rectangle::new([(0.0, bottom), (*median, top)], color.filled())))?;
+        let (x, y) = chart.backend_coord(&(0.0, centre));
+        root.draw(&Text::new(label.clone(), (x - 8, y), label_style.clone()))?;
         chart.draw_series(std::iter::once(PathElement::new(vec![(*min, centre), (*max, centre)], BLACK)))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("{median:.1} ms"),

@@ -54,6 +54,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
 
+    /// Copy the host directory HOST into the guest's file system at GUEST (read-only with `:ro`).
+    /// Repeatable. Nothing else of the host is visible to the app.
+    #[arg(long = "mount", value_name = "HOST:GUEST[:ro]", value_parser = parse_mount)]
+    mounts: Vec<vmm::mount::Mount>,
+
     /// Set an environment variable for the app (`K=V`), or pass one through from secure-run's own
     /// environment (`K`). The app's environment is empty otherwise.
     #[arg(long = "env", value_name = "K[=V]")]
@@ -114,6 +119,10 @@ fn parse_memory(text: &str) -> Result<u64, String> {
     value.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
 }
 
+fn parse_mount(text: &str) -> Result<vmm::mount::Mount, String> {
+    vmm::mount::Mount::parse(text).map_err(|error| error.to_string())
+}
+
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid timeout"))
@@ -158,6 +167,7 @@ fn options(cli: Cli) -> Result<RunOptions, String> {
         aslr: cli.aslr,
         print_layout: cli.print_layout,
         report: cli.report,
+        mounts: cli.mounts,
         env,
         trace_syscalls: cli.trace_syscalls,
         strict_inspection: cli.strict_inspection,

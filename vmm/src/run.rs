@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub aslr: bool,
     pub print_layout: bool,
     pub report: Option<PathBuf>,
+    /// Host directories copied into the guest's file system.
+    pub mounts: Vec<crate::mount::Mount>,
     /// `K=V` strings for the app's environment.
     pub env: Vec<OsString>,
     pub trace_syscalls: bool,
@@ -84,6 +86,8 @@ pub enum RunError {
     Backend(#[from] BackendError),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    Mount(#[from] crate::mount::MountError),
     #[error("stdin is larger than {STDIN_LIMIT} bytes; the guest receives stdin as a captured file")]
     StdinTooLarge,
 }
@@ -93,6 +97,7 @@ impl RunError {
         match self {
             Self::NotFound { .. } => exit_code::NOT_FOUND,
             Self::CannotExecute { .. } | Self::BadElf { .. } | Self::Refused { .. } => exit_code::CANNOT_EXECUTE,
+            Self::Mount(_) => exit_code::USAGE,
             _ => exit_code::VMM_ERROR,
         }
     }
@@ -237,6 +242,8 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
     let mut argv = vec![options.app.as_os_str().as_bytes().to_vec()];
     argv.extend(options.args.iter().map(|arg| arg.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = options.env.iter().map(|var| var.as_bytes().to_vec()).collect();
+    // The packed files must leave room for the kernel, its heap and the app.
+    let files = crate::mount::pack(&options.mounts, options.memory_size / 2)?;
     let boot_unix_ns =
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
     let request = LoadRequest {
@@ -247,7 +254,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
         argv: &argv,
         envp: &envp,
         stdin,
-        files: &[],
+        files: &files,
         isolation: options.isolation,
         memory_size: options.memory_size,
         trace_syscalls: options.trace_syscalls,

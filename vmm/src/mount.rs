@@ -1,0 +1,164 @@
+//! `--mount HOST:GUEST[:ro]`: host directories copied into the guest's in-memory file system at boot,
+//! packed in the `kernel_abi::archive` format. Nothing of the host is visible to the guest otherwise.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use kernel_abi::archive::{self, EntryKind};
+
+/// One `--mount` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    /// Absolute guest path, without a trailing slash.
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// Why a mount cannot be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("--mount {0}: expected HOST:GUEST or HOST:GUEST:ro with an absolute GUEST path")]
+    Syntax(String),
+    #[error("--mount: cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--mount: {path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("--mount: the guest path {0} is not usable (it must be absolute, without `.` or `..`, not `/`)")]
+    GuestPath(String),
+    #[error("--mount: {path}: {reason}")]
+    Entry { path: PathBuf, reason: String },
+    #[error("--mount: the mounted files total more than {limit_mib} MiB; use fewer files or a larger --memory")]
+    TooLarge { limit_mib: u64 },
+}
+
+impl Mount {
+    /// Parses `HOST:GUEST` or `HOST:GUEST:ro`.
+    pub fn parse(spec: &str) -> Result<Self, MountError> {
+        let syntax = || MountError::Syntax(spec.to_string());
+        let (rest, read_only) = match spec.strip_suffix(":ro") {
+            Some(rest) => (rest, true),
+            None => (spec.strip_suffix(":rw").unwrap_or(spec), false),
+        };
+        let (host, guest) = rest.rsplit_once(':').ok_or_else(syntax)?;
+        if host.is_empty() || !guest.starts_with('/') {
+            return Err(syntax());
+        }
+        let guest = guest.trim_end_matches('/').to_string();
+        if !archive::is_valid_path(guest.as_bytes()) {
+            return Err(MountError::GuestPath(guest));
+        }
+        Ok(Self { host: PathBuf::from(host), guest, read_only })
+    }
+}
+
+/// Packs every mount into one archive of at most `limit` bytes.
+pub fn pack(mounts: &[Mount], limit: u64) -> Result<Vec<u8>, MountError> {
+    let mut out = Vec::new();
+    if mounts.is_empty() {
+        return Ok(out);
+    }
+    archive::encode_header(&mut |bytes: &[u8]| out.extend_from_slice(bytes));
+    for mount in mounts {
+        let metadata = std::fs::metadata(&mount.host).map_err(|source| MountError::Io { path: mount.host.clone(), source })?;
+        if !metadata.is_dir() {
+            return Err(MountError::NotADirectory { path: mount.host.clone() });
+        }
+        add(&mut out, &mount.host, mount.guest.as_bytes(), mount.read_only, limit)?;
+    }
+    Ok(out)
+}
+
+fn encode(
+    out: &mut Vec<u8>,
+    host: &Path,
+    kind: EntryKind,
+    mode: u32,
+    read_only: bool,
+    guest: &[u8],
+    data: &[u8],
+    limit: u64,
+) -> Result<(), MountError> {
+    if (out.len() + data.len() + guest.len() + archive::ENTRY_HEADER_LEN) as u64 > limit {
+        return Err(MountError::TooLarge { limit_mib: limit >> 20 });
+    }
+    archive::encode_entry(&mut |bytes: &[u8]| out.extend_from_slice(bytes), kind, mode, read_only, guest, data)
+        .map_err(|error| MountError::Entry { path: host.to_path_buf(), reason: format!("{error:?}") })
+}
+
+/// Adds `host` (a directory) at `guest`, recursively, in a stable (sorted) order. Symbolic links are
+/// copied as links, never followed; sockets, devices and FIFOs are left out.
+fn add(out: &mut Vec<u8>, host: &Path, guest: &[u8], read_only: bool, limit: u64) -> Result<(), MountError> {
+    let io = |source| MountError::Io { path: host.to_path_buf(), source };
+    let metadata = std::fs::symlink_metadata(host).map_err(io)?;
+    let mode = metadata.permissions().mode() & archive::MODE_MASK;
+    let file_type = metadata.file_type();
+    if file_type.is_symlink() {
+        let target = std::fs::read_link(host).map_err(io)?;
+        return encode(out, host, EntryKind::Symlink, 0o777, read_only, guest, target.as_os_str().as_bytes(), limit);
+    }
+    if file_type.is_file() {
+        if metadata.len() > limit {
+            return Err(MountError::TooLarge { limit_mib: limit >> 20 });
+        }
+        let data = std::fs::read(host).map_err(io)?;
+        return encode(out, host, EntryKind::File, mode, read_only, guest, &data, limit);
+    }
+    if !file_type.is_dir() {
+        return Ok(());
+    }
+    encode(out, host, EntryKind::Directory, mode, read_only, guest, &[], limit)?;
+    let mut children: Vec<_> = std::fs::read_dir(host).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    children.sort_by_key(|entry| entry.file_name());
+    for child in children {
+        let name = child.file_name();
+        let mut child_guest = guest.to_vec();
+        child_guest.push(b'/');
+        child_guest.extend_from_slice(name.as_bytes());
+        add(out, &child.path(), &child_guest, read_only, limit)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            Mount::parse("/srv/data:/data:ro").unwrap(),
+            Mount { host: "/srv/data".into(), guest: "/data".into(), read_only: true }
+        );
+        assert_eq!(Mount::parse("rel/dir:/x/y/").unwrap().guest, "/x/y");
+        assert!(!Mount::parse("a:/b").unwrap().read_only);
+        for bad in ["nocolon", ":/data", "dir:relative", "dir:/", "dir:/a/../b"] {
+            assert!(Mount::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn packs_a_tree_that_the_decoder_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"alpha").unwrap();
+        std::fs::write(dir.path().join("sub/b.txt"), b"beta").unwrap();
+        std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
+        let mounts = [Mount { host: dir.path().into(), guest: "/data".into(), read_only: true }];
+        let packed = pack(&mounts, 1 << 20).unwrap();
+        let entries: Vec<_> = archive::entries(&packed).unwrap().map(|entry| entry.unwrap()).collect();
+        let paths: Vec<&[u8]> = entries.iter().map(|entry| entry.path).collect();
+        assert_eq!(paths, [&b"/data"[..], b"/data/a.txt", b"/data/link", b"/data/sub", b"/data/sub/b.txt"]);
+        assert_eq!(entries[1].data, b"alpha");
+        assert_eq!(entries[2].kind, EntryKind::Symlink);
+        assert!(entries.iter().all(|entry| entry.read_only));
+        assert!(matches!(pack(&mounts, 100), Err(MountError::TooLarge { .. })));
+        let missing = [Mount { host: dir.path().join("nope"), guest: "/x".into(), read_only: false }];
+        assert!(matches!(pack(&missing, 1 << 20), Err(MountError::Io { .. })));
+    }
+}
