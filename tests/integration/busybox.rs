@@ -29,7 +29,10 @@ fn check_applet(mode: Mode, args: &[&str], stdin: Option<Vec<u8>>, env: &[&str])
     let native_args: Vec<String> = args.iter().map(|arg| arg.replace(GUEST_DATA, host)).collect();
     let native_args: Vec<&str> = native_args.iter().map(String::as_str).collect();
     let mut native = run_native(&busybox, &native_args, env, stdin.as_deref());
-    native.stdout = native.stdout_text().replace(host, GUEST_DATA).into_bytes();
+    // Map host paths back to the guest's; binary output (gzip) is compared byte for byte as it is.
+    if let Ok(text) = std::str::from_utf8(&native.stdout) {
+        native.stdout = text.replace(host, GUEST_DATA).into_bytes();
+    }
 
     let vm_data = data_dir();
     let mut secure_run = SecureRun::new(mode).env(env);

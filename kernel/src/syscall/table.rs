@@ -180,3 +180,42 @@ mod tests {
         assert_eq!(info(9999), None);
     }
 }
+
+/// `docs/syscalls.md` is generated from [`SYSCALLS`] and checked against it.
+#[cfg(test)]
+mod docs {
+    extern crate std;
+    use std::string::String;
+
+    use super::SYSCALLS;
+
+    fn rendered() -> String {
+        let mut text = String::from(
+            "# Supported Linux syscalls\n\n\
+             The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
+             every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). Limits of a\n\
+             single-process unikernel: no `fork`/`clone`/`execve`, one thread, signal handlers are recorded but\n\
+             never run (a signal's default action ends the app), a wait that nothing can end (empty pipe,\n\
+             futex with no timeout) ends the app with SIGKILL instead of hanging.\n\n\
+             This file is generated from `kernel/src/syscall/table.rs` and checked by its tests\n\
+             (`UPDATE_DOCS=1 cargo test -p kernel docs` rewrites it).\n\n\
+             | number | name | arguments |\n|---:|---|---|\n",
+        );
+        for info in SYSCALLS {
+            let args: std::vec::Vec<String> = info.args.iter().map(|arg| std::format!("{arg:?}")).collect();
+            text.push_str(&std::format!("| {} | `{}` | {} |\n", info.nr, info.name, args.join(", ")));
+        }
+        text
+    }
+
+    #[test]
+    fn docs_syscalls_md_matches_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/syscalls.md");
+        let expected = rendered();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(actual == expected, "docs/syscalls.md is out of date: run `UPDATE_DOCS=1 cargo test -p kernel docs`");
+    }
+}

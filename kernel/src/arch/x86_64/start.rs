@@ -104,17 +104,18 @@ fn protect_kernel(state: &BootState) {
     if memory.unmap_keep_frames(boot_start, boot_end - boot_start).is_err() {
         fatal("cannot unmap the boot-only code");
     }
-    for (index, (start, size)) in gdt::supervisor_ranges().into_iter().enumerate() {
-        let tables = index == 0;
-        let result = memory.update_flags(start, size, |flags| PageFlags {
-            user: false,
-            pkey: 0,
-            writable: flags.writable && !tables,
-            ..flags
-        });
-        if result.is_err() {
-            fatal("cannot make the descriptor tables and IST stacks supervisor pages");
+    // The VMM maps all kernel memory as supervisor pages; only `mpk` made them user pages above, and
+    // must give the CPU-accessed structures back. The descriptor tables become read-only in every mode.
+    let [tables, rest @ ..] = gdt::supervisor_ranges();
+    let supervisor_only = if state.mode == IsolationMode::Mpk { rest.as_slice() } else { &[] };
+    for &(start, size) in supervisor_only {
+        if memory.update_flags(start, size, |flags| PageFlags { user: false, pkey: 0, ..flags }).is_err() {
+            fatal("cannot make the IST stacks and entry scratch supervisor pages");
         }
+    }
+    let read_only = |flags| PageFlags { user: false, pkey: 0, writable: false, ..flags };
+    if memory.update_flags(tables.0, tables.1, read_only).is_err() {
+        fatal("cannot make the descriptor tables read-only");
     }
 }
 
