@@ -67,10 +67,14 @@ pub fn run(data: &[u8]) {
     assert!(whole.frames <= stream.len() as u64 / 4 + 1, "more frames than headers fit");
     assert!(whole.sink.notices.is_empty(), "the decoder itself raised notices");
 
-    // The same stream cut at the chosen lengths (cycled), then one byte at a time.
+    // The same stream cut at the chosen lengths (cycled; empty chunks included), then one byte at a time.
+    let mut lengths = lengths;
+    if lengths.iter().all(|&length| length == 0) {
+        lengths[0] = 1;
+    }
     let mut chunks = Vec::new();
     let mut rest = stream;
-    for length in lengths.iter().cycle().take(stream.len() + 1) {
+    for length in lengths.iter().cycle() {
         if rest.is_empty() {
             break;
         }

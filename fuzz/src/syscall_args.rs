@@ -46,16 +46,14 @@ static FILES: LazyLock<&'static [u8]> = LazyLock::new(|| {
     use kernel_abi::archive::{encode_entry, encode_header, EntryKind};
     let mut out = Vec::new();
     encode_header(&mut |d| out.extend_from_slice(d));
-    let entries: [(EntryKind, u32, bool, &[u8], &[u8]); 4] = [
-        (EntryKind::Directory, 0o755, true, b"/data", b""),
-        (EntryKind::File, 0o644, true, b"/data/hello.txt", b"hello, world\n"),
-        (EntryKind::Directory, 0o755, false, b"/work", b""),
-        (EntryKind::File, 0o644, false, b"/work/w.txt", b"writable"),
-    ];
-    for (kind, mode, read_only, path, data) in entries {
+    let mut add = |kind, mode, read_only, path: &[u8], data: &[u8]| {
         encode_entry(&mut |d| out.extend_from_slice(d), kind, mode, read_only, path, data)
             .expect("the fuzz archive encodes");
-    }
+    };
+    add(EntryKind::Directory, 0o755, true, b"/data", b"");
+    add(EntryKind::File, 0o644, true, b"/data/hello.txt", b"hello, world\n");
+    add(EntryKind::Directory, 0o755, false, b"/work", b"");
+    add(EntryKind::File, 0o644, false, b"/work/w.txt", b"writable");
     out.leak()
 });
 
@@ -238,13 +236,13 @@ pub fn run(data: &[u8]) {
                 let offset = u64::from(input.u16()) % SCRATCH_LEN;
                 let len = usize::from(input.u8()).min((SCRATCH_LEN - offset) as usize);
                 let bytes = input.bytes(len);
-                machine.model.write_user(SCRATCH + offset, bytes).expect("scratch stays mapped");
+                plant(&kernel, &mut machine, SCRATCH + offset, bytes);
             }
             // Plant a pointer-like value (e.g. an iovec base) in scratch memory.
             7 => {
                 let offset = u64::from(input.u16()) % (SCRATCH_LEN - 8);
                 let value = argument(&mut input, &kernel, last);
-                machine.model.write_user(SCRATCH + offset, &value.to_le_bytes()).expect("scratch stays mapped");
+                plant(&kernel, &mut machine, SCRATCH + offset, &value.to_le_bytes());
             }
             _ => {
                 let nr = syscall_number(&mut input);
@@ -260,6 +258,13 @@ pub fn run(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Writes app memory as the app itself would, if it is still mapped (the app may have unmapped scratch).
+fn plant(kernel: &Kernel, machine: &mut GuardedMachine, addr: u64, bytes: &[u8]) {
+    if kernel.vmas().covers(addr, bytes.len() as u64, 0) {
+        machine.model.write_user(addr, bytes).expect("memory the VMAs cover is mapped");
     }
 }
 

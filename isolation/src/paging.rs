@@ -176,6 +176,54 @@ pub fn map(
     Ok(())
 }
 
+/// Maps every unmapped 4 KiB page of `[virt, virt + size)` to a fresh frame from
+/// [`PhysMemory::alloc_zeroed_frame`], leaving mapped pages alone; returns how many pages it mapped.
+/// One table walk per 2 MiB, then a plain loop over the entries: this is the demand-paging path, and on a
+/// nested hypervisor that emulates kernel code every instruction counts. A 2 MiB page inside the range
+/// is skipped whole. Stops with `OutOfMemory` when frames run out (what was mapped stays mapped).
+pub fn map_missing(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    size: u64,
+    flags: PageFlags,
+) -> Result<u64, PagingError> {
+    check_range(virt, size, PAGE_SIZE)?;
+    let end = virt + size;
+    let leaf = flags.leaf_bits();
+    let mut mapped = 0;
+    let mut addr = virt;
+    while addr < end {
+        let chunk_end = ((addr | (HUGE_PAGE_SIZE - 1)) + 1).min(end);
+        let mut table = root;
+        let mut huge = false;
+        for level in (1..4).rev() {
+            match next_table(mem, table, addr, level, true) {
+                Ok(Some(next)) => table = next,
+                Ok(None) => return Err(PagingError::OutOfMemory),
+                Err(PagingError::HugePageSplit) => {
+                    huge = true;
+                    break;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if !huge {
+            while addr < chunk_end {
+                let slot = table + index(addr, 0) * 8;
+                if mem.read_u64(slot) & ENTRY_PRESENT == 0 {
+                    let frame = mem.alloc_zeroed_frame().ok_or(PagingError::OutOfMemory)?;
+                    mem.write_u64(slot, leaf | frame);
+                    mapped += 1;
+                }
+                addr += PAGE_SIZE;
+            }
+        }
+        addr = chunk_end;
+    }
+    Ok(mapped)
+}
+
 /// The leaf slot (physical address of the entry) mapping `virt`, with the page size it maps.
 fn leaf_slot(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, u64)> {
     if virt >= LOWER_HALF_END {
@@ -281,12 +329,26 @@ fn for_each_leaf(
                 addr = (addr & !(span - 1)) + span;
                 continue 'walk;
             }
-            if level == 0 || entry & ENTRY_HUGE != 0 {
+            if entry & ENTRY_HUGE != 0 {
                 if addr % span != 0 || addr + span > end {
                     return Err(PagingError::HugePageSplit);
                 }
                 leaves.push((addr, slot, span));
                 addr += span;
+                continue 'walk;
+            }
+            if level == 1 {
+                // Scan this leaf table's entries up to the end of its 2 MiB or of the range: one walk
+                // per 2 MiB, not per page.
+                let leaf_table = entry & ENTRY_ADDRESS_MASK;
+                let chunk_end = ((addr | (HUGE_PAGE_SIZE - 1)) + 1).min(end);
+                while addr < chunk_end {
+                    let leaf_slot = leaf_table + index(addr, 0) * 8;
+                    if mem.read_u64(leaf_slot) & ENTRY_PRESENT != 0 {
+                        leaves.push((addr, leaf_slot, PAGE_SIZE));
+                    }
+                    addr += PAGE_SIZE;
+                }
                 continue 'walk;
             }
             table = entry & ENTRY_ADDRESS_MASK;
@@ -429,6 +491,20 @@ mod tests {
             update_present_flags(&mut mem, root, 0x7f00_0000_0000, PAGE_SIZE, |f| f),
             Err(PagingError::HugePageSplit)
         );
+    }
+
+    #[test]
+    fn map_missing_fills_only_the_holes() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x3000, 0x9000, PAGE_SIZE, RW_USER, false).unwrap();
+        let mapped = map_missing(&mut mem, root, 0x1000, 0x5000, RW_USER).unwrap();
+        assert_eq!(mapped, 4);
+        assert_eq!(translate(&mem, root, 0x3000).unwrap().0, 0x9000, "an existing page is left alone");
+        let pages = mapped_pages(&mem, root, 0, 0x10_0000).unwrap();
+        assert_eq!(pages.iter().map(|(addr, _)| *addr).collect::<alloc::vec::Vec<_>>(), [0x1000, 0x2000, 0x3000, 0x4000, 0x5000]);
+        // Across a 2 MiB boundary, and again: nothing left to map.
+        assert_eq!(map_missing(&mut mem, root, 0x1f_f000, 0x2000, RW_USER).unwrap(), 2);
+        assert_eq!(map_missing(&mut mem, root, 0x1f_f000, 0x2000, RW_USER).unwrap(), 0);
     }
 
     #[test]

@@ -40,8 +40,12 @@ pub enum ForbiddenInstruction {
     Xrstors,
     /// `0F 01 D1`: writes XCR0 (could enable the PKRU state component for XRSTOR).
     Xsetbv,
-    /// `0F 22 /r`: writes a control register (CR0.WP, CR3, CR4.PKE...).
+    /// `0F 22 /r` with CR0, CR3 or CR4 (ModRM.reg 0, 3, 4): writes CR0.WP, the page-table root, CR4.PKE.
     MovToCr,
+    /// `0F 22 /r` with any other ModRM.reg: CR2 (harmless), or an invalid CR (#UD). A preceding REX.R or
+    /// LOCK prefix turns reg 0 into CR8, but a jump to the 0F byte sees the unprefixed form, reported as
+    /// [`ForbiddenInstruction::MovToCr`].
+    MovToOtherCr,
     /// `0F 23 /r`: writes a debug register.
     MovToDr,
     /// `0F 30`: writes an MSR (LSTAR, EFER, GS base...).
@@ -82,6 +86,7 @@ impl ForbiddenInstruction {
     pub const fn neutralized_by_kernel(self) -> Option<&'static str> {
         match self {
             Self::Wrpkru | Self::MovToCr | Self::Lgdt | Self::Lidt => None,
+            Self::MovToOtherCr => Some("it writes CR2, which holds only the last fault address, or raises #UD"),
             Self::Xrstor | Self::Xrstors | Self::Xsetbv => Some("the kernel never enables XSAVE: it raises #UD"),
             Self::Lldt | Self::Ltr => Some("the GDT is read-only and holds no usable descriptor: it faults"),
             Self::Lmsw => Some("it cannot clear CR0.PE or touch CR0.WP"),
@@ -92,12 +97,13 @@ impl ForbiddenInstruction {
     }
 
     /// Every forbidden instruction.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Wrpkru,
         Self::Xrstor,
         Self::Xrstors,
         Self::Xsetbv,
         Self::MovToCr,
+        Self::MovToOtherCr,
         Self::MovToDr,
         Self::Wrmsr,
         Self::Wrmsrns,
@@ -117,6 +123,7 @@ impl ForbiddenInstruction {
             Self::Xrstors => "XRSTORS",
             Self::Xsetbv => "XSETBV",
             Self::MovToCr => "MOV to CR",
+            Self::MovToOtherCr => "MOV to CR2 or an invalid CR",
             Self::MovToDr => "MOV to DR",
             Self::Wrmsr => "WRMSR",
             Self::Wrmsrns => "WRMSRNS",
@@ -179,7 +186,8 @@ fn classify(opcode: u8, modrm: Option<u8>) -> Option<(ForbiddenInstruction, bool
         (0x01, _, 2) if !register_form => Lgdt,
         (0x01, _, 3) if !register_form => Lidt,
         (0x01, _, 6) => Lmsw,
-        (0x22, _, _) => MovToCr,
+        (0x22, _, 0 | 3 | 4) => MovToCr,
+        (0x22, _, _) => MovToOtherCr,
         (0x23, _, _) => MovToDr,
         // With mod = 11 these are LFENCE (0F AE E8..EF) and an unused encoding: not forbidden.
         (0xae, _, 5) if !register_form => Xrstor,
@@ -300,12 +308,13 @@ mod tests {
     use ForbiddenInstruction::*;
 
     /// One encoding of each forbidden instruction (with a memory operand where that matters).
-    const SAMPLES: [(ForbiddenInstruction, &[u8]); 14] = [
+    const SAMPLES: [(ForbiddenInstruction, &[u8]); 15] = [
         (Wrpkru, &[0x0f, 0x01, 0xef]),
         (Xrstor, &[0x0f, 0xae, 0x2f]),  // xrstor [rdi]
         (Xrstors, &[0x0f, 0xc7, 0x1f]), // xrstors [rdi]
         (Xsetbv, &[0x0f, 0x01, 0xd1]),
-        (MovToCr, &[0x0f, 0x22, 0xd8]), // mov cr3, rax
+        (MovToCr, &[0x0f, 0x22, 0xd8]),      // mov cr3, rax
+        (MovToOtherCr, &[0x0f, 0x22, 0xd0]), // mov cr2, rax
         (MovToDr, &[0x0f, 0x23, 0xf8]), // mov dr7, rax
         (Wrmsr, &[0x0f, 0x30]),
         (Wrmsrns, &[0x0f, 0x01, 0xc6]),
@@ -404,8 +413,10 @@ mod tests {
     fn overlapping_sequences_are_all_reported() {
         // 0F 0F 01 EF: the second 0F starts a WRPKRU; 0F 0F is not one.
         assert_eq!(found(&[0x0f, 0x0f, 0x01, 0xef]), vec![(1, Wrpkru)]);
-        // 0F 22 0F 30: MOV to CR whose ModRM is 0F, then WRMSR inside it.
-        assert_eq!(found(&[0x0f, 0x22, 0x0f, 0x30]), vec![(0, MovToCr), (2, Wrmsr)]);
+        // 0F 22 0F 30: MOV to CR whose ModRM is 0F (CR1: #UD), then WRMSR inside it.
+        assert_eq!(found(&[0x0f, 0x22, 0x0f, 0x30]), vec![(0, MovToOtherCr), (2, Wrmsr)]);
+        // mov cr0, rax hidden in a call's displacement (seen in a real musl binary): refused.
+        assert_eq!(found(&[0xe8, 0x0f, 0x22, 0x00, 0x00]), vec![(1, MovToCr)]);
     }
 
     #[test]
@@ -454,7 +465,7 @@ mod tests {
                 _ if reg == 6 => add(0x01, Lmsw),
                 _ => {}
             }
-            add(0x22, MovToCr);
+            add(0x22, if matches!(reg, 0 | 3 | 4) { MovToCr } else { MovToOtherCr });
             add(0x23, MovToDr);
             if memory && reg == 5 {
                 add(0xae, Xrstor);

@@ -14,7 +14,9 @@
 mod common;
 
 mod abi;
+mod attacks;
 mod boot;
 mod busybox;
 mod cli;
 mod native;
+mod threat_model;

@@ -47,6 +47,8 @@ pub struct LoadRequest<'a> {
     /// argv then envp strings, without their NULs.
     pub argv: &'a [Vec<u8>],
     pub envp: &'a [Vec<u8>],
+    /// The app's absolute path (`/proc/self/exe`).
+    pub exe_path: &'a [u8],
     pub stdin: &'a [u8],
     /// The packed `--mount` files (kernel_abi::archive format).
     pub files: &'a [u8],
@@ -182,7 +184,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
 
     // Argument strings: argv then envp, each NUL-terminated.
     let mut args = Vec::new();
-    for string in request.argv.iter().chain(request.envp) {
+    for string in request.argv.iter().chain(request.envp).map(Vec::as_slice).chain([request.exe_path]) {
         args.extend_from_slice(string);
         args.push(0);
     }

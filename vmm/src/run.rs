@@ -242,6 +242,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
     let mut argv = vec![options.app.as_os_str().as_bytes().to_vec()];
     argv.extend(options.args.iter().map(|arg| arg.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = options.env.iter().map(|var| var.as_bytes().to_vec()).collect();
+    let exe_path = std::fs::canonicalize(&options.app).unwrap_or_else(|_| options.app.clone());
     // The packed files must leave room for the kernel, its heap and the app.
     let files = crate::mount::pack(&options.mounts, options.memory_size / 2)?;
     let boot_unix_ns =
@@ -253,6 +254,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
         app_file: &app_file,
         argv: &argv,
         envp: &envp,
+        exe_path: exe_path.as_os_str().as_bytes(),
         stdin,
         files: &files,
         isolation: options.isolation,

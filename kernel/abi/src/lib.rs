@@ -216,7 +216,8 @@ pub struct BootInfo {
     pub app_phdr: u64,
     pub app_phnum: u64,
     pub app_phent: u64,
-    /// NUL-separated argument strings, then NUL-separated `K=V` environment strings.
+    /// NUL-terminated strings: `argc` arguments, `envc` `K=V` environment strings, then the app's absolute
+    /// path (what `/proc/self/exe` names).
     pub args: PhysBlob,
     pub argc: u64,
     pub envc: u64,

@@ -53,7 +53,7 @@ int main(void)
 	uint64_t checksum = FNV1A_INIT;
 	int corrupted = 0, failed = 0;
 	size_t total = 0;
-	for (int round = 0; round < 6000; round++) {
+	for (int round = 0; round < 2000; round++) {
 		struct slot *slot = &slots[next_random() % SLOTS];
 		if (slot->data) {
 			corrupted |= !verify(slot, slot->size, &checksum);

@@ -14,7 +14,7 @@ pub mod run;
 pub use fixtures::{data_dir, GUEST_DATA};
 pub use guests::{guest, Toolchain, C_VARIANTS};
 pub use run::{
-    assert_no_panic, assert_output, assert_same_as_native, assert_status, assert_stderr_contains, run, run_native,
+    assert_no_panic, assert_output, assert_same_as_native, assert_same_as_native_or_refused, assert_status, assert_stderr_contains, run, run_native,
     Mode, RunResult, SecureRun,
 };
 
@@ -46,13 +46,13 @@ macro_rules! tests_in_modes {
 /// The modes of the boot tests (issue 2): both backends, no isolation.
 macro_rules! boot_test {
     (fn $name:ident($arg:ident) $body:block) => {
-        tests_in_modes!([qemu_none, kvm_none] fn $name($arg) $body);
+        tests_in_modes!([qemu_none, kvm_none, qemu_mpk_aslr, qemu_ring3, kvm_ring3] fn $name($arg) $body);
     };
 }
 
 /// The modes of the Linux ABI tests (issue 3: C, Rust and busybox guests). The one place to change them.
 macro_rules! abi_test {
     (fn $name:ident($arg:ident) $body:block) => {
-        tests_in_modes!([qemu_none] fn $name($arg) $body);
+        tests_in_modes!([qemu_none, qemu_mpk_aslr, qemu_ring3, kvm_ring3_aslr] fn $name($arg) $body);
     };
 }

@@ -35,13 +35,20 @@ pub enum Isolation {
 pub struct Mode {
     pub backend: Backend,
     pub isolation: Isolation,
+    /// Run with `--aslr` (every base randomized).
+    pub aslr: bool,
 }
 
 impl Mode {
-    /// Parses the test-name form `qemu_none`, `kvm_ring3`, ... (what `tests_in_modes!` generates).
+    /// Parses the test-name form `qemu_none`, `kvm_ring3`, `qemu_mpk_aslr`, ... (what `tests_in_modes!`
+    /// generates).
     pub fn named(name: &str) -> Self {
+        let (name, aslr) = match name.strip_suffix("_aslr") {
+            Some(name) => (name, true),
+            None => (name, false),
+        };
         let (backend, isolation) =
-            name.split_once('_').unwrap_or_else(|| panic!("mode {name:?} is not BACKEND_ISOLATION"));
+            name.split_once('_').unwrap_or_else(|| panic!("mode {name:?} is not BACKEND_ISOLATION[_aslr]"));
         let backend = match backend {
             "qemu" => Backend::Qemu,
             "kvm" => Backend::Kvm,
@@ -53,11 +60,11 @@ impl Mode {
             "mpk" => Isolation::Mpk,
             _ => panic!("unknown isolation in mode {name:?}"),
         };
-        Self { backend, isolation }
+        Self { backend, isolation, aslr }
     }
 
     /// The secure-run options that select this mode.
-    pub fn args(self) -> [&'static str; 4] {
+    pub fn args(self) -> Vec<&'static str> {
         let backend = match self.backend {
             Backend::Qemu => "qemu",
             Backend::Kvm => "kvm",
@@ -67,7 +74,11 @@ impl Mode {
             Isolation::Ring3 => "ring3",
             Isolation::Mpk => "mpk",
         };
-        ["--backend", backend, "--isolation", isolation]
+        let mut args = vec!["--backend", backend, "--isolation", isolation];
+        if self.aslr {
+            args.push("--aslr");
+        }
+        args
     }
 }
 
@@ -346,6 +357,34 @@ pub fn assert_no_panic(result: &RunResult) {
 /// Asserts that a run under secure-run behaved exactly like the native run of the same binary: same
 /// status, same stdout byte for byte. (stderr is not compared: secure-run may add notices to it.)
 #[track_caller]
+/// The instruction for which `mpk` mode must refuse `app` at load, found by scanning its executable
+/// segments independently of the VMM: one the kernel's configuration cannot neutralize
+/// (`isolation::scan::first_refused`). Real binaries contain such byte sequences by chance (a musl
+/// `call` whose displacement encodes `mov cr0, rax`).
+pub fn mpk_refusal(app: &Path) -> Option<isolation::scan::Finding> {
+    let bytes = std::fs::read(app).unwrap_or_else(|error| panic!("cannot read {}: {error}", app.display()));
+    let elf = vmm::elf::parse_app(&bytes).unwrap_or_else(|error| panic!("{}: {error}", app.display()));
+    let code = elf
+        .segments
+        .iter()
+        .filter(|segment| segment.perms & kernel_abi::PERM_EXEC != 0)
+        .map(|segment| (segment.vaddr, elf.segment_bytes(segment, &bytes)));
+    isolation::scan::first_refused(&isolation::scan::scan_code_regions(code), false)
+}
+
+/// Like [`assert_same_as_native`], but in `mpk` mode an app holding an instruction the kernel cannot
+/// neutralize must instead be refused at load (126) with that instruction and its address named.
+pub fn assert_same_as_native_or_refused(mode: Mode, app: &Path, guest: &RunResult, native: &RunResult) {
+    if mode.isolation == Isolation::Mpk {
+        if let Some(finding) = mpk_refusal(app) {
+            assert_status(guest, kernel_abi::exit_code::CANNOT_EXECUTE);
+            assert_stderr_contains(guest, &format!("contains {} at link address {:#x}", finding.instruction, finding.offset));
+            return;
+        }
+    }
+    assert_same_as_native(guest, native);
+}
+
 pub fn assert_same_as_native(guest: &RunResult, native: &RunResult) {
     if guest.status != native.status || guest.stdout != native.stdout {
         let first_difference = guest.stdout.iter().zip(&native.stdout).position(|(a, b)| a != b);

@@ -22,6 +22,11 @@ use super::sync::CpuLocal;
 use super::syscall::SyscallFrame;
 use super::{console, memory, registers};
 
+/// Bytes backed per demand fault (an aligned window around the faulting page).
+const FAULT_AROUND: u64 = 64 * PAGE_SIZE;
+/// Fault-around stops while memory is this low, so speculation never takes the last frames.
+const RESERVED_FRAMES: u64 = 1 << 20;
+
 /// App memory backed on first touch.
 static DEMAND: CpuLocal<VmaList> = CpuLocal::new(VmaList::new());
 
@@ -79,8 +84,8 @@ pub fn start_process(state: &BootState) -> AppStart {
     let args = phys_slice(info.args.phys_start, info.args.size);
     let mut strings = args.split(|byte| *byte == 0).map(<[u8]>::to_vec);
     config.argv = strings.by_ref().take(info.argc as usize).collect();
-    config.envp = strings.take(info.envc as usize).collect();
-    config.exe_path = config.argv.first().cloned().unwrap_or_default();
+    config.envp = strings.by_ref().take(info.envc as usize).collect();
+    config.exe_path = strings.next().filter(|path| path.starts_with(b"/")).unwrap_or_else(|| config.argv.first().cloned().unwrap_or_default());
     config.stdin = phys_slice(info.stdin.phys_start, info.stdin.size);
     config.files = phys_slice(info.files.phys_start, info.files.size);
     config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
@@ -193,8 +198,18 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
     let flags = page_flags(vma.perms);
     // SAFETY: as above.
     let memory = unsafe { memory::memory() };
-    match memory.map_new(address & !(PAGE_SIZE - 1), PAGE_SIZE, flags) {
-        Ok(()) => true,
+    // Fault-around: back the not-yet-backed pages of the aligned window around the fault that lie in the
+    // same range too. A fault costs far more than a page (on a nested KVM the whole handler is emulated),
+    // and touching memory sequentially is the common case.
+    let faulting_page = address & !(PAGE_SIZE - 1);
+    let (window_start, window_end) = if memory.free_bytes() > RESERVED_FRAMES {
+        let window = address & !(FAULT_AROUND - 1);
+        (window.max(vma.start), (window + FAULT_AROUND).min(vma.end))
+    } else {
+        (faulting_page, faulting_page + PAGE_SIZE)
+    };
+    match memory.map_missing(window_start, window_end - window_start, flags) {
+        Ok(_) => true,
         Err(isolation::paging::PagingError::OutOfMemory) => {
             let _ = core::fmt::Write::write_str(&mut console::Log, "secure-run kernel: out of memory; use a larger --memory\n");
             console::exit(128 + kernel_abi::signal::SIGKILL)
@@ -222,7 +237,11 @@ fn back_range(addr: u64, len: u64) -> Result<(), kernel::Fault> {
     while page < end {
         if memory.translate(page).is_none() {
             let vma = demand.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
-            memory.map_new(page, PAGE_SIZE, page_flags(vma.perms)).map_err(|_| kernel::Fault { addr: page })?;
+            // Back the rest of this range's part of the copy in one pass.
+            let until = end.min(vma.end).next_multiple_of(PAGE_SIZE);
+            memory.map_missing(page, until - page, page_flags(vma.perms)).map_err(|_| kernel::Fault { addr: page })?;
+            page = until;
+            continue;
         }
         page += PAGE_SIZE;
     }

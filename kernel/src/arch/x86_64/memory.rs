@@ -80,18 +80,27 @@ impl PhysicalMemory {
         (self.physmap_base + phys) as *mut u64
     }
 
-    /// A frame for the app or a page table, zeroed.
+    /// A frame for the app or a page table, zeroed. Never-used frames come first: they are zero already,
+    /// while a recycled one must be cleared, which on a nested KVM (emulated kernel code) costs more than
+    /// the whole fault.
     pub fn alloc_frame(&mut self) -> Option<u64> {
-        if let Some(frame) = self.recycled.pop() {
-            // SAFETY: the frame is free RAM inside the physical map; the kernel owns it.
-            unsafe { core::ptr::write_bytes(self.pointer(frame) as *mut u8, 0, PAGE_SIZE as usize) };
+        if self.next_fresh + PAGE_SIZE <= self.end {
+            let frame = self.next_fresh;
+            self.next_fresh += PAGE_SIZE;
             return Some(frame);
         }
-        if self.next_fresh + PAGE_SIZE > self.end {
-            return None;
-        }
-        let frame = self.next_fresh;
-        self.next_fresh += PAGE_SIZE;
+        let frame = self.recycled.pop()?;
+        // SAFETY: the frame is free RAM inside the physical map; the kernel owns it. REP STOSQ: 512
+        // iterations instead of 4096 byte stores.
+        unsafe {
+            core::arch::asm!(
+                "rep stosq",
+                inout("rdi") self.pointer(frame) => _,
+                inout("rcx") PAGE_SIZE / 8 => _,
+                in("rax") 0u64,
+                options(nostack, preserves_flags)
+            )
+        };
         Some(frame)
     }
 
@@ -117,6 +126,12 @@ impl PhysicalMemory {
             offset += PAGE_SIZE;
         }
         Ok(())
+    }
+
+    /// Backs every unmapped page of `[virt, virt + size)` with a fresh zeroed frame.
+    pub fn map_missing(&mut self, virt: u64, size: u64, flags: PageFlags) -> Result<u64, paging::PagingError> {
+        let root = self.page_table_root;
+        paging::map_missing(self, root, virt, size, flags)
     }
 
     /// Removes the mappings of `[virt, virt + size)` and frees their frames.

@@ -240,7 +240,8 @@ pub fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
         return;
     }
-    let in_kernel = machine::in_kernel_text(frame.rip);
+    // A CPL3 app that jumps into kernel text faults there too; only CPL0 execution is the kernel's.
+    let in_kernel = !frame.from_user_mode() && machine::in_kernel_text(frame.rip);
     let mut pkey = 0;
     if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
         // SAFETY: exceptions do not nest with other kernel code that holds the memory state.

@@ -1,0 +1,504 @@
+//! The attack corpus: each attack is one guest of `tests/guests/attacks/` trying ONE thing, its
+//! arguments, and what must happen in each mode. `--isolation none` is the baseline: there the attacks
+//! that isolation stops get through, so every expectation in `mpk` and `ring3` is a claim with a
+//! contrast (threat-model.md cites the tests `attacks::<name>::<mode>` generated from this table).
+
+use crate::kernel::{regions_named, Gate, Region};
+use crate::Mode;
+
+/// An argument of an attack guest, resolved against the layout of the run.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg {
+    Literal(&'static str),
+    /// The start of the first region named this, in hexadecimal.
+    RegionStart(&'static str),
+    /// The last 8 bytes of the last region named this.
+    RegionLastWord(&'static str),
+    /// The address of a WRPKRU of one of the kernel's PKRU gates.
+    Gate(GateChoice),
+}
+
+/// Which kernel gate [`Arg::Gate`] picks. The attack forges EAX = 0 (every key open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateChoice {
+    /// A gate whose check expects another value than 0 (an exit gate, to the app's PKRU): the check
+    /// must catch the forged value.
+    ChecksOtherValue,
+    /// A gate whose check expects 0 (an entry gate, to the kernel's PKRU): the forged value passes the
+    /// check, and what follows must not let the app go on with the keys open.
+    ChecksForgedValue,
+}
+
+/// What the resolution of [`Arg`]s needs: the layout and the gates at their run-time addresses.
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    pub regions: Vec<Region>,
+    /// Gates with `link_address` already moved to the run-time address.
+    pub gates: Vec<Gate>,
+}
+
+impl Arg {
+    pub fn resolve(self, targets: &Targets) -> Result<String, String> {
+        let named = |name: &str| {
+            let found = regions_named(&targets.regions, name);
+            if found.is_empty() {
+                Err(format!("the layout has no region named {name:?}"))
+            } else {
+                Ok(found)
+            }
+        };
+        Ok(match self {
+            Self::Literal(text) => text.to_owned(),
+            Self::RegionStart(name) => format!("{:#x}", named(name)?[0].start),
+            Self::RegionLastWord(name) => format!("{:#x}", named(name)?.last().expect("not empty").end - 8),
+            Self::Gate(choice) => {
+                let text = named("kernel text")?;
+                let in_text =
+                    |gate: &&Gate| text.iter().any(|region| (region.start..region.end).contains(&gate.link_address));
+                let wanted = |gate: &&Gate| (gate.expected == 0) == (choice == GateChoice::ChecksForgedValue);
+                let gate =
+                    targets.gates.iter().filter(in_text).find(wanted).ok_or_else(|| {
+                        format!("no kernel gate of the kind {choice:?} inside the kernel text region")
+                    })?;
+                format!("{:#x}", gate.link_address)
+            }
+        })
+    }
+}
+
+/// The expected end of an attack in some modes.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    /// Mode names (`qemu_mpk`) or isolation names (`ring3`: both backends). An exact mode wins.
+    pub modes: &'static [&'static str],
+    pub status: i32,
+    /// Substrings of the attack's stdout (how far it got).
+    pub stdout: &'static [&'static str],
+    /// Substrings of secure-run's stderr (the crash report or the refusal), ignoring ASCII case.
+    pub stderr: &'static [&'static str],
+}
+
+impl Expect {
+    /// Whether a run matches; else what differs.
+    pub fn check(&self, status: i32, stdout: &str, stderr: &str) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if status != self.status {
+            problems.push(format!("status {status}, expected {}", self.status));
+        }
+        for needle in self.stdout {
+            if !stdout.contains(needle) {
+                problems.push(format!("stdout lacks {needle:?}"));
+            }
+        }
+        let lower = stderr.to_ascii_lowercase();
+        for needle in self.stderr {
+            if !lower.contains(&needle.to_ascii_lowercase()) {
+                problems.push(format!("stderr lacks {needle:?}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// One attack.
+#[derive(Clone, Copy, Debug)]
+pub struct Attack {
+    /// The test module name: `attacks::<name>::<mode>`.
+    pub name: &'static str,
+    /// `tests/guests/attacks/<guest>.S`.
+    pub guest: &'static str,
+    /// What it tries, one line.
+    pub what: &'static str,
+    /// secure-run options besides the mode.
+    pub options: &'static [&'static str],
+    pub args: &'static [Arg],
+    /// The app's stdin.
+    pub stdin: &'static [u8],
+    pub expect: &'static [Expect],
+}
+
+impl Attack {
+    /// The expectation for `mode`: one naming the mode exactly, else one naming its isolation.
+    pub fn expected(&self, mode: Mode) -> Option<&Expect> {
+        let name = mode.name();
+        self.expect
+            .iter()
+            .find(|expect| expect.modes.contains(&name.as_str()))
+            .or_else(|| self.expect.iter().find(|expect| expect.modes.contains(&mode.isolation.name())))
+    }
+
+    /// The attack's arguments for this run.
+    pub fn resolve_args(&self, targets: &Targets) -> Result<Vec<String>, String> {
+        self.args.iter().map(|arg| arg.resolve(targets)).collect()
+    }
+}
+
+/// The attack named `name`.
+pub fn attack(name: &str) -> &'static Attack {
+    ATTACKS.iter().find(|attack| attack.name == name).unwrap_or_else(|| panic!("no attack named {name:?}"))
+}
+
+const MPK: &[&str] = &["mpk"];
+const RING3: &[&str] = &["ring3"];
+const NONE: &[&str] = &["none"];
+const CPL0: &[&str] = &["mpk", "none"];
+const ALL: &[&str] = &["mpk", "ring3", "none"];
+
+const fn expect(
+    modes: &'static [&'static str],
+    status: i32,
+    stdout: &'static [&'static str],
+    stderr: &'static [&'static str],
+) -> Expect {
+    Expect { modes, status, stdout, stderr }
+}
+
+/// Every attack, in the order of the matrix.
+pub const ATTACKS: &[Attack] = &[
+    Attack {
+        name: "read_kernel_rodata",
+        guest: "read_kernel_memory",
+        what: "load from the kernel's read-only data",
+        options: &[],
+        args: &[Arg::RegionStart("kernel rodata")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["reading kernel memory\n"],
+                &["SIGSEGV", "read of address", "protection-key violation (kernel rodata, protection key 1)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["reading kernel memory\n"],
+                &["SIGSEGV", "read of address", "supervisor-page violation (in kernel rodata)"],
+            ),
+            expect(NONE, 0, &["read kernel memory\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "read_kernel_data",
+        guest: "read_kernel_memory",
+        what: "load from the kernel's data",
+        options: &[],
+        args: &[Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["reading kernel memory\n"],
+                &["SIGSEGV", "read of address", "protection-key violation (kernel data, protection key 2)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["reading kernel memory\n"],
+                &["SIGSEGV", "read of address", "supervisor-page violation (in kernel data)"],
+            ),
+            expect(NONE, 0, &["read kernel memory\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "write_kernel_data",
+        guest: "write_kernel_memory",
+        what: "store to the kernel's data",
+        options: &[],
+        args: &[Arg::RegionLastWord("kernel data")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["writing kernel memory\n"],
+                &["SIGSEGV", "write of address", "protection-key violation (kernel data, protection key 2)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["writing kernel memory\n"],
+                &["SIGSEGV", "write of address", "supervisor-page violation (in kernel data)"],
+            ),
+            expect(NONE, 0, &["wrote kernel memory\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "read_physical_map",
+        guest: "read_physical_map",
+        what: "load from the kernel's map of all RAM (page tables included)",
+        options: &[],
+        args: &[Arg::RegionStart("kernel physical map")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["reading the physical map\n"],
+                &["SIGSEGV", "protection-key violation (kernel physical map, protection key 3)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["reading the physical map\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel physical map)"],
+            ),
+            expect(NONE, 0, &["read the physical map\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "write_gdt",
+        guest: "write_descriptor_table",
+        what: "SGDT, then store to the GDT",
+        options: &[],
+        args: &[Arg::Literal("g")],
+        stdin: b"",
+        expect: &[
+            // Read-only supervisor pages with CR0.WP = 1 in every CPL0 mode: `none` is no different.
+            expect(
+                CPL0,
+                139,
+                &["writing the descriptor table\n"],
+                &["SIGSEGV", "write of address", "page-protection violation"],
+            ),
+            // UMIP: SGDT itself faults at CPL3.
+            expect(RING3, 139, &["SGDT\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+        ],
+    },
+    Attack {
+        name: "write_idt",
+        guest: "write_descriptor_table",
+        what: "SIDT, then store to the IDT",
+        options: &[],
+        args: &[Arg::Literal("i")],
+        stdin: b"",
+        expect: &[
+            expect(
+                CPL0,
+                139,
+                &["writing the descriptor table\n"],
+                &["SIGSEGV", "write of address", "page-protection violation"],
+            ),
+            expect(RING3, 139, &["SIDT\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+        ],
+    },
+    Attack {
+        name: "wrpkru_in_code",
+        guest: "wrpkru_in_code",
+        what: "WRPKRU (EAX = 0) in the app's code, then load kernel data",
+        options: &[],
+        args: &[Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 126, &[], &["refusing to run", "WRPKRU at link address 0x", "file offset 0x"]),
+            // The nested KVM runs CPL3 code natively, with the host's CR4.PKE: WRPKRU executes, and
+            // keys are not what protects the kernel in ring3 anyway.
+            expect(
+                &["kvm_ring3"],
+                139,
+                &["WRPKRU executed\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel data)"],
+            ),
+            expect(&["qemu_ring3"], 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(NONE, 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "xrstor_in_code",
+        guest: "xrstor_in_code",
+        what: "XRSTOR in the app's code (could load PKRU from app memory)",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            // Allowed by default inspection: the kernel never sets CR4.OSXSAVE, so it raises #UD.
+            expect(CPL0, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            // CPL3 code on the nested KVM runs natively under the host's XSAVE configuration; at CPL3 with
+            // supervisor pages XRSTOR cannot reach the kernel anyway.
+            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]),
+            expect(&["qemu_ring3"], 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "xrstor_in_code_strict",
+        guest: "xrstor_in_code",
+        what: "XRSTOR in the app's code, `--strict-inspection`",
+        options: &["--strict-inspection"],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 126, &[], &["refusing to run", "XRSTOR at link address 0x"]),
+            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]),
+            expect(&["qemu_ring3"], 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(NONE, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "mov_to_cr4",
+        guest: "mov_to_cr4",
+        what: "MOV to CR4 (writes back the value it read)",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 126, &[], &["refusing to run", "MOV to CR at link address 0x"]),
+            expect(RING3, 139, &["MOV to CR4\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["wrote CR4\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "mmap_wx_wrpkru",
+        guest: "mmap_wx_wrpkru",
+        what: "mmap RWX, copy WRPKRU in, call it",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 1, &["mmap RWX: -13\n"], &[]),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]),
+            expect(&["qemu_ring3"], 132, &["calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(NONE, 132, &["mmap RWX: mapped\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "mprotect_wx_wrpkru",
+        guest: "mprotect_wx_wrpkru",
+        what: "mmap RW, copy WRPKRU in, mprotect RX, call it",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 1, &["mprotect RX: -13\n"], &["refused to make", "executable: WRPKRU"]),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]),
+            expect(
+                &["qemu_ring3"],
+                132,
+                &["mprotect RX: 0\n", "calling the new WRPKRU\n"],
+                &["SIGILL", "invalid opcode (#UD)"],
+            ),
+            expect(NONE, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "jump_to_exit_gate",
+        guest: "jump_to_gate",
+        what: "jump to a kernel exit gate's WRPKRU with EAX = 0 (all keys open)",
+        options: &[],
+        args: &[Arg::Gate(GateChoice::ChecksOtherValue)],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 139, &["jumping to the gate\n"], &["protection-key gate violation"]),
+            // A CPL3 fetch from a supervisor page is the app's fault, whatever the address.
+            expect(
+                RING3,
+                139,
+                &["jumping to the gate\n"],
+                &["SIGSEGV", "instruction fetch", "supervisor-page violation (in kernel text)"],
+            ),
+            // At CPL0 without keys the gate's WRPKRU raises #UD (CR4.PKE off) with RIP in kernel text,
+            // which the kernel reports as its own fault.
+            expect(NONE, 125, &["jumping to the gate\n"], &["the guest kernel faulted", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "jump_to_entry_gate",
+        guest: "jump_to_gate",
+        what: "jump to a kernel entry gate's WRPKRU with EAX = 0 (the value its check accepts)",
+        options: &["--timeout", "3"],
+        args: &[Arg::Gate(GateChoice::ChecksForgedValue)],
+        stdin: b"",
+        expect: &[
+            // The check passes by design (0 is the kernel's PKRU): the jump is a way to make a system call
+            // with the app's registers. The kernel serves it and leaves through its exit gate; with the
+            // forged registers the app ends up re-entering over and over until --timeout stops it. It
+            // never gets to run its own code with the kernel's keys open.
+            expect(MPK, 124, &["jumping to the gate\n"], &["did not finish within --timeout"]),
+            expect(
+                RING3,
+                139,
+                &["jumping to the gate\n"],
+                &["SIGSEGV", "instruction fetch", "supervisor-page violation (in kernel text)"],
+            ),
+            expect(NONE, 125, &["jumping to the gate\n"], &["the guest kernel faulted", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "kernel_pointer_syscall",
+        guest: "kernel_pointer_syscall",
+        what: "write(1, kernel, 16) and read(0, kernel, 16): the kernel as a confused deputy",
+        options: &[],
+        args: &[Arg::RegionStart("kernel data")],
+        stdin: b"attack input\n",
+        expect: &[expect(ALL, 0, &["write(1, kernel, 16) = -14\n", "read(0, kernel, 16) = -14\n"], &[])],
+    },
+    Attack {
+        name: "kernel_pointer_direct",
+        guest: "kernel_pointer_syscall",
+        what: "load directly from that kernel address (the contrast: it is mapped)",
+        options: &[],
+        args: &[Arg::RegionStart("kernel data"), Arg::Literal("direct")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["loading from the kernel address\n"],
+                &["SIGSEGV", "protection-key violation (kernel data, protection key 2)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["loading from the kernel address\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel data)"],
+            ),
+            expect(NONE, 0, &["direct load succeeded\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "privileged_instructions",
+        guest: "privileged_instructions",
+        what: "CLI; STI, MOV from CR0, OUT to port 0x80",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            // At CPL0 (mpk and none) they execute by design: none of them changes keys or paging.
+            expect(CPL0, 0, &["privileged instructions: executed\n"], &[]),
+            expect(RING3, 139, &["CLI; STI\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+        ],
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, Isolation};
+
+    #[test]
+    fn every_attack_has_an_expectation_in_every_mode_and_a_guest() {
+        let modes = [
+            Mode::new(Backend::Qemu, Isolation::Mpk),
+            Mode::new(Backend::Kvm, Isolation::Ring3),
+            Mode::new(Backend::Qemu, Isolation::Ring3),
+            Mode::new(Backend::Qemu, Isolation::None),
+        ];
+        for attack in ATTACKS {
+            for mode in modes {
+                assert!(attack.expected(mode).is_some(), "{} has no expectation for {}", attack.name, mode.name());
+            }
+            assert!(crate::guests::attacks_dir().join(format!("{}.S", attack.guest)).is_file(), "{}", attack.guest);
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (index, attack) in ATTACKS.iter().enumerate() {
+            assert!(ATTACKS[index + 1..].iter().all(|other| other.name != attack.name), "{}", attack.name);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `secure-run-eval` (`cargo run --release -p eval`): runs the attack corpus in every (backend,
+//! isolation) mode this machine offers, prints the attack × mode matrix, and writes it to
+//! `docs/security.md`. Exit status 0 when every outcome is the expected one, 1 otherwise.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use eval::corpus::Targets;
+use eval::guests::{build_attack_guest, repo_root, LAYOUT_PROBE};
+use eval::kernel::{kernel_gates, lowest_load_address, parse_layout, Gate};
+use eval::{classify, Backend, Isolation, Mode, Outcome, ATTACKS};
+
+const COMMAND: &str = "cargo run --release -p eval";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("secure-run-eval: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// What the machine offers.
+struct Machine {
+    modes: Vec<Mode>,
+    notes: Vec<String>,
+}
+
+fn probe() -> Machine {
+    let mut notes = Vec::new();
+    let mut modes = Vec::new();
+    match vmm::backend::qemu_available() {
+        Ok(_) => modes.extend([Isolation::Mpk, Isolation::Ring3, Isolation::None].map(|i| Mode::new(Backend::Qemu, i))),
+        Err(why) => notes.push(format!("no QEMU: {why}")),
+    }
+    let kvm = vmm::backend::probe_kvm();
+    notes.extend(kvm.notes.iter().cloned());
+    if kvm.usable {
+        if kvm.pku {
+            modes.push(Mode::new(Backend::Kvm, Isolation::Mpk));
+        } else {
+            notes.push("KVM offers no protection keys: no kvm_mpk".to_owned());
+        }
+        modes.push(Mode::new(Backend::Kvm, Isolation::Ring3));
+        if kvm.cpl0_emulated {
+            notes.push("KVM emulates CPL0 code here: kvm_none left out (qemu_none is the baseline)".to_owned());
+        } else {
+            modes.push(Mode::new(Backend::Kvm, Isolation::None));
+        }
+    }
+    modes.sort_by_key(|mode| (mode.isolation as u8, mode.backend as u8));
+    Machine { modes, notes }
+}
+
+/// The secure-run binary: `$SECURE_RUN`, else built (release) into the same target directory.
+fn secure_run() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SECURE_RUN") {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "--release", "-p", "vmm", "--bin", "secure-run"])
+        .status()
+        .map_err(|error| format!("cannot run cargo to build secure-run: {error}"))?;
+    if !status.success() {
+        return Err("building secure-run failed".to_owned());
+    }
+    let exe = std::env::current_exe().map_err(|error| error.to_string())?;
+    Ok(exe.with_file_name("secure-run"))
+}
+
+struct Finished {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn execute(secure_run: &Path, args: &[String], stdin: &[u8]) -> Result<Finished, String> {
+    let mut child = Command::new(secure_run)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", secure_run.display()))?;
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // A guest that never reads closes the pipe: not an error.
+    let _ = pipe.write_all(stdin);
+    drop(pipe);
+    let output = child.wait_with_output().map_err(|error| error.to_string())?;
+    Ok(Finished {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+fn targets(secure_run: &Path, guests: &Path, mode: Mode) -> Result<Targets, String> {
+    let probe = build_attack_guest(LAYOUT_PROBE, guests)?;
+    // The kernel's layout is the same in every isolation mode without --aslr.
+    let mut args: Vec<String> =
+        ["--backend", mode.backend.name(), "--isolation", "none", "--print-layout"].map(str::to_owned).to_vec();
+    args.push(probe.display().to_string());
+    let layout = execute(secure_run, &args, b"")?;
+    let regions = parse_layout(&layout.stderr);
+    if regions.is_empty() {
+        return Err(format!("--print-layout printed no regions:\n{}", layout.stderr));
+    }
+    let kernel = vmm::run::EMBEDDED_KERNEL;
+    let base = isolation::layout::FIXED_KERNEL_BASE - lowest_load_address(kernel)?;
+    let gates =
+        kernel_gates(kernel)?.into_iter().map(|gate| Gate { link_address: base + gate.link_address, ..gate }).collect();
+    Ok(Targets { regions, gates })
+}
+
+fn run() -> Result<bool, String> {
+    let machine = probe();
+    if machine.modes.is_empty() {
+        return Err(format!("no backend can run here: {}", machine.notes.join("; ")));
+    }
+    let secure_run = secure_run()?;
+    let guests = std::env::temp_dir().join(format!("secure-run-eval-guests-{}", std::process::id()));
+    let targets = targets(&secure_run, &guests, machine.modes[0])?;
+
+    let mut rows = Vec::new();
+    let mut all_expected = true;
+    for attack in ATTACKS {
+        let binary = build_attack_guest(attack.guest, &guests)?;
+        let attack_args = attack.resolve_args(&targets)?;
+        let mut cells = Vec::new();
+        for &mode in &machine.modes {
+            let mut args: Vec<String> = mode.args().iter().map(|arg| (*arg).to_owned()).collect();
+            args.extend(attack.options.iter().map(|option| (*option).to_owned()));
+            if !attack.options.contains(&"--timeout") {
+                args.extend(["--timeout".to_owned(), "60".to_owned()]);
+            }
+            args.push(binary.display().to_string());
+            args.extend(attack_args.iter().cloned());
+            let finished = execute(&secure_run, &args, attack.stdin)?;
+            let outcome = classify(finished.status, &finished.stdout, &finished.stderr);
+            let verdict = match attack.expected(mode) {
+                Some(expect) => expect.check(finished.status, &finished.stdout, &finished.stderr),
+                None => Err("no expectation".to_owned()),
+            };
+            if let Err(why) = &verdict {
+                all_expected = false;
+                eprintln!(
+                    "UNEXPECTED {} in {}: {why}\n{}{}",
+                    attack.name,
+                    mode.name(),
+                    finished.stdout,
+                    finished.stderr
+                );
+            }
+            eprintln!("{:<24} {:<11} {outcome}", attack.name, mode.name());
+            cells.push((outcome, verdict.is_ok()));
+        }
+        rows.push((attack, cells));
+    }
+    let _ = std::fs::remove_dir_all(&guests);
+
+    let markdown = render(&machine, &rows);
+    println!("{markdown}");
+    let path = repo_root().join("docs").join("security.md");
+    std::fs::write(&path, &markdown).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    eprintln!("secure-run-eval: wrote {}", path.display());
+    Ok(all_expected)
+}
+
+type Row = (&'static eval::Attack, Vec<(Outcome, bool)>);
+
+fn render(machine: &Machine, rows: &[Row]) -> String {
+    let mut text = String::new();
+    text.push_str("# Security evaluation: the attack matrix\n\n");
+    text.push_str(&format!(
+        "Generated by `{COMMAND}` on {} ({}). Do not edit by hand: rerun the command.\n\n",
+        today(),
+        machine_description()
+    ));
+    text.push_str(
+        "Each attack is a small program in `tests/guests/attacks/` that tries ONE thing; each cell is how \
+         the run ended in that `BACKEND_ISOLATION` mode. `none` is the baseline without isolation: what \
+         gets through there (**ran to completion**) is what `mpk` and `ring3` stop. A ✗ marks an outcome \
+         that differs from the corpus's expectation (`eval/src/corpus.rs`); the same expectations are the \
+         integration tests `attacks::<attack>::<mode>` (`tests/integration/attacks.rs`).\n\n",
+    );
+    if !machine.notes.is_empty() {
+        text.push_str("Machine notes:\n");
+        for note in &machine.notes {
+            text.push_str(&format!("- {note}\n"));
+        }
+        text.push('\n');
+    }
+    text.push_str("| attack | what it tries |");
+    for mode in &machine.modes {
+        text.push_str(&format!(" `{}` |", mode.name()));
+    }
+    text.push_str("\n|---|---|");
+    for _ in &machine.modes {
+        text.push_str("---|");
+    }
+    text.push('\n');
+    for (attack, cells) in rows {
+        text.push_str(&format!("| `{}` | {} |", attack.name, attack.what.replace('|', "\\|")));
+        for (outcome, expected) in cells {
+            text.push_str(&format!(" {outcome}{} |", if *expected { "" } else { " ✗" }));
+        }
+        text.push('\n');
+    }
+    let escapes: Vec<String> = machine
+        .modes
+        .iter()
+        .enumerate()
+        .map(|(column, mode)| {
+            let count = rows.iter().filter(|(_, cells)| cells[column].0.escaped()).count();
+            format!("`{}` {count}", mode.name())
+        })
+        .collect();
+    text.push_str(&format!("\nAttacks that ran to completion, per mode: {}.\n", escapes.join(", ")));
+    text.push_str(
+        "\n`privileged_instructions` and `kernel_pointer_syscall` run to completion by design in some modes: at \
+         CPL0 (`mpk`, `none`) CLI/STI, reading CR0 and port I/O are the app's to use and change no key or \
+         paging state; `kernel_pointer_syscall` completes after the kernel refused both calls with EFAULT. \
+         In `kvm_ring3` on a nested KVM that runs CPL3 code natively, WRPKRU and XRSTOR execute under the \
+         host's configuration; in `ring3` no key protects the kernel (supervisor pages do), so that is not \
+         an escape. `jump_to_entry_gate` in `mpk`: the gate's check accepts EAX = 0 (the kernel's PKRU), so \
+         the jump is a system call with forged registers; the app loops re-entering until `--timeout`.\n",
+    );
+    text
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|date| !date.is_empty())
+        .unwrap_or_else(|| "unknown date".to_owned())
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |count| count.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".to_owned(), |text| text.trim().to_owned());
+    format!("{cpu}, {cores} cores, Linux {kernel}")
+}
