@@ -14,6 +14,7 @@
 mod common;
 
 mod abi;
+mod aslr;
 mod attacks;
 mod boot;
 mod busybox;
