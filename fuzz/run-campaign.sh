@@ -33,8 +33,8 @@ row() {
     per_second=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     corpus=$(find "$fuzz_dir/corpus/$target" -type f | wc -l)
-    printf '| `%s` | %s s | %s | %s | %s | %s | %s | %s MB | %s |\n' "$target" "$SECONDS_PER_TARGET" \
-        "${execs:-?}" "${per_second:-?}" "$(grep -o 'cov: [0-9]*' <<<"$last" | cut -d' ' -f2)" \
+    printf '| `%s` | %s | %s s | %s | %s | %s | %s | %s | %s MB | %s |\n' "$target" "$started" \
+        "$SECONDS_PER_TARGET" "${execs:-?}" "${per_second:-?}" "$(grep -o 'cov: [0-9]*' <<<"$last" | cut -d' ' -f2)" \
         "$(grep -o 'ft: [0-9]*' <<<"$last" | cut -d' ' -f2)" "$corpus" "${rss:-?}" "$status"
 }
 
@@ -42,24 +42,35 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 commit=$(git -C "$root_dir" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root_dir" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
 doc="$root_dir/docs/fuzzing.md"
+previous=$(mktemp)
+cp "$doc" "$previous" 2>/dev/null || true
 {
     sed -n '1,/^<!-- results -->$/p' "$fuzz_dir/fuzzing.md.in"
     echo
-    echo "Last campaign: started $started, \`fuzz/run-campaign.sh $SECONDS_PER_TARGET\`, $JOBS target(s) at a time."
+    echo "Each row is the last campaign of that target (\`fuzz/run-campaign.sh SECONDS [TARGET...]\` replaces"
+    echo "the rows of the targets it runs and keeps the others), $JOBS target(s) at a time. Last run:"
     echo
-    echo "- Machine: $(uname -sr), $(nproc) CPU(s): ${cpu:-unknown}, $(free -g | awk '/^Mem:/ {print $2}') GiB"
+    echo "- Machine: $(uname -sr), $(nproc) CPU(s): ${cpu:-unknown}, $(free -g | awk '/^Mem:/ {print $2}') GiB,"
+    echo "  shared with other builds and tests while it ran (executions per second vary with the load)"
     echo "- Toolchain: $(cd "$fuzz_dir" && rustc --version), cargo-fuzz $(cargo fuzz --version | cut -d' ' -f2),"
     echo "  AddressSanitizer, debug assertions and overflow checks on"
     echo "- Commit: $commit"
     echo
-    echo "| Target | Time | Executions | Exec/s | cov | ft | Corpus files | Peak RSS | Result |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    for target in "${selected[@]}"; do row "$target"; done
+    echo "| Target | Started | Time | Executions | Exec/s | cov | ft | Corpus files | Peak RSS | Result |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for target in "${TARGETS[@]}"; do
+        if [[ " ${selected[*]} " == *" $target "* ]]; then
+            row "$target"
+        else
+            grep -F "| \`$target\` |" "$previous" || true
+        fi
+    done
     echo
     echo '`cov` is the number of coverage points (edges) libFuzzer saw, `ft` its "features" (edges with hit'
     echo 'counts, compared values...), both from its last status line; Exec/s is the average over the run.'
     sed -n '/^<!-- results -->$/,$p' "$fuzz_dir/fuzzing.md.in" | sed 1d
 } >"$doc"
+rm -f "$previous"
 echo "wrote $doc"
 if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "crashed: ${FAILED[*]} (inputs in $fuzz_dir/artifacts/)" >&2

@@ -55,7 +55,10 @@ impl Arg {
                 let text = named("kernel text")?;
                 let in_text =
                     |gate: &&Gate| text.iter().any(|region| (region.start..region.end).contains(&gate.link_address));
-                let wanted = |gate: &&Gate| (gate.expected == 0) == (choice == GateChoice::ChecksForgedValue);
+                let wanted = |gate: &&Gate| match choice {
+                    GateChoice::ChecksForgedValue => gate.expected == 0 && gate.syscall_entry,
+                    _ => gate.expected != 0,
+                };
                 let gate =
                     targets.gates.iter().filter(in_text).find(wanted).ok_or_else(|| {
                         format!("no kernel gate of the kind {choice:?} inside the kernel text region")

@@ -58,12 +58,19 @@ pub struct Gate {
     pub link_address: u64,
     /// The PKRU value the check after it accepts.
     pub expected: u32,
+    /// The gate is the SYSCALL entry's (inside the `syscall_entry_cpl0` symbol's code).
+    pub syscall_entry: bool,
 }
 
 /// The checked WRPKRU gates in the executable sections of `kernel_elf`, except the boot-only section
 /// (unmapped before the app runs).
 pub fn kernel_gates(kernel_elf: &[u8]) -> Result<Vec<Gate>, String> {
     let elf = goblin::elf::Elf::parse(kernel_elf).map_err(|error| format!("the kernel ELF does not parse: {error}"))?;
+    let syscall_entry = elf
+        .syms
+        .iter()
+        .find(|sym| elf.strtab.get_at(sym.st_name) == Some("syscall_entry_cpl0"))
+        .map(|sym| sym.st_value);
     let mut gates = Vec::new();
     for section in &elf.section_headers {
         if section.sh_flags & u64::from(goblin::elf::section_header::SHF_EXECINSTR) == 0
@@ -90,7 +97,9 @@ pub fn kernel_gates(kernel_elf: &[u8]) -> Result<Vec<Gate>, String> {
                 [0x3d, a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
                 _ => continue,
             };
-            gates.push(Gate { link_address: finding.offset, expected });
+            // The entry's gate comes within its first few dozen bytes.
+            let in_syscall_entry = syscall_entry.is_some_and(|entry| finding.offset.wrapping_sub(entry) < 128);
+            gates.push(Gate { link_address: finding.offset, expected, syscall_entry: in_syscall_entry });
         }
     }
     Ok(gates)

@@ -107,7 +107,10 @@ pub fn run(data: &[u8]) {
             let action = handle_exit(event, &mut state);
             assert_eq!(action != Action::Continue, is_exit_port, "unexpected action {action:?}");
         }
-        assert_eq!(handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: chunk }, &mut state), Action::Continue);
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: chunk }, &mut state),
+            Action::Continue
+        );
     }
     assert!(state.exits() >= chunks.len() as u64);
     let outcome = state.into_outcome(vmm::exit::StopReason::ExitPort, None, std::time::Duration::ZERO);

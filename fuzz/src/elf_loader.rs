@@ -9,7 +9,7 @@
 
 use std::sync::LazyLock;
 
-use isolation::layout::{LOWEST_ADDRESS, VmLayout};
+use isolation::layout::{VmLayout, LOWEST_ADDRESS};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel_abi::{IsolationMode, RegionKind, PERM_EXEC};
 use rand_chacha::ChaCha20Rng;
@@ -168,7 +168,11 @@ fn check_image(app: &AppElf, data: &[u8], layout: &VmLayout, vm: &LoadedVm) {
     let mut previous_end = low;
     for chunk in &image.chunks {
         let end = chunk.guest_phys.checked_add(chunk.bytes.len() as u64).expect("chunk end overflows");
-        assert!(chunk.guest_phys >= previous_end, "chunk at {:#x} overlaps the previous one or low memory", chunk.guest_phys);
+        assert!(
+            chunk.guest_phys >= previous_end,
+            "chunk at {:#x} overlaps the previous one or low memory",
+            chunk.guest_phys
+        );
         assert!(end <= MEMORY_SIZE, "chunk {:#x}..{end:#x} beyond memory", chunk.guest_phys);
         previous_end = end;
     }

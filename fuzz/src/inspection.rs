@@ -16,8 +16,8 @@ use super::input::Reader;
 /// - WRMSR is `0F 30`, no ModRM;
 /// - the others need their ModRM byte: `0F 00 /2` LLDT, `/3` LTR (any mod); `0F 01` with mod = 11 encodes
 ///   fixed instructions by the whole byte (`EF` WRPKRU, `D1` XSETBV, `F8` SWAPGS, `C6` WRMSRNS) and LMSW
-///   register forms (`/6`); with a memory operand `/2` LGDT, `/3` LIDT, `/6` LMSW; `0F 22` MOV to CR and
-///   `0F 23` MOV to DR (any ModRM); `0F AE /5` XRSTOR and `0F C7 /3` XRSTORS with a memory operand.
+///   register forms (`/6`); with a memory operand `/2` LGDT, `/3` LIDT, `/6` LMSW; `0F 22` MOV to CR
+///   (CR0/CR3/CR4/CR8 apart from the others) and `0F 23` MOV to DR (any ModRM); `0F AE /5` XRSTOR and `0F C7 /3` XRSTORS with a memory operand.
 pub fn reference_match(code: &[u8], at: usize) -> Option<ForbiddenInstruction> {
     use ForbiddenInstruction::*;
     let opcode_at = match (code.get(at), code.get(at + 1)) {
@@ -49,7 +49,9 @@ pub fn reference_match(code: &[u8], at: usize) -> Option<ForbiddenInstruction> {
             6 => Some(Lmsw),
             _ => None,
         },
-        0x22 => Some(MovToCr),
+        // CR0, CR3, CR4 (and CR8, which REX.R or LOCK selects with the same low bits as CR0) control
+        // paging and protection; CR2 only holds a fault address, CR1 and CR5-CR7 raise #UD.
+        0x22 => Some(if matches!(reg, 0 | 3 | 4) { MovToCr } else { MovToOtherCr }),
         0x23 => Some(MovToDr),
         0xae if memory_operand && reg == 5 => Some(Xrstor),
         0xc7 if memory_operand && reg == 3 => Some(Xrstors),

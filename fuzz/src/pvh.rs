@@ -50,7 +50,9 @@ pub fn run(data: &[u8]) {
         }
     };
     let total: usize = image.chunks.iter().map(|chunk| chunk.bytes.len()).sum();
-    let bound = 2 * PAGE as usize + (image.chunks.len() + 2) * (PAGE as usize + 56) + total;
+    // Headers up to DATA_START (2 pages), then per segment (the trampoline's and at most one per chunk) a
+    // page-aligned start plus the address's offset in its page, then the bytes.
+    let bound = 2 * PAGE as usize + (image.chunks.len() + 1) * 2 * PAGE as usize + PAGE as usize + total;
     assert!(file.len() <= bound, "{} bytes of boot ELF for {total} bytes of chunks", file.len());
 
     let elf = Elf::parse(&file).expect("the boot ELF parses");
@@ -60,7 +62,8 @@ pub fn run(data: &[u8]) {
         assert_eq!(ph.p_offset % PAGE, ph.p_paddr % PAGE, "segment not page-congruent: {ph:?}");
         assert!(ph.p_offset + ph.p_filesz <= file.len() as u64, "segment past the end of the file: {ph:?}");
     }
-    let segment_bytes = |ph: &goblin::elf::ProgramHeader| &file[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
+    let segment_bytes =
+        |ph: &goblin::elf::ProgramHeader| &file[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
     // The trampoline page comes first (chunks right after it are merged into its segment).
     let trampoline = trampoline_page(&entry);
     let first = loads.first().expect("the trampoline segment");

@@ -160,6 +160,14 @@ global_asm!(
     "push r14",
     "push r15",
     crate::pkru_gate_enter!(),
+    // Every exception arrives on an IST stack. Anything else is a jump into this entry (in `mpk` mode a
+    // CPL0 app can do that, with EAX forged to pass the gate): halt rather than handle a forged frame.
+    "lea rax, [rip + {ist}]",
+    "cmp rsp, rax",
+    "jb {violation}",
+    "add rax, {ist_size}",
+    "cmp rsp, rax",
+    "jae {violation}",
     "mov rdi, rsp",
     "cld",
     "call {handler}",
@@ -183,6 +191,8 @@ global_asm!(
     "iretq",
     ".popsection",
     handler = sym exception_handler,
+    ist = sym gdt::IST_STACKS,
+    ist_size = const size_of::<gdt::IstStacks>(),
     tables = sym gdt::TABLES,
     mpk_flag = const super::pkru::MPK_FLAG_OFFSET,
     pkru_kernel = const super::pkru::PKRU_KERNEL,

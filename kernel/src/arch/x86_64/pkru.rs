@@ -47,19 +47,13 @@ pub unsafe fn init(mpk: bool) {
     gate.mpk_enabled = u64::from(mpk);
 }
 
-/// Exception entry: switch to the kernel's PKRU, remembering the previous value in R12 (callee-saved,
-/// the app's R12 is already in the trap frame). R12 bit 32 says whether a switch happened.
+/// Exception entry, after the trap frame is saved (RAX, RCX, RDX are free): switch to the kernel's PKRU.
 #[macro_export]
 macro_rules! pkru_gate_enter {
     () => {
         concat!(
-            "xor r12d, r12d\n",
             "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
             "jz 71f\n",
-            "xor ecx, ecx\n",
-            "rdpkru\n",
-            "mov r12d, eax\n",
-            "bts r12, 32\n",
             "mov eax, {pkru_kernel}\n",
             "xor ecx, ecx\n",
             "xor edx, edx\n",
@@ -71,26 +65,21 @@ macro_rules! pkru_gate_enter {
     };
 }
 
-/// Exception exit: restore the PKRU saved by `pkru_gate_enter`, which must be one of the two
-/// legitimate values.
+/// Exception exit: back to the app's PKRU. An exception handler only ever returns to the app: kernel
+/// code never takes a fault it survives (its copies back their pages first, see `machine`), so there is
+/// no kernel PKRU to restore — and a gate that could load the kernel's value before an IRETQ from a
+/// frame on the stack would hand a CPL0 app that jumps to it every key.
 #[macro_export]
 macro_rules! pkru_gate_leave {
     () => {
         concat!(
-            "bt r12, 32\n",
-            "jnc 73f\n",
-            "mov eax, r12d\n",
-            "cmp eax, {pkru_app}\n",
-            "je 72f\n",
-            "cmp eax, {pkru_kernel}\n",
-            "jne {violation}\n",
-            "72:\n",
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 73f\n",
+            "mov eax, {pkru_app}\n",
             "xor ecx, ecx\n",
             "xor edx, edx\n",
             "wrpkru\n",
             "cmp eax, {pkru_app}\n",
-            "je 73f\n",
-            "cmp eax, {pkru_kernel}\n",
             "jne {violation}\n",
             "73:\n",
         )
