@@ -4,7 +4,7 @@
 //! per backend × isolation mode, where a boot's time goes (in-process, through the vmm library), the
 //! syscall round trip (RDTSC inside the guest), a CPU-bound and a syscall-heavy program, and the peak
 //! memory of the VMM. Writes `performance.md` and `performance.svg` to the output directory (default
-//! `docs/`). A configuration that cannot run is reported as "failed: <reason>", never a crash.
+//! `docs/`). A configuration that cannot run is reported as `failed: <reason>`, never a crash.
 
 mod chart;
 mod guests;

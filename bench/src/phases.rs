@@ -66,6 +66,7 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
         aslr: false,
         print_layout: false,
         report: None,
+        mounts: Vec::new(),
         env: Vec::new(),
         trace_syscalls: false,
         strict_inspection: false,

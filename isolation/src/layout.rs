@@ -450,6 +450,40 @@ fn uniform_below<R: RngCore>(rng: &mut R, bound: u64) -> u64 {
     draw % bound
 }
 
+/// The ChaCha20 stream of the boot seed that the process layout is drawn from.
+pub const LAYOUT_STREAM: u64 = 1;
+
+/// The app's stack, brk and mmap area as the kernel plans them at boot, from what the boot info says:
+/// the mapped regions and the kernel seed. The VMM calls the same function to show the layout with
+/// `--print-layout` — one computation, so what is shown is what the kernel does. The layout draws come
+/// first from a ChaCha20 stream keyed by `seed`; the kernel's other randomness uses a separate stream.
+pub fn plan_guest_process(
+    mapped: &[kernel_abi::MappedRegion],
+    seed: [u8; 32],
+    randomize: bool,
+) -> Result<ProcessLayout, LayoutError> {
+    use rand_core::SeedableRng;
+    let mut occupied = alloc::vec::Vec::with_capacity(mapped.len());
+    let mut app_end = 0u64;
+    for region in mapped {
+        occupied.push(Span::new(region.virt_start, region.size));
+        if region.kind == kernel_abi::RegionKind::AppSegment as u32 {
+            app_end = app_end.max(region.virt_start.saturating_add(region.size));
+        }
+    }
+    let request = ProcessLayoutRequest {
+        occupied: &occupied,
+        app_end,
+        stack_size: DEFAULT_STACK_SIZE,
+        brk_size: DEFAULT_BRK_SIZE,
+        mmap_size: DEFAULT_MMAP_SIZE,
+    };
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    // Stream 0 feeds AT_RANDOM and getrandom: the layout draws must not be visible there.
+    rng.set_stream(LAYOUT_STREAM);
+    plan_process_layout(&request, randomize.then_some(&mut rng))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -827,38 +861,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The ChaCha20 stream of the boot seed that the process layout is drawn from.
-pub const LAYOUT_STREAM: u64 = 1;
-
-/// The app's stack, brk and mmap area as the kernel plans them at boot, from what the boot info says:
-/// the mapped regions and the kernel seed. The VMM calls the same function to show the layout with
-/// `--print-layout` — one computation, so what is shown is what the kernel does. The layout draws come
-/// first from a ChaCha20 stream keyed by `seed`; the kernel's other randomness uses a separate stream.
-pub fn plan_guest_process(
-    mapped: &[kernel_abi::MappedRegion],
-    seed: [u8; 32],
-    randomize: bool,
-) -> Result<ProcessLayout, LayoutError> {
-    use rand_core::SeedableRng;
-    let mut occupied = alloc::vec::Vec::with_capacity(mapped.len());
-    let mut app_end = 0u64;
-    for region in mapped {
-        occupied.push(Span::new(region.virt_start, region.size));
-        if region.kind == kernel_abi::RegionKind::AppSegment as u32 {
-            app_end = app_end.max(region.virt_start.saturating_add(region.size));
-        }
-    }
-    let request = ProcessLayoutRequest {
-        occupied: &occupied,
-        app_end,
-        stack_size: DEFAULT_STACK_SIZE,
-        brk_size: DEFAULT_BRK_SIZE,
-        mmap_size: DEFAULT_MMAP_SIZE,
-    };
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    // Stream 0 feeds AT_RANDOM and getrandom: the layout draws must not be visible there.
-    rng.set_stream(LAYOUT_STREAM);
-    plan_process_layout(&request, randomize.then_some(&mut rng))
 }

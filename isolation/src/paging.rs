@@ -330,7 +330,7 @@ fn for_each_leaf(
                 continue 'walk;
             }
             if entry & ENTRY_HUGE != 0 {
-                if addr % span != 0 || addr + span > end {
+                if !addr.is_multiple_of(span) || addr + span > end {
                     return Err(PagingError::HugePageSplit);
                 }
                 leaves.push((addr, slot, span));
@@ -501,7 +501,10 @@ mod tests {
         assert_eq!(mapped, 4);
         assert_eq!(translate(&mem, root, 0x3000).unwrap().0, 0x9000, "an existing page is left alone");
         let pages = mapped_pages(&mem, root, 0, 0x10_0000).unwrap();
-        assert_eq!(pages.iter().map(|(addr, _)| *addr).collect::<alloc::vec::Vec<_>>(), [0x1000, 0x2000, 0x3000, 0x4000, 0x5000]);
+        assert_eq!(
+            pages.iter().map(|(addr, _)| *addr).collect::<alloc::vec::Vec<_>>(),
+            [0x1000, 0x2000, 0x3000, 0x4000, 0x5000]
+        );
         // Across a 2 MiB boundary, and again: nothing left to map.
         assert_eq!(map_missing(&mut mem, root, 0x1f_f000, 0x2000, RW_USER).unwrap(), 2);
         assert_eq!(map_missing(&mut mem, root, 0x1f_f000, 0x2000, RW_USER).unwrap(), 0);

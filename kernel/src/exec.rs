@@ -46,7 +46,7 @@ pub struct AuxvInputs<'a> {
     pub hwcap: u64,
     /// The 16 bytes AT_RANDOM points at (libc's stack-protector and pointer-guard seed).
     pub random: [u8; 16],
-    /// The path AT_EXECFN names (argv[0] as given).
+    /// The path AT_EXECFN names (`argv[0]` as given).
     pub execfn: &'a [u8],
 }
 

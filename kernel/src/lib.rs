@@ -26,6 +26,6 @@ pub mod trace;
 pub mod user;
 
 pub use errno::Errno;
-pub use machine::{Fault, MapError, Machine};
+pub use machine::{Fault, Machine, MapError};
 pub use process::{ConfigError, ImageInfo, Kernel, KernelConfig, Segment, SetupError, Uname};
 pub use syscall::{SyscallResult, SYSCALLS};

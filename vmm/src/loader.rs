@@ -98,9 +98,10 @@ struct PhysAllocator {
 impl PhysAllocator {
     fn alloc(&mut self, size: u64) -> Result<u64, LoadError> {
         let start = self.next;
-        let end = start.checked_add(round_up(size, PAGE_SIZE)).filter(|end| *end <= self.end).ok_or(
-            LoadError::OutOfMemory { needed_mib: start.saturating_add(size).div_ceil(1 << 20) },
-        )?;
+        let end = start
+            .checked_add(round_up(size, PAGE_SIZE))
+            .filter(|end| *end <= self.end)
+            .ok_or(LoadError::OutOfMemory { needed_mib: start.saturating_add(size).div_ceil(1 << 20) })?;
         self.next = end;
         Ok(start)
     }
@@ -414,7 +415,12 @@ fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
         out.extend_from_slice(&word.to_le_bytes());
     }
     for region in &info.regions {
-        for word in [region.virt_start, region.size, region.phys_start, u64::from(region.kind) | (u64::from(region.perms) << 32)] {
+        for word in [
+            region.virt_start,
+            region.size,
+            region.phys_start,
+            u64::from(region.kind) | (u64::from(region.perms) << 32),
+        ] {
             out.extend_from_slice(&word.to_le_bytes());
         }
     }

@@ -135,7 +135,11 @@ const MAX_MEMORY: u64 = 3 << 30;
 
 fn options(cli: Cli) -> Result<RunOptions, String> {
     if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || !cli.memory.is_multiple_of(2 << 20) {
-        return Err(format!("--memory must be a multiple of 2M between {}M and {}M", MIN_MEMORY >> 20, MAX_MEMORY >> 20));
+        return Err(format!(
+            "--memory must be a multiple of 2M between {}M and {}M",
+            MIN_MEMORY >> 20,
+            MAX_MEMORY >> 20
+        ));
     }
     let mut env = Vec::new();
     for var in cli.env {

@@ -59,70 +59,72 @@ impl Mount {
 
 /// Packs every mount into one archive of at most `limit` bytes.
 pub fn pack(mounts: &[Mount], limit: u64) -> Result<Vec<u8>, MountError> {
-    let mut out = Vec::new();
     if mounts.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    archive::encode_header(&mut |bytes: &[u8]| out.extend_from_slice(bytes));
+    let mut packer = Packer { out: Vec::new(), limit, read_only: false };
+    archive::encode_header(&mut |bytes: &[u8]| packer.out.extend_from_slice(bytes));
     for mount in mounts {
-        let metadata = std::fs::metadata(&mount.host).map_err(|source| MountError::Io { path: mount.host.clone(), source })?;
+        let metadata =
+            std::fs::metadata(&mount.host).map_err(|source| MountError::Io { path: mount.host.clone(), source })?;
         if !metadata.is_dir() {
             return Err(MountError::NotADirectory { path: mount.host.clone() });
         }
-        add(&mut out, &mount.host, mount.guest.as_bytes(), mount.read_only, limit)?;
+        packer.read_only = mount.read_only;
+        packer.add(&mount.host, mount.guest.as_bytes())?;
     }
-    Ok(out)
+    Ok(packer.out)
 }
 
-fn encode(
-    out: &mut Vec<u8>,
-    host: &Path,
-    kind: EntryKind,
-    mode: u32,
-    read_only: bool,
-    guest: &[u8],
-    data: &[u8],
+/// The archive being written, its size limit, and whether the current mount is read-only.
+struct Packer {
+    out: Vec<u8>,
     limit: u64,
-) -> Result<(), MountError> {
-    if (out.len() + data.len() + guest.len() + archive::ENTRY_HEADER_LEN) as u64 > limit {
-        return Err(MountError::TooLarge { limit_mib: limit >> 20 });
-    }
-    archive::encode_entry(&mut |bytes: &[u8]| out.extend_from_slice(bytes), kind, mode, read_only, guest, data)
-        .map_err(|error| MountError::Entry { path: host.to_path_buf(), reason: format!("{error:?}") })
+    read_only: bool,
 }
 
-/// Adds `host` (a directory) at `guest`, recursively, in a stable (sorted) order. Symbolic links are
-/// copied as links, never followed; sockets, devices and FIFOs are left out.
-fn add(out: &mut Vec<u8>, host: &Path, guest: &[u8], read_only: bool, limit: u64) -> Result<(), MountError> {
-    let io = |source| MountError::Io { path: host.to_path_buf(), source };
-    let metadata = std::fs::symlink_metadata(host).map_err(io)?;
-    let mode = metadata.permissions().mode() & archive::MODE_MASK;
-    let file_type = metadata.file_type();
-    if file_type.is_symlink() {
-        let target = std::fs::read_link(host).map_err(io)?;
-        return encode(out, host, EntryKind::Symlink, 0o777, read_only, guest, target.as_os_str().as_bytes(), limit);
-    }
-    if file_type.is_file() {
-        if metadata.len() > limit {
-            return Err(MountError::TooLarge { limit_mib: limit >> 20 });
+impl Packer {
+    fn encode(&mut self, host: &Path, kind: EntryKind, mode: u32, guest: &[u8], data: &[u8]) -> Result<(), MountError> {
+        if (self.out.len() + data.len() + guest.len() + archive::ENTRY_HEADER_LEN) as u64 > self.limit {
+            return Err(MountError::TooLarge { limit_mib: self.limit >> 20 });
         }
-        let data = std::fs::read(host).map_err(io)?;
-        return encode(out, host, EntryKind::File, mode, read_only, guest, &data, limit);
+        let out = &mut self.out;
+        archive::encode_entry(&mut |bytes: &[u8]| out.extend_from_slice(bytes), kind, mode, self.read_only, guest, data)
+            .map_err(|error| MountError::Entry { path: host.to_path_buf(), reason: format!("{error:?}") })
     }
-    if !file_type.is_dir() {
-        return Ok(());
+
+    /// Adds `host` at `guest`, directories recursively in a stable (sorted) order. Symbolic links are
+    /// copied as links, never followed; sockets, devices and FIFOs are left out.
+    fn add(&mut self, host: &Path, guest: &[u8]) -> Result<(), MountError> {
+        let io = |source| MountError::Io { path: host.to_path_buf(), source };
+        let metadata = std::fs::symlink_metadata(host).map_err(io)?;
+        let mode = metadata.permissions().mode() & archive::MODE_MASK;
+        let file_type = metadata.file_type();
+        if file_type.is_symlink() {
+            let target = std::fs::read_link(host).map_err(io)?;
+            return self.encode(host, EntryKind::Symlink, 0o777, guest, target.as_os_str().as_bytes());
+        }
+        if file_type.is_file() {
+            if metadata.len() > self.limit {
+                return Err(MountError::TooLarge { limit_mib: self.limit >> 20 });
+            }
+            let data = std::fs::read(host).map_err(io)?;
+            return self.encode(host, EntryKind::File, mode, guest, &data);
+        }
+        if !file_type.is_dir() {
+            return Ok(());
+        }
+        self.encode(host, EntryKind::Directory, mode, guest, &[])?;
+        let mut children: Vec<_> = std::fs::read_dir(host).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+        children.sort_by_key(|entry| entry.file_name());
+        for child in children {
+            let mut child_guest = guest.to_vec();
+            child_guest.push(b'/');
+            child_guest.extend_from_slice(child.file_name().as_bytes());
+            self.add(&child.path(), &child_guest)?;
+        }
+        Ok(())
     }
-    encode(out, host, EntryKind::Directory, mode, read_only, guest, &[], limit)?;
-    let mut children: Vec<_> = std::fs::read_dir(host).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
-    children.sort_by_key(|entry| entry.file_name());
-    for child in children {
-        let name = child.file_name();
-        let mut child_guest = guest.to_vec();
-        child_guest.push(b'/');
-        child_guest.extend_from_slice(name.as_bytes());
-        add(out, &child.path(), &child_guest, read_only, limit)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

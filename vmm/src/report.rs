@@ -135,9 +135,7 @@ impl CrashReport {
             vector: record.vector,
             error_code: record.error_code,
             fault_address: is_page_fault.then_some(record.fault_address),
-            protection_key: page_fault
-                .filter(|access| access.cause == "protection-key violation")
-                .map(|_| record.pkey),
+            protection_key: page_fault.filter(|access| access.cause == "protection-key violation").map(|_| record.pkey),
             fault_region: if is_page_fault { region_name(record.fault_address) } else { None },
             page_fault,
             rip: record.rip,
@@ -208,8 +206,23 @@ impl CrashReport {
             text.push_str(&format!(
                 "\n  rsp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}\n  \
                  r8={:#x} r9={:#x} r10={:#x} r11={:#x} r12={:#x} r13={:#x} r14={:#x} r15={:#x}",
-                r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12,
-                r.r13, r.r14, r.r15
+                r.rsp,
+                r.rflags,
+                r.rax,
+                r.rbx,
+                r.rcx,
+                r.rdx,
+                r.rsi,
+                r.rdi,
+                r.rbp,
+                r.r8,
+                r.r9,
+                r.r10,
+                r.r11,
+                r.r12,
+                r.r13,
+                r.r14,
+                r.r15
             ));
         }
         text.push_str(&format!("\n  {context}"));
@@ -235,7 +248,8 @@ mod tests {
 
     #[test]
     fn null_write_is_a_sigsegv_naming_the_address() {
-        let record = CrashRecord { vector: 14, error_code: 0x2, fault_address: 0, rip: 0x40_0010, ..Default::default() };
+        let record =
+            CrashRecord { vector: 14, error_code: 0x2, fault_address: 0, rip: 0x40_0010, ..Default::default() };
         let report = CrashReport::new(&record, &regions());
         assert_eq!(report.exit_code(), 139);
         let text = report.paragraph("seed 1");
@@ -256,8 +270,12 @@ mod tests {
 
     #[test]
     fn protection_key_faults_name_the_key() {
-        let record = CrashRecord { vector: 14, error_code: 0x21, fault_address: 0x40_0800, pkey: 2, ..Default::default() };
+        let record =
+            CrashRecord { vector: 14, error_code: 0x21, fault_address: 0x40_0800, pkey: 2, ..Default::default() };
         let text = CrashReport::new(&record, &regions()).paragraph("");
-        assert!(text.contains("read of address 0x400800: protection-key violation (app segment, protection key 2)"), "{text}");
+        assert!(
+            text.contains("read of address 0x400800: protection-key violation (app segment, protection key 2)"),
+            "{text}"
+        );
     }
 }

@@ -245,8 +245,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
     let exe_path = std::fs::canonicalize(&options.app).unwrap_or_else(|_| options.app.clone());
     // The packed files must leave room for the kernel, its heap and the app.
     let files = crate::mount::pack(&options.mounts, options.memory_size / 2)?;
-    let boot_unix_ns =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    let boot_unix_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
     let request = LoadRequest {
         kernel: &kernel,
         kernel_file: &kernel_file,
@@ -483,7 +482,9 @@ mod tests {
                         assert!(compare && jump, "{name}: WRPKRU at {:#x} is not a checked gate", finding.offset);
                         gates += 1;
                     }
-                    ForbiddenInstruction::Wrmsr if after.starts_with(&[0x0f, 0x30, 0x81, 0xf9, 0x00, 0x01, 0x00, 0xc0]) => {
+                    ForbiddenInstruction::Wrmsr
+                        if after.starts_with(&[0x0f, 0x30, 0x81, 0xf9, 0x00, 0x01, 0x00, 0xc0]) =>
+                    {
                         // The FS-base write, checked (CMP ECX, MSR_FS_BASE) like a gate.
                     }
                     other => assert!(

@@ -378,7 +378,10 @@ pub fn assert_same_as_native_or_refused(mode: Mode, app: &Path, guest: &RunResul
     if mode.isolation == Isolation::Mpk {
         if let Some(finding) = mpk_refusal(app) {
             assert_status(guest, kernel_abi::exit_code::CANNOT_EXECUTE);
-            assert_stderr_contains(guest, &format!("contains {} at link address {:#x}", finding.instruction, finding.offset));
+            assert_stderr_contains(
+                guest,
+                &format!("contains {} at link address {:#x}", finding.instruction, finding.offset),
+            );
             return;
         }
     }

@@ -61,7 +61,7 @@ pub struct TrapFrame {
 const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 
 impl TrapFrame {
-    pub fn from_user_mode(&self) -> bool {
+    pub fn is_user_mode(&self) -> bool {
         self.cs & 3 == 3
     }
 

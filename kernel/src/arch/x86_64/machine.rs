@@ -49,7 +49,13 @@ pub struct ArchMachine {
 }
 
 fn page_flags(perms: u32) -> PageFlags {
-    PageFlags { writable: perms & PERM_WRITE != 0, executable: perms & PERM_EXEC != 0, user: true, pkey: 0, global: false }
+    PageFlags {
+        writable: perms & PERM_WRITE != 0,
+        executable: perms & PERM_EXEC != 0,
+        user: true,
+        pkey: 0,
+        global: false,
+    }
 }
 
 /// Bytes of guest-physical memory as a `'static` slice through the physical map.
@@ -85,7 +91,10 @@ pub fn start_process(state: &BootState) -> AppStart {
     let mut strings = args.split(|byte| *byte == 0).map(<[u8]>::to_vec);
     config.argv = strings.by_ref().take(info.argc as usize).collect();
     config.envp = strings.by_ref().take(info.envc as usize).collect();
-    config.exe_path = strings.next().filter(|path| path.starts_with(b"/")).unwrap_or_else(|| config.argv.first().cloned().unwrap_or_default());
+    config.exe_path = strings
+        .next()
+        .filter(|path| path.starts_with(b"/"))
+        .unwrap_or_else(|| config.argv.first().cloned().unwrap_or_default());
     config.stdin = phys_slice(info.stdin.phys_start, info.stdin.size);
     config.files = phys_slice(info.files.phys_start, info.files.size);
     config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
@@ -113,7 +122,8 @@ pub fn start_process(state: &BootState) -> AppStart {
         phent: info.app_phent,
         hwcap: u64::from(features.edx),
     };
-    let stack_pointer = kernel.setup_stack(&mut machine, &image).unwrap_or_else(|_| fatal("cannot set up the app's stack"));
+    let stack_pointer =
+        kernel.setup_stack(&mut machine, &image).unwrap_or_else(|_| fatal("cannot set up the app's stack"));
     // SAFETY: boot runs alone; nothing else holds the process yet.
     unsafe { *PROCESS.get() = Some((kernel, machine)) };
     AppStart { entry: info.app_entry, stack_pointer }
@@ -131,7 +141,9 @@ pub fn handle_syscall(frame: &mut SyscallFrame) {
         fatal("syscall return address outside the lower half");
     }
     // SAFETY: one syscall at a time; the page-fault handler never touches PROCESS.
-    let Some((kernel, machine)) = (unsafe { PROCESS.get() }).as_mut() else { fatal("syscall before the process exists") };
+    let Some((kernel, machine)) = (unsafe { PROCESS.get() }).as_mut() else {
+        fatal("syscall before the process exists")
+    };
     match kernel.syscall(machine, frame.number(), frame.args()) {
         SyscallResult::Return(value) => frame.rax = value as u64,
         SyscallResult::Exit(status) => console::exit(status),
@@ -211,7 +223,10 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
     match memory.map_missing(window_start, window_end - window_start, flags) {
         Ok(_) => true,
         Err(isolation::paging::PagingError::OutOfMemory) => {
-            let _ = core::fmt::Write::write_str(&mut console::Log, "secure-run kernel: out of memory; use a larger --memory\n");
+            let _ = core::fmt::Write::write_str(
+                &mut console::Log,
+                "secure-run kernel: out of memory; use a larger --memory\n",
+            );
             console::exit(128 + kernel_abi::signal::SIGKILL)
         }
         Err(_) => false,
@@ -219,9 +234,11 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
 }
 
 pub fn in_kernel_text(rip: u64) -> bool {
-    super::start::boot_state().info.regions().iter().any(|region| {
-        region.kind == RegionKind::KernelText as u32 && rip.wrapping_sub(region.virt_start) < region.size
-    })
+    super::start::boot_state()
+        .info
+        .regions()
+        .iter()
+        .any(|region| region.kind == RegionKind::KernelText as u32 && rip.wrapping_sub(region.virt_start) < region.size)
 }
 
 /// Backs every not-yet-backed page of `[addr, addr + len)` that lies in on-demand memory. A page that is
@@ -273,7 +290,9 @@ impl kernel::Machine for ArchMachine {
     fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
         // SAFETY: no other borrow of DEMAND is live (see `handle_page_fault`).
         let demand = unsafe { DEMAND.get() };
-        demand.insert(Vma { start: addr, end: addr + len, perms, kind: VmaKind::Anonymous }).map_err(|_| MapError::Invalid)
+        demand
+            .insert(Vma { start: addr, end: addr + len, perms, kind: VmaKind::Anonymous })
+            .map_err(|_| MapError::Invalid)
     }
 
     fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {

@@ -65,10 +65,6 @@ pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, fr
 }
 
 impl PhysicalMemory {
-    pub fn page_table_root(&self) -> u64 {
-        self.page_table_root
-    }
-
     pub fn physmap_base(&self) -> u64 {
         self.physmap_base
     }
@@ -111,21 +107,6 @@ impl PhysicalMemory {
     /// Bytes of RAM still available to the app.
     pub fn free_bytes(&self) -> u64 {
         self.end - self.next_fresh + self.recycled.len() as u64 * PAGE_SIZE
-    }
-
-    /// Maps fresh zeroed frames at `[virt, virt + size)`.
-    pub fn map_new(&mut self, virt: u64, size: u64, flags: PageFlags) -> Result<(), paging::PagingError> {
-        let root = self.page_table_root;
-        let mut offset = 0;
-        while offset < size {
-            let frame = self.alloc_frame().ok_or(paging::PagingError::OutOfMemory)?;
-            if let Err(error) = paging::map(self, root, virt + offset, frame, PAGE_SIZE, flags, false) {
-                self.free_frame(frame);
-                return Err(error);
-            }
-            offset += PAGE_SIZE;
-        }
-        Ok(())
     }
 
     /// Backs every unmapped page of `[virt, virt + size)` with a fresh zeroed frame.

@@ -17,5 +17,5 @@ pub mod memory;
 pub mod pkru;
 pub mod registers;
 pub mod start;
-pub mod syscall;
 pub mod sync;
+pub mod syscall;

@@ -17,7 +17,6 @@ pub fn read_msr(msr: u32) -> u64 {
     unsafe { Msr::new(msr).read() }
 }
 
-
 /// Sets the FS base the app sees (its TLS pointer): WRFSBASE where CR4.FSGSBASE is on, which can change
 /// nothing else; otherwise WRMSR, followed by a check that halts the VM unless ECX named FS_BASE (so a
 /// jump to this WRMSR with forged registers cannot write another MSR and continue).

@@ -69,7 +69,13 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
     let smap = setup_control_registers(mode);
     // SAFETY: boot runs alone; the free range comes from the validated boot info.
     unsafe {
-        memory::init(info.physmap_base, info.memory_size, info.page_table_root, info.free_phys_start, info.free_phys_end)
+        memory::init(
+            info.physmap_base,
+            info.memory_size,
+            info.page_table_root,
+            info.free_phys_start,
+            info.free_phys_end,
+        )
     };
     // SAFETY: boot runs alone.
     unsafe { *BOOT.get() = Some(BootState { info, mode, smap, tsc_at_boot }) };
@@ -241,7 +247,7 @@ pub fn handle_exception(frame: &mut TrapFrame) {
         return;
     }
     // A CPL3 app that jumps into kernel text faults there too; only CPL0 execution is the kernel's.
-    let in_kernel = !frame.from_user_mode() && machine::in_kernel_text(frame.rip);
+    let in_kernel = !frame.is_user_mode() && machine::in_kernel_text(frame.rip);
     let mut pkey = 0;
     if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
         // SAFETY: exceptions do not nest with other kernel code that holds the memory state.
@@ -260,7 +266,7 @@ pub fn handle_exception(frame: &mut TrapFrame) {
 /// app that jumps to LSTAR itself only gets the syscall it could have made with SYSCALL.
 fn is_nested_syscall_quirk(frame: &TrapFrame, fault_address: u64) -> bool {
     boot_state().mode == IsolationMode::Ring3
-        && frame.from_user_mode()
+        && frame.is_user_mode()
         && frame.error_code & fault::FETCH != 0
         && frame.rip == fault_address
         && fault_address == super::registers::read_msr(super::registers::MSR_LSTAR)
