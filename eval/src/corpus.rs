@@ -24,9 +24,12 @@ pub enum GateChoice {
     /// A gate whose check expects another value than 0 (an exit gate, to the app's PKRU): the check
     /// must catch the forged value.
     ChecksOtherValue,
-    /// A gate whose check expects 0 (an entry gate, to the kernel's PKRU): the forged value passes the
+    /// The SYSCALL entry's gate, whose check expects 0 (the kernel's PKRU): the forged value passes the
     /// check, and what follows must not let the app go on with the keys open.
     ChecksForgedValue,
+    /// An exception entry's gate (check expects 0, not the SYSCALL entry): after the gate the entry
+    /// requires to be on an IST stack, so a jump into it must halt the VM.
+    ExceptionEntry,
 }
 
 /// What the resolution of [`Arg`]s needs: the layout and the gates at their run-time addresses.
@@ -57,7 +60,8 @@ impl Arg {
                     |gate: &&Gate| text.iter().any(|region| (region.start..region.end).contains(&gate.link_address));
                 let wanted = |gate: &&Gate| match choice {
                     GateChoice::ChecksForgedValue => gate.expected == 0 && gate.syscall_entry,
-                    _ => gate.expected != 0,
+                    GateChoice::ExceptionEntry => gate.expected == 0 && !gate.syscall_entry,
+                    GateChoice::ChecksOtherValue => gate.expected != 0,
                 };
                 let gate =
                     targets.gates.iter().filter(in_text).find(wanted).ok_or_else(|| {
@@ -405,6 +409,26 @@ pub const ATTACKS: &[Attack] = &[
             ),
             // At CPL0 without keys the gate's WRPKRU raises #UD (CR4.PKE off) with RIP in kernel text,
             // which the kernel reports as its own fault.
+            expect(NONE, 125, &["jumping to the gate\n"], &["the guest kernel faulted", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "jump_to_exception_entry_gate",
+        guest: "jump_to_gate",
+        what: "jump to the exception entry gate's WRPKRU with EAX = 0 (the value its check accepts)",
+        options: &[],
+        args: &[Arg::Gate(GateChoice::ExceptionEntry)],
+        stdin: b"",
+        expect: &[
+            // The gate's check passes (0 is the kernel's PKRU), but the entry is not on an IST stack:
+            // it halts instead of handling a frame the app forged.
+            expect(MPK, 139, &["jumping to the gate\n"], &["protection-key gate violation"]),
+            expect(
+                RING3,
+                139,
+                &["jumping to the gate\n"],
+                &["SIGSEGV", "instruction fetch", "supervisor-page violation (in kernel text)"],
+            ),
             expect(NONE, 125, &["jumping to the gate\n"], &["the guest kernel faulted", "invalid opcode (#UD)"]),
         ],
     },

@@ -119,3 +119,27 @@ tests_in_modes!(
         assert_eq!(result.stderr.matches("not position-independent").count(), 1, "{}", result.stderr);
     }
 );
+
+tests_in_modes!(
+    [qemu_mpk]
+    fn report_json_has_the_crash_the_layout_and_the_seed(mode) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let app = guest(Toolchain::Asm, "null_write");
+        let result = SecureRun::new(mode)
+            .options(["--aslr", "--seed", "42", "--report", path.to_str().unwrap()])
+            .run(&app, &[]);
+        assert_status(&result, 139);
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(report["exit_code"], 139);
+        assert_eq!(report["seed"], 42);
+        assert_eq!(report["aslr"], true);
+        assert_eq!(report["isolation"], "mpk");
+        assert_eq!(report["crash"]["signal_name"], "SIGSEGV");
+        assert_eq!(report["crash"]["fault_address"], 0);
+        assert_eq!(report["crash"]["page_fault"]["access"], "write");
+        let regions = report["layout"]["regions"].as_array().expect("layout regions");
+        assert!(regions.iter().any(|region| region["name"] == "kernel text" && region["pkey"] == 1), "{regions:?}");
+        assert!(report["layout"]["entropy_bits"]["kernel"].as_u64().unwrap() >= 30);
+    }
+);
