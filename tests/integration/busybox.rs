@@ -132,6 +132,7 @@ busybox_cases! {
     uname: ["uname", "-s", "-m"];
     env: ["env"], env = ["A=1", "B=two words"];
     sleep: ["sleep", "0.1"];
+    touch_existing_and_new: ["touch", "/data/lines.txt", "/data/new.txt"];
 }
 
 abi_test!(

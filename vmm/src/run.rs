@@ -159,12 +159,19 @@ fn read_stdin() -> Result<Vec<u8>, RunError> {
     Ok(bytes)
 }
 
+/// What KVM offers on this host, probed once per process (opening /dev/kvm and creating a probe VM costs
+/// milliseconds).
+fn kvm_probe() -> &'static backend::KvmCapabilities {
+    static PROBE: std::sync::OnceLock<backend::KvmCapabilities> = std::sync::OnceLock::new();
+    PROBE.get_or_init(backend::probe_kvm)
+}
+
 /// Picks the backend for `choice` and `isolation` on this host (DESIGN.md "Backends").
 pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result<(Backend, Option<String>), RunError> {
     match choice {
         BackendChoice::Qemu => Ok((Backend::Qemu, None)),
         BackendChoice::Kvm => {
-            let kvm = backend::probe_kvm();
+            let kvm = kvm_probe();
             if !kvm.usable {
                 return Err(RunError::Unsupported(format!(
                     "--backend kvm: KVM is not usable here ({}); use --backend qemu",
@@ -182,7 +189,7 @@ pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result
             Ok((Backend::Kvm, None))
         }
         BackendChoice::Auto => {
-            let kvm = backend::probe_kvm();
+            let kvm = kvm_probe();
             let kvm_fits = kvm.usable
                 && match isolation {
                     IsolationMode::Ring3 => true,
@@ -311,7 +318,7 @@ fn host_tsc_khz() -> u64 {
             return khz;
         }
     }
-    backend::probe_kvm().tsc_khz.map_or(0, u64::from)
+    kvm_probe().tsc_khz.map_or(0, u64::from)
 }
 
 /// Runs the app as `options` say and returns secure-run's exit status.

@@ -287,6 +287,62 @@ impl Kernel {
         Ok(0)
     }
 
+    /// `utimensat` (and `futimens` with a NULL path): sets the modification time (the file system keeps
+    /// no access time); EROFS on read-only nodes, as `touch` on a read-only mount expects.
+    pub(crate) fn sys_utimensat<M: Machine>(
+        &mut self,
+        m: &mut M,
+        dirfd: u64,
+        path: u64,
+        times: u64,
+        flags: u64,
+    ) -> SysResult {
+        const UTIME_NOW: u64 = (1 << 30) - 1;
+        const UTIME_OMIT: u64 = (1 << 30) - 2;
+        if flags & !AT_SYMLINK_NOFOLLOW != 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let id = if path == 0 {
+            match self.fds.get(fd_arg(dirfd))?.1.kind {
+                FileKind::Node(id) => id,
+                _ => return Ok(0),
+            }
+        } else {
+            let path = user::read_path(&self.vmas, m, path, false)?;
+            let base = self.base_dir(dirfd, &path)?;
+            self.fs.resolve(base, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+        };
+        let now = m.realtime_ns();
+        let mut mtime = Some(now);
+        if times != 0 {
+            let raw: [u8; 32] = user::read_array(&self.vmas, m, times)?;
+            let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+            let (seconds, nanos) = (word(16), word(24));
+            mtime = match nanos {
+                UTIME_OMIT => None,
+                UTIME_NOW => Some(now),
+                n if n < 1_000_000_000 && (seconds as i64) >= 0 => {
+                    Some(seconds.saturating_mul(1_000_000_000).saturating_add(n))
+                }
+                _ => return Err(Errno::EINVAL.into()),
+            };
+            for at in [0, 16] {
+                if !matches!(word(at + 8), UTIME_NOW | UTIME_OMIT) && word(at + 8) >= 1_000_000_000 {
+                    return Err(Errno::EINVAL.into());
+                }
+            }
+        }
+        let node = self.fs.node_mut(id).ok_or(Errno::ENOENT)?;
+        if node.read_only {
+            return Err(Errno::EROFS.into());
+        }
+        if let Some(mtime) = mtime {
+            node.mtime_ns = mtime;
+        }
+        node.ctime_ns = now;
+        Ok(0)
+    }
+
     pub(crate) fn sys_getdents64<M: Machine>(&mut self, m: &mut M, fd: u64, dirp: u64, len: u64) -> SysResult {
         let (description, file) = self.fds.get(fd_arg(fd))?;
         if file.flags & O_PATH != 0 {

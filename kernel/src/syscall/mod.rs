@@ -223,6 +223,7 @@ impl Kernel {
             GETRANDOM => self.sys_getrandom(m, a[0], a[1], a[2]),
             STATX => self.sys_statx(m, a[0], a[1], a[2], a[3], a[4]),
             FACCESSAT2 => self.sys_faccessat(m, a[0], a[1], a[2], a[3]),
+            UTIMENSAT => self.sys_utimensat(m, a[0], a[1], a[2], a[3]),
             _ => Err(Errno::ENOSYS.into()),
         }
     }

@@ -155,6 +155,7 @@ syscalls! {
     RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int;
     GETRANDOM = 318, "getrandom", [Ptr, UInt, Hex], Int;
     STATX = 332, "statx", [DirFd, Path, Hex, Hex, Ptr], Int;
+    UTIMENSAT = 280, "utimensat", [DirFd, Ptr, Ptr, Hex], Int;
     FACCESSAT2 = 439, "faccessat2", [DirFd, Path, Octal, Hex], Int;
 }
 
