@@ -265,7 +265,7 @@ pub fn update_flags(
     root: u64,
     virt: u64,
     size: u64,
-    mut change: impl FnMut(PageFlags) -> PageFlags,
+    change: impl FnMut(PageFlags) -> PageFlags,
 ) -> Result<(), PagingError> {
     check_range(virt, size, PAGE_SIZE)?;
     let mut addr = virt;
@@ -276,15 +276,7 @@ pub fn update_flags(
         }
         addr += page;
     }
-    let mut addr = virt;
-    while addr < virt + size {
-        let (slot, page) = leaf_slot(mem, root, addr).ok_or(PagingError::NotMapped)?;
-        let entry = mem.read_u64(slot);
-        let kept = entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
-        mem.write_u64(slot, kept | change(PageFlags::from_leaf(entry)).leaf_bits());
-        addr += page;
-    }
-    Ok(())
+    update_present_flags(mem, root, virt, size, change)
 }
 
 /// Removes the mappings of `[virt, virt + size)` (tables stay); unmapped pages are skipped. Returns the

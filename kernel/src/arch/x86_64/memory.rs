@@ -115,17 +115,31 @@ impl PhysicalMemory {
         paging::map_missing(self, root, virt, size, flags)
     }
 
-    /// Removes the mappings of `[virt, virt + size)` and frees their frames.
-    pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
+    /// Runs `change` on the page tables, then drops the cached translations of the pages that were
+    /// mapped in `[virt, virt + size)` before it.
+    fn change_and_flush(
+        &mut self,
+        virt: u64,
+        size: u64,
+        change: impl FnOnce(&mut Self, u64) -> Result<(), paging::PagingError>,
+    ) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
         let pages = paging::mapped_pages(self, root, virt, size)?;
-        let mut freed = Vec::new();
-        paging::unmap(self, root, virt, size, |frame| freed.push(frame))?;
-        for frame in freed {
-            self.free_frame(frame);
-        }
+        change(self, root)?;
         flush_pages(&pages);
         Ok(())
+    }
+
+    /// Removes the mappings of `[virt, virt + size)` and frees their frames.
+    pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
+        self.change_and_flush(virt, size, |memory, root| {
+            let mut freed = Vec::new();
+            paging::unmap(memory, root, virt, size, |frame| freed.push(frame))?;
+            for frame in freed {
+                memory.free_frame(frame);
+            }
+            Ok(())
+        })
     }
 
     /// Changes the flags of the mapped pages of `[virt, virt + size)`; unmapped pages are skipped.
@@ -135,11 +149,7 @@ impl PhysicalMemory {
         size: u64,
         change: impl FnMut(PageFlags) -> PageFlags,
     ) -> Result<(), paging::PagingError> {
-        let root = self.page_table_root;
-        let pages = paging::mapped_pages(self, root, virt, size)?;
-        paging::update_present_flags(self, root, virt, size, change)?;
-        flush_pages(&pages);
-        Ok(())
+        self.change_and_flush(virt, size, |memory, root| paging::update_present_flags(memory, root, virt, size, change))
     }
 
     /// The mapped pages of `[virt, virt + size)`.
@@ -153,11 +163,7 @@ impl PhysicalMemory {
 
     /// Removes the mappings of `[virt, virt + size)` without freeing the frames (memory the VMM placed).
     pub fn unmap_keep_frames(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
-        let root = self.page_table_root;
-        let pages = paging::mapped_pages(self, root, virt, size)?;
-        paging::unmap(self, root, virt, size, |_| {})?;
-        flush_pages(&pages);
-        Ok(())
+        self.change_and_flush(virt, size, |memory, root| paging::unmap(memory, root, virt, size, |_| {}))
     }
 
     pub fn update_flags(
@@ -166,11 +172,7 @@ impl PhysicalMemory {
         size: u64,
         change: impl FnMut(PageFlags) -> PageFlags,
     ) -> Result<(), paging::PagingError> {
-        let root = self.page_table_root;
-        let pages = paging::mapped_pages(self, root, virt, size)?;
-        paging::update_flags(self, root, virt, size, change)?;
-        flush_pages(&pages);
-        Ok(())
+        self.change_and_flush(virt, size, |memory, root| paging::update_flags(memory, root, virt, size, change))
     }
 
     pub fn translate(&self, virt: u64) -> Option<(u64, PageFlags)> {
