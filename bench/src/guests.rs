@@ -32,7 +32,8 @@ pub struct GuestSpec {
     pub flavor: Flavor,
 }
 
-pub const HELLO_ASM: GuestSpec = GuestSpec { name: "hello_asm", source: "hello_asm.S", flavor: Flavor::Asm };
+/// The README's bundled example itself (relative to `bench/guests/`): what users run first is what is measured.
+pub const HELLO_ASM: GuestSpec = GuestSpec { name: "hello_asm", source: "../../examples/hello.S", flavor: Flavor::Asm };
 pub const HELLO_C: GuestSpec = GuestSpec { name: "hello_c", source: "hello_c.c", flavor: Flavor::Glibc };
 pub const BOOT_PROBE: GuestSpec = GuestSpec { name: "boot_probe", source: "boot_probe.c", flavor: Flavor::NoLibc };
 pub const SYSCALL_LOOP: GuestSpec =

@@ -95,7 +95,7 @@ fn hello_section(out: &mut String, results: &Results) {
         out,
         "Wall time from spawning the process to reaping it: `secure-run --backend B --isolation I hello` \
          against the same static binary run natively. `asm` is `gcc -nostdlib -static` (write + exit via \
-         `syscall`); `C glibc` is `gcc -O2 -static` with `puts`. Both are built from `bench/guests/`.\n"
+         `syscall`); `C glibc` is `gcc -O2 -static` with `puts`. `asm` is the bundled `examples/hello.S`, `C glibc` is built from `bench/guests/`.\n"
     );
     let _ = writeln!(out, "### Targets\n");
     let mut targets = Vec::new();
