@@ -96,7 +96,8 @@ fn protect_kernel(state: &BootState) {
         let Some(kind) = RegionKind::from_u32(region.kind) else { continue };
         let result = if kind == RegionKind::BootTrampoline {
             memory.unmap_keep_frames(region.virt_start, region.size)
-        } else if state.mode == IsolationMode::Mpk && kind.is_kernel() {
+        } else if kind.is_kernel() && isolation::pkeys::is_user_page(kind, state.mode) {
+            // The VMM maps kernel memory as supervisor pages; the policy says which become keyed user pages.
             let pkey = isolation::pkeys::pkey_for(kind);
             memory.update_flags(region.virt_start, region.size, |flags| PageFlags { user: true, pkey, ..flags })
         } else {
