@@ -10,7 +10,9 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("vmm/ lives in the workspace root").to_path_buf();
-    for watched in ["kernel/src", "kernel/Cargo.toml", "kernel/abi/src", "isolation/src", "Cargo.lock"] {
+    for watched in
+        ["kernel/src", "kernel/Cargo.toml", "kernel/abi/src", "kernel/heap/src", "isolation/src", "Cargo.lock"]
+    {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=SECURE_RUN_KERNEL_TARGET_DIR");

@@ -211,15 +211,19 @@ fn phases_section(out: &mut String, results: &Results) {
     let _ = writeln!(
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
-         (about 1 µs each, FACTS.md), so **kernel init** — page tables, IDT/GDT/TSS, the in-memory file \
-         system, the initial stack — costs about a hundred milliseconds or more, while creating the VM \
-         takes about one; the ring3 app itself runs natively. On real KVM hardware the same kernel init would run at \
-         native speed. On QEMU the fixed cost of **starting QEMU** (exec, device model, reading the boot \
-         ELF) dominates; TCG runs firmware and kernel init in tens of milliseconds. The VMM's own set-up \
-         (parsing, layout, building the image) is a few milliseconds or less in every configuration. The \
-         end-to-end times above also include process start-up of secure-run itself and its KVM probe \
-         (`select_backend` opens /dev/kvm and creates a probe VM; `prepare` probes again when \
-         /sys/devices/system/cpu/cpu0/tsc_freq_khz is absent, to learn the TSC frequency).\n"
+         (about 1.1 µs each, FACTS.md), so **kernel init** costs about as many microseconds as it runs \
+         instructions (about 10,000 for the boot of the asm hello), while creating the VM takes about one \
+         millisecond; the ring3 app itself runs natively. What the boot spends its instructions on, and what \
+         was moved to the VMM or removed to get it there from about 44,000, is in \
+         [boot-profile.md](boot-profile.md). On real KVM hardware kernel init runs at native speed. On QEMU \
+         the fixed cost of **starting QEMU** (exec, device model, reading the boot ELF) dominates; TCG runs \
+         firmware and kernel init in tens of milliseconds. The VMM's own set-up (parsing, layout, building \
+         the image) is a few milliseconds or less in every configuration. The end-to-end times above also \
+         include process start-up of secure-run itself and its KVM probe (`select_backend` opens /dev/kvm \
+         and creates a probe VM; `prepare` probes again when /sys/devices/system/cpu/cpu0/tsc_freq_khz is \
+         absent, to learn the TSC frequency). The C hello costs more than the asm hello on KVM because its \
+         16 syscalls and page faults each run the emulated kernel (and, in ring3, the nested hypervisor's \
+         SYSCALL quirk path).\n"
     );
 }
 

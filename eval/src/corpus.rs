@@ -12,7 +12,10 @@ pub enum Arg {
     Literal(&'static str),
     /// The start of the first region named this, in hexadecimal.
     RegionStart(&'static str),
-    /// The last 8 bytes of the last region named this.
+    /// The last 8 bytes of the first region named this. For "kernel data" that is the end of the
+    /// relocated data segment (GOT, `.data.rel.ro`): keyed kernel data the kernel only reads, so a store
+    /// that gets through in `none` does not break the run. Not the end of `.bss`: the IST stacks may
+    /// sit there, supervisor pages by design (threat-model.md M2).
     RegionLastWord(&'static str),
     /// The address of a WRPKRU of one of the kernel's PKRU gates.
     Gate(GateChoice),
@@ -53,7 +56,7 @@ impl Arg {
         Ok(match self {
             Self::Literal(text) => text.to_owned(),
             Self::RegionStart(name) => format!("{:#x}", named(name)?[0].start),
-            Self::RegionLastWord(name) => format!("{:#x}", named(name)?.last().expect("not empty").end - 8),
+            Self::RegionLastWord(name) => format!("{:#x}", named(name)?[0].end - 8),
             Self::Gate(choice) => {
                 let text = named("kernel text")?;
                 let in_text =

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel::model::ModelMachine;
-use kernel::{Fault, ImageInfo, Kernel, KernelConfig, Machine, MapError, Segment, SyscallResult, SYSCALLS};
+use kernel::{Fault, Kernel, KernelConfig, Machine, MapError, Segment, SyscallResult, SYSCALLS};
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
 
 use super::input::Reader;
@@ -146,8 +146,6 @@ pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Kernel, Guarde
         Segment { start: SCRATCH, len: SCRATCH_LEN, perms: PERM_READ | PERM_WRITE },
     ];
     config.reserved = RESERVED.to_vec();
-    config.argv = vec![b"/app".to_vec(), b"arg".to_vec()];
-    config.envp = vec![b"HOME=/".to_vec()];
     config.exe_path = b"/app".to_vec();
     config.stdin = b"input line\nsecond line\n";
     config.files = *FILES;
@@ -166,9 +164,11 @@ pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Kernel, Guarde
         model.write_user(SCRATCH + offset, bytes).expect("scratch is mapped");
     }
     let mut machine = GuardedMachine { model };
+    // The VMM maps the stack's top page and writes the initial stack there; the kernel adopts it.
+    let stack_top = STACK_START + STACK_LEN;
+    machine.model.premap(stack_top - 4096, 4096, PERM_READ | PERM_WRITE);
     let mut kernel = Kernel::new(config).expect("the fuzz configuration is valid");
-    let image = ImageInfo { entry: TEXT, phdr: TEXT + 64, phnum: 2, phent: 56, hwcap: 0 };
-    kernel.setup_stack(&mut machine, &image).expect("the stack is set up");
+    kernel.adopt_stack(&mut machine, stack_top - 256, stack_top - 128, 0).expect("the stack is adopted");
     (kernel, machine)
 }
 

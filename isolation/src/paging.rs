@@ -259,57 +259,75 @@ pub fn translate(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, Pa
 }
 
 /// Applies `change` to the flags of every page of `[virt, virt + size)`; every page must be mapped and
-/// no 2 MiB page may stick out of the range. Nothing changes if any page fails the check.
-pub fn update_flags(
-    mem: &mut impl PhysMemory,
+/// no 2 MiB page may stick out of the range. Nothing changes if any page fails the check. `changed` gets
+/// the address of every page after its entry changed (to drop cached translations).
+pub fn update_flags<M: PhysMemory>(
+    mem: &mut M,
     root: u64,
     virt: u64,
     size: u64,
     change: impl FnMut(PageFlags) -> PageFlags,
+    changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
     check_range(virt, size, PAGE_SIZE)?;
     let mut addr = virt;
     while addr < virt + size {
         let (_, page) = leaf_slot(mem, root, addr).ok_or(PagingError::NotMapped)?;
-        if !addr.is_multiple_of(page) || addr + page > virt + size {
-            return Err(PagingError::HugePageSplit);
-        }
         addr += page;
     }
-    update_present_flags(mem, root, virt, size, change)
+    update_present_flags(mem, root, virt, size, change, changed)
 }
 
-/// Removes the mappings of `[virt, virt + size)` (tables stay); unmapped pages are skipped. Returns the
-/// physical frames that were mapped, for the caller to free.
-pub fn unmap(
-    mem: &mut impl PhysMemory,
+/// Removes the mappings of `[virt, virt + size)` (tables stay); unmapped pages are skipped.
+/// `unmapped(mem, page, frame)` gets every page that was mapped, after its entry is cleared, with the
+/// physical frame it mapped (for the caller to free, and to drop the cached translation).
+pub fn unmap<M: PhysMemory>(
+    mem: &mut M,
     root: u64,
     virt: u64,
     size: u64,
-    mut freed: impl FnMut(u64),
+    mut unmapped: impl FnMut(&mut M, u64, u64),
 ) -> Result<(), PagingError> {
-    let mut slots = alloc::vec::Vec::new();
-    for_each_leaf(mem, root, virt, size, |_, slot, _| slots.push(slot))?;
-    for slot in slots {
-        freed(mem.read_u64(slot) & ENTRY_ADDRESS_MASK);
+    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
+        let frame = mem.read_u64(slot) & ENTRY_ADDRESS_MASK;
         mem.write_u64(slot, 0);
+        unmapped(mem, addr, frame);
+    })
+}
+
+/// A huge page that overlaps `[virt, end)` and sticks out of it contains `virt` or `end - 1`: checking
+/// those two addresses lets the walks below change entries as they go and still change nothing when the
+/// range would split a huge page.
+fn check_no_huge_page_split(mem: &impl PhysMemory, root: u64, virt: u64, end: u64) -> Result<(), PagingError> {
+    for addr in [virt, end - 1] {
+        if let Some((_, page)) = leaf_slot(mem, root, addr) {
+            let base = addr & !(page - 1);
+            if base < virt || base + page > end {
+                return Err(PagingError::HugePageSplit);
+            }
+        }
     }
     Ok(())
 }
 
-/// Calls `visit(virt, slot, page_size)` for every mapped leaf inside `[virt, virt + size)`, skipping
+/// Calls `visit(mem, virt, slot, page_size)` for every mapped leaf inside `[virt, virt + size)`, skipping
 /// unmapped table ranges whole (so sparse ranges of any size cost little). A huge page that sticks out of
-/// the range is an error, reported before anything is visited.
-fn for_each_leaf(
-    mem: &impl PhysMemory,
+/// the range is an error, reported before anything is visited. The visitor may change leaf entries (never
+/// tables); no list is built, because on a nested hypervisor that emulates kernel code every allocation
+/// and copy costs real time.
+fn for_each_leaf<M: PhysMemory>(
+    mem: &mut M,
     root: u64,
     virt: u64,
     size: u64,
-    mut visit: impl FnMut(u64, u64, u64),
+    mut visit: impl FnMut(&mut M, u64, u64, u64),
 ) -> Result<(), PagingError> {
     check_range(virt, size, PAGE_SIZE)?;
+    if size == 0 {
+        return Ok(());
+    }
     let end = virt + size;
-    let mut leaves = alloc::vec::Vec::new();
+    check_no_huge_page_split(mem, root, virt, end)?;
     let mut addr = virt;
     'walk: while addr < end {
         let mut table = root;
@@ -322,10 +340,7 @@ fn for_each_leaf(
                 continue 'walk;
             }
             if entry & ENTRY_HUGE != 0 {
-                if !addr.is_multiple_of(span) || addr + span > end {
-                    return Err(PagingError::HugePageSplit);
-                }
-                leaves.push((addr, slot, span));
+                visit(mem, addr, slot, span);
                 addr += span;
                 continue 'walk;
             }
@@ -337,7 +352,7 @@ fn for_each_leaf(
                 while addr < chunk_end {
                     let leaf_slot = leaf_table + index(addr, 0) * 8;
                     if mem.read_u64(leaf_slot) & ENTRY_PRESENT != 0 {
-                        leaves.push((addr, leaf_slot, PAGE_SIZE));
+                        visit(mem, addr, leaf_slot, PAGE_SIZE);
                     }
                     addr += PAGE_SIZE;
                 }
@@ -346,39 +361,35 @@ fn for_each_leaf(
             table = entry & ENTRY_ADDRESS_MASK;
         }
     }
-    for (addr, slot, span) in leaves {
-        visit(addr, slot, span);
-    }
     Ok(())
 }
 
 /// Like [`update_flags`], but pages of the range that are not mapped are skipped.
-pub fn update_present_flags(
-    mem: &mut impl PhysMemory,
+pub fn update_present_flags<M: PhysMemory>(
+    mem: &mut M,
     root: u64,
     virt: u64,
     size: u64,
     mut change: impl FnMut(PageFlags) -> PageFlags,
+    mut changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
-    let mut entries = alloc::vec::Vec::new();
-    for_each_leaf(mem, root, virt, size, |_, slot, _| entries.push(slot))?;
-    for slot in entries {
+    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
         let entry = mem.read_u64(slot);
         let kept = entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
         mem.write_u64(slot, kept | change(PageFlags::from_leaf(entry)).leaf_bits());
-    }
-    Ok(())
+        changed(mem, addr);
+    })
 }
 
-/// Every mapped page of `[virt, virt + size)` as (virtual address, page size), in order.
+/// The mapped pages of `[virt, virt + size)` as (address, page size), in address order.
 pub fn mapped_pages(
-    mem: &impl PhysMemory,
+    mem: &mut impl PhysMemory,
     root: u64,
     virt: u64,
     size: u64,
 ) -> Result<alloc::vec::Vec<(u64, u64)>, PagingError> {
     let mut pages = alloc::vec::Vec::new();
-    for_each_leaf(mem, root, virt, size, |addr, _, span| pages.push((addr, span)))?;
+    for_each_leaf(mem, root, virt, size, |_, addr, _, span| pages.push((addr, span)))?;
     Ok(pages)
 }
 
@@ -452,10 +463,24 @@ mod tests {
     fn update_flags_sets_keys_and_rejects_partial_huge_pages() {
         let (mut mem, root) = setup();
         map(&mut mem, root, 0x20_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
-        assert_eq!(update_flags(&mut mem, root, 0x20_0000, PAGE_SIZE, |f| f), Err(PagingError::HugePageSplit));
-        update_flags(&mut mem, root, 0x20_0000, HUGE_PAGE_SIZE, |f| PageFlags { pkey: 5, ..f }).unwrap();
+        let mut changed = alloc::vec::Vec::new();
+        assert_eq!(
+            update_flags(&mut mem, root, 0x20_0000, PAGE_SIZE, |f| f, |_, page| changed.push(page)),
+            Err(PagingError::HugePageSplit)
+        );
+        assert_eq!(changed, []);
+        update_flags(
+            &mut mem,
+            root,
+            0x20_0000,
+            HUGE_PAGE_SIZE,
+            |f| PageFlags { pkey: 5, ..f },
+            |_, page| changed.push(page),
+        )
+        .unwrap();
+        assert_eq!(changed, [0x20_0000]);
         assert_eq!(translate(&mem, root, 0x20_0010).unwrap().1.pkey, 5);
-        assert_eq!(update_flags(&mut mem, root, 0x80_0000, PAGE_SIZE, |f| f), Err(PagingError::NotMapped));
+        assert_eq!(update_flags(&mut mem, root, 0x80_0000, PAGE_SIZE, |f| f, |_, _| {}), Err(PagingError::NotMapped));
     }
 
     #[test]
@@ -463,9 +488,15 @@ mod tests {
         let (mut mem, root) = setup();
         map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
         let mut freed = alloc::vec::Vec::new();
-        unmap(&mut mem, root, 0, 0x4000, |frame| freed.push(frame)).unwrap();
-        assert_eq!(freed, [0x9000, 0xa000]);
+        unmap(&mut mem, root, 0, 0x4000, |_, page, frame| freed.push((page, frame))).unwrap();
+        assert_eq!(freed, [(0x1000, 0x9000), (0x2000, 0xa000)]);
         assert_eq!(translate(&mem, root, 0x1000), None);
+        // A range ending inside a 2 MiB page changes nothing, not even the 4 KiB pages before it.
+        map(&mut mem, root, 0x1f_e000, 0x1000, 0x2000, RW_USER, false).unwrap();
+        map(&mut mem, root, 0x20_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
+        let result = unmap(&mut mem, root, 0x1f_e000, 0x3000, |_, page, _| panic!("unmapped {page:#x}"));
+        assert_eq!(result, Err(PagingError::HugePageSplit));
+        assert!(translate(&mem, root, 0x1f_e000).is_some());
     }
 
     #[test]
@@ -474,13 +505,23 @@ mod tests {
         map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
         map(&mut mem, root, 0x7f00_0000_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
         let all = LOWER_HALF_END - PAGE_SIZE;
-        let pages = mapped_pages(&mem, root, 0, all).unwrap();
+        let pages = mapped_pages(&mut mem, root, 0, all).unwrap();
         assert_eq!(pages, [(0x1000, PAGE_SIZE), (0x2000, PAGE_SIZE), (0x7f00_0000_0000, HUGE_PAGE_SIZE)]);
-        update_present_flags(&mut mem, root, 0, 0x10_0000, |f| PageFlags { writable: false, ..f }).unwrap();
+        let mut changed = alloc::vec::Vec::new();
+        update_present_flags(
+            &mut mem,
+            root,
+            0,
+            0x10_0000,
+            |f| PageFlags { writable: false, ..f },
+            |_, page| changed.push(page),
+        )
+        .unwrap();
+        assert_eq!(changed, [0x1000, 0x2000]);
         assert!(!translate(&mem, root, 0x2000).unwrap().1.writable);
         assert!(translate(&mem, root, 0x7f00_0000_0000).unwrap().1.writable);
         assert_eq!(
-            update_present_flags(&mut mem, root, 0x7f00_0000_0000, PAGE_SIZE, |f| f),
+            update_present_flags(&mut mem, root, 0x7f00_0000_0000, PAGE_SIZE, |f| f, |_, _| {}),
             Err(PagingError::HugePageSplit)
         );
     }
@@ -492,7 +533,7 @@ mod tests {
         let mapped = map_missing(&mut mem, root, 0x1000, 0x5000, RW_USER).unwrap();
         assert_eq!(mapped, 4);
         assert_eq!(translate(&mem, root, 0x3000).unwrap().0, 0x9000, "an existing page is left alone");
-        let pages = mapped_pages(&mem, root, 0, 0x10_0000).unwrap();
+        let pages = mapped_pages(&mut mem, root, 0, 0x10_0000).unwrap();
         assert_eq!(
             pages.iter().map(|(addr, _)| *addr).collect::<alloc::vec::Vec<_>>(),
             [0x1000, 0x2000, 0x3000, 0x4000, 0x5000]

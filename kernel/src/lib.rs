@@ -5,7 +5,7 @@
 //! address-space model) is plain `no_std + alloc` code that also builds and is tested on the host.
 //!
 //! The hardware side drives the syscall layer through [`Kernel`]: build it from a [`KernelConfig`],
-//! map the stack with [`Kernel::setup_stack`], then hand every SYSCALL to [`Kernel::syscall`] with a
+//! take on the stack the VMM prepared with [`Kernel::adopt_stack`], then hand every SYSCALL to [`Kernel::syscall`] with a
 //! [`Machine`] that copies app memory, maps pages and talks to the console. Every module outside `arch`
 //! forbids `unsafe`.
 #![no_std]
@@ -13,7 +13,6 @@
 extern crate alloc;
 
 pub mod errno;
-pub mod exec;
 pub mod fd;
 pub mod fs;
 pub mod machine;
@@ -21,11 +20,12 @@ pub mod mm;
 pub mod model;
 pub mod pipe;
 pub mod process;
+pub mod random;
 pub mod syscall;
 pub mod trace;
 pub mod user;
 
 pub use errno::Errno;
 pub use machine::{Fault, Machine, MapError};
-pub use process::{ConfigError, ImageInfo, Kernel, KernelConfig, Segment, SetupError, Uname};
+pub use process::{ConfigError, Kernel, KernelConfig, Segment, StackError, Uname};
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -5,16 +5,14 @@ use alloc::vec::Vec;
 
 use isolation::layout::{ProcessLayout, Span};
 use kernel_abi::{Stream, PERM_READ, PERM_WRITE};
-use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
 
-use crate::exec::{build_initial_stack, AuxvInputs, StackError};
 use crate::fd::{FdTable, FileKind, OpenFile};
 use crate::fs::archive::LoadError;
 use crate::fs::{FileSystem, NodeId, ROOT};
 use crate::machine::Machine;
 use crate::mm::{page_align_up, Vma, VmaKind, VmaList, PAGE_SIZE};
 use crate::pipe::Pipes;
+use crate::random::RandomStream;
 use crate::syscall::signal::SignalState;
 use crate::syscall::{O_RDONLY, O_WRONLY};
 
@@ -28,25 +26,25 @@ pub struct Segment {
 }
 
 /// What `uname` reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Uname {
-    pub sysname: Vec<u8>,
-    pub nodename: Vec<u8>,
-    pub release: Vec<u8>,
-    pub version: Vec<u8>,
-    pub machine: Vec<u8>,
-    pub domainname: Vec<u8>,
+    pub sysname: &'static [u8],
+    pub nodename: &'static [u8],
+    pub release: &'static [u8],
+    pub version: &'static [u8],
+    pub machine: &'static [u8],
+    pub domainname: &'static [u8],
 }
 
 impl Default for Uname {
     fn default() -> Self {
         Self {
-            sysname: b"Linux".to_vec(),
-            nodename: b"secure-run".to_vec(),
-            release: b"6.1.0-secure-run".to_vec(),
-            version: b"#1 SMP secure-run".to_vec(),
-            machine: b"x86_64".to_vec(),
-            domainname: b"(none)".to_vec(),
+            sysname: b"Linux",
+            nodename: b"secure-run",
+            release: b"6.1.0-secure-run",
+            version: b"#1 SMP secure-run",
+            machine: b"x86_64",
+            domainname: b"(none)",
         }
     }
 }
@@ -54,16 +52,16 @@ impl Default for Uname {
 /// Everything the kernel needs to know to run the app's syscalls.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Seeds the ChaCha20 generator behind AT_RANDOM, getrandom and /dev/urandom.
+    /// Keys the random stream behind getrandom and /dev/urandom.
     pub seed: [u8; 32],
+    /// The stream's first bytes, computed ahead by the VMM (see [`crate::random`]).
+    pub random_prefix: &'static [u8],
     /// Stack, brk and mmap spans (from `isolation::layout::plan_process_layout`).
     pub layout: ProcessLayout,
     /// The app's mapped segments.
     pub segments: Vec<Segment>,
     /// Ranges the app may never map (kernel image, physical map, boot structures): mmap refuses them.
     pub reserved: Vec<Span>,
-    pub argv: Vec<Vec<u8>>,
-    pub envp: Vec<Vec<u8>>,
     /// What `readlink("/proc/self/exe")` returns.
     pub exe_path: Vec<u8>,
     /// Captured standard input (fd 0), referenced, not copied.
@@ -88,11 +86,10 @@ impl KernelConfig {
     pub fn new(seed: [u8; 32], layout: ProcessLayout) -> Self {
         Self {
             seed,
+            random_prefix: &[],
             layout,
             segments: Vec::new(),
             reserved: Vec::new(),
-            argv: Vec::new(),
-            envp: Vec::new(),
             exe_path: Vec::new(),
             stdin: &[],
             files: &[],
@@ -113,7 +110,8 @@ pub enum ConfigError {
     BadSegment {
         start: u64,
     },
-    /// A layout span is unaligned or overlaps a segment or reserved range.
+    /// A layout span is unaligned, leaves the lower half, or overlaps another span, a segment or a
+    /// reserved range.
     BadLayout,
     Files(LoadError),
 }
@@ -128,22 +126,13 @@ impl core::fmt::Display for ConfigError {
     }
 }
 
-/// Why [`Kernel::setup_stack`] failed.
+/// Why [`Kernel::adopt_stack`] refused the initial stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetupError {
-    Stack(StackError),
-    /// The machine could not map or fill the stack.
+pub enum StackError {
+    /// The stack pointer or the AT_HWCAP slot lies outside the stack span, or is misaligned.
+    OutsideStack,
+    /// The machine could not record the stack or write the slot.
     Machine,
-}
-
-/// Where the app is and what its auxiliary vector reports.
-#[derive(Clone, Copy, Debug)]
-pub struct ImageInfo {
-    pub entry: u64,
-    pub phdr: u64,
-    pub phnum: u64,
-    pub phent: u64,
-    pub hwcap: u64,
 }
 
 /// Resource limits, indexed by `RLIMIT_*`.
@@ -159,7 +148,7 @@ pub struct Kernel {
     pub(crate) fds: FdTable,
     pub(crate) fs: FileSystem,
     pub(crate) pipes: Pipes,
-    pub(crate) rng: ChaCha20Rng,
+    pub(crate) rng: RandomStream,
     pub(crate) cwd: NodeId,
     pub(crate) umask: u32,
     pub(crate) rlimits: [(u64, u64); RLIMIT_COUNT],
@@ -172,8 +161,6 @@ pub struct Kernel {
     pub(crate) enforce_wx: bool,
     pub(crate) layout: ProcessLayout,
     pub(crate) reserved: Vec<(u64, u64)>,
-    pub(crate) argv: Vec<Vec<u8>>,
-    pub(crate) envp: Vec<Vec<u8>>,
     pub(crate) uname: Uname,
     pub(crate) memory_size: u64,
 }
@@ -187,7 +174,7 @@ fn aligned_span(span: &Span) -> bool {
 
 impl Kernel {
     /// Builds the process state: VMAs for the app's segments, the file system with the mounted files,
-    /// fds 0-2. The stack is mapped later by [`Kernel::setup_stack`].
+    /// fds 0-2. The stack joins later, through [`Kernel::adopt_stack`].
     pub fn new(config: KernelConfig) -> Result<Self, ConfigError> {
         let reserved: Vec<(u64, u64)> = config.reserved.iter().map(|s| (s.start, s.end())).collect();
         let mut vmas = VmaList::new();
@@ -206,12 +193,16 @@ impl Kernel {
             vmas.remove(start, end).map_err(|_| bad)?;
             vmas.insert(Vma { start, end, perms, kind: VmaKind::Image }).map_err(|_| bad)?;
         }
+        // The VMM planned these spans; they must still form a valid address space.
         let layout = config.layout;
-        for span in [layout.stack, layout.brk, layout.mmap] {
-            if !aligned_span(&span) || !vmas.is_free(span.start, span.end()) {
+        let spans = [layout.stack, layout.brk, layout.mmap];
+        for (i, span) in spans.iter().enumerate() {
+            if !aligned_span(span) || span.end() > isolation::paging::LOWER_HALF_END {
                 return Err(ConfigError::BadLayout);
             }
-            if reserved.iter().any(|&(s, e)| s < span.end() && span.start < e) {
+            let overlaps_other = spans[..i].iter().any(|other| other.start < span.end() && span.start < other.end());
+            let overlaps_reserved = reserved.iter().any(|&(s, e)| s < span.end() && span.start < e);
+            if overlaps_other || overlaps_reserved || !vmas.is_free(span.start, span.end()) {
                 return Err(ConfigError::BadLayout);
             }
         }
@@ -237,7 +228,7 @@ impl Kernel {
             fds,
             fs,
             pipes: Pipes::default(),
-            rng: ChaCha20Rng::from_seed(config.seed),
+            rng: RandomStream::new(config.seed, config.random_prefix),
             cwd: ROOT,
             umask: 0o022,
             rlimits,
@@ -250,38 +241,41 @@ impl Kernel {
             enforce_wx: config.enforce_wx,
             layout,
             reserved,
-            argv: config.argv,
-            envp: config.envp,
             uname: config.uname,
             memory_size: config.memory_size,
         })
     }
 
-    /// Maps the stack span read-write, writes argc/argv/envp/auxv at its top and returns the initial RSP
-    /// (16-byte aligned, pointing at argc).
-    pub fn setup_stack<M: Machine>(&mut self, m: &mut M, image: &ImageInfo) -> Result<u64, SetupError> {
+    /// Takes on the stack span, whose top holds the initial stack the VMM wrote (argc, argv, envp, auxv)
+    /// in pages it mapped from the stack pointer's page up: records the span as a read-write VMA, maps the
+    /// pages below those on demand, and writes `hwcap` into the AT_HWCAP slot. The stack pointer and the
+    /// slot must lie in the span.
+    pub fn adopt_stack<M: Machine>(
+        &mut self,
+        m: &mut M,
+        stack_pointer: u64,
+        hwcap_slot: u64,
+        hwcap: u64,
+    ) -> Result<(), StackError> {
         let stack = self.layout.stack;
-        m.map_anonymous(stack.start, stack.size, PERM_READ | PERM_WRITE).map_err(|_| SetupError::Machine)?;
+        let inside =
+            |addr: u64, len: u64| addr >= stack.start && addr.checked_add(len).is_some_and(|end| end <= stack.end());
+        if !stack_pointer.is_multiple_of(16)
+            || !inside(stack_pointer, 8)
+            || !hwcap_slot.is_multiple_of(8)
+            || !inside(hwcap_slot, 8)
+        {
+            return Err(StackError::OutsideStack);
+        }
+        let prepared = stack_pointer & !(PAGE_SIZE - 1);
+        if prepared > stack.start {
+            m.map_anonymous(stack.start, prepared - stack.start, PERM_READ | PERM_WRITE)
+                .map_err(|_| StackError::Machine)?;
+        }
         self.vmas
             .insert(Vma { start: stack.start, end: stack.end(), perms: PERM_READ | PERM_WRITE, kind: VmaKind::Stack })
-            .map_err(|_| SetupError::Machine)?;
-        let mut random = [0u8; 16];
-        self.rng.fill_bytes(&mut random);
-        let execfn = self.argv.first().cloned().unwrap_or_default();
-        let aux = AuxvInputs {
-            phdr: image.phdr,
-            phnum: image.phnum,
-            phent: image.phent,
-            entry: image.entry,
-            hwcap: image.hwcap,
-            random,
-            execfn: &execfn,
-        };
-        let max = usize::try_from(stack.size / 4).unwrap_or(usize::MAX);
-        let built =
-            build_initial_stack(stack.end() & !15, &self.argv, &self.envp, &aux, max).map_err(SetupError::Stack)?;
-        m.write_user(built.rsp, &built.bytes).map_err(|_| SetupError::Machine)?;
-        Ok(built.rsp)
+            .map_err(|_| StackError::Machine)?;
+        m.write_user(hwcap_slot, &hwcap.to_le_bytes()).map_err(|_| StackError::Machine)
     }
 
     /// Checks every internal invariant (VMAs sorted and disjoint, fd reference counts, file-system tree and

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod elf;
 pub mod exit;
 pub mod image;
+pub mod initial_stack;
 pub mod loader;
 pub mod mount;
 pub mod report;

@@ -16,12 +16,14 @@ use std::collections::BTreeMap;
 use isolation::layout::{self, ProcessLayout, Span, VmLayout, VmLayoutRequest};
 use isolation::paging::{self, PageFlags, PhysMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 use kernel_abi::{
-    BootInfo, IsolationMode, MappedRegion, PhysBlob, RegionKind, MAX_REGIONS, PERM_EXEC, PERM_READ, PERM_WRITE,
+    BootInfo, IsolationMode, MappedRegion, PhysBlob, RegionKind, VirtSpan, MAX_REGIONS, PERM_EXEC, PERM_READ,
+    PERM_WRITE, RANDOM_PREFIX_SIZE,
 };
-use rand_core::RngCore;
+use rand_core::{RngCore, SeedableRng};
 
 use crate::elf::{AppElf, KernelElf, Segment};
 use crate::image::{Chunk, MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use crate::initial_stack::{build_initial_stack, AuxvInputs};
 
 /// Why the guest's memory could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub enum LoadError {
     TooManyRegions,
     #[error("building the page tables failed: {0:?}")]
     Paging(paging::PagingError),
+    #[error("cannot build the app's initial stack: {0}")]
+    Stack(#[from] crate::initial_stack::StackError),
 }
 
 /// What to load.
@@ -183,13 +187,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
 
     let boot_info_phys = phys.alloc(std::mem::size_of::<BootInfo>() as u64)?;
 
-    // Argument strings: argv then envp, each NUL-terminated.
-    let mut args = Vec::new();
-    for string in request.argv.iter().chain(request.envp).map(Vec::as_slice).chain([request.exe_path]) {
-        args.extend_from_slice(string);
-        args.push(0);
-    }
-    let args_phys = phys.alloc(args.len() as u64)?;
+    let exe_path_phys = phys.alloc(request.exe_path.len() as u64)?;
 
     // The kernel, relocated for its virtual base, contiguous in physical memory.
     let kernel_base = layout.kernel.start;
@@ -258,7 +256,14 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
 
     let stdin_phys = phys.alloc(request.stdin.len() as u64)?;
     let files_phys = phys.alloc(request.files.len() as u64)?;
-    for (at, bytes) in [(args_phys, &args[..]), (stdin_phys, request.stdin), (files_phys, request.files)] {
+    let random = random_prefix(kernel_seed);
+    let random_phys = phys.alloc(random.len() as u64)?;
+    for (at, bytes) in [
+        (exe_path_phys, request.exe_path),
+        (stdin_phys, request.stdin),
+        (files_phys, request.files),
+        (random_phys, &random[..]),
+    ] {
         if !bytes.is_empty() {
             chunks.push(Chunk { guest_phys: at, bytes: bytes.to_vec() });
         }
@@ -288,6 +293,27 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         return Err(LoadError::TooManyRegions);
     }
 
+    // The process: stack, brk and mmap spans, and the initial stack at the stack's top, in frames of its
+    // own (the rest of the stack, brk and mmap are backed by the kernel on first touch).
+    let process = layout::plan_guest_process(&regions, kernel_seed, request.aslr).map_err(LoadError::Layout)?;
+    let relocate = |vaddr: u64| app.runtime_address(vaddr, app_base).unwrap_or(0);
+    let app_entry = relocate(app.entry);
+    let aux = AuxvInputs {
+        phdr: relocate(app.phdr_vaddr),
+        phnum: app.phnum,
+        phent: app.phent,
+        entry: app_entry,
+        random: at_random(kernel_seed),
+        execfn: request.argv.first().map(Vec::as_slice).unwrap_or_default(),
+    };
+    let max_size = usize::try_from(process.stack.size / 4).unwrap_or(usize::MAX);
+    let stack = build_initial_stack(process.stack.end(), request.argv, request.envp, &aux, max_size)?;
+    let stack_pages = page_span(stack.rsp, stack.bytes.len() as u64);
+    let stack_phys = phys.alloc(stack_pages.size)?;
+    chunks.push(Chunk { guest_phys: stack_phys + (stack.rsp - stack_pages.start), bytes: stack.bytes });
+    let stack_flags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
+    mappings.push((stack_pages, stack_phys, stack_flags, false));
+
     let mut tables = TableBuilder { frames: BTreeMap::new(), allocator: phys };
     let root = tables.alloc_zeroed_frame().ok_or(LoadError::OutOfMemory { needed_mib: memory_size >> 20 })?;
     for (span, phys_start, flags, huge) in &mappings {
@@ -306,7 +332,6 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     let mut info = BootInfo::empty();
     info.isolation = request.isolation as u32;
     info.flags = if request.trace_syscalls { kernel_abi::FLAG_TRACE_SYSCALLS } else { 0 }
-        | if request.aslr { kernel_abi::FLAG_ASLR } else { 0 }
         | if request.strict_inspection { kernel_abi::FLAG_STRICT_INSPECTION } else { 0 };
     info.memory_size = memory_size;
     info.physmap_base = layout.physmap.start;
@@ -314,26 +339,25 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     info.free_phys_start = free_start;
     info.free_phys_end = memory_size;
     info.kernel_virt_base = kernel_base;
-    let relocate = |vaddr: u64| app.runtime_address(vaddr, app_base).unwrap_or(0);
-    info.app_entry = relocate(app.entry);
-    info.app_load_bias = app_base.wrapping_sub(app.span.start);
-    info.app_phdr = relocate(app.phdr_vaddr);
-    info.app_phnum = app.phnum;
-    info.app_phent = app.phent;
-    info.args = PhysBlob { phys_start: args_phys, size: args.len() as u64 };
-    info.argc = request.argv.len() as u64;
-    info.envc = request.envp.len() as u64;
+    info.app_entry = app_entry;
+    info.stack_pointer = stack.rsp;
+    info.hwcap_slot = stack.hwcap_slot;
+    info.exe_path = PhysBlob { phys_start: exe_path_phys, size: request.exe_path.len() as u64 };
     info.stdin = PhysBlob { phys_start: stdin_phys, size: request.stdin.len() as u64 };
     info.files = PhysBlob { phys_start: files_phys, size: request.files.len() as u64 };
     info.seed = kernel_seed;
     info.tsc_khz = request.tsc_khz;
     info.boot_unix_ns = request.boot_unix_ns;
+    let virt = |span: Span| VirtSpan { start: span.start, size: span.size };
+    info.stack = virt(process.stack);
+    info.brk = virt(process.brk);
+    info.mmap = virt(process.mmap);
+    info.random = PhysBlob { phys_start: random_phys, size: random.len() as u64 };
     info.region_count = regions.len() as u64;
     info.regions[..regions.len()].copy_from_slice(&regions);
     chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info) });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
 
-    let process = layout::plan_guest_process(&regions, kernel_seed, request.aslr).map_err(LoadError::Layout)?;
     let mpk = request.isolation == IsolationMode::Mpk;
     let mut reports: Vec<RegionReport> = regions
         .iter()
@@ -380,6 +404,28 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     })
 }
 
+/// The first [`RANDOM_PREFIX_SIZE`] bytes of the kernel's random stream (ChaCha20 keyed by the kernel
+/// seed, stream 0): computed here because a ChaCha20 block costs milliseconds in a guest whose kernel
+/// code is emulated (nested KVM), and boot needs AT_RANDOM before anything else.
+fn random_prefix(kernel_seed: [u8; 32]) -> Vec<u8> {
+    let mut bytes = vec![0; RANDOM_PREFIX_SIZE];
+    rand_chacha::ChaCha20Rng::from_seed(kernel_seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// The ChaCha20 stream of the kernel seed that AT_RANDOM comes from: stream 0 is the kernel's (getrandom,
+/// /dev/urandom), stream 1 the process layout's (`isolation::layout::LAYOUT_STREAM`).
+const AT_RANDOM_STREAM: u64 = 2;
+
+/// The 16 bytes AT_RANDOM points at (the C library's stack-protector and pointer-guard seed).
+fn at_random(kernel_seed: [u8; 32]) -> [u8; 16] {
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(kernel_seed);
+    rng.set_stream(AT_RANDOM_STREAM);
+    let mut bytes = [0; 16];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
 /// The boot info's bytes as the kernel reads them (`#[repr(C)]`, little-endian, no padding holes).
 fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of::<BootInfo>());
@@ -394,14 +440,10 @@ fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
         info.free_phys_end,
         info.kernel_virt_base,
         info.app_entry,
-        info.app_load_bias,
-        info.app_phdr,
-        info.app_phnum,
-        info.app_phent,
-        info.args.phys_start,
-        info.args.size,
-        info.argc,
-        info.envc,
+        info.stack_pointer,
+        info.hwcap_slot,
+        info.exe_path.phys_start,
+        info.exe_path.size,
         info.stdin.phys_start,
         info.stdin.size,
         info.files.phys_start,
@@ -411,7 +453,20 @@ fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
         out.extend_from_slice(&word.to_le_bytes());
     }
     out.extend_from_slice(&info.seed);
-    for word in [info.tsc_khz, info.boot_unix_ns, info.boot_tsc, info.region_count] {
+    for word in [
+        info.tsc_khz,
+        info.boot_unix_ns,
+        info.boot_tsc,
+        info.stack.start,
+        info.stack.size,
+        info.brk.start,
+        info.brk.size,
+        info.mmap.start,
+        info.mmap.size,
+        info.random.phys_start,
+        info.random.size,
+        info.region_count,
+    ] {
         out.extend_from_slice(&word.to_le_bytes());
     }
     for region in &info.regions {
@@ -440,12 +495,16 @@ mod tests {
         info.region_count = 1;
         info.regions[0] = MappedRegion { virt_start: 7, size: 8, phys_start: 9, kind: 5, perms: 3 };
         info.seed[0] = 0xab;
+        info.mmap = VirtSpan { start: 0x5000, size: 0x6000 };
+        info.random = PhysBlob { phys_start: 0x7000, size: 0x1000 };
         let bytes = boot_info_bytes(&info);
         assert_eq!(bytes.len(), std::mem::size_of::<BootInfo>());
         let word = |offset: usize| u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap());
         assert_eq!(word(offset_of!(BootInfo, magic)), kernel_abi::BOOT_INFO_MAGIC);
         assert_eq!(word(offset_of!(BootInfo, tsc_khz)), 0x1122);
         assert_eq!(word(offset_of!(BootInfo, region_count)), 1);
+        assert_eq!(word(offset_of!(BootInfo, mmap) + offset_of!(VirtSpan, size)), 0x6000);
+        assert_eq!(word(offset_of!(BootInfo, random)), 0x7000);
         assert_eq!(bytes[offset_of!(BootInfo, seed)], 0xab);
         let region = offset_of!(BootInfo, regions);
         assert_eq!(word(region + offset_of!(MappedRegion, phys_start)), 9);

@@ -24,7 +24,7 @@ pub const QEMU_EXIT_STATUS: i32 = ((EXIT_PORT_VALUE as i32) << 1) | 1;
 /// `"SECRUN01"` little-endian: the first field of [`BootInfo`].
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SECRUN01");
 /// Bumped on every incompatible change of [`BootInfo`]; the kernel refuses any other value.
-pub const BOOT_INFO_VERSION: u32 = 1;
+pub const BOOT_INFO_VERSION: u32 = 2;
 
 /// The streams multiplexed over [`CONSOLE_PORT`].
 #[repr(u8)]
@@ -186,6 +186,19 @@ pub struct PhysBlob {
 }
 const _: () = assert!(size_of::<PhysBlob>() == 16);
 
+/// A range of guest-virtual addresses `[start, start + size)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtSpan {
+    pub start: u64,
+    pub size: u64,
+}
+const _: () = assert!(size_of::<VirtSpan>() == 16);
+
+/// How many bytes of the kernel's random stream the VMM computes ahead ([`BootInfo::random`]): enough for
+/// AT_RANDOM and a C library's start-up `getrandom` calls, so booting needs no ChaCha20 block in the guest.
+pub const RANDOM_PREFIX_SIZE: usize = 4096;
+
 /// What the VMM tells the kernel at boot. Lives in guest memory; its physical address comes in RDI
 /// (as a virtual address inside the physical map) when the kernel's entry point runs.
 #[repr(C)]
@@ -195,7 +208,7 @@ pub struct BootInfo {
     pub version: u32,
     /// An [`IsolationMode`] value.
     pub isolation: u32,
-    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_ASLR`].
+    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_STRICT_INSPECTION`].
     pub flags: u64,
     /// Guest-physical memory size in bytes (RAM starts at 0).
     pub memory_size: u64,
@@ -210,22 +223,20 @@ pub struct BootInfo {
     pub kernel_virt_base: u64,
     /// The app's entry point (virtual, after relocation).
     pub app_entry: u64,
-    /// The app's load bias (0 for ET_EXEC).
-    pub app_load_bias: u64,
-    /// Virtual address of the app's program headers (for AT_PHDR), their count and entry size.
-    pub app_phdr: u64,
-    pub app_phnum: u64,
-    pub app_phent: u64,
-    /// NUL-terminated strings: `argc` arguments, `envc` `K=V` environment strings, then the app's absolute
-    /// path (what `/proc/self/exe` names).
-    pub args: PhysBlob,
-    pub argc: u64,
-    pub envc: u64,
+    /// The app's initial stack pointer. The VMM wrote the initial stack (argc, argv, envp, auxv, strings)
+    /// at the top of [`Self::stack`], as Linux's execve would have, and mapped the pages from this
+    /// pointer's page to the stack's end.
+    pub stack_pointer: u64,
+    /// The virtual address of the AT_HWCAP value in that stack: the one entry only the CPU knows, which
+    /// the kernel fills in (CPUID.1:EDX).
+    pub hwcap_slot: u64,
+    /// The app's absolute path (what `/proc/self/exe` names), without a NUL.
+    pub exe_path: PhysBlob,
     /// Captured standard input.
     pub stdin: PhysBlob,
     /// Packed files of `--mount` (format owned by the kernel's file system and the VMM's packer).
     pub files: PhysBlob,
-    /// Seeds the kernel's CSPRNG (stack/brk/mmap bases, AT_RANDOM, getrandom).
+    /// Keys the kernel's random stream (ChaCha20, stream 0: getrandom, /dev/urandom).
     pub seed: [u8; 32],
     /// The TSC frequency in kHz (0 if unknown).
     pub tsc_khz: u64,
@@ -233,13 +244,20 @@ pub struct BootInfo {
     pub boot_unix_ns: u64,
     /// The TSC value that corresponds to `boot_unix_ns` (0: the kernel reads the TSC at entry).
     pub boot_tsc: u64,
+    /// The app's stack, brk area and mmap area, planned by the VMM (`isolation::layout::plan_guest_process`);
+    /// the kernel validates them against the regions before use.
+    pub stack: VirtSpan,
+    pub brk: VirtSpan,
+    pub mmap: VirtSpan,
+    /// The first bytes of the kernel's random stream, computed by the VMM from `seed` (a multiple of 4
+    /// bytes; the kernel continues the same stream in ChaCha20 once they are used up).
+    pub random: PhysBlob,
     pub region_count: u64,
     pub regions: [MappedRegion; MAX_REGIONS],
 }
-const _: () = assert!(size_of::<BootInfo>() == 240 + 32 * MAX_REGIONS);
+const _: () = assert!(size_of::<BootInfo>() == 272 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
-pub const FLAG_ASLR: u64 = 2;
 /// Refuse every forbidden instruction in app code, also those the kernel's configuration neutralizes.
 pub const FLAG_STRICT_INSPECTION: u64 = 4;
 
@@ -258,19 +276,19 @@ impl BootInfo {
             free_phys_end: 0,
             kernel_virt_base: 0,
             app_entry: 0,
-            app_load_bias: 0,
-            app_phdr: 0,
-            app_phnum: 0,
-            app_phent: 0,
-            args: PhysBlob { phys_start: 0, size: 0 },
-            argc: 0,
-            envc: 0,
+            stack_pointer: 0,
+            hwcap_slot: 0,
+            exe_path: PhysBlob { phys_start: 0, size: 0 },
             stdin: PhysBlob { phys_start: 0, size: 0 },
             files: PhysBlob { phys_start: 0, size: 0 },
             seed: [0; 32],
             tsc_khz: 0,
             boot_unix_ns: 0,
             boot_tsc: 0,
+            stack: VirtSpan { start: 0, size: 0 },
+            brk: VirtSpan { start: 0, size: 0 },
+            mmap: VirtSpan { start: 0, size: 0 },
+            random: PhysBlob { phys_start: 0, size: 0 },
             region_count: 0,
             regions: [MappedRegion { virt_start: 0, size: 0, phys_start: 0, kind: 0, perms: 0 }; MAX_REGIONS],
         }

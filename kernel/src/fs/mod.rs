@@ -73,29 +73,41 @@ fn to_u64(value: usize) -> u64 {
 
 impl FileSystem {
     /// The standard tree without mounts; `capacity` bounds owned file data in bytes.
+    ///
+    /// Built node by node rather than through [`Self::create`]: the names are fixed and valid, and boot
+    /// pays for every instruction where kernel code is emulated. `standard_tree_matches_create` checks that
+    /// the result is what `create` would have built.
     pub fn new(archive: &'static [u8], exe_path: &[u8], capacity: u64, now_ns: u64) -> Self {
-        let mut fs = Self { nodes: Vec::new(), free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
-        let root = fs.fresh_node(ROOT, 0o755, NodeKind::Directory(BTreeMap::new()), now_ns);
-        fs.nodes.push(Some(root));
-        // These cannot fail on an empty tree; ignore the results rather than panic.
-        let _ = fs.create(ROOT, b"tmp", NodeKind::Directory(BTreeMap::new()), 0o1777, now_ns);
-        if let Ok(dev) = fs.create(ROOT, b"dev", NodeKind::Directory(BTreeMap::new()), 0o755, now_ns) {
-            for (name, device) in [
-                (&b"null"[..], Device::Null),
-                (b"zero", Device::Zero),
-                (b"urandom", Device::Random),
-                (b"random", Device::Random),
-            ] {
-                let _ = fs.create(dev, name, NodeKind::Device(device), 0o666, now_ns);
+        // Room for the standard tree and a few mounts without regrowing (each move of the table is a copy).
+        let nodes = Vec::with_capacity(32);
+        let mut fs = Self { nodes, free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
+        let directory = |entries: &[(&[u8], NodeId)]| {
+            // Inserts, not `collect` (which sorts a temporary vector first).
+            let mut map = BTreeMap::new();
+            for &(name, id) in entries {
+                map.insert(name.to_vec(), id);
             }
-            fs.set_read_only(dev);
-        }
-        if let Ok(proc) = fs.create(ROOT, b"proc", NodeKind::Directory(BTreeMap::new()), 0o555, now_ns) {
-            if let Ok(this) = fs.create(proc, b"self", NodeKind::Directory(BTreeMap::new()), 0o555, now_ns) {
-                let _ = fs.create(this, b"exe", NodeKind::Symlink(exe_path.to_vec()), 0o777, now_ns);
-                fs.set_read_only(this);
-            }
-            fs.set_read_only(proc);
+            NodeKind::Directory(map)
+        };
+        // (parent, mode, read-only, kind); a node's id is its index, the root's is ROOT (0).
+        let tree: [(NodeId, u32, bool, NodeKind); 10] = [
+            (ROOT, 0o755, false, directory(&[(&b"tmp"[..], 1), (b"dev", 2), (b"proc", 7)])),
+            (ROOT, 0o1777, false, directory(&[])),
+            (ROOT, 0o755, true, directory(&[(&b"null"[..], 3), (b"zero", 4), (b"urandom", 5), (b"random", 6)])),
+            (2, 0o666, false, NodeKind::Device(Device::Null)),
+            (2, 0o666, false, NodeKind::Device(Device::Zero)),
+            (2, 0o666, false, NodeKind::Device(Device::Random)),
+            (2, 0o666, false, NodeKind::Device(Device::Random)),
+            (ROOT, 0o555, true, directory(&[(b"self", 8)])),
+            (7, 0o555, true, directory(&[(b"exe", 9)])),
+            (8, 0o777, false, NodeKind::Symlink(exe_path.to_vec())),
+        ];
+        // A symlink's target counts towards the capacity, as in `create`.
+        fs.used_bytes = to_u64(exe_path.len());
+        for (parent, mode, read_only, kind) in tree {
+            let mut node = fs.fresh_node(parent, mode, kind, now_ns);
+            node.read_only = read_only;
+            fs.nodes.push(Some(node));
         }
         fs
     }

@@ -73,3 +73,34 @@ fn archive_conflicts_are_errors() {
     let mut fs = FileSystem::new(b"garbage-garbage-garbage", b"", 1 << 20, 0);
     assert!(matches!(fs.load_archive(0), Err(archive::LoadError::Malformed(_))));
 }
+
+/// `FileSystem::new` builds the standard tree directly; it must be exactly what `create` builds.
+#[test]
+fn standard_tree_matches_create() {
+    let now = 1_234;
+    let mut expected = FileSystem::new(&[], b"", 1 << 20, now);
+    expected.nodes.truncate(1);
+    expected.next_ino = 2;
+    if let Some(NodeKind::Directory(entries)) = expected.node_mut(ROOT).map(|root| &mut root.kind) {
+        entries.clear();
+    }
+    let directory = || NodeKind::Directory(BTreeMap::new());
+    let read_only = |fs: &mut FileSystem, id| fs.node_mut(id).unwrap().read_only = true;
+    let fs = &mut expected;
+    fs.create(ROOT, b"tmp", directory(), 0o1777, now).unwrap();
+    let dev = fs.create(ROOT, b"dev", directory(), 0o755, now).unwrap();
+    for (name, device) in [(&b"null"[..], Device::Null), (b"zero", Device::Zero), (b"urandom", Device::Random)] {
+        fs.create(dev, name, NodeKind::Device(device), 0o666, now).unwrap();
+    }
+    fs.create(dev, b"random", NodeKind::Device(Device::Random), 0o666, now).unwrap();
+    read_only(fs, dev);
+    let proc = fs.create(ROOT, b"proc", directory(), 0o555, now).unwrap();
+    let this = fs.create(proc, b"self", directory(), 0o555, now).unwrap();
+    fs.create(this, b"exe", NodeKind::Symlink(b"/bin/app".to_vec()), 0o777, now).unwrap();
+    read_only(fs, this);
+    read_only(fs, proc);
+
+    let built = FileSystem::new(&[], b"/bin/app", 1 << 20, now);
+    assert_eq!(alloc::format!("{built:?}"), alloc::format!("{expected:?}"));
+    built.check_invariants().unwrap();
+}

@@ -4,8 +4,6 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use rand_core::RngCore;
-
 use super::{
     count, int_arg, Stop, SysResult, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_PATH,
     O_RDONLY, O_RDWR, O_WRONLY,

@@ -3,8 +3,6 @@
 
 use alloc::vec;
 
-use rand_core::RngCore;
-
 use super::{int_arg, nr, SysResult, CHUNK};
 use crate::errno::Errno;
 use crate::machine::Machine;
@@ -55,12 +53,12 @@ impl Kernel {
     pub(crate) fn sys_uname<M: Machine>(&mut self, m: &mut M, buf: u64) -> SysResult {
         let mut raw = [0u8; 6 * 65];
         let fields = [
-            &self.uname.sysname,
-            &self.uname.nodename,
-            &self.uname.release,
-            &self.uname.version,
-            &self.uname.machine,
-            &self.uname.domainname,
+            self.uname.sysname,
+            self.uname.nodename,
+            self.uname.release,
+            self.uname.version,
+            self.uname.machine,
+            self.uname.domainname,
         ];
         for (slot, field) in raw.chunks_exact_mut(65).zip(fields) {
             let n = field.len().min(64);

@@ -62,7 +62,6 @@ impl Harness {
             Segment { start: SCRATCH, len: SCRATCH_LEN, perms: PERM_READ | PERM_WRITE },
         ];
         config.reserved = vec![Span::new(0x7e00_0000_0000, 1 << 30)];
-        config.argv = vec![b"/app".to_vec(), b"arg".to_vec()];
         config.exe_path = b"/app".to_vec();
         config.stdin = b"input line\n";
         config.files = archive();
@@ -810,15 +809,19 @@ fn trace_lines() {
 }
 
 #[test]
-fn initial_stack_is_written_and_mapped() {
-    let mut h = Harness::with(|c| c.envp = vec![b"HOME=/".to_vec()]);
-    let image = crate::process::ImageInfo { entry: TEXT, phdr: TEXT + 64, phnum: 2, phent: 56, hwcap: 0 };
-    let rsp = h.k.setup_stack(&mut h.m, &image).unwrap();
-    assert_eq!(rsp % 16, 0);
-    assert_eq!(h.u64_at(rsp), 2);
-    let argv0 = h.u64_at(rsp + 8);
-    assert_eq!(h.read(argv0, 5), b"/app\0");
-    assert!(h.k.vmas().covers(rsp, 8, PERM_READ | PERM_WRITE));
+fn the_vmm_stack_is_adopted_and_hwcap_filled_in() {
+    let mut h = Harness::new();
+    let stack = layout().stack;
+    // The VMM mapped the top page and wrote the initial stack there.
+    let top_page = stack.end() - 4096;
+    h.m.premap(top_page, 4096, PERM_READ | PERM_WRITE);
+    let (rsp, slot) = (stack.end() - 256, stack.end() - 128);
+    for (rsp, slot) in [(stack.start - 16, slot), (rsp, stack.end()), (rsp + 8, slot), (rsp, slot + 4)] {
+        assert_eq!(h.k.adopt_stack(&mut h.m, rsp, slot, 0xbfeb_fbff), Err(crate::StackError::OutsideStack));
+    }
+    h.k.adopt_stack(&mut h.m, rsp, slot, 0xbfeb_fbff).unwrap();
+    assert_eq!(h.u64_at(slot), 0xbfeb_fbff);
+    assert!(h.k.vmas().covers(stack.start, stack.size, PERM_READ | PERM_WRITE));
     h.k.check_invariants().unwrap();
 }
 

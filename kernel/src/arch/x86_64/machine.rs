@@ -10,11 +10,11 @@
 
 use alloc::vec::Vec;
 
-use isolation::layout::Span;
+use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{fault, PageFlags, PAGE_SIZE};
 use kernel::mm::vma::{Vma, VmaKind, VmaList};
-use kernel::{ImageInfo, Kernel, KernelConfig, MapError, Segment, SyscallResult};
-use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_ASLR, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
+use kernel::{Kernel, KernelConfig, MapError, Segment, SyscallResult};
+use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
 
 use super::idt::TrapFrame;
 use super::start::{fatal, BootState};
@@ -75,9 +75,15 @@ fn phys_slice(phys_start: u64, size: u64) -> &'static [u8] {
 
 /// Builds the process from the boot info and maps its initial stack; returns where the app starts.
 pub fn start_process(state: &BootState) -> AppStart {
-    let info = &state.info;
-    let process = isolation::layout::plan_guest_process(info.regions(), info.seed, info.flags & FLAG_ASLR != 0)
-        .unwrap_or_else(|_| fatal("no room for the app's stack, brk and mmap area"));
+    let info = state.info;
+    let span = |span: kernel_abi::VirtSpan| Span::new(span.start, span.size);
+    // The VMM planned the spans (and reports their entropy); `Kernel::new` validates them.
+    let process = ProcessLayout {
+        stack: span(info.stack),
+        brk: span(info.brk),
+        mmap: span(info.mmap),
+        entropy: Default::default(),
+    };
     let mut config = KernelConfig::new(info.seed, process);
     for region in info.regions() {
         let span = Span::new(region.virt_start, region.size);
@@ -87,27 +93,17 @@ pub fn start_process(state: &BootState) -> AppStart {
             config.reserved.push(span);
         }
     }
-    let args = phys_slice(info.args.phys_start, info.args.size);
-    let mut strings = args.split(|byte| *byte == 0).map(<[u8]>::to_vec);
-    config.argv = strings.by_ref().take(info.argc as usize).collect();
-    config.envp = strings.by_ref().take(info.envc as usize).collect();
-    config.exe_path = strings
-        .next()
-        .filter(|path| path.starts_with(b"/"))
-        .unwrap_or_else(|| config.argv.first().cloned().unwrap_or_default());
+    config.exe_path = phys_slice(info.exe_path.phys_start, info.exe_path.size).to_vec();
+    config.random_prefix = phys_slice(info.random.phys_start, info.random.size);
     config.stdin = phys_slice(info.stdin.phys_start, info.stdin.size);
     config.files = phys_slice(info.files.phys_start, info.files.size);
     config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
     config.enforce_wx = state.mode == IsolationMode::Mpk;
     config.memory_size = info.memory_size;
     config.boot_realtime_ns = info.boot_unix_ns;
-    let mut kernel = match Kernel::new(config) {
-        Ok(kernel) => kernel,
-        Err(_) => fatal("the boot info's regions do not form a valid process"),
-    };
     let features = core::arch::x86_64::__cpuid(1);
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
-    let mut machine = ArchMachine {
+    let machine = ArchMachine {
         tsc_at_boot: state.tsc_at_boot,
         tsc_khz: if info.tsc_khz == 0 { 1_000_000 } else { info.tsc_khz },
         boot_unix_ns: info.boot_unix_ns,
@@ -115,18 +111,19 @@ pub fn start_process(state: &BootState) -> AppStart {
         strict_inspection: info.flags & kernel_abi::FLAG_STRICT_INSPECTION != 0,
         fsgsbase: leaf7.ebx & 1 != 0,
     };
-    let image = ImageInfo {
-        entry: info.app_entry,
-        phdr: info.app_phdr,
-        phnum: info.app_phnum,
-        phent: info.app_phent,
-        hwcap: u64::from(features.edx),
+    let Ok(kernel) = Kernel::new(config) else {
+        fatal("the boot info's regions and process layout do not form a valid process")
     };
-    let stack_pointer =
-        kernel.setup_stack(&mut machine, &image).unwrap_or_else(|_| fatal("cannot set up the app's stack"));
+    // Straight into its static: the process state is moved once (a copy costs real time where kernel code
+    // is emulated).
     // SAFETY: boot runs alone; nothing else holds the process yet.
-    unsafe { *PROCESS.get() = Some((kernel, machine)) };
-    AppStart { entry: info.app_entry, stack_pointer }
+    let (kernel, machine) = unsafe { PROCESS.get() }.insert((kernel, machine));
+    // AT_HWCAP: CPUID.1:EDX, as Linux reports it; the VMM left its slot in the initial stack for us.
+    let hwcap = u64::from(features.edx);
+    if kernel.adopt_stack(machine, info.stack_pointer, info.hwcap_slot, hwcap).is_err() {
+        fatal("the boot info's initial stack lies outside the stack span");
+    }
+    AppStart { entry: info.app_entry, stack_pointer: info.stack_pointer }
 }
 
 /// RFLAGS bits an app may keep across a syscall: CF, PF, AF, ZF, SF, TF, IF, DF, OF, AC, ID (never

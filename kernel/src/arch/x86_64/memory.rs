@@ -8,12 +8,39 @@
 use alloc::vec::Vec;
 
 use isolation::paging::{self, PageFlags, PhysMemory, PAGE_SIZE};
-use linked_list_allocator::LockedHeap;
+use kernel_heap::SizeClassHeap;
 
+use super::registers::invalidate_page;
 use super::sync::CpuLocal;
 
+/// The kernel heap (see `kernel_heap`: a few instructions per small allocation, which matters where kernel
+/// code is emulated).
+struct KernelHeap(CpuLocal<SizeClassHeap>);
+
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: KernelHeap = KernelHeap(CpuLocal::new(SizeClassHeap::empty()));
+
+// SAFETY: kernel code runs one entry at a time (see `CpuLocal`) and no allocator call nests in another:
+// each method takes the heap for its own duration only.
+unsafe impl core::alloc::GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: see the impl.
+        let heap = unsafe { self.0.get() };
+        heap.allocate(layout).map_or(core::ptr::null_mut(), |block| block.as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        let Some(block) = core::ptr::NonNull::new(ptr) else { return };
+        // SAFETY: see the impl; the caller passes a block of this allocator with its layout.
+        unsafe { self.0.get().deallocate(block, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: core::alloc::Layout, new_size: usize) -> *mut u8 {
+        let Some(block) = core::ptr::NonNull::new(ptr) else { return core::ptr::null_mut() };
+        // SAFETY: see the impl; the caller passes a block of this allocator with its layout.
+        unsafe { self.0.get().reallocate(block, layout, new_size) }.map_or(core::ptr::null_mut(), |new| new.as_ptr())
+    }
+}
 
 /// The largest kernel heap; the rest of free memory backs the app.
 const MAX_HEAP: u64 = 64 << 20;
@@ -50,8 +77,9 @@ pub unsafe fn memory() -> &'static mut PhysicalMemory {
 pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, free_start: u64, free_end: u64) {
     let free = free_end.saturating_sub(free_start);
     let heap_size = (free / 4).min(MAX_HEAP) & !(PAGE_SIZE - 1);
-    // SAFETY: the range is unused RAM, mapped writable by the physical map, handed to the heap once.
-    unsafe { HEAP.lock().init((physmap_base + free_start) as *mut u8, heap_size as usize) };
+    // SAFETY: the range is unused RAM, mapped writable by the physical map, handed to the heap once, at
+    // boot, before anything allocates.
+    unsafe { HEAP.0.get().init((physmap_base + free_start) as *mut u8, heap_size as usize) };
     let memory = PhysicalMemory {
         physmap_base,
         memory_size,
@@ -115,30 +143,12 @@ impl PhysicalMemory {
         paging::map_missing(self, root, virt, size, flags)
     }
 
-    /// Runs `change` on the page tables, then drops the cached translations of the pages that were
-    /// mapped in `[virt, virt + size)` before it.
-    fn change_and_flush(
-        &mut self,
-        virt: u64,
-        size: u64,
-        change: impl FnOnce(&mut Self, u64) -> Result<(), paging::PagingError>,
-    ) -> Result<(), paging::PagingError> {
-        let root = self.page_table_root;
-        let pages = paging::mapped_pages(self, root, virt, size)?;
-        change(self, root)?;
-        flush_pages(&pages);
-        Ok(())
-    }
-
     /// Removes the mappings of `[virt, virt + size)` and frees their frames.
     pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
-        self.change_and_flush(virt, size, |memory, root| {
-            let mut freed = Vec::new();
-            paging::unmap(memory, root, virt, size, |frame| freed.push(frame))?;
-            for frame in freed {
-                memory.free_frame(frame);
-            }
-            Ok(())
+        let root = self.page_table_root;
+        paging::unmap(self, root, virt, size, |memory, page, frame| {
+            invalidate_page(page);
+            memory.free_frame(frame);
         })
     }
 
@@ -149,12 +159,14 @@ impl PhysicalMemory {
         size: u64,
         change: impl FnMut(PageFlags) -> PageFlags,
     ) -> Result<(), paging::PagingError> {
-        self.change_and_flush(virt, size, |memory, root| paging::update_present_flags(memory, root, virt, size, change))
+        let root = self.page_table_root;
+        paging::update_present_flags(self, root, virt, size, change, |_, page| invalidate_page(page))
     }
 
     /// The mapped pages of `[virt, virt + size)`.
-    pub fn mapped_pages(&self, virt: u64, size: u64) -> Vec<(u64, u64)> {
-        paging::mapped_pages(self, self.page_table_root, virt, size).unwrap_or_default()
+    pub fn mapped_pages(&mut self, virt: u64, size: u64) -> Vec<(u64, u64)> {
+        let root = self.page_table_root;
+        paging::mapped_pages(self, root, virt, size).unwrap_or_default()
     }
 
     pub fn memory_size(&self) -> u64 {
@@ -163,7 +175,8 @@ impl PhysicalMemory {
 
     /// Removes the mappings of `[virt, virt + size)` without freeing the frames (memory the VMM placed).
     pub fn unmap_keep_frames(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
-        self.change_and_flush(virt, size, |memory, root| paging::unmap(memory, root, virt, size, |_| {}))
+        let root = self.page_table_root;
+        paging::unmap(self, root, virt, size, |_, page, _| invalidate_page(page))
     }
 
     pub fn update_flags(
@@ -172,7 +185,8 @@ impl PhysicalMemory {
         size: u64,
         change: impl FnMut(PageFlags) -> PageFlags,
     ) -> Result<(), paging::PagingError> {
-        self.change_and_flush(virt, size, |memory, root| paging::update_flags(memory, root, virt, size, change))
+        let root = self.page_table_root;
+        paging::update_flags(self, root, virt, size, change, |_, page| invalidate_page(page))
     }
 
     pub fn translate(&self, virt: u64) -> Option<(u64, PageFlags)> {
@@ -191,13 +205,6 @@ impl PhysMemory for PhysicalMemory {
     }
     fn alloc_zeroed_frame(&mut self) -> Option<u64> {
         self.alloc_frame()
-    }
-}
-
-/// Drops the cached translations of these pages (one INVLPG drops a whole 2 MiB page).
-fn flush_pages(pages: &[(u64, u64)]) {
-    for &(page, _) in pages {
-        super::registers::invalidate_page(page);
     }
 }
 

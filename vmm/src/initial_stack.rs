@@ -1,6 +1,11 @@
 //! The Linux initial process stack: argc, argv, envp and the auxiliary vector, as the app's entry point
 //! expects them (System V x86-64 ABI §3.4.1; `fs/binfmt_elf.c` `create_elf_tables`).
 //!
+//! The VMM writes it into guest memory at the top of the stack span, so the guest kernel only records the
+//! stack (where kernel code is emulated, building it there cost milliseconds). AT_HWCAP is the one value
+//! the VMM cannot know for every backend: it is left 0 and its address is passed to the kernel, which
+//! fills in the CPU's CPUID.1:EDX.
+//!
 //! ```text
 //!   stack_top →  8 zero bytes (end marker)
 //!                AT_EXECFN string, argv strings, envp strings, "x86_64", 16 random bytes
@@ -10,9 +15,6 @@
 //!                NULL, argv[argc-1] ... argv[0]
 //!         rsp →  argc                     (rsp % 16 == 0)
 //! ```
-#![forbid(unsafe_code)]
-
-use alloc::vec::Vec;
 
 pub const AT_NULL: u64 = 0;
 pub const AT_PHDR: u64 = 3;
@@ -42,27 +44,28 @@ pub struct AuxvInputs<'a> {
     pub phent: u64,
     /// The app's entry point.
     pub entry: u64,
-    /// CPUID.1:EDX, as Linux reports it.
-    pub hwcap: u64,
     /// The 16 bytes AT_RANDOM points at (libc's stack-protector and pointer-guard seed).
     pub random: [u8; 16],
     /// The path AT_EXECFN names (`argv[0]` as given).
     pub execfn: &'a [u8],
 }
 
-/// The bytes to write at `[rsp, stack_top)` and the stack pointer the app starts with.
+/// The bytes to write at `[rsp, stack_top)`, the stack pointer the app starts with, and where the AT_HWCAP
+/// value lies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InitialStack {
     pub rsp: u64,
     pub bytes: Vec<u8>,
+    pub hwcap_slot: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StackError {
-    /// `stack_top` is not 16-byte aligned or too low.
+    #[error("the stack top is misaligned or too low")]
     BadTop,
     /// Arguments and environment exceed `max_size` (the app would get E2BIG from execve).
-    TooBig,
+    #[error("the arguments and environment need more than {max_size} bytes of stack")]
+    TooBig { max_size: usize },
 }
 
 const PLATFORM: &[u8] = b"x86_64";
@@ -80,21 +83,21 @@ pub fn build_initial_stack(
     }
     let mut strings_size: usize = 8 + PLATFORM.len() + 1 + 16 + aux.execfn.len() + 1;
     for s in argv.iter().chain(envp) {
-        strings_size = strings_size.checked_add(s.len() + 1).ok_or(StackError::TooBig)?;
+        strings_size = strings_size.checked_add(s.len() + 1).ok_or(StackError::TooBig { max_size })?;
     }
     let auxv_count = 19;
     let words = 1 + argv.len() + 1 + envp.len() + 1 + 2 * auxv_count;
-    let vector_size = words.checked_mul(8).ok_or(StackError::TooBig)?;
+    let vector_size = words.checked_mul(8).ok_or(StackError::TooBig { max_size })?;
     let total_unaligned =
-        strings_size.checked_add(15).and_then(|s| s.checked_add(vector_size)).ok_or(StackError::TooBig)?;
+        strings_size.checked_add(15).and_then(|s| s.checked_add(vector_size)).ok_or(StackError::TooBig { max_size })?;
     if total_unaligned > max_size {
-        return Err(StackError::TooBig);
+        return Err(StackError::TooBig { max_size });
     }
     let strings_low = stack_top.checked_sub(strings_size as u64).ok_or(StackError::BadTop)?;
     let rsp = (strings_low & !15).checked_sub(vector_size as u64).ok_or(StackError::BadTop)? & !15;
-    let size = usize::try_from(stack_top - rsp).map_err(|_| StackError::TooBig)?;
+    let size = usize::try_from(stack_top - rsp).map_err(|_| StackError::TooBig { max_size })?;
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(size).map_err(|_| StackError::TooBig)?;
+    bytes.try_reserve_exact(size).map_err(|_| StackError::TooBig { max_size })?;
     bytes.resize(size, 0);
 
     // Strings, from the top down.
@@ -125,7 +128,7 @@ pub fn build_initial_stack(
         (AT_EGID, 0),
         (AT_SECURE, 0),
         (AT_CLKTCK, 100),
-        (AT_HWCAP, aux.hwcap),
+        (AT_HWCAP, 0),
         (AT_RANDOM, random),
         (AT_PLATFORM, platform),
         (AT_EXECFN, execfn),
@@ -143,13 +146,14 @@ pub fn build_initial_stack(
     for (i, word) in vector.enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    Ok(InitialStack { rsp, bytes })
+    let hwcap_index = auxv.iter().position(|&(key, _)| key == AT_HWCAP).unwrap_or_default();
+    let hwcap_slot = rsp + 8 * (argv.len() + envp.len() + 3 + 2 * hwcap_index + 1) as u64;
+    Ok(InitialStack { rsp, bytes, hwcap_slot })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
     use proptest::prelude::*;
 
     fn word(stack: &InitialStack, addr: u64) -> u64 {
@@ -163,15 +167,7 @@ mod tests {
     }
 
     fn aux<'a>() -> AuxvInputs<'a> {
-        AuxvInputs {
-            phdr: 0x40_0040,
-            phnum: 7,
-            phent: 56,
-            entry: 0x40_1000,
-            hwcap: 0xbfeb_fbff,
-            random: [7; 16],
-            execfn: b"/app",
-        }
+        AuxvInputs { phdr: 0x40_0040, phnum: 7, phent: 56, entry: 0x40_1000, random: [7; 16], execfn: b"/app" }
     }
 
     #[test]
@@ -188,7 +184,7 @@ mod tests {
         assert_eq!(c_string(&stack, word(&stack, stack.rsp + 32)), b"A=1");
         assert_eq!(word(&stack, stack.rsp + 40), 0);
         let mut at = stack.rsp + 48;
-        let mut found = alloc::collections::BTreeMap::new();
+        let mut found = std::collections::BTreeMap::new();
         loop {
             let (key, value) = (word(&stack, at), word(&stack, at + 8));
             if key == AT_NULL {
@@ -201,6 +197,8 @@ mod tests {
         assert_eq!(found[&AT_ENTRY], 0x40_1000);
         assert_eq!(found[&AT_PAGESZ], 4096);
         assert_eq!(found[&AT_CLKTCK], 100);
+        assert_eq!(found[&AT_HWCAP], 0, "the kernel fills it in");
+        assert_eq!(word(&stack, stack.hwcap_slot - 8), AT_HWCAP);
         assert_eq!(c_string(&stack, found[&AT_PLATFORM]), b"x86_64");
         assert_eq!(c_string(&stack, found[&AT_EXECFN]), b"/app");
         let random = found[&AT_RANDOM];
@@ -212,7 +210,10 @@ mod tests {
     #[test]
     fn refuses_oversize_and_misaligned_top() {
         assert_eq!(build_initial_stack(0x1008, &[], &[], &aux(), 4096), Err(StackError::BadTop));
-        assert_eq!(build_initial_stack(0x10_0000, &[vec![b'a'; 5000]], &[], &aux(), 4096), Err(StackError::TooBig));
+        assert_eq!(
+            build_initial_stack(0x10_0000, &[vec![b'a'; 5000]], &[], &aux(), 4096),
+            Err(StackError::TooBig { max_size: 4096 })
+        );
         assert_eq!(build_initial_stack(0x100, &[], &[], &aux(), 4096), Err(StackError::BadTop));
     }
 
@@ -229,6 +230,7 @@ mod tests {
             let stack = build_initial_stack(top, &argv, &envp, &inputs, 1 << 20).unwrap();
             prop_assert_eq!(stack.rsp % 16, 0);
             prop_assert_eq!(word(&stack, stack.rsp), argv.len() as u64);
+            prop_assert_eq!(word(&stack, stack.hwcap_slot - 8), AT_HWCAP);
             for (i, arg) in argv.iter().enumerate() {
                 prop_assert_eq!(&c_string(&stack, word(&stack, stack.rsp + 8 + 8 * i as u64)), arg);
             }
