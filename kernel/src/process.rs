@@ -195,13 +195,13 @@ impl Kernel {
         }
         // The VMM planned these spans; they must still form a valid address space.
         let layout = config.layout;
-        let spans = [layout.stack, layout.brk, layout.mmap];
+        let spans = layout.spans();
         for (i, span) in spans.iter().enumerate() {
             if !aligned_span(span) || span.end() > isolation::paging::LOWER_HALF_END {
                 return Err(ConfigError::BadLayout);
             }
-            let overlaps_other = spans[..i].iter().any(|other| other.start < span.end() && span.start < other.end());
-            let overlaps_reserved = reserved.iter().any(|&(s, e)| s < span.end() && span.start < e);
+            let overlaps_other = spans[..i].iter().any(|other| span.conflicts(other, 0));
+            let overlaps_reserved = config.reserved.iter().any(|other| span.conflicts(other, 0));
             if overlaps_other || overlaps_reserved || !vmas.is_free(span.start, span.end()) {
                 return Err(ConfigError::BadLayout);
             }

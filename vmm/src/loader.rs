@@ -404,25 +404,31 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     })
 }
 
-/// The first [`RANDOM_PREFIX_SIZE`] bytes of the kernel's random stream (ChaCha20 keyed by the kernel
-/// seed, stream 0): computed here because a ChaCha20 block costs milliseconds in a guest whose kernel
-/// code is emulated (nested KVM), and boot needs AT_RANDOM before anything else.
+/// The ChaCha20 streams of the kernel seed: the kernel's own (getrandom, /dev/urandom), and AT_RANDOM's;
+/// stream 1 is the process layout's (`isolation::layout::LAYOUT_STREAM`).
+const KERNEL_STREAM: u64 = 0;
+const AT_RANDOM_STREAM: u64 = 2;
+
+/// Fills `bytes` from the start of one stream of the kernel seed.
+fn seed_stream_bytes(kernel_seed: [u8; 32], stream: u64, bytes: &mut [u8]) {
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(kernel_seed);
+    rng.set_stream(stream);
+    rng.fill_bytes(bytes);
+}
+
+/// The first [`RANDOM_PREFIX_SIZE`] bytes of the kernel's random stream: computed here because a ChaCha20
+/// block costs milliseconds in a guest whose kernel code is emulated (nested KVM), and every C library
+/// asks for random bytes while starting.
 fn random_prefix(kernel_seed: [u8; 32]) -> Vec<u8> {
     let mut bytes = vec![0; RANDOM_PREFIX_SIZE];
-    rand_chacha::ChaCha20Rng::from_seed(kernel_seed).fill_bytes(&mut bytes);
+    seed_stream_bytes(kernel_seed, KERNEL_STREAM, &mut bytes);
     bytes
 }
 
-/// The ChaCha20 stream of the kernel seed that AT_RANDOM comes from: stream 0 is the kernel's (getrandom,
-/// /dev/urandom), stream 1 the process layout's (`isolation::layout::LAYOUT_STREAM`).
-const AT_RANDOM_STREAM: u64 = 2;
-
 /// The 16 bytes AT_RANDOM points at (the C library's stack-protector and pointer-guard seed).
 fn at_random(kernel_seed: [u8; 32]) -> [u8; 16] {
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(kernel_seed);
-    rng.set_stream(AT_RANDOM_STREAM);
     let mut bytes = [0; 16];
-    rng.fill_bytes(&mut bytes);
+    seed_stream_bytes(kernel_seed, AT_RANDOM_STREAM, &mut bytes);
     bytes
 }
 

@@ -112,8 +112,10 @@ impl SizeClassHeap {
     /// As for [`Self::deallocate`]; on success the old pointer must not be used any more.
     pub unsafe fn reallocate(&mut self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>> {
         let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
-        if class_of(layout).is_some() && class_of(layout) == class_of(new_layout) {
-            return Some(ptr);
+        if let (Some(old), Some(new)) = (class_of(layout), class_of(new_layout)) {
+            if old == new {
+                return Some(ptr);
+            }
         }
         let new = self.allocate(new_layout)?;
         // SAFETY: both blocks are live, distinct, and at least `min(old, new)` bytes long.
