@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
+use kernel::mm::VmaList;
 use kernel::model::ModelMachine;
 use kernel::{Fault, Kernel, KernelConfig, Machine, MapError, Segment, SyscallResult, SYSCALLS};
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
@@ -87,13 +88,13 @@ impl GuardedMachine {
 }
 
 impl Machine for GuardedMachine {
-    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+    fn read_user(&mut self, vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         self.guard("read app memory at", addr, buf.len() as u64);
-        self.model.read_user(addr, buf)
+        self.model.read_user(vmas, addr, buf)
     }
-    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+    fn write_user(&mut self, vmas: &VmaList, addr: u64, data: &[u8]) -> Result<(), Fault> {
         self.guard("wrote app memory at", addr, data.len() as u64);
-        self.model.write_user(addr, data)
+        self.model.write_user(vmas, addr, data)
     }
     fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
         self.guard("mapped", addr, len);
@@ -161,13 +162,13 @@ pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Kernel, Guarde
         model.premap(segment.start, segment.len, segment.perms);
     }
     for (offset, bytes) in PLANTED {
-        model.write_user(SCRATCH + offset, bytes).expect("scratch is mapped");
+        model.poke(SCRATCH + offset, bytes).expect("scratch is mapped");
     }
     let mut machine = GuardedMachine { model };
     // The VMM maps the stack's top page and writes the initial stack there; the kernel adopts it.
     let stack_top = STACK_START + STACK_LEN;
     machine.model.premap(stack_top - 4096, 4096, PERM_READ | PERM_WRITE);
-    let mut kernel = Kernel::new(config).expect("the fuzz configuration is valid");
+    let mut kernel = Kernel::new(&config).expect("the fuzz configuration is valid");
     kernel.adopt_stack(&mut machine, stack_top - 256, stack_top - 128, 0).expect("the stack is adopted");
     (kernel, machine)
 }
@@ -264,7 +265,7 @@ pub fn run(data: &[u8]) {
 /// Writes app memory as the app itself would, if it is still mapped (the app may have unmapped scratch).
 fn plant(kernel: &Kernel, machine: &mut GuardedMachine, addr: u64, bytes: &[u8]) {
     if kernel.vmas().covers(addr, bytes.len() as u64, 0) {
-        machine.model.write_user(addr, bytes).expect("memory the VMAs cover is mapped");
+        machine.model.poke(addr, bytes).expect("memory the VMAs cover is mapped");
     }
 }
 

@@ -4,6 +4,11 @@
 //! at run time (protection keys, `mmap`, `mprotect`) with the very same code, reading and writing table
 //! entries through its physical map. Intermediate entries are always present, writable and user: the
 //! leaf entry alone decides access, so one leaf change is all a permission change takes.
+//!
+//! A leaf can also be *inaccessible* ([`make_inaccessible`], the app's `PROT_NONE`): not present, so every
+//! access faults, yet it keeps its frame (marked with a bit the CPU ignores), so the contents survive until
+//! [`update_present_flags`] makes it accessible again or [`unmap`] frees it. The walks treat such a leaf as
+//! mapped.
 
 /// Size of a 4 KiB page.
 pub const PAGE_SIZE: u64 = 4096;
@@ -17,6 +22,8 @@ const ENTRY_ACCESSED: u64 = 1 << 5;
 const ENTRY_DIRTY: u64 = 1 << 6;
 const ENTRY_HUGE: u64 = 1 << 7;
 const ENTRY_GLOBAL: u64 = 1 << 8;
+/// Software bit (ignored by the CPU): a not-present leaf that still owns its frame (an inaccessible page).
+const ENTRY_INACCESSIBLE: u64 = 1 << 9;
 const ENTRY_PKEY_SHIFT: u32 = 59;
 const ENTRY_PKEY_MASK: u64 = 0xf << ENTRY_PKEY_SHIFT;
 const ENTRY_NO_EXECUTE: u64 = 1 << 63;
@@ -107,6 +114,26 @@ fn index(virt: u64, level: u32) -> u64 {
     (virt >> (12 + 9 * level)) & 0x1ff
 }
 
+/// What a table entry at `level` holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Empty,
+    /// The next table down (levels 1-3).
+    Table,
+    /// A page, accessible or not (a 4 KiB page at level 0, a 2 MiB page at level 1).
+    Leaf,
+}
+
+fn classify(entry: u64, level: u32) -> Entry {
+    if entry & (ENTRY_PRESENT | ENTRY_INACCESSIBLE) == 0 {
+        Entry::Empty
+    } else if level == 0 || entry & ENTRY_HUGE != 0 {
+        Entry::Leaf
+    } else {
+        Entry::Table
+    }
+}
+
 fn check_range(virt: u64, size: u64, align: u64) -> Result<(), PagingError> {
     if !virt.is_multiple_of(align) || !size.is_multiple_of(align) {
         return Err(PagingError::Misaligned);
@@ -127,11 +154,10 @@ fn next_table(
 ) -> Result<Option<u64>, PagingError> {
     let slot = table + index(virt, level) * 8;
     let entry = mem.read_u64(slot);
-    if entry & ENTRY_PRESENT != 0 {
-        if entry & ENTRY_HUGE != 0 {
-            return Err(PagingError::HugePageSplit);
-        }
-        return Ok(Some(entry & ENTRY_ADDRESS_MASK));
+    match classify(entry, level) {
+        Entry::Leaf => return Err(PagingError::HugePageSplit),
+        Entry::Table => return Ok(Some(entry & ENTRY_ADDRESS_MASK)),
+        Entry::Empty => {}
     }
     if !create {
         return Ok(None);
@@ -211,7 +237,7 @@ pub fn map_missing(
         if !huge {
             while addr < chunk_end {
                 let slot = table + index(addr, 0) * 8;
-                if mem.read_u64(slot) & ENTRY_PRESENT == 0 {
+                if classify(mem.read_u64(slot), 0) == Entry::Empty {
                     let frame = mem.alloc_zeroed_frame().ok_or(PagingError::OutOfMemory)?;
                     mem.write_u64(slot, leaf | frame);
                     mapped += 1;
@@ -233,29 +259,57 @@ fn leaf_slot(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, u64)> 
     for level in (0..4).rev() {
         let slot = table + index(virt, level) * 8;
         let entry = mem.read_u64(slot);
-        if entry & ENTRY_PRESENT == 0 {
-            return None;
+        match classify(entry, level) {
+            Entry::Empty => return None,
+            Entry::Leaf => {
+                return match level {
+                    0 => Some((slot, PAGE_SIZE)),
+                    1 => Some((slot, HUGE_PAGE_SIZE)),
+                    _ => None, // 1 GiB pages are never created here
+                };
+            }
+            Entry::Table => table = entry & ENTRY_ADDRESS_MASK,
         }
-        if level == 0 {
-            return Some((slot, PAGE_SIZE));
-        }
-        if entry & ENTRY_HUGE != 0 {
-            return match level {
-                1 => Some((slot, HUGE_PAGE_SIZE)),
-                _ => None, // 1 GiB pages are never created here
-            };
-        }
-        table = entry & ENTRY_ADDRESS_MASK;
     }
     None
 }
 
-/// The physical address and flags `virt` maps to, if mapped.
+/// The physical address and flags `virt` maps to, if mapped (an inaccessible page is mapped too: it
+/// reports the flags it had before it was made inaccessible; see [`is_accessible`]).
 pub fn translate(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, PageFlags)> {
     let (slot, page) = leaf_slot(mem, root, virt)?;
     let entry = mem.read_u64(slot);
     let base = entry & ENTRY_ADDRESS_MASK & !(page - 1);
     Some((base + (virt & (page - 1)), PageFlags::from_leaf(entry)))
+}
+
+/// The table holding the 4 KiB leaf entries of the 2 MiB region around `virt`, if the region has one
+/// (none while nothing there was mapped yet, or when one 2 MiB page maps it). Tables are never freed
+/// ([`unmap`] leaves them), so the answer stays valid: a caller may keep it and ask [`leaf_mapped`].
+pub fn leaf_table(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<u64> {
+    if virt >= LOWER_HALF_END {
+        return None;
+    }
+    let mut table = root;
+    for level in (1..4).rev() {
+        let entry = mem.read_u64(table + index(virt, level) * 8);
+        if classify(entry, level) != Entry::Table {
+            return None;
+        }
+        table = entry & ENTRY_ADDRESS_MASK;
+    }
+    Some(table)
+}
+
+/// True when the entry for `virt` in `leaf_table` (from [`leaf_table`] for `virt`'s region) maps a
+/// page, accessible or not.
+pub fn leaf_mapped(mem: &impl PhysMemory, leaf_table: u64, virt: u64) -> bool {
+    classify(mem.read_u64(leaf_table + index(virt, 0) * 8), 0) == Entry::Leaf
+}
+
+/// True when `virt` is mapped and accessible (not made inaccessible by [`make_inaccessible`]).
+pub fn is_accessible(mem: &impl PhysMemory, root: u64, virt: u64) -> bool {
+    leaf_slot(mem, root, virt).is_some_and(|(slot, _)| mem.read_u64(slot) & ENTRY_PRESENT != 0)
 }
 
 /// Applies `change` to the flags of every page of `[virt, virt + size)`; every page must be mapped and
@@ -335,14 +389,17 @@ fn for_each_leaf<M: PhysMemory>(
             let span = 1u64 << (12 + 9 * level);
             let slot = table + index(addr, level) * 8;
             let entry = mem.read_u64(slot);
-            if entry & ENTRY_PRESENT == 0 {
-                addr = (addr & !(span - 1)) + span;
-                continue 'walk;
-            }
-            if entry & ENTRY_HUGE != 0 {
-                visit(mem, addr, slot, span);
-                addr += span;
-                continue 'walk;
+            match classify(entry, level) {
+                Entry::Empty => {
+                    addr = (addr & !(span - 1)) + span;
+                    continue 'walk;
+                }
+                Entry::Leaf => {
+                    visit(mem, addr, slot, span);
+                    addr += span;
+                    continue 'walk;
+                }
+                Entry::Table => {}
             }
             if level == 1 {
                 // Scan this leaf table's entries up to the end of its 2 MiB or of the range: one walk
@@ -351,7 +408,7 @@ fn for_each_leaf<M: PhysMemory>(
                 let chunk_end = ((addr | (HUGE_PAGE_SIZE - 1)) + 1).min(end);
                 while addr < chunk_end {
                     let leaf_slot = leaf_table + index(addr, 0) * 8;
-                    if mem.read_u64(leaf_slot) & ENTRY_PRESENT != 0 {
+                    if classify(mem.read_u64(leaf_slot), 0) == Entry::Leaf {
                         visit(mem, addr, leaf_slot, PAGE_SIZE);
                     }
                     addr += PAGE_SIZE;
@@ -364,7 +421,8 @@ fn for_each_leaf<M: PhysMemory>(
     Ok(())
 }
 
-/// Like [`update_flags`], but pages of the range that are not mapped are skipped.
+/// Like [`update_flags`], but pages of the range that are not mapped are skipped. Inaccessible pages
+/// become accessible with the changed flags.
 pub fn update_present_flags<M: PhysMemory>(
     mem: &mut M,
     root: u64,
@@ -381,7 +439,26 @@ pub fn update_present_flags<M: PhysMemory>(
     })
 }
 
-/// The mapped pages of `[virt, virt + size)` as (address, page size), in address order.
+/// Makes every mapped page of `[virt, virt + size)` inaccessible: any access faults as if it were not
+/// present, while the page keeps its frame, contents and flags for [`update_present_flags`] to restore (or
+/// [`unmap`] to free). Unmapped pages are skipped. `changed` gets the address of every page after its entry
+/// changed (to drop cached translations).
+pub fn make_inaccessible<M: PhysMemory>(
+    mem: &mut M,
+    root: u64,
+    virt: u64,
+    size: u64,
+    mut changed: impl FnMut(&mut M, u64),
+) -> Result<(), PagingError> {
+    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
+        let entry = mem.read_u64(slot);
+        mem.write_u64(slot, (entry & !ENTRY_PRESENT) | ENTRY_INACCESSIBLE);
+        changed(mem, addr);
+    })
+}
+
+/// The mapped pages of `[virt, virt + size)` as (address, page size), in address order (inaccessible ones
+/// included).
 pub fn mapped_pages(
     mem: &mut impl PhysMemory,
     root: u64,
@@ -524,6 +601,66 @@ mod tests {
             update_present_flags(&mut mem, root, 0x7f00_0000_0000, PAGE_SIZE, |f| f, |_, _| {}),
             Err(PagingError::HugePageSplit)
         );
+    }
+
+    #[test]
+    fn inaccessible_pages_keep_their_frames() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
+        let mut changed = alloc::vec::Vec::new();
+        make_inaccessible(&mut mem, root, 0, 0x2000, |_, page| changed.push(page)).unwrap();
+        assert_eq!(changed, [0x1000]);
+        assert!(!is_accessible(&mem, root, 0x1000));
+        assert!(is_accessible(&mem, root, 0x2000));
+        assert_eq!(mem.read_u64(leaf_slot(&mem, root, 0x1000).unwrap().0) & ENTRY_PRESENT, 0, "the CPU sees no page");
+        // Still mapped for the walks: not refilled, not remapped, listed, and its frame survives.
+        assert_eq!(translate(&mem, root, 0x1008), Some((0x9008, RW_USER)));
+        assert_eq!(map_missing(&mut mem, root, 0x1000, 0x1000, RW_USER).unwrap(), 0);
+        assert_eq!(map(&mut mem, root, 0x1000, 0, 0x1000, RW_USER, false), Err(PagingError::AlreadyMapped));
+        assert_eq!(mapped_pages(&mut mem, root, 0, 0x3000).unwrap(), [(0x1000, PAGE_SIZE), (0x2000, PAGE_SIZE)]);
+        let read_only = PageFlags { writable: false, ..RW_USER };
+        update_present_flags(&mut mem, root, 0x1000, 0x1000, |_| read_only, |_, _| {}).unwrap();
+        assert!(is_accessible(&mem, root, 0x1000));
+        assert_eq!(translate(&mem, root, 0x1000), Some((0x9000, read_only)));
+        // Freed like any page.
+        make_inaccessible(&mut mem, root, 0x1000, 0x2000, |_, _| {}).unwrap();
+        let mut freed = alloc::vec::Vec::new();
+        unmap(&mut mem, root, 0x1000, 0x2000, |_, page, frame| freed.push((page, frame))).unwrap();
+        assert_eq!(freed, [(0x1000, 0x9000), (0x2000, 0xa000)]);
+        assert_eq!(translate(&mem, root, 0x1000), None);
+        assert_eq!(map_missing(&mut mem, root, 0x1000, 0x1000, RW_USER).unwrap(), 1);
+    }
+
+    #[test]
+    fn leaf_tables_answer_for_their_region() {
+        let (mut mem, root) = setup();
+        assert_eq!(leaf_table(&mem, root, 0x1000), None);
+        map(&mut mem, root, 0x1000, 0x9000, PAGE_SIZE, RW_USER, false).unwrap();
+        let table = leaf_table(&mem, root, 0x1000).unwrap();
+        assert_eq!(leaf_table(&mem, root, 0x1f_f000), Some(table), "one table per 2 MiB");
+        assert!(leaf_mapped(&mem, table, 0x1000));
+        assert!(!leaf_mapped(&mem, table, 0x2000));
+        map_missing(&mut mem, root, 0x2000, PAGE_SIZE, RW_USER).unwrap();
+        assert!(leaf_mapped(&mem, table, 0x2000));
+        make_inaccessible(&mut mem, root, 0x2000, PAGE_SIZE, |_, _| {}).unwrap();
+        assert!(leaf_mapped(&mem, table, 0x2000), "inaccessible pages are mapped");
+        unmap(&mut mem, root, 0x1000, 0x2000, |_, _, _| {}).unwrap();
+        assert!(!leaf_mapped(&mem, table, 0x1000));
+        assert_eq!(leaf_table(&mem, root, 0x1000), Some(table), "tables stay");
+        map(&mut mem, root, 0x20_0000, 0x40_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
+        assert_eq!(leaf_table(&mem, root, 0x20_1000), None);
+    }
+
+    #[test]
+    fn inaccessible_huge_pages_stay_huge_pages() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x20_0000, 0x40_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
+        make_inaccessible(&mut mem, root, 0x20_0000, HUGE_PAGE_SIZE, |_, _| {}).unwrap();
+        assert!(!is_accessible(&mem, root, 0x20_1000));
+        assert_eq!(translate(&mem, root, 0x20_1000), Some((0x40_1000, RW_USER)));
+        assert_eq!(map_missing(&mut mem, root, 0x20_0000, PAGE_SIZE, RW_USER), Ok(0), "skipped whole, not replaced");
+        update_present_flags(&mut mem, root, 0x20_0000, HUGE_PAGE_SIZE, |f| f, |_, _| {}).unwrap();
+        assert!(is_accessible(&mem, root, 0x20_1000));
     }
 
     #[test]

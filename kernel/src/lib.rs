@@ -27,5 +27,5 @@ pub mod user;
 
 pub use errno::Errno;
 pub use machine::{Fault, Machine, MapError};
-pub use process::{ConfigError, Kernel, KernelConfig, Segment, StackError, Uname};
+pub use process::{ConfigError, Kernel, KernelConfig, Segment, StackError, Uname, UNAME};
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -8,6 +8,8 @@
 
 use kernel_abi::Stream;
 
+use crate::mm::VmaList;
+
 /// A copy from or to app memory failed at `addr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
@@ -27,15 +29,18 @@ pub enum MapError {
 /// page-aligned and lie inside ranges the layer owns (never kernel memory).
 pub trait Machine {
     /// Copies app memory at `[addr, addr + buf.len())` into `buf`, with kernel rights (the layer has checked
-    /// the app's permissions).
-    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
+    /// the app's permissions). `vmas` is the layer's VMA list, which covers the range: a machine that backs
+    /// memory on first touch backs the range's pages from it (with their VMA's permissions) first.
+    fn read_user(&mut self, vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
     /// Copies `data` into app memory at `addr`, with kernel rights (the layer has checked the permissions;
-    /// it maps pages writable before filling them, so read-only app pages are never written here).
-    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault>;
-    /// Backs `[addr, addr + len)` with fresh zeroed frames mapped with `perms` (`kernel_abi::PERM_*`). The
-    /// range is currently unmapped.
+    /// it maps pages writable before filling them, so read-only app pages are never written here). `vmas`
+    /// as for [`Machine::read_user`].
+    fn write_user(&mut self, vmas: &VmaList, addr: u64, data: &[u8]) -> Result<(), Fault>;
+    /// Provides fresh zeroed memory for `[addr, addr + len)`, mapped with `perms` (`kernel_abi::PERM_*`).
+    /// The range is currently unmapped, and the layer has already recorded it in its VMA list (a machine
+    /// may back it then, or on first touch from that list).
     fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError>;
-    /// Changes the permissions of the mapped range `[addr, addr + len)`.
+    /// Changes the permissions of the mapped range `[addr, addr + len)`. On failure nothing has changed.
     fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError>;
     /// Unmaps `[addr, addr + len)` (all of it is mapped) and frees its frames.
     fn unmap(&mut self, addr: u64, len: u64);

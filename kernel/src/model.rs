@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use kernel_abi::Stream;
 
 use crate::machine::{Fault, Machine, MapError};
+use crate::mm::VmaList;
 
 const PAGE: u64 = 4096;
 
@@ -65,14 +66,8 @@ impl ModelMachine {
         self.pages.get(&(addr & !(PAGE - 1))).map(|p| p.perms)
     }
 
-    fn capture(buffer: &mut Vec<u8>, data: &[u8], limit: usize) {
-        let room = limit.saturating_sub(buffer.len());
-        buffer.extend_from_slice(&data[..data.len().min(room)]);
-    }
-}
-
-impl Machine for ModelMachine {
-    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+    /// Reads mapped memory (what `read_user` copies; tests also read results with it).
+    pub fn peek(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         let mut at = addr;
         for byte in buf.iter_mut() {
             let Some(page) = self.pages.get(&(at & !(PAGE - 1))) else {
@@ -85,7 +80,8 @@ impl Machine for ModelMachine {
         Ok(())
     }
 
-    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+    /// Writes mapped memory (what `write_user` copies; tests also plant the app's data with it).
+    pub fn poke(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
         let mut at = addr;
         for &byte in data {
             let Some(page) = self.pages.get_mut(&(at & !(PAGE - 1))) else {
@@ -96,6 +92,22 @@ impl Machine for ModelMachine {
             at = at.wrapping_add(1);
         }
         Ok(())
+    }
+
+    fn capture(buffer: &mut Vec<u8>, data: &[u8], limit: usize) {
+        let room = limit.saturating_sub(buffer.len());
+        buffer.extend_from_slice(&data[..data.len().min(room)]);
+    }
+}
+
+impl Machine for ModelMachine {
+    // The model maps eagerly (`map_anonymous`), so it needs no VMA list to back pages.
+    fn read_user(&mut self, _vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        self.peek(addr, buf)
+    }
+
+    fn write_user(&mut self, _vmas: &VmaList, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        self.poke(addr, data)
     }
 
     fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
@@ -115,13 +127,13 @@ impl Machine for ModelMachine {
     }
 
     fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
+        if Self::pages_of(addr, len).any(|page| !self.pages.contains_key(&page)) {
+            self.violations += 1;
+            return Err(MapError::Invalid);
+        }
         for page in Self::pages_of(addr, len) {
-            match self.pages.get_mut(&page) {
-                Some(p) => p.perms = perms,
-                None => {
-                    self.violations += 1;
-                    return Err(MapError::Invalid);
-                }
+            if let Some(p) = self.pages.get_mut(&page) {
+                p.perms = perms;
             }
         }
         Ok(())

@@ -36,18 +36,15 @@ pub struct Uname {
     pub domainname: &'static [u8],
 }
 
-impl Default for Uname {
-    fn default() -> Self {
-        Self {
-            sysname: b"Linux",
-            nodename: b"secure-run",
-            release: b"6.1.0-secure-run",
-            version: b"#1 SMP secure-run",
-            machine: b"x86_64",
-            domainname: b"(none)",
-        }
-    }
-}
+/// The system `uname` describes to the app.
+pub const UNAME: Uname = Uname {
+    sysname: b"Linux",
+    nodename: b"secure-run",
+    release: b"6.1.0-secure-run",
+    version: b"#1 SMP secure-run",
+    machine: b"x86_64",
+    domainname: b"(none)",
+};
 
 /// Everything the kernel needs to know to run the app's syscalls.
 #[derive(Clone, Debug)]
@@ -72,7 +69,6 @@ pub struct KernelConfig {
     pub trace: bool,
     /// Refuse writable+executable mappings (on in `mpk` mode).
     pub enforce_wx: bool,
-    pub uname: Uname,
     /// Guest memory size (sysinfo's totalram).
     pub memory_size: u64,
     /// Most bytes of file data the app may create in the file system.
@@ -95,7 +91,6 @@ impl KernelConfig {
             files: &[],
             trace: false,
             enforce_wx: true,
-            uname: Uname::default(),
             memory_size: 256 << 20,
             fs_capacity: 64 << 20,
             boot_realtime_ns: 0,
@@ -161,7 +156,6 @@ pub struct Kernel {
     pub(crate) enforce_wx: bool,
     pub(crate) layout: ProcessLayout,
     pub(crate) reserved: Vec<(u64, u64)>,
-    pub(crate) uname: Uname,
     pub(crate) memory_size: u64,
 }
 
@@ -173,25 +167,45 @@ fn aligned_span(span: &Span) -> bool {
 }
 
 impl Kernel {
-    /// Builds the process state: VMAs for the app's segments, the file system with the mounted files,
-    /// fds 0-2. The stack joins later, through [`Kernel::adopt_stack`].
-    pub fn new(config: KernelConfig) -> Result<Self, ConfigError> {
+    /// Builds the process state (see [`Kernel::init`]); for tests and the fuzzer, which keep it anywhere.
+    pub fn new(config: &KernelConfig) -> Result<Self, ConfigError> {
+        let mut slot = None;
+        Self::init(&mut slot, config)?;
+        slot.ok_or(ConfigError::BadLayout)
+    }
+
+    /// Builds the process state into `slot`: VMAs for the app's segments, the file system with the mounted
+    /// files, fds 0-2. The stack joins later, through [`Kernel::adopt_stack`]. Written where it stays rather
+    /// than returned: the state is most of a KiB, and where kernel code is emulated each copy of it costs
+    /// about a millisecond.
+    pub fn init<'a>(slot: &'a mut Option<Self>, config: &KernelConfig) -> Result<&'a mut Self, ConfigError> {
         let reserved: Vec<(u64, u64)> = config.reserved.iter().map(|s| (s.start, s.end())).collect();
         let mut vmas = VmaList::new();
+        // The page holding the previous segment's last byte, and that segment's permissions.
+        let mut previous: Option<(u64, u32)> = None;
         for segment in &config.segments {
             let bad = ConfigError::BadSegment { start: segment.start };
-            let start = segment.start & !(PAGE_SIZE - 1);
+            let mut start = segment.start & !(PAGE_SIZE - 1);
             let end = segment.start.checked_add(segment.len).and_then(page_align_up).ok_or(bad)?;
             if segment.len == 0 || reserved.iter().any(|&(s, e)| s < end && start < e) {
                 return Err(bad);
             }
-            // Segments sharing a page (text end / data start) merge their permissions.
-            let mut perms = segment.perms & (PERM_READ | PERM_WRITE | kernel_abi::PERM_EXEC);
-            for overlap in vmas.intersections(start, end).collect::<Vec<_>>() {
-                perms |= overlap.perms;
+            let perms = segment.perms & (PERM_READ | PERM_WRITE | kernel_abi::PERM_EXEC);
+            // PT_LOAD segments come in ascending order (ELF); one may start in the page where the
+            // previous one ends (text end / data start), which then gets both segments' permissions.
+            if let Some((last_page, last_perms)) = previous {
+                if start < last_page {
+                    return Err(bad);
+                }
+                if start == last_page {
+                    vmas.protect(start, start + PAGE_SIZE, last_perms | perms).map_err(|_| bad)?;
+                    start += PAGE_SIZE;
+                }
             }
-            vmas.remove(start, end).map_err(|_| bad)?;
-            vmas.insert(Vma { start, end, perms, kind: VmaKind::Image }).map_err(|_| bad)?;
+            if start < end {
+                vmas.insert(Vma { start, end, perms, kind: VmaKind::Image }).map_err(|_| bad)?;
+            }
+            previous = Some((end - PAGE_SIZE, perms));
         }
         // The VMM planned these spans; they must still form a valid address space.
         let layout = config.layout;
@@ -209,21 +223,16 @@ impl Kernel {
         let mut fs = FileSystem::new(config.files, &config.exe_path, config.fs_capacity, config.boot_realtime_ns);
         fs.load_archive(config.boot_realtime_ns).map_err(ConfigError::Files)?;
         fs.acquire(ROOT);
-        let mut fds = FdTable::new();
-        let standard = [
-            (FileKind::Stdin, O_RDONLY),
-            (FileKind::Console(Stream::Stdout), O_WRONLY),
-            (FileKind::Console(Stream::Stderr), O_WRONLY),
-        ];
-        for (kind, flags) in standard {
-            // Cannot fail on an empty table.
-            let _ = fds.open(OpenFile { kind, flags, offset: 0 }, false, 0, 3);
-        }
+        let fds = FdTable::with_files([
+            OpenFile { kind: FileKind::Stdin, flags: O_RDONLY, offset: 0 },
+            OpenFile { kind: FileKind::Console(Stream::Stdout), flags: O_WRONLY, offset: 0 },
+            OpenFile { kind: FileKind::Console(Stream::Stderr), flags: O_WRONLY, offset: 0 },
+        ]);
         let mut rlimits = [(RLIM_INFINITY, RLIM_INFINITY); RLIMIT_COUNT];
         rlimits[RLIMIT_STACK] = (layout.stack.size, layout.stack.size);
         rlimits[RLIMIT_CORE] = (0, RLIM_INFINITY);
         rlimits[RLIMIT_NOFILE] = (1024, crate::fd::MAX_FDS as u64);
-        Ok(Self {
+        Ok(slot.insert(Self {
             vmas,
             fds,
             fs,
@@ -241,9 +250,8 @@ impl Kernel {
             enforce_wx: config.enforce_wx,
             layout,
             reserved,
-            uname: config.uname,
             memory_size: config.memory_size,
-        })
+        }))
     }
 
     /// Takes on the stack span, whose top holds the initial stack the VMM wrote (argc, argv, envp, auxv)
@@ -275,7 +283,7 @@ impl Kernel {
         self.vmas
             .insert(Vma { start: stack.start, end: stack.end(), perms: PERM_READ | PERM_WRITE, kind: VmaKind::Stack })
             .map_err(|_| StackError::Machine)?;
-        m.write_user(hwcap_slot, &hwcap.to_le_bytes()).map_err(|_| StackError::Machine)
+        m.write_user(&self.vmas, hwcap_slot, &hwcap.to_le_bytes()).map_err(|_| StackError::Machine)
     }
 
     /// Checks every internal invariant (VMAs sorted and disjoint, fd reference counts, file-system tree and

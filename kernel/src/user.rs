@@ -42,7 +42,7 @@ pub fn read<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, buf: &mut [u8]) ->
     if buf.is_empty() {
         return Ok(());
     }
-    m.read_user(addr, buf).map_err(|_| Errno::EFAULT)
+    m.read_user(vmas, addr, buf).map_err(|_| Errno::EFAULT)
 }
 
 /// Copies `data` into app memory.
@@ -51,7 +51,7 @@ pub fn write<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, data: &[u8]) -> R
     if data.is_empty() {
         return Ok(());
     }
-    m.write_user(addr, data).map_err(|_| Errno::EFAULT)
+    m.write_user(vmas, addr, data).map_err(|_| Errno::EFAULT)
 }
 
 /// Reads a fixed-size struct.

@@ -94,6 +94,11 @@ pub fn c_cases() -> Vec<CCase> {
         ]),
         CCase::new("stack_align", "stack_align").lines(&["aligned in main ok", "aligned in nested calls ok"]),
         CCase::new("malloc_stress", "malloc_stress").lines(&["contents preserved ok"]),
+        CCase::new("prot_none_keeps_contents", "prot_none").lines(&["contents kept ok"]),
+        CCase::new("prot_none_page_faults", "prot_none")
+            .args(&["touch"])
+            .status(139)
+            .lines(&["contents kept ok", "reading an inaccessible page"]),
         CCase::new("tmp_files", "tmp_files").lines(&["/tmp writable ok"]),
         CCase::new("read_mounted_dir", "read_dir")
             .args(&["/data"])
@@ -161,6 +166,8 @@ c_test!(empty_environment);
 c_test!(auxv);
 c_test!(stack_align);
 c_test!(malloc_stress);
+c_test!(prot_none_keeps_contents);
+c_test!(prot_none_page_faults);
 c_test!(tmp_files);
 c_test!(read_mounted_dir);
 c_test!(write_mounted_dir);

@@ -236,6 +236,15 @@ impl KernelElf {
         base.checked_add(self.entry.checked_sub(self.span.start)?)
     }
 
+    /// How many bytes at the start of the loaded image hold file bytes or relocated values: the rest, up
+    /// to `span.size`, is bss (and gaps) and stays zero.
+    pub fn initialized_size(&self) -> u64 {
+        let from_start = |vaddr: u64, size: u64| vaddr.saturating_sub(self.span.start).saturating_add(size);
+        let segment_ends = self.segments.iter().map(|segment| from_start(segment.vaddr, segment.file_size));
+        let relocation_ends = self.relocations.iter().map(|relocation| from_start(relocation.offset, 8));
+        segment_ends.chain(relocation_ends).max().unwrap_or(0)
+    }
+
     /// The whole image as it must appear at virtual address `base` (which receives `span.start`):
     /// `span.size` bytes, segments copied in, the rest (bss, gaps) zero, relocations applied.
     pub fn load(&self, file: &[u8], base: u64) -> Result<Vec<u8>, ElfError> {
@@ -621,7 +630,7 @@ fn read_rela_table(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use goblin::elf::header::{ELFCLASS32, EM_AARCH64, ET_CORE, ET_REL};
     use goblin::elf::program_header::PT_TLS;
@@ -702,7 +711,7 @@ mod tests {
     const DATA: Ph = load(PF_R | PF_W, 0x200, 0x40_1200, 0x100, 0x1000);
 
     /// A valid ET_EXEC: text (with the headers) at 0x400000, data + bss at 0x401200.
-    fn exec() -> Vec<u8> {
+    pub(crate) fn exec() -> Vec<u8> {
         build(ET_EXEC, 0x40_0100, &[TEXT, DATA], 0x300)
     }
 
@@ -1103,6 +1112,21 @@ mod tests {
         assert_eq!(read_u64(&image, 0x1300), base + 0x100);
         assert_eq!(read_u64(&image, 0x1308), base + 0x1400);
         assert!(image[0x1400..].iter().all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn test_kernel_initialized_size() {
+        let b = kernel();
+        // The data segment's file bytes end at 0x1400; its bss and the rest of the span stay zero.
+        assert_eq!(parse_kernel(&b).unwrap().initialized_size(), 0x1400);
+        // A relocation may target the bss: the initialized part reaches its last byte.
+        let mut b = kernel();
+        put64(&mut b, ph_at(1) + P_FILESZ, 0x100);
+        let kernel = parse_kernel(&b).unwrap();
+        assert_eq!(kernel.initialized_size(), 0x1310);
+        let image = kernel.load(&b, 0x7e00_0000_0000).unwrap();
+        assert_ne!(read_u64(&image, 0x1308), 0);
+        assert!(image[0x1310..].iter().all(|&byte| byte == 0));
     }
 
     #[test]

@@ -406,7 +406,8 @@ pub struct GuestOutcome {
     pub unhandled_accesses: u64,
     /// VM exits handled (KVM) — 0 on QEMU, which does not report them.
     pub exits: u64,
-    /// From the start of the run (opening the hypervisor) to the first console byte or exit.
+    /// From the start of the run (opening the hypervisor, or on KVM taking over the probe's VM) to the
+    /// first console byte or exit.
     pub first_exit_after: Option<std::time::Duration>,
     /// From the start of the run to the end.
     pub wall_time: std::time::Duration,

@@ -189,10 +189,13 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
 
     let exe_path_phys = phys.alloc(request.exe_path.len() as u64)?;
 
-    // The kernel, relocated for its virtual base, contiguous in physical memory.
+    // The kernel, relocated for its virtual base, contiguous in physical memory. Its chunk ends with
+    // its last initialized byte: guest RAM starts zeroed, and copying the bss (most of the span) would
+    // only fault in pages twice, in the image and in guest memory.
     let kernel_base = layout.kernel.start;
-    let kernel_image = request.kernel.load(request.kernel_file, kernel_base).map_err(LoadError::Kernel)?;
-    let kernel_phys = phys.alloc(kernel_image.len() as u64)?;
+    let mut kernel_image = request.kernel.load(request.kernel_file, kernel_base).map_err(LoadError::Kernel)?;
+    let kernel_phys = phys.alloc(request.kernel.span.size)?;
+    kernel_image.truncate(usize::try_from(request.kernel.initialized_size()).unwrap_or(usize::MAX));
     let kernel_span_start = request.kernel.span.start;
     let mut kernel_pages: BTreeMap<u64, u32> = BTreeMap::new();
     for segment in &request.kernel.segments {
@@ -493,6 +496,59 @@ fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    /// The kernel's chunk ends with its last initialized byte (guest RAM starts zeroed, so its bss needs
+    /// none), but its whole span stays reserved: no other chunk lands in it.
+    #[test]
+    fn kernel_chunk_leaves_out_the_bss_but_keeps_the_span() {
+        const MEMORY: u64 = 64 << 20;
+        let kernel = crate::elf::parse_kernel(crate::run::EMBEDDED_KERNEL).unwrap();
+        assert!(kernel.initialized_size() < kernel.span.size, "the kernel has a bss");
+        let app_file = crate::elf::tests::exec();
+        let app = crate::elf::parse_app(&app_file).unwrap();
+        let layout = plan_layout(&kernel, &app, MEMORY, None::<&mut rand_chacha::ChaCha20Rng>).unwrap();
+        let request = LoadRequest {
+            kernel: &kernel,
+            kernel_file: crate::run::EMBEDDED_KERNEL,
+            app: &app,
+            app_file: &app_file,
+            argv: &[b"/app".to_vec()],
+            envp: &[],
+            exe_path: b"/app",
+            stdin: b"",
+            files: &[],
+            isolation: IsolationMode::Ring3,
+            memory_size: MEMORY,
+            trace_syscalls: false,
+            strict_inspection: false,
+            seed: 1,
+            aslr: false,
+            tsc_khz: 1,
+            boot_unix_ns: 1,
+        };
+        let vm = build(&request, &layout, [1; 32]).unwrap();
+        let kernel_kinds =
+            [RegionKind::KernelText, RegionKind::KernelRodata, RegionKind::KernelData].map(RegionKind::name);
+        let kernel_phys = vm
+            .regions
+            .iter()
+            .filter(|region| kernel_kinds.contains(&region.kind.as_str()))
+            .filter_map(|region| region.phys_start)
+            .min()
+            .unwrap();
+        let kernel_chunk = vm.image.chunks.iter().find(|chunk| chunk.guest_phys == kernel_phys).unwrap();
+        let expected = kernel.load(crate::run::EMBEDDED_KERNEL, layout.kernel.start).unwrap();
+        assert_eq!(kernel_chunk.bytes[..], expected[..kernel.initialized_size() as usize]);
+        let span_end = kernel_phys + kernel.span.size;
+        for chunk in vm.image.chunks.iter().filter(|chunk| chunk.guest_phys != kernel_phys) {
+            let end = chunk.guest_phys + chunk.bytes.len() as u64;
+            assert!(
+                end <= kernel_phys || chunk.guest_phys >= span_end,
+                "chunk at {:#x} in the kernel",
+                chunk.guest_phys
+            );
+        }
+    }
 
     #[test]
     fn boot_info_serialization_matches_the_repr_c_layout() {

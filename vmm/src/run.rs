@@ -1,6 +1,7 @@
 //! One run of an app: read and validate it, plan and build the guest, pick a backend, run, and turn
 //! the outcome into secure-run's exit status (DESIGN.md "Exit status").
 
+use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -168,10 +169,19 @@ fn kvm_probe() -> &'static backend::KvmCapabilities {
 
 /// Picks the backend for `choice` and `isolation` on this host (DESIGN.md "Backends").
 pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result<(Backend, Option<String>), RunError> {
+    choose_backend(choice, isolation, kvm_probe)
+}
+
+/// [`select_backend`] with what KVM offers from `kvm`, called only if `choice` may mean KVM.
+fn choose_backend<'a>(
+    choice: BackendChoice,
+    isolation: IsolationMode,
+    kvm: impl FnOnce() -> &'a backend::KvmCapabilities,
+) -> Result<(Backend, Option<String>), RunError> {
     match choice {
         BackendChoice::Qemu => Ok((Backend::Qemu, None)),
         BackendChoice::Kvm => {
-            let kvm = kvm_probe();
+            let kvm = kvm();
             if !kvm.usable {
                 return Err(RunError::Unsupported(format!(
                     "--backend kvm: KVM is not usable here ({}); use --backend qemu",
@@ -189,7 +199,7 @@ pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result
             Ok((Backend::Kvm, None))
         }
         BackendChoice::Auto => {
-            let kvm = kvm_probe();
+            let kvm = kvm();
             let kvm_fits = kvm.usable
                 && match isolation {
                     IsolationMode::Ring3 => true,
@@ -225,6 +235,16 @@ fn kernel_bytes(options: &RunOptions) -> Result<std::borrow::Cow<'static, [u8]>,
 
 /// Plans and builds the guest for `options` without running it.
 pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
+    prepare_with(options, stdin, seed, kvm_probe)
+}
+
+/// [`prepare`], asking `kvm` for the TSC frequency if the host does not say it otherwise.
+fn prepare_with<'a>(
+    options: &RunOptions,
+    stdin: &[u8],
+    seed: u64,
+    kvm: impl FnOnce() -> &'a backend::KvmCapabilities,
+) -> Result<LoadedVm, RunError> {
     let app_file = read_app(&options.app)?;
     let shown = options.app.display().to_string();
     let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown.clone(), source })?;
@@ -269,7 +289,7 @@ pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm
         strict_inspection: options.strict_inspection,
         seed,
         aslr: options.aslr,
-        tsc_khz: host_tsc_khz(),
+        tsc_khz: host_tsc_khz(kvm),
         boot_unix_ns,
     };
     Ok(loader::build(&request, &layout, kernel_seed)?)
@@ -312,21 +332,25 @@ fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str, strict: bool) -> Res
 
 /// The host TSC frequency in kHz, which guests see too (KVM passes it through; QEMU's TCG reads the
 /// host's TSC). 0 if unknown.
-fn host_tsc_khz() -> u64 {
+fn host_tsc_khz<'a>(kvm: impl FnOnce() -> &'a backend::KvmCapabilities) -> u64 {
     if let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/tsc_freq_khz") {
         if let Ok(khz) = text.trim().parse() {
             return khz;
         }
     }
-    kvm_probe().tsc_khz.map_or(0, u64::from)
+    kvm().tsc_khz.map_or(0, u64::from)
 }
 
 /// Runs the app as `options` say and returns secure-run's exit status.
 pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     let seed = options.seed.unwrap_or_else(|| OsRng.try_next_u64().unwrap_or(0));
     let stdin = read_stdin()?;
-    let vm = prepare(options, &stdin, seed)?;
-    let (backend, notice) = select_backend(options.backend, options.isolation)?;
+    // KVM is probed when first needed, and on KVM the probe's VM is the one that runs (`backend::KvmVm`).
+    let probe = OnceCell::new();
+    let kvm = || &probe.get_or_init(backend::open_kvm).0;
+    let vm = prepare_with(options, &stdin, seed, kvm)?;
+    let (backend, notice) = choose_backend(options.backend, options.isolation, kvm)?;
+    let kvm_vm = probe.into_inner().and_then(|(_, kvm_vm)| kvm_vm).filter(|_| backend == Backend::Kvm);
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }
@@ -341,7 +365,7 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
         ..RunConfig::default()
     };
     let mut sink = ProcessSink { stdout: std::io::stdout(), stderr: std::io::stderr() };
-    let outcome = backend::run(backend, &vm.image, &vm.entry, &config, &mut sink)?;
+    let outcome = backend::run_in(backend, kvm_vm, &vm.image, &vm.entry, &config, &mut sink)?;
     let _ = std::io::stdout().flush();
     let context = format!(
         "backend {}, isolation {}, seed {seed} (replay with --seed {seed}{})",

@@ -1,11 +1,9 @@
 //! Loading the boot archive (`kernel_abi::archive`) into the file system. File contents stay in the
 //! archive bytes until first written.
 
-use alloc::collections::BTreeMap;
-
 use kernel_abi::archive::{entries, ArchiveError, EntryKind};
 
-use super::{FileData, FileSystem, NodeId, NodeKind, ROOT};
+use super::{Directory, FileData, FileSystem, NodeId, NodeKind, ROOT};
 use crate::errno::Errno;
 
 /// Why the archive could not be loaded.
@@ -46,7 +44,7 @@ impl FileSystem {
             };
             let parent = self.make_dirs(parent_path, now_ns).map_err(conflict)?;
             let kind = match entry.kind {
-                EntryKind::Directory => NodeKind::Directory(BTreeMap::new()),
+                EntryKind::Directory => NodeKind::Directory(Directory::new()),
                 EntryKind::File => {
                     NodeKind::File(FileData::Archive { offset: entry.data_offset, len: entry.data.len() })
                 }
@@ -83,7 +81,7 @@ impl FileSystem {
             cur = match self.lookup(cur, component) {
                 Ok(id) if self.node(id).is_some_and(|n| n.is_dir()) => id,
                 Ok(_) => return Err(Errno::ENOTDIR),
-                Err(_) => self.create(cur, component, NodeKind::Directory(BTreeMap::new()), 0o755, now_ns)?,
+                Err(_) => self.create(cur, component, NodeKind::Directory(Directory::new()), 0o755, now_ns)?,
             };
         }
         Ok(cur)

@@ -15,10 +15,9 @@
 pub mod archive;
 pub mod node;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-pub use node::{Device, FileData, Node, NodeId, NodeKind};
+pub use node::{Device, Directory, FileData, Name, Node, NodeId, NodeKind};
 
 use crate::errno::Errno;
 
@@ -44,6 +43,17 @@ pub struct Stat {
     pub ctime_ns: u64,
 }
 
+/// The standard tree's directories with entries, as tables sorted by name (see [`Directory::fixed`]).
+const DEV: NodeId = 2;
+const PROC: NodeId = 7;
+const PROC_SELF: NodeId = 8;
+const ROOT_ENTRIES: &[(Name<'static>, NodeId)] =
+    &[(Name::new(b"dev"), DEV), (Name::new(b"proc"), PROC), (Name::new(b"tmp"), 1)];
+const DEV_ENTRIES: &[(Name<'static>, NodeId)] =
+    &[(Name::new(b"null"), 3), (Name::new(b"random"), 6), (Name::new(b"urandom"), 5), (Name::new(b"zero"), 4)];
+const PROC_ENTRIES: &[(Name<'static>, NodeId)] = &[(Name::new(b"self"), PROC_SELF)];
+const PROC_SELF_ENTRIES: &[(Name<'static>, NodeId)] = &[(Name::new(b"exe"), 9)];
+
 /// Device number of the in-memory file system.
 pub const FS_DEV: u64 = 0x2a;
 
@@ -59,10 +69,10 @@ pub struct FileSystem {
 
 /// The parent directory and last component of a path, for operations that create or remove names.
 #[derive(Debug)]
-pub struct ParentAndName {
+pub struct ParentAndName<'p> {
     pub parent: NodeId,
     /// Empty for `/`; may be `.` or `..`.
-    pub name: Vec<u8>,
+    pub name: &'p [u8],
     /// The path ended in `/`: the last component must be a directory.
     pub trailing_slash: bool,
 }
@@ -78,38 +88,33 @@ impl FileSystem {
     /// pays for every instruction where kernel code is emulated. `standard_tree_matches_create` checks that
     /// the result is what `create` would have built.
     pub fn new(archive: &'static [u8], exe_path: &[u8], capacity: u64, now_ns: u64) -> Self {
-        // Room for the standard tree and a few mounts without regrowing (each move of the table is a copy).
-        let nodes = Vec::with_capacity(32);
+        // Room for the standard tree and a few mounts without regrowing (each move of the table is a copy),
+        // in 2 KiB: the kernel heap's largest size class, whose blocks take a few instructions to allocate
+        // where larger ones take a first-fit search.
+        let nodes = Vec::with_capacity(2048 / size_of::<Option<Node>>());
         let mut fs = Self { nodes, free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
-        let directory = |entries: &[(&[u8], NodeId)]| {
-            // Inserts, not `collect` (which sorts a temporary vector first).
-            let mut map = BTreeMap::new();
-            for &(name, id) in entries {
-                map.insert(name.to_vec(), id);
-            }
-            NodeKind::Directory(map)
-        };
-        // (parent, mode, read-only, kind); a node's id is its index, the root's is ROOT (0).
-        let tree: [(NodeId, u32, bool, NodeKind); 10] = [
-            (ROOT, 0o755, false, directory(&[(&b"tmp"[..], 1), (b"dev", 2), (b"proc", 7)])),
-            (ROOT, 0o1777, false, directory(&[])),
-            (ROOT, 0o755, true, directory(&[(&b"null"[..], 3), (b"zero", 4), (b"urandom", 5), (b"random", 6)])),
-            (2, 0o666, false, NodeKind::Device(Device::Null)),
-            (2, 0o666, false, NodeKind::Device(Device::Zero)),
-            (2, 0o666, false, NodeKind::Device(Device::Random)),
-            (2, 0o666, false, NodeKind::Device(Device::Random)),
-            (ROOT, 0o555, true, directory(&[(b"self", 8)])),
-            (7, 0o555, true, directory(&[(b"exe", 9)])),
-            (8, 0o777, false, NodeKind::Symlink(exe_path.to_vec())),
-        ];
         // A symlink's target counts towards the capacity, as in `create`.
         fs.used_bytes = to_u64(exe_path.len());
-        for (parent, mode, read_only, kind) in tree {
-            let mut node = fs.fresh_node(parent, mode, kind, now_ns);
-            node.read_only = read_only;
-            fs.nodes.push(Some(node));
+        // A node's id is its index (see the `*_ENTRIES` tables).
+        let fixed = |entries| NodeKind::Directory(Directory::fixed(entries));
+        fs.push_node(ROOT, 0o755, false, fixed(ROOT_ENTRIES), now_ns);
+        fs.push_node(ROOT, 0o1777, false, NodeKind::Directory(Directory::new()), now_ns);
+        fs.push_node(ROOT, 0o755, true, fixed(DEV_ENTRIES), now_ns);
+        for device in [Device::Null, Device::Zero, Device::Random, Device::Random] {
+            fs.push_node(DEV, 0o666, false, NodeKind::Device(device), now_ns);
         }
+        fs.push_node(ROOT, 0o555, true, fixed(PROC_ENTRIES), now_ns);
+        fs.push_node(PROC, 0o555, true, fixed(PROC_SELF_ENTRIES), now_ns);
+        fs.push_node(PROC_SELF, 0o777, false, NodeKind::Symlink(exe_path.to_vec()), now_ns);
         fs
+    }
+
+    /// Appends a node of the standard tree, built in place in the table (moving each node through a table
+    /// of the tree first cost twice the instructions).
+    fn push_node(&mut self, parent: NodeId, mode: u32, read_only: bool, kind: NodeKind, now_ns: u64) {
+        let mut node = self.fresh_node(parent, mode, kind, now_ns);
+        node.read_only = read_only;
+        self.nodes.push(Some(node));
     }
 
     fn set_read_only(&mut self, id: NodeId) {
@@ -164,7 +169,7 @@ impl FileSystem {
         match name {
             b"" | b"." => Ok(dir),
             b".." => Ok(node.parent),
-            _ => entries.get(name).copied().ok_or(Errno::ENOENT),
+            _ => entries.get(name).ok_or(Errno::ENOENT),
         }
     }
 
@@ -206,7 +211,7 @@ impl FileSystem {
     }
 
     /// Splits `path` into its (resolved) parent directory and last component.
-    pub fn resolve_parent(&self, base: NodeId, path: &[u8]) -> Result<ParentAndName, Errno> {
+    pub fn resolve_parent<'p>(&self, base: NodeId, path: &'p [u8]) -> Result<ParentAndName<'p>, Errno> {
         if path.len() >= crate::user::PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -225,7 +230,7 @@ impl FileSystem {
         if !self.get(parent)?.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        Ok(ParentAndName { parent, name: name.to_vec(), trailing_slash })
+        Ok(ParentAndName { parent, name, trailing_slash })
     }
 
     /// Creates `name` in directory `parent`.
@@ -239,7 +244,7 @@ impl FileSystem {
     ) -> Result<NodeId, Errno> {
         let dir = self.get(parent)?;
         let entries = dir.entries().ok_or(Errno::ENOTDIR)?;
-        if name.is_empty() || name == b"." || name == b".." || entries.contains_key(name) {
+        if name.is_empty() || name == b"." || name == b".." || entries.get(name).is_some() {
             return Err(Errno::EEXIST);
         }
         if name.len() > NAME_MAX {
@@ -274,7 +279,7 @@ impl FileSystem {
             *slot = Some(node);
         }
         if let Some(NodeKind::Directory(entries)) = self.node_mut(parent).map(|d| &mut d.kind) {
-            entries.insert(name.to_vec(), id);
+            entries.insert(name, id);
         }
         self.touch(parent, now_ns);
         Ok(id)
@@ -411,7 +416,7 @@ impl FileSystem {
 
     fn set_entry(&mut self, dir: NodeId, name: &[u8], id: NodeId) {
         if let Some(NodeKind::Directory(entries)) = self.node_mut(dir).map(|d| &mut d.kind) {
-            entries.insert(name.to_vec(), id);
+            entries.insert(name, id);
         }
     }
 
@@ -535,7 +540,7 @@ impl FileSystem {
         let node = self.get(id)?;
         let (size, nlink, rdev) = match &node.kind {
             NodeKind::Directory(entries) => {
-                let subdirs = entries.values().filter(|&&c| self.node(c).is_some_and(Node::is_dir)).count();
+                let subdirs = entries.nodes().filter(|&c| self.node(c).is_some_and(Node::is_dir)).count();
                 (4096, if node.linked { 2 + to_u64(subdirs) } else { 0 }, 0)
             }
             NodeKind::File(_) => (to_u64(self.file_bytes(id)?.len()), u64::from(node.linked), 0),
@@ -563,7 +568,7 @@ impl FileSystem {
                 return Err(Errno::ENOENT);
             }
             let parent = self.get(node.parent)?;
-            let name = parent.entries().and_then(|e| e.iter().find(|(_, &c)| c == cur)).ok_or(Errno::ENOENT)?.0;
+            let name = parent.entries().and_then(|e| e.iter().find(|&(_, c)| c == cur)).ok_or(Errno::ENOENT)?.0;
             names.push(name);
             cur = node.parent;
         }
@@ -590,7 +595,7 @@ impl FileSystem {
             let Some(node) = node else { continue };
             match &node.kind {
                 NodeKind::Directory(entries) => {
-                    for &child in entries.values() {
+                    for child in entries.nodes() {
                         let child_node = self.node(child).ok_or("fs: entry points at a freed node")?;
                         if !child_node.linked {
                             return Err("fs: entry points at an unlinked node");

@@ -23,11 +23,11 @@ fn resolution_rules() {
     assert!(matches!(fs.node(exe).unwrap().kind, NodeKind::Symlink(_)));
     assert_eq!(fs.resolve(ROOT, b"/proc/self/exe", true), Err(Errno::ENOENT), "the app binary is not in the fs");
     let parent = fs.resolve_parent(ROOT, b"/tmp/new/").unwrap();
-    assert_eq!((parent.parent, parent.name.as_slice(), parent.trailing_slash), (tmp, &b"new"[..], true));
+    assert_eq!((parent.parent, parent.name, parent.trailing_slash), (tmp, &b"new"[..], true));
     let parent = fs.resolve_parent(tmp, b"rel").unwrap();
-    assert_eq!((parent.parent, parent.name.as_slice()), (tmp, &b"rel"[..]));
+    assert_eq!((parent.parent, parent.name), (tmp, &b"rel"[..]));
     let root = fs.resolve_parent(tmp, b"///").unwrap();
-    assert_eq!((root.parent, root.name.as_slice()), (ROOT, &b""[..]));
+    assert_eq!((root.parent, root.name), (ROOT, &b""[..]));
 }
 
 #[test]
@@ -82,9 +82,9 @@ fn standard_tree_matches_create() {
     expected.nodes.truncate(1);
     expected.next_ino = 2;
     if let Some(NodeKind::Directory(entries)) = expected.node_mut(ROOT).map(|root| &mut root.kind) {
-        entries.clear();
+        *entries = Directory::new();
     }
-    let directory = || NodeKind::Directory(BTreeMap::new());
+    let directory = || NodeKind::Directory(Directory::new());
     let read_only = |fs: &mut FileSystem, id| fs.node_mut(id).unwrap().read_only = true;
     let fs = &mut expected;
     fs.create(ROOT, b"tmp", directory(), 0o1777, now).unwrap();
@@ -103,4 +103,96 @@ fn standard_tree_matches_create() {
     let built = FileSystem::new(&[], b"/bin/app", 1 << 20, now);
     assert_eq!(alloc::format!("{built:?}"), alloc::format!("{expected:?}"));
     built.check_invariants().unwrap();
+}
+
+/// The standard tree's directories start as fixed tables; changing one turns it into a B-tree that
+/// keeps every entry.
+#[test]
+fn fixed_directories_change_like_any_other() {
+    let mut fs = fs();
+    let dir = || NodeKind::Directory(Directory::new());
+    let a = fs.create(ROOT, b"a", dir(), 0o755, 0).unwrap();
+    let names =
+        |fs: &FileSystem| fs.node(ROOT).unwrap().entries().unwrap().iter().map(|(n, _)| n.to_vec()).collect::<Vec<_>>();
+    assert_eq!(names(&fs), [&b"a"[..], b"dev", b"proc", b"tmp"]);
+    for path in [&b"/dev/null"[..], b"/proc/self/exe", b"/tmp", b"/a"] {
+        assert!(fs.resolve(ROOT, path, false).is_ok(), "{path:?}");
+    }
+    assert_eq!(fs.resolve(ROOT, b"/a", true), Ok(a));
+    fs.rename(ROOT, b"a", ROOT, b"zz", false, false, 0).unwrap();
+    assert_eq!(names(&fs), [&b"dev"[..], b"proc", b"tmp", b"zz"]);
+    fs.remove(ROOT, b"zz", true, 0).unwrap();
+    assert_eq!(names(&fs), [&b"dev"[..], b"proc", b"tmp"]);
+    fs.check_invariants().unwrap();
+    // Read-only fixed directories refuse changes before any conversion.
+    let dev = fs.resolve(ROOT, b"/dev", true).unwrap();
+    assert_eq!(fs.create(dev, b"x", dir(), 0o755, 0), Err(Errno::EROFS));
+    assert_eq!(fs.remove(dev, b"null", false, 0), Err(Errno::EROFS));
+}
+
+/// Byte strings biased towards what makes name comparisons interesting: shared prefixes, lengths around
+/// eight, NULs and high bytes.
+fn name_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), Just(0xff)], 0..12),
+        (0usize..12, proptest::collection::vec(any::<u8>(), 0..4)).prop_map(|(shared, tail)| [
+            &b"abcdefghijkl"[..shared],
+            &tail
+        ]
+        .concat()),
+        proptest::collection::vec(any::<u8>(), 0..20),
+    ]
+}
+
+/// Two byte strings, often one a prefix of the other or the two differing only past their first eight
+/// bytes.
+fn name_pair() -> impl proptest::strategy::Strategy<Value = (Vec<u8>, Vec<u8>)> {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    prop_oneof![
+        (name_bytes(), name_bytes()),
+        (name_bytes(), vec(prop_oneof![Just(0u8), any::<u8>()], 0..3))
+            .prop_map(|(a, tail)| (a.clone(), [a, tail].concat())),
+        (vec(any::<u8>(), 8), vec(any::<u8>(), 0..3), vec(any::<u8>(), 0..3))
+            .prop_map(|(head, x, y)| ([&head[..], &x].concat(), [head, y].concat())),
+    ]
+}
+
+proptest::proptest! {
+    /// Names order and compare exactly as their bytes do.
+    #[test]
+    fn names_order_as_bytes((a, b) in name_pair()) {
+        proptest::prop_assert_eq!(Name::new(&a).cmp(&Name::new(&b)), a.cmp(&b));
+        proptest::prop_assert_eq!(Name::new(&a) == Name::new(&b), a == b);
+    }
+
+    /// A directory, fixed or a tree, finds what a map of byte strings finds and lists in its order,
+    /// through any sequence of inserts and removes.
+    #[test]
+    fn directories_behave_as_maps(
+        fixed in proptest::collection::btree_map(name_bytes(), 0usize..100, 0..6),
+        ops in proptest::collection::vec((proptest::bool::ANY, name_bytes(), 0usize..100), 0..40),
+    ) {
+        let table: Vec<(Name<'static>, NodeId)> =
+            fixed.iter().map(|(name, &id)| (Name::new(&*name.clone().leak()), id)).collect();
+        let mut directory = Directory::fixed(table.leak());
+        let mut model = fixed;
+        for (insert, name, id) in ops {
+            if insert {
+                directory.insert(&name, id);
+                model.insert(name.clone(), id);
+            } else {
+                proptest::prop_assert_eq!(directory.remove(&name), model.remove(&name));
+            }
+            let listed: Vec<(Vec<u8>, NodeId)> = directory.iter().map(|(n, id)| (n.to_vec(), id)).collect();
+            let expected: Vec<(Vec<u8>, NodeId)> = model.iter().map(|(n, &id)| (n.clone(), id)).collect();
+            proptest::prop_assert_eq!(listed, expected);
+            proptest::prop_assert_eq!(directory.len(), model.len());
+            for (name, &id) in &model {
+                proptest::prop_assert_eq!(directory.get(name), Some(id));
+            }
+            proptest::prop_assert_eq!(directory.get(&name), model.get(&name).copied());
+        }
+    }
 }

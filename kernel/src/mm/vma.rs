@@ -5,6 +5,7 @@
 //! behalf). Adjacent ranges with equal permissions and kind are merged to keep the list short.
 
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
 
@@ -48,6 +49,10 @@ impl Vma {
 #[derive(Clone, Debug, Default)]
 pub struct VmaList {
     vmas: Vec<Vma>,
+    /// Index of the VMA that last covered a whole checked range: syscalls pass the same few buffers
+    /// (stack, data) again and again, and where kernel code is emulated the search costs real time. Only
+    /// a hint: checked against the entry it names before use.
+    last_cover: Cell<usize>,
 }
 
 /// A VMA operation could not be done.
@@ -63,13 +68,18 @@ pub enum VmaError {
     BadRange,
 }
 
+/// `a` ends where `b` starts, with the same permissions and kind: one VMA.
+fn mergeable(a: &Vma, b: &Vma) -> bool {
+    a.end == b.start && a.perms == b.perms && a.kind == b.kind
+}
+
 fn valid_range(start: u64, end: u64) -> bool {
     start < end && page_aligned(start) && page_aligned(end)
 }
 
 impl VmaList {
     pub const fn new() -> Self {
-        Self { vmas: Vec::new() }
+        Self { vmas: Vec::new(), last_cover: Cell::new(0) }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
@@ -101,12 +111,21 @@ impl VmaList {
             return true;
         }
         let Some(end) = addr.checked_add(len) else { return false };
+        if let Some(vma) = self.vmas.get(self.last_cover.get()) {
+            if vma.start <= addr && end <= vma.end {
+                return vma.perms & perms == perms;
+            }
+        }
+        let first = self.first_ending_after(addr);
         let mut at = addr;
-        for vma in &self.vmas[self.first_ending_after(addr)..] {
+        for (index, vma) in self.vmas[first..].iter().enumerate() {
             if vma.start > at || vma.perms & perms != perms {
                 return false;
             }
             if vma.end >= end {
+                if at == addr {
+                    self.last_cover.set(first + index);
+                }
                 return true;
             }
             at = vma.end;
@@ -129,21 +148,46 @@ impl VmaList {
         })
     }
 
-    /// Adds a range that must be free.
+    /// Adds a range that must be free. A range that continues an equal neighbour extends it in place
+    /// (growing brk or the stack does this), with no entry moved.
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaError> {
         if !valid_range(vma.start, vma.end) {
             return Err(VmaError::BadRange);
         }
-        if !self.is_free(vma.start, vma.end) {
+        let index = self.first_ending_after(vma.start);
+        let next = self.vmas.get(index);
+        if next.is_some_and(|next| next.start < vma.end) {
             return Err(VmaError::Overlap);
         }
-        if self.vmas.len() >= MAX_VMAS || self.vmas.try_reserve(1).is_err() {
+        let joins_next = next.is_some_and(|next| mergeable(&vma, next));
+        let joins_previous = index > 0 && mergeable(&self.vmas[index - 1], &vma);
+        match (joins_previous, joins_next) {
+            (true, true) => {
+                self.vmas[index - 1].end = self.vmas[index].end;
+                self.vmas.remove(index);
+            }
+            (true, false) => self.vmas[index - 1].end = vma.end,
+            (false, true) => self.vmas[index].start = vma.start,
+            (false, false) => {
+                self.reserve(1)?;
+                self.vmas.insert(index, vma);
+            }
+        }
+        Ok(())
+    }
+
+    /// Room for `more` entries, within [`MAX_VMAS`].
+    fn reserve(&mut self, more: usize) -> Result<(), VmaError> {
+        if self.vmas.len() + more > MAX_VMAS || self.vmas.try_reserve(more).is_err() {
             return Err(VmaError::TooMany);
         }
-        let index = self.first_ending_after(vma.start);
-        self.vmas.insert(index, vma);
-        self.merge_around(index);
         Ok(())
+    }
+
+    /// Makes sure one [`Self::protect`] or [`Self::remove`] of a single range cannot fail for lack of
+    /// room (each splits at most two VMAs), so callers can change the machine first and the list after.
+    pub fn reserve_for_split(&mut self) -> Result<(), VmaError> {
+        self.reserve(2)
     }
 
     /// Removes `[start, end)` wherever it is mapped, splitting VMAs at the edges.
@@ -169,6 +213,9 @@ impl VmaList {
         if !self.covers(start, end - start, 0) {
             return Err(VmaError::NotMapped);
         }
+        if self.find(start).is_some_and(|vma| vma.perms == perms && vma.end >= end) {
+            return Ok(()); // nothing changes (glibc's start-up repeats such calls)
+        }
         self.split_at(start)?;
         self.split_at(end)?;
         let from = self.first_ending_after(start);
@@ -192,9 +239,7 @@ impl VmaList {
         if vma.start >= addr {
             return Ok(());
         }
-        if self.vmas.len() >= MAX_VMAS || self.vmas.try_reserve(1).is_err() {
-            return Err(VmaError::TooMany);
-        }
+        self.reserve(1)?;
         self.vmas[index].end = addr;
         self.vmas.insert(index + 1, Vma { start: addr, ..vma });
         Ok(())
@@ -202,7 +247,6 @@ impl VmaList {
 
     /// Merges the VMA at `index` with equal neighbours.
     fn merge_around(&mut self, index: usize) {
-        let mergeable = |a: &Vma, b: &Vma| a.end == b.start && a.perms == b.perms && a.kind == b.kind;
         if index + 1 < self.vmas.len() && mergeable(&self.vmas[index], &self.vmas[index + 1]) {
             self.vmas[index].end = self.vmas[index + 1].end;
             self.vmas.remove(index + 1);

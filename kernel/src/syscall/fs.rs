@@ -1,6 +1,5 @@
 //! Path syscalls: open, stat, access, directories, links, renames, truncation, the cwd.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use kernel_abi::Stream;
@@ -10,7 +9,7 @@ use super::*;
 use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};
 use crate::fs::node::{S_IFIFO, S_IFMT, S_IFREG};
-use crate::fs::{NodeId, NodeKind, Stat, FS_DEV, ROOT};
+use crate::fs::{Directory, NodeId, NodeKind, Stat, FS_DEV, ROOT};
 use crate::machine::Machine;
 use crate::process::{Kernel, RLIMIT_NOFILE};
 use crate::user;
@@ -129,7 +128,7 @@ impl Kernel {
             if target.trailing_slash {
                 return Err(Errno::EISDIR.into());
             }
-            match self.fs.lookup(target.parent, &target.name) {
+            match self.fs.lookup(target.parent, target.name) {
                 Ok(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST.into()),
                 Ok(existing) => match self.fs.node(existing).map(|n| &n.kind) {
                     Some(NodeKind::Symlink(_)) if follow => self.fs.resolve(base, &path, true)?,
@@ -140,7 +139,7 @@ impl Kernel {
                     let mode = (mode as u32) & 0o7777 & !self.umask;
                     self.fs.create(
                         target.parent,
-                        &target.name,
+                        target.name,
                         NodeKind::File(crate::fs::FileData::Owned(Vec::new())),
                         mode,
                         now,
@@ -192,18 +191,18 @@ impl Kernel {
     }
 
     /// Resolves the target of a stat-like call: a path, or with AT_EMPTY_PATH and "" the dirfd itself.
+    ///
+    /// With AT_EMPTY_PATH the path is usually empty (glibc's `fstat` is `newfstatat(fd, "", AT_EMPTY_PATH)`),
+    /// which its first byte tells: the whole path is read only when that is not NUL.
     fn stat_target<M: Machine>(&self, m: &mut M, dirfd: u64, path: u64, flags: u64) -> Result<Stat, Errno> {
-        let path = user::read_path(&self.vmas, m, path, true)?;
-        if path.is_empty() {
-            if flags & AT_EMPTY_PATH == 0 {
-                return Err(Errno::ENOENT);
-            }
+        if flags & AT_EMPTY_PATH != 0 && user::read_array::<M, 1>(&self.vmas, m, path)? == [0] {
             if fd_arg(dirfd) == AT_FDCWD {
                 return self.fs.stat(self.cwd);
             }
             let (_, file) = self.fds.get(fd_arg(dirfd))?;
             return self.stat_of(&file);
         }
+        let path = user::read_path(&self.vmas, m, path, false)?;
         let base = self.base_dir(dirfd, &path)?;
         let id = self.fs.resolve(base, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
         self.fs.stat(id)
@@ -360,9 +359,8 @@ impl Kernel {
             (&b"."[..], node.ino, crate::fs::node::DT_DIR),
             (b"..", self.fs.node(node.parent).map_or(node.ino, |p| p.ino), crate::fs::node::DT_DIR),
         ];
-        let children = entries
-            .iter()
-            .filter_map(|(name, &child)| self.fs.node(child).map(|c| (name.as_slice(), c.ino, c.dirent_type())));
+        let children =
+            entries.iter().filter_map(|(name, child)| self.fs.node(child).map(|c| (name, c.ino, c.dirent_type())));
         let mut index = start;
         for (name, ino, kind) in dot.into_iter().chain(children).skip(start) {
             let reclen = (19 + name.len() + 1).next_multiple_of(8);
@@ -429,7 +427,7 @@ impl Kernel {
         let target = self.fs.resolve_parent(base, &path)?;
         let mode = (mode as u32) & 0o1777 & !self.umask;
         let now = m.realtime_ns();
-        self.fs.create(target.parent, &target.name, NodeKind::Directory(BTreeMap::new()), mode, now)?;
+        self.fs.create(target.parent, target.name, NodeKind::Directory(Directory::new()), mode, now)?;
         Ok(0)
     }
 
@@ -442,13 +440,13 @@ impl Kernel {
         let target = self.fs.resolve_parent(base, &path)?;
         let directory = flags & AT_REMOVEDIR != 0;
         if target.trailing_slash && !directory {
-            let id = self.fs.lookup(target.parent, &target.name)?;
+            let id = self.fs.lookup(target.parent, target.name)?;
             return Err(
                 if self.fs.node(id).is_some_and(|n| n.is_dir()) { Errno::EISDIR } else { Errno::ENOTDIR }.into()
             );
         }
         let now = m.realtime_ns();
-        self.fs.remove(target.parent, &target.name, directory, now)?;
+        self.fs.remove(target.parent, target.name, directory, now)?;
         Ok(0)
     }
 
@@ -469,7 +467,7 @@ impl Kernel {
         let old = self.fs.resolve_parent(self.base_dir(old_dirfd, &old_path)?, &old_path)?;
         let new = self.fs.resolve_parent(self.base_dir(new_dirfd, &new_path)?, &new_path)?;
         if old.trailing_slash || new.trailing_slash {
-            let source = self.fs.lookup(old.parent, &old.name)?;
+            let source = self.fs.lookup(old.parent, old.name)?;
             if !self.fs.node(source).is_some_and(|n| n.is_dir()) {
                 return Err(Errno::ENOTDIR.into());
             }
@@ -477,9 +475,9 @@ impl Kernel {
         let now = m.realtime_ns();
         self.fs.rename(
             old.parent,
-            &old.name,
+            old.name,
             new.parent,
-            &new.name,
+            new.name,
             flags & RENAME_NOREPLACE != 0,
             flags & RENAME_EXCHANGE != 0,
             now,
@@ -506,8 +504,7 @@ impl Kernel {
             return Err(Errno::EINVAL.into());
         };
         let n = target.len().min(size as usize);
-        let data = target[..n].to_vec();
-        user::write(&self.vmas, m, buf, &data)?;
+        user::write(&self.vmas, m, buf, &target[..n])?;
         count(n)
     }
 
@@ -520,7 +517,7 @@ impl Kernel {
             return Err(Errno::ENOENT.into());
         }
         let now = m.realtime_ns();
-        self.fs.create(parent.parent, &parent.name, NodeKind::Symlink(target), 0o777, now)?;
+        self.fs.create(parent.parent, parent.name, NodeKind::Symlink(target), 0o777, now)?;
         Ok(0)
     }
 

@@ -119,7 +119,7 @@ impl Kernel {
             let from = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
             let to = from.saturating_add(usize::try_from(len).unwrap_or(usize::MAX)).min(data.len());
             if from < to {
-                m.write_user(start, &data[from..to]).map_err(|_| Errno::EFAULT)?;
+                m.write_user(&self.vmas, start, &data[from..to]).map_err(|_| Errno::EFAULT)?;
             }
         }
         if perms & PERM_EXEC != 0 && m.check_executable(start, len).is_err() {
@@ -269,18 +269,20 @@ impl Kernel {
             return Err(Errno::ENOMEM.into());
         }
         self.check_wx(perms)?;
-        let pieces: alloc::vec::Vec<Vma> = self.vmas.intersections(addr, end).collect();
-        let gains_exec = perms & PERM_EXEC != 0 && pieces.iter().any(|p| p.perms & PERM_EXEC == 0);
+        let gains_exec = perms & PERM_EXEC != 0 && self.vmas.intersections(addr, end).any(|p| p.perms & PERM_EXEC == 0);
         if gains_exec && m.check_executable(addr, len).is_err() {
             return Err(Errno::EACCES.into());
         }
-        self.vmas.protect(addr, end, perms).map_err(|_| Errno::ENOMEM)?;
-        if let Err(e) = m.protect(addr, len, perms) {
-            for piece in pieces {
-                let _ = self.vmas.protect(piece.start, piece.end, piece.perms);
+        // The machine first (a failed `protect` changes nothing), then the list, which has room for its
+        // splits reserved and so cannot fail: no copy of the old permissions is needed to roll back.
+        self.vmas.reserve_for_split().map_err(|_| Errno::ENOMEM)?;
+        m.protect(addr, len, perms).map_err(map_error)?;
+        if self.vmas.protect(addr, end, perms).is_err() {
+            // Unreachable after the reservation; should it happen, put the machine back in step with the list.
+            for piece in self.vmas.intersections(addr, end) {
                 let _ = m.protect(piece.start, piece.len(), piece.perms);
             }
-            return Err(map_error(e).into());
+            return Err(Errno::ENOMEM.into());
         }
         Ok(0)
     }
@@ -351,7 +353,9 @@ impl Kernel {
         let mut done = 0;
         while done < copy_len {
             let n = (copy_len - done).min(CHUNK as u64) as usize;
-            let copied = m.read_user(old + done, &mut bounce[..n]).and_then(|_| m.write_user(new + done, &bounce[..n]));
+            let copied = m
+                .read_user(&self.vmas, old + done, &mut bounce[..n])
+                .and_then(|_| m.write_user(&self.vmas, new + done, &bounce[..n]));
             if copied.is_err() {
                 let _ = self.unmap_range(m, new, new + new_len);
                 return Err(Errno::EFAULT);

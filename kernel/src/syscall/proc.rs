@@ -52,14 +52,8 @@ impl Kernel {
 
     pub(crate) fn sys_uname<M: Machine>(&mut self, m: &mut M, buf: u64) -> SysResult {
         let mut raw = [0u8; 6 * 65];
-        let fields = [
-            self.uname.sysname,
-            self.uname.nodename,
-            self.uname.release,
-            self.uname.version,
-            self.uname.machine,
-            self.uname.domainname,
-        ];
+        let uname = crate::process::UNAME;
+        let fields = [uname.sysname, uname.nodename, uname.release, uname.version, uname.machine, uname.domainname];
         for (slot, field) in raw.chunks_exact_mut(65).zip(fields) {
             let n = field.len().min(64);
             slot[..n].copy_from_slice(&field[..n]);

@@ -70,7 +70,7 @@ impl Harness {
         for segment in &config.segments {
             m.premap(segment.start, segment.len, segment.perms);
         }
-        let k = Kernel::new(config).unwrap();
+        let k = Kernel::new(&config).unwrap();
         Self { k, m, next: SCRATCH }
     }
 
@@ -103,7 +103,7 @@ impl Harness {
     /// Copies bytes into scratch memory; returns their address.
     pub fn put(&mut self, bytes: &[u8]) -> u64 {
         let addr = self.next;
-        self.m.write_user(addr, bytes).unwrap();
+        self.m.poke(addr, bytes).unwrap();
         self.next = (addr + bytes.len() as u64 + 16) & !7;
         addr
     }
@@ -120,7 +120,7 @@ impl Harness {
 
     pub fn read(&mut self, addr: u64, len: usize) -> Vec<u8> {
         let mut out = vec![0u8; len];
-        self.m.read_user(addr, &mut out).unwrap();
+        self.m.peek(addr, &mut out).unwrap();
         out
     }
 
@@ -135,6 +135,45 @@ impl Harness {
 }
 
 const AT: u64 = AT_FDCWD as u64;
+
+#[test]
+fn segments_become_vmas_and_a_shared_page_gets_both_permissions() {
+    let rx = PERM_READ | PERM_EXEC;
+    let rw = PERM_READ | PERM_WRITE;
+    let h = Harness::with(|c| {
+        // Text ends and data starts in page 0x40_2000 (no gap between them), as older linkers lay them out.
+        c.segments = vec![
+            Segment { start: TEXT, len: 0x2800, perms: rx },
+            Segment { start: TEXT + 0x2800, len: 0x1000, perms: rw },
+            Segment { start: SCRATCH, len: SCRATCH_LEN, perms: rw },
+        ];
+    });
+    let vmas: Vec<(u64, u64, u32)> = h.k.vmas().iter().map(|v| (v.start, v.end, v.perms)).collect();
+    assert_eq!(
+        vmas,
+        [
+            (TEXT, TEXT + 0x2000, rx),
+            (TEXT + 0x2000, TEXT + 0x3000, rx | rw),
+            (TEXT + 0x3000, TEXT + 0x4000, rw),
+            (SCRATCH, SCRATCH + SCRATCH_LEN, rw),
+        ]
+    );
+    let config = |segments: Vec<Segment>| {
+        let mut config = KernelConfig::new([7; 32], layout());
+        config.segments = segments;
+        config.reserved = vec![Span::new(0x7e00_0000_0000, 1 << 30)];
+        config
+    };
+    let unordered = config(vec![
+        Segment { start: SCRATCH, len: 0x1000, perms: rw },
+        Segment { start: TEXT, len: 0x1000, perms: rx },
+    ]);
+    assert_eq!(Kernel::new(&unordered).err(), Some(crate::ConfigError::BadSegment { start: TEXT }));
+    let in_kernel = config(vec![Segment { start: 0x7e00_0000_0000, len: 0x1000, perms: rw }]);
+    assert!(matches!(Kernel::new(&in_kernel).err(), Some(crate::ConfigError::BadSegment { .. })));
+    let empty = config(vec![Segment { start: TEXT, len: 0, perms: rw }]);
+    assert!(matches!(Kernel::new(&empty).err(), Some(crate::ConfigError::BadSegment { .. })));
+}
 
 #[test]
 fn write_to_stdout_and_stderr() {
@@ -169,7 +208,7 @@ fn pointers_are_validated_before_the_machine_is_called() {
     assert_eq!(h.err(CLOCK_GETTIME, &[1, TEXT]), Errno::EFAULT);
     // A path running into an unmapped page.
     let end = SCRATCH + SCRATCH_LEN - 3;
-    h.m.write_user(end, b"abc").unwrap();
+    h.m.poke(end, b"abc").unwrap();
     assert_eq!(h.err(OPENAT, &[AT, end, 0, 0]), Errno::EFAULT);
     let long = h.cstr(&"a".repeat(5000));
     assert_eq!(h.err(OPENAT, &[AT, long, 0, 0]), Errno::ENAMETOOLONG);
@@ -532,7 +571,7 @@ fn brk_grows_and_shrinks() {
     assert_eq!(h.call(BRK, &[0]) as u64, BRK_START);
     assert_eq!(h.call(BRK, &[BRK_START + 10_000]) as u64, BRK_START + 10_000);
     assert_eq!(h.m.perms_at(BRK_START + 8192), Some(PERM_READ | PERM_WRITE));
-    h.m.write_user(BRK_START + 9_999, &[1]).unwrap();
+    h.m.poke(BRK_START + 9_999, &[1]).unwrap();
     assert_eq!(h.call(BRK, &[BRK_START + 100]) as u64, BRK_START + 100);
     assert_eq!(h.m.perms_at(BRK_START + 4096), None);
     assert_eq!(h.call(BRK, &[BRK_START + (1 << 30)]) as u64, BRK_START + 100, "beyond the span: unchanged");
@@ -584,7 +623,7 @@ fn mmap_munmap_mprotect_split_vmas() {
     assert_eq!(h.call(MUNMAP, &[KERNEL_ADDR & !4095, 1 << 20]), 0);
     // madvise(DONTNEED) zeroes.
     let page = addr + 4096 * 8;
-    h.m.write_user(page, &[9; 16]).unwrap();
+    h.m.poke(page, &[9; 16]).unwrap();
     assert_eq!(h.call(MADVISE, &[page, 4096, 4]), 0);
     assert_eq!(h.read(page, 16), [0; 16]);
     assert_eq!(h.err(MADVISE, &[page, 4096, 999]), Errno::EINVAL);
@@ -595,7 +634,7 @@ fn mmap_munmap_mprotect_split_vmas() {
 fn mremap_grows_shrinks_moves() {
     let mut h = Harness::new();
     let a = h.call(MMAP, &[0, 2 * 4096, 3, 0x22, u64::MAX, 0]) as u64;
-    h.m.write_user(a, b"keep me").unwrap();
+    h.m.poke(a, b"keep me").unwrap();
     // Something right above blocks in-place growth (allocation is top-down, so map the next one first).
     let b = h.call(MMAP, &[a + 2 * 4096, 4096, 3, 0x32, u64::MAX, 0]) as u64;
     assert_eq!(b, a + 2 * 4096);
@@ -859,8 +898,8 @@ proptest! {
     ) {
         let mut h = Harness::new();
         // Plant some paths in scratch so path arguments sometimes resolve.
-        h.m.write_user(SCRATCH, b"/tmp/fuzz\0").unwrap();
-        h.m.write_user(SCRATCH + 0x800, b"/data/hello.txt\0").unwrap();
+        h.m.poke(SCRATCH, b"/tmp/fuzz\0").unwrap();
+        h.m.poke(SCRATCH + 0x800, b"/data/hello.txt\0").unwrap();
         for (nr, args) in calls {
             let result = h.k.syscall(&mut h.m, nr, args);
             prop_assert!(h.k.check_invariants().is_ok(), "{:?} after {nr} {args:x?}", h.k.check_invariants());

@@ -12,9 +12,9 @@ use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use isolation::paging::{translate, PhysMemory};
-use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::{pvh, BackendError, RunConfig};
 use crate::exit::{
@@ -40,8 +40,72 @@ pub struct KvmCapabilities {
 
 const PKU_ECX_BIT: u32 = 1 << 3;
 
+fn offers_pku(cpuid: &CpuId) -> bool {
+    cpuid.as_slice().iter().any(|leaf| leaf.function == 7 && leaf.index == 0 && leaf.ecx & PKU_ECX_BIT != 0)
+}
+
+/// A KVM VM with vCPU 0, before it has memory or registers.
+///
+/// Probing KVM means creating a VM and a vCPU (the TSC frequency is a vCPU property), which costs about
+/// a millisecond on some hosts, and so does destroying them; [`open_kvm`] therefore hands its VM on, so
+/// that a run creates one VM rather than a probe VM and then another.
+pub struct KvmVm {
+    vcpu: VcpuFd,
+    vm: VmFd,
+    /// What KVM supports (`KVM_GET_SUPPORTED_CPUID`), given to the vCPU unchanged.
+    cpuid: CpuId,
+}
+
+/// A VM with its guest memory registered. Fields drop in declaration order: the vCPU and the VM before
+/// the memory their slot points into.
+struct VmWithMemory {
+    vcpu: VcpuFd,
+    _vm: VmFd,
+    memory: GuestMemoryMmap,
+}
+
+impl KvmVm {
+    /// Opens `/dev/kvm` and creates a VM with vCPU 0.
+    fn create() -> Result<Self, BackendError> {
+        let kvm = Kvm::new().map_err(kvm_error("open /dev/kvm"))?;
+        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_error("read the supported CPUID"))?;
+        let vm = kvm.create_vm().map_err(kvm_error("create a VM"))?;
+        let vcpu = vm.create_vcpu(0).map_err(kvm_error("create a vCPU"))?;
+        Ok(Self { vcpu, vm, cpuid })
+    }
+
+    /// Maps `size` bytes of zeroed memory and registers them as the guest's RAM from address 0.
+    fn attach_memory(self, size: u64) -> Result<VmWithMemory, BackendError> {
+        let length =
+            usize::try_from(size).map_err(|_| BackendError::GuestMemory { size, message: "too large".into() })?;
+        let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), length)])
+            .map_err(|error| BackendError::GuestMemory { size, message: error.to_string() })?;
+        let host_address = memory
+            .get_host_address(GuestAddress(0))
+            .map_err(|error| BackendError::GuestMemory { size, message: error.to_string() })?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: size,
+            userspace_addr: host_address as u64,
+        };
+        // SAFETY: `region` describes exactly the `size` bytes `memory` mapped at `host_address`, and
+        // `memory` outlives the VM: both move into a `VmWithMemory`, which drops the VM first (if this
+        // fails, KVM keeps no region). Nothing else uses slot 0.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(kvm_error("register guest memory"))?;
+        Ok(VmWithMemory { vcpu: self.vcpu, _vm: self.vm, memory })
+    }
+}
+
 /// Probes `/dev/kvm`. Never fails: what does not work is `false` with a note.
 pub fn probe_kvm() -> KvmCapabilities {
+    open_kvm().0
+}
+
+/// Probes `/dev/kvm` like [`probe_kvm`], and returns the VM it probed with when everything a run needs
+/// worked (a VM, its vCPU and the supported CPUID), for [`super::run_in`].
+pub fn open_kvm() -> (KvmCapabilities, Option<KvmVm>) {
     let mut caps = KvmCapabilities { cpl0_emulated: Path::new("/sys/module/kvm_pvm").exists(), ..Default::default() };
     if caps.cpl0_emulated {
         caps.notes.push("KVM is nested kvm_pvm: guest CPL0 code is emulated (no SSE/x87/INT3 at CPL0)".into());
@@ -50,81 +114,72 @@ pub fn probe_kvm() -> KvmCapabilities {
         Ok(kvm) => kvm,
         Err(error) => {
             caps.notes.push(format!("cannot open /dev/kvm: {error}"));
-            return caps;
+            return (caps, None);
         }
     };
     let vm = match kvm.create_vm() {
         Ok(vm) => vm,
         Err(error) => {
             caps.notes.push(format!("cannot create a KVM VM: {error}"));
-            return caps;
+            return (caps, None);
         }
     };
     caps.usable = true;
-    match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
+    let cpuid = match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
         Ok(cpuid) => {
-            caps.pku = cpuid
-                .as_slice()
-                .iter()
-                .any(|leaf| leaf.function == 7 && leaf.index == 0 && leaf.ecx & PKU_ECX_BIT != 0);
+            caps.pku = offers_pku(&cpuid);
             if !caps.pku {
                 caps.notes.push("KVM does not offer protection keys (PKU) to guests".into());
             }
+            Some(cpuid)
         }
-        Err(error) => caps.notes.push(format!("cannot read KVM's supported CPUID: {error}")),
-    }
-    if let Ok(vcpu) = vm.create_vcpu(0) {
+        Err(error) => {
+            caps.notes.push(format!("cannot read KVM's supported CPUID: {error}"));
+            None
+        }
+    };
+    let vcpu = vm.create_vcpu(0).ok();
+    if let Some(vcpu) = &vcpu {
         caps.tsc_khz = vcpu.get_tsc_khz().ok().filter(|&khz| khz != 0);
     }
-    caps
+    let kvm_vm = match (cpuid, vcpu) {
+        (Some(cpuid), Some(vcpu)) => Some(KvmVm { vcpu, vm, cpuid }),
+        _ => None,
+    };
+    (caps, kvm_vm)
 }
 
 fn kvm_error(action: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) -> BackendError {
     move |source| BackendError::Kvm { action, source }
 }
 
+/// Runs the guest in `kvm_vm` (from [`open_kvm`]), or in a new VM when `None`.
 pub(super) fn run(
+    kvm_vm: Option<KvmVm>,
     image: &MemoryImage,
     entry: &VcpuEntry,
     config: &RunConfig,
     sink: &mut dyn ConsoleSink,
 ) -> Result<GuestOutcome, BackendError> {
     let started = Instant::now();
-    let kvm = Kvm::new().map_err(kvm_error("open /dev/kvm"))?;
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_error("read the supported CPUID"))?;
-    if config.needs_pku
-        && !cpuid.as_slice().iter().any(|leaf| leaf.function == 7 && leaf.index == 0 && leaf.ecx & PKU_ECX_BIT != 0)
-    {
+    let kvm_vm = match kvm_vm {
+        Some(kvm_vm) => kvm_vm,
+        None => KvmVm::create()?,
+    };
+    if config.needs_pku && !offers_pku(&kvm_vm.cpuid) {
         return Err(BackendError::PkuUnavailable);
     }
-
-    // Declared before the VM so that it is dropped after it: the memory slot points into this mapping.
-    let memory = guest_memory(image, entry)?;
-    let vm = kvm.create_vm().map_err(kvm_error("create a VM"))?;
-    let host_address = memory
-        .get_host_address(GuestAddress(0))
-        .map_err(|error| BackendError::GuestMemory { size: image.memory_size, message: error.to_string() })?;
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: image.memory_size,
-        userspace_addr: host_address as u64,
-    };
-    // SAFETY: `region` describes exactly the `memory_size` bytes `memory` mapped at `host_address`, and
-    // `memory` outlives `vm` (declared before it, so dropped after it); nothing else uses slot 0.
-    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_error("register guest memory"))?;
-
-    let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("create a vCPU"))?;
     // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (FACTS.md).
-    vcpu.set_cpuid2(&cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
-    set_long_mode_entry(&vcpu, entry)?;
+    kvm_vm.vcpu.set_cpuid2(&kvm_vm.cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
+    let mut guest = kvm_vm.attach_memory(image.memory_size)?;
+    write_image(&guest.memory, image, entry)?;
+    set_long_mode_entry(&guest.vcpu, entry)?;
     install_kick_handler()?;
 
     let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
     let mut first_exit = None;
     let stop = run_with_watchdog(config.timeout, |stop_requested| {
-        run_loop(&mut vcpu, &memory, entry, &mut state, stop_requested, &mut first_exit)
+        run_loop(&mut guest.vcpu, &guest.memory, entry, &mut state, stop_requested, &mut first_exit)
     })?;
     let first_exit_after = first_exit.map(|at: Instant| at - started);
     let wall_time = started.elapsed();
@@ -137,12 +192,10 @@ pub(super) fn run(
     Ok(state.into_outcome(stop, first_exit_after, wall_time))
 }
 
-fn guest_memory(image: &MemoryImage, entry: &VcpuEntry) -> Result<GuestMemoryMmap, BackendError> {
-    let size = usize::try_from(image.memory_size)
-        .map_err(|_| BackendError::GuestMemory { size: image.memory_size, message: "too large".into() })?;
-    let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size)])
-        .map_err(|error| BackendError::GuestMemory { size: image.memory_size, message: error.to_string() })?;
+/// Writes the image's chunks, and the trampoline page, into zeroed guest memory.
+fn write_image(memory: &GuestMemoryMmap, image: &MemoryImage, entry: &VcpuEntry) -> Result<(), BackendError> {
     let write = |bytes: &[u8], address: u64| {
+        prefault(memory, address, bytes.len());
         memory.write_slice(bytes, GuestAddress(address)).map_err(|error| BackendError::InvalidImage(error.to_string()))
     };
     for chunk in &image.chunks {
@@ -150,8 +203,26 @@ fn guest_memory(image: &MemoryImage, entry: &VcpuEntry) -> Result<GuestMemoryMma
     }
     // The trampoline page is unused on KVM, but writing it gives the kernel the same memory (and the
     // same GDT) on both backends.
-    write(&pvh::trampoline_page(entry), TRAMPOLINE_ADDR)?;
-    Ok(memory)
+    write(&pvh::trampoline_page(entry), TRAMPOLINE_ADDR)
+}
+
+/// Faults in the pages of `[address, address + length)` of guest memory in one system call, which costs
+/// less than the page faults of copying into them one by one. Only an optimization: pages it leaves out
+/// (outside the memory, or on kernels before Linux 5.14 without `MADV_POPULATE_WRITE`) fault as usual.
+fn prefault(memory: &GuestMemoryMmap, address: u64, length: usize) {
+    const PAGE: usize = 4096;
+    let Some(end) = address.checked_add(length as u64) else { return };
+    if length == 0 || end > memory.last_addr().raw_value().saturating_add(1) {
+        return;
+    }
+    let Ok(host) = memory.get_host_address(GuestAddress(address)) else { return };
+    let start = host as usize & !(PAGE - 1);
+    let end = (host as usize + length).next_multiple_of(PAGE);
+    // SAFETY: `[start, end)` lies inside `memory`'s single private anonymous mapping (it starts page
+    // aligned, and `[address, address + length)` is inside it, so the rounded range is too).
+    // MADV_POPULATE_WRITE only faults pages in as a write would, leaving their contents unchanged; it
+    // creates no references into the memory.
+    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
 }
 
 /// Sets the state the PVH trampoline reaches on QEMU: long mode, paging on, flat 64-bit segments.

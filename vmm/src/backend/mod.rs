@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::exit::{ConsoleSink, GuestOutcome, DEFAULT_LOG_LIMIT, DEFAULT_OUTPUT_LIMIT};
 use crate::image::{MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 
-pub use kvm::{probe_kvm, KvmCapabilities};
+pub use kvm::{open_kvm, probe_kvm, KvmCapabilities, KvmVm};
 pub use qemu::{qemu_available, QemuMachine};
 
 /// Which hypervisor runs the guest.
@@ -107,10 +107,26 @@ pub fn run(
     config: &RunConfig,
     sink: &mut dyn ConsoleSink,
 ) -> Result<GuestOutcome, BackendError> {
+    run_in(backend, None, image, entry, config, sink)
+}
+
+/// Like [`run`], but on KVM in `kvm_vm` (the VM [`open_kvm`] probed with) when given, instead of a new
+/// VM. QEMU does not use it.
+pub fn run_in(
+    backend: Backend,
+    kvm_vm: Option<KvmVm>,
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+) -> Result<GuestOutcome, BackendError> {
     validate_image(image, entry)?;
     match backend {
-        Backend::Kvm => kvm::run(image, entry, config, sink),
-        Backend::Qemu => qemu::run(image, entry, config, sink),
+        Backend::Kvm => kvm::run(kvm_vm, image, entry, config, sink),
+        Backend::Qemu => {
+            drop(kvm_vm);
+            qemu::run(image, entry, config, sink)
+        }
     }
 }
 

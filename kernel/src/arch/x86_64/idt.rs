@@ -107,7 +107,8 @@ macro_rules! stub_with_error_code {
 
 global_asm!(
     ".pushsection .text.secure_run_isr, \"ax\"",
-    ".balign 16",
+    // 512-byte aligned, so the 32 stubs (512 bytes) share all address bits above the low 16: see `init`.
+    ".balign 512",
     ".global isr_stubs",
     "isr_stubs:",
     stub_without_error_code!(0),
@@ -214,14 +215,18 @@ pub unsafe fn init() {
     // SAFETY: boot runs alone; no other reference to TABLES exists.
     let tables = unsafe { gdt::TABLES.get() };
     let stubs = core::ptr::addr_of!(isr_stubs) as u64;
+    // The stubs lie in one 512-byte block, so their gates differ only in the offset's low 16 bits: each
+    // gate is the first one plus its stub's offset (a few instructions per vector where boot code is
+    // emulated, instead of assembling every field).
+    if stubs % 512 != 0 {
+        super::start::fatal("exception stubs not 512-byte aligned");
+    }
+    let first = IdtEntry::interrupt_gate(stubs, IST_GENERAL);
     for (vector, entry) in tables.idt.iter_mut().enumerate() {
-        let ist = match vector {
-            2 => IST_NMI,
-            8 => IST_DOUBLE_FAULT,
-            18 => IST_MACHINE_CHECK,
-            _ => IST_GENERAL,
-        };
-        *entry = IdtEntry::interrupt_gate(stubs + 16 * vector as u64, ist);
+        *entry = IdtEntry([first.0[0] + 16 * vector as u64, first.0[1]]);
+    }
+    for (vector, ist) in [(2, IST_NMI), (8, IST_DOUBLE_FAULT), (18, IST_MACHINE_CHECK)] {
+        tables.idt[vector] = IdtEntry::interrupt_gate(stubs + 16 * vector as u64, ist);
     }
     let pointer = x86_64::structures::DescriptorTablePointer {
         limit: (size_of::<[IdtEntry; IDT_ENTRIES]>() - 1) as u16,

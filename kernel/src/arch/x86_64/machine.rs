@@ -1,18 +1,22 @@
 //! The bridge between the hardware and the syscall layer (`kernel::Kernel`): process start, syscall
 //! dispatch, demand paging, and the [`kernel::Machine`] the layer runs against.
 //!
-//! Anonymous app memory (stack, brk, mmap) is backed on demand: `map_anonymous` only records the range in
-//! [`DEMAND`], and the app's first touch of a page faults and gets a fresh frame. On a nested KVM every
-//! kernel instruction is emulated, so mapping an 8 MiB stack eagerly would cost more than the whole run.
+//! App memory is backed on demand from the syscall layer's VMA list (the one record of what the app has
+//! mapped): a page inside a VMA that has no frame yet gets a fresh zeroed one when the app first touches
+//! it (with the pages around it, see [`FAULT_AROUND`]), or when a kernel copy is about to touch it. On a
+//! nested KVM every kernel instruction is emulated, so mapping an 8 MiB stack eagerly would cost more than
+//! the whole run; a small fresh range ([`BACK_AT_MAP`]) is backed at once instead: the app touches it
+//! right away (a small brk or mmap is malloc's), and entering the kernel for the fault costs more there than
+//! mapping a few pages. Larger ranges wait for their first touch.
 //! The kernel's own copies back the pages they touch before copying, so kernel code never takes a
 //! demand-paging fault: exception handlers never nest on their IST stack (the nested-KVM syscall path
-//! runs inside the #PF handler), and the fault handler never runs while a machine method holds state.
+//! runs inside the #PF handler), and the fault handler only reads the process while the app runs.
 
 use alloc::vec::Vec;
 
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{fault, PageFlags, PAGE_SIZE};
-use kernel::mm::vma::{Vma, VmaKind, VmaList};
+use kernel::mm::vma::VmaList;
 use kernel::{Kernel, KernelConfig, MapError, Segment, SyscallResult};
 use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
 
@@ -24,14 +28,18 @@ use super::{console, memory, registers};
 
 /// Bytes backed per demand fault (an aligned window around the faulting page).
 const FAULT_AROUND: u64 = 64 * PAGE_SIZE;
-/// Fault-around stops while memory is this low, so speculation never takes the last frames.
+/// The largest fresh range backed when it is mapped. Mapping costs about 30 emulated instructions a page
+/// on a nested KVM, a fault's entry and exit alone about 150: beyond a few pages, the pages the app never
+/// touches would cost more than the fault saved.
+const BACK_AT_MAP: u64 = 8 * PAGE_SIZE;
+/// Fault-around and backing at map time stop while memory is this low, so speculation never takes the
+/// last frames.
 const RESERVED_FRAMES: u64 = 1 << 20;
 
-/// App memory backed on first touch.
-static DEMAND: CpuLocal<VmaList> = CpuLocal::new(VmaList::new());
-
-/// The process: the syscall layer's state and the machine it runs on.
-static PROCESS: CpuLocal<Option<(Kernel, ArchMachine)>> = CpuLocal::new(None);
+/// The process: the syscall layer's state.
+static PROCESS: CpuLocal<Option<Kernel>> = CpuLocal::new(None);
+/// The machine the process runs on.
+static MACHINE: CpuLocal<Option<ArchMachine>> = CpuLocal::new(None);
 
 pub struct AppStart {
     pub entry: u64,
@@ -111,13 +119,12 @@ pub fn start_process(state: &BootState) -> AppStart {
         strict_inspection: info.flags & kernel_abi::FLAG_STRICT_INSPECTION != 0,
         fsgsbase: leaf7.ebx & 1 != 0,
     };
-    let Ok(kernel) = Kernel::new(config) else {
+    // Built in its static (`Kernel::init`): a copy costs real time where kernel code is emulated.
+    // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
+    let (process, machine) = unsafe { (PROCESS.get(), MACHINE.get().insert(machine)) };
+    let Ok(kernel) = Kernel::init(process, &config) else {
         fatal("the boot info's regions and process layout do not form a valid process")
     };
-    // Straight into its static: the process state is moved once (a copy costs real time where kernel code
-    // is emulated).
-    // SAFETY: boot runs alone; nothing else holds the process yet.
-    let (kernel, machine) = unsafe { PROCESS.get() }.insert((kernel, machine));
     // AT_HWCAP: CPUID.1:EDX, as Linux reports it; the VMM left its slot in the initial stack for us.
     let hwcap = u64::from(features.edx);
     if kernel.adopt_stack(machine, info.stack_pointer, info.hwcap_slot, hwcap).is_err() {
@@ -132,17 +139,41 @@ const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 
 
 /// Runs one syscall for the app; the result goes back in `frame.rax`.
 pub fn handle_syscall(frame: &mut SyscallFrame) {
-    frame.rflags = (frame.rflags & USER_RFLAGS) | 0x2;
-    if frame.rip >= isolation::paging::LOWER_HALF_END {
+    frame.rflags = app_rflags(frame.rflags);
+    check_return_address(frame.rip);
+    frame.rax = run_syscall(frame.number(), frame.args());
+}
+
+/// Runs the syscall a trap frame stands for (the nested-KVM SYSCALL quirk) and resumes after it: RCX and
+/// R11 hold the return address and RFLAGS, as SYSCALL left them. Reads the trap frame in place (every
+/// instruction of this path is emulated on the KVM where it happens).
+pub fn syscall_from_trap(frame: &mut TrapFrame) {
+    frame.rflags = app_rflags(frame.r11);
+    frame.rip = frame.rcx;
+    check_return_address(frame.rip);
+    frame.rax = run_syscall(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]);
+}
+
+/// The RFLAGS the app resumes with: the arithmetic and app-settable bits of `rflags`, bit 1 set.
+fn app_rflags(rflags: u64) -> u64 {
+    (rflags & USER_RFLAGS) | 0x2
+}
+
+fn check_return_address(rip: u64) {
+    if rip >= isolation::paging::LOWER_HALF_END {
         // SYSRET to a non-canonical address would fault in the kernel with the app's stack.
         fatal("syscall return address outside the lower half");
     }
-    // SAFETY: one syscall at a time; the page-fault handler never touches PROCESS.
-    let Some((kernel, machine)) = (unsafe { PROCESS.get() }).as_mut() else {
+}
+
+/// Runs syscall `number`; returns its result (RAX) unless the app ends.
+fn run_syscall(number: u64, args: [u64; 6]) -> u64 {
+    // SAFETY: one syscall at a time; the page-fault handler reads PROCESS only for faults of app code.
+    let (Some(kernel), Some(machine)) = (unsafe { (PROCESS.get().as_mut(), MACHINE.get().as_mut()) }) else {
         fatal("syscall before the process exists")
     };
-    match kernel.syscall(machine, frame.number(), frame.args()) {
-        SyscallResult::Return(value) => frame.rax = value as u64,
+    match kernel.syscall(machine, number, args) {
+        SyscallResult::Return(value) => value as u64,
         SyscallResult::Exit(status) => console::exit(status),
         SyscallResult::Killed(signal) => {
             let _ = core::fmt::Write::write_fmt(
@@ -152,32 +183,6 @@ pub fn handle_syscall(frame: &mut SyscallFrame) {
             console::exit(128 + signal)
         }
     }
-}
-
-/// Runs the syscall a trap frame stands for (the nested-KVM SYSCALL quirk) and resumes after it.
-pub fn syscall_from_trap(frame: &mut TrapFrame) {
-    let mut call = SyscallFrame {
-        r15: frame.r15,
-        r14: frame.r14,
-        r13: frame.r13,
-        r12: frame.r12,
-        rbp: frame.rbp,
-        rbx: frame.rbx,
-        r9: frame.r9,
-        r8: frame.r8,
-        r10: frame.r10,
-        rdx: frame.rdx,
-        rsi: frame.rsi,
-        rdi: frame.rdi,
-        rax: frame.rax,
-        rip: frame.rcx,
-        rflags: frame.r11,
-        rsp: frame.rsp,
-    };
-    handle_syscall(&mut call);
-    frame.rax = call.rax;
-    frame.rip = call.rip;
-    frame.rflags = call.rflags;
 }
 
 /// Backs a page of on-demand app memory if the fault is a first touch the range allows. Returns false
@@ -190,10 +195,10 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
         // Kernel copies back their pages first (see the module doc): a fault here is a kernel bug.
         return false;
     }
-    // SAFETY: the fault handler is the only code running; machine methods hold no borrow of DEMAND
-    // across app-memory copies, the only kernel code that can fault here.
-    let demand = unsafe { DEMAND.get() };
-    let Some(vma) = demand.find(address) else { return false };
+    // SAFETY: the app's own code faulted (kernel code was ruled out above), so no syscall is running and
+    // nothing else borrows the process; this handler only reads it.
+    let Some(kernel) = (unsafe { PROCESS.get() }).as_ref() else { return false };
+    let Some(vma) = kernel.vmas().find(address) else { return false };
     let allowed = if frame.error_code & fault::FETCH != 0 {
         vma.perms & PERM_EXEC != 0
     } else if frame.error_code & fault::WRITE != 0 {
@@ -218,7 +223,10 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
         (faulting_page, faulting_page + PAGE_SIZE)
     };
     match memory.map_missing(window_start, window_end - window_start, flags) {
-        Ok(_) => true,
+        // The faulting page had no frame, so at least it gets one. If nothing was mapped, the page is
+        // mapped but inaccessible (PROT_NONE) although its VMA allows the access (a kernel bug): resuming
+        // would fault forever, so the app crashes instead.
+        Ok(mapped) => mapped > 0,
         Err(isolation::paging::PagingError::OutOfMemory) => {
             let _ = core::fmt::Write::write_str(
                 &mut console::Log,
@@ -238,19 +246,18 @@ pub fn in_kernel_text(rip: u64) -> bool {
         .any(|region| region.kind == RegionKind::KernelText as u32 && rip.wrapping_sub(region.virt_start) < region.size)
 }
 
-/// Backs every not-yet-backed page of `[addr, addr + len)` that lies in on-demand memory. A page that is
-/// neither mapped nor on demand is a fault.
-fn back_range(addr: u64, len: u64) -> Result<(), kernel::Fault> {
+/// Backs every not-yet-backed page of `[addr, addr + len)` from the VMA list. A page in no VMA is a fault.
+fn back_range(vmas: &VmaList, addr: u64, len: u64) -> Result<(), kernel::Fault> {
     if len == 0 {
         return Ok(());
     }
     let end = addr.checked_add(len).ok_or(kernel::Fault { addr })?;
-    // SAFETY: one machine method at a time; no other borrow of DEMAND or the memory state is live.
-    let (demand, memory) = unsafe { (DEMAND.get(), memory::memory()) };
+    // SAFETY: one machine method at a time; no other borrow of the memory state is live.
+    let memory = unsafe { memory::memory() };
     let mut page = addr & !(PAGE_SIZE - 1);
     while page < end {
-        if memory.translate(page).is_none() {
-            let vma = demand.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
+        if !memory.is_mapped(page) {
+            let vma = vmas.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
             // Back the rest of this range's part of the copy in one pass.
             let until = end.min(vma.end).next_multiple_of(PAGE_SIZE);
             memory.map_missing(page, until - page, page_flags(vma.perms)).map_err(|_| kernel::Fault { addr: page })?;
@@ -269,52 +276,59 @@ impl ArchMachine {
 }
 
 impl kernel::Machine for ArchMachine {
-    fn read_user(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
-        back_range(addr, buf.len() as u64)?;
+    fn read_user(&mut self, vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
+        back_range(vmas, addr, buf.len() as u64)?;
         // SAFETY: the syscall layer checked the range against the app's mappings and every page of it is
         // backed now.
         unsafe { memory::copy_from_app(addr, buf) };
         Ok(())
     }
 
-    fn write_user(&mut self, addr: u64, data: &[u8]) -> Result<(), kernel::Fault> {
-        back_range(addr, data.len() as u64)?;
+    fn write_user(&mut self, vmas: &VmaList, addr: u64, data: &[u8]) -> Result<(), kernel::Fault> {
+        back_range(vmas, addr, data.len() as u64)?;
         // SAFETY: as for `read_user`; the layer writes only ranges it mapped writable.
         unsafe { memory::copy_to_app(addr, data) };
         Ok(())
     }
 
     fn map_anonymous(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
-        // SAFETY: no other borrow of DEMAND is live (see `handle_page_fault`).
-        let demand = unsafe { DEMAND.get() };
-        demand
-            .insert(Vma { start: addr, end: addr + len, perms, kind: VmaKind::Anonymous })
-            .map_err(|_| MapError::Invalid)
+        // SAFETY: no other borrow of the memory state is live.
+        let memory = unsafe { memory::memory() };
+        // Inaccessible or large ranges are backed on first touch (see the module doc).
+        if perms == 0 || len > BACK_AT_MAP || memory.free_bytes() <= RESERVED_FRAMES {
+            return Ok(());
+        }
+        match memory.map_missing(addr, len, page_flags(perms)) {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // Leave the range unmapped, as the layer expects after a failure.
+                if memory.unmap(addr, len).is_err() {
+                    fatal("could not undo a partial mapping");
+                }
+                Err(match error {
+                    isolation::paging::PagingError::OutOfMemory => MapError::OutOfMemory,
+                    _ => MapError::Invalid,
+                })
+            }
+        }
     }
 
     fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError> {
-        let end = addr + len;
-        // SAFETY: as above.
-        let demand = unsafe { DEMAND.get() };
-        let parts: Vec<Vma> = demand.intersections(addr, end).collect();
-        for part in parts {
-            demand.protect(part.start.max(addr), part.end.min(end), perms).map_err(|_| MapError::Invalid)?;
-        }
-        let flags = page_flags(perms);
-        // SAFETY: as above.
+        // SAFETY: no other borrow of the memory state is live.
         let memory = unsafe { memory::memory() };
-        memory.update_present_flags(addr, len, |_| flags).map_err(|_| MapError::Invalid)
+        // Pages without a frame yet need nothing: they are backed from the VMA list, which the layer has
+        // changed already. PROT_NONE keeps the frames (and contents) but makes the pages fault.
+        let result = if perms == 0 {
+            memory.make_inaccessible(addr, len)
+        } else {
+            let flags = page_flags(perms);
+            memory.update_present_flags(addr, len, |_| flags)
+        };
+        result.map_err(|_| MapError::Invalid)
     }
 
     fn unmap(&mut self, addr: u64, len: u64) {
-        let end = addr + len;
-        // SAFETY: as above.
-        let demand = unsafe { DEMAND.get() };
-        let parts: Vec<Vma> = demand.intersections(addr, end).collect();
-        for part in parts {
-            let _ = demand.remove(part.start.max(addr), part.end.min(end));
-        }
-        // SAFETY: as above.
+        // SAFETY: no other borrow of the memory state is live.
         if unsafe { memory::memory() }.unmap(addr, len).is_err() {
             fatal("the syscall layer unmapped a range the page tables cannot");
         }
@@ -351,14 +365,16 @@ impl kernel::Machine for ArchMachine {
         let window_start = addr.saturating_sub(PAGE_SIZE);
         let window_end = addr.saturating_add(len).saturating_add(PAGE_SIZE).min(isolation::paging::LOWER_HALF_END);
         // SAFETY: no other borrow of the memory state is live.
-        let pages = unsafe { memory::memory() }.mapped_pages(window_start, window_end - window_start);
+        let memory = unsafe { memory::memory() };
+        let pages = memory.mapped_pages(window_start, window_end - window_start);
         let mut scanner = isolation::scan::CodeScanner::new();
         let mut findings = Vec::new();
         let mut page = [0u8; PAGE_SIZE as usize];
         for (start, size) in pages {
             for virt in (start..start + size).step_by(PAGE_SIZE as usize) {
-                // SAFETY: the page is mapped (just listed); the kernel may read any app page.
-                unsafe { memory::copy_from_app(virt, &mut page) };
+                // Through the frame, not the app's address: an inaccessible (PROT_NONE) page is read too.
+                let Some((frame, _)) = memory.translate(virt) else { continue };
+                memory.read_frame(frame, &mut page);
                 scanner.feed(virt, &page, &mut findings);
             }
         }

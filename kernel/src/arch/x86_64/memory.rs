@@ -54,6 +54,9 @@ pub struct PhysicalMemory {
     end: u64,
     /// Frames given back; cleared before reuse.
     recycled: Vec<u64>,
+    /// The 2 MiB region last asked about by [`PhysicalMemory::is_mapped`] and its leaf table (tables are
+    /// never freed, so this stays valid).
+    last_leaf_table: Option<(u64, u64)>,
 }
 
 static MEMORY: CpuLocal<Option<PhysicalMemory>> = CpuLocal::new(None);
@@ -87,6 +90,7 @@ pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, fr
         next_fresh: free_start + heap_size,
         end: free_end,
         recycled: Vec::new(),
+        last_leaf_table: None,
     };
     // SAFETY: boot runs alone.
     unsafe { *MEMORY.get() = Some(memory) };
@@ -163,10 +167,27 @@ impl PhysicalMemory {
         paging::update_present_flags(self, root, virt, size, change, |_, page| invalidate_page(page))
     }
 
-    /// The mapped pages of `[virt, virt + size)`.
+    /// Makes the mapped pages of `[virt, virt + size)` fault on every access, keeping their frames.
+    pub fn make_inaccessible(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        paging::make_inaccessible(self, root, virt, size, |_, page| invalidate_page(page))
+    }
+
+    /// The mapped pages of `[virt, virt + size)` (inaccessible ones included).
     pub fn mapped_pages(&mut self, virt: u64, size: u64) -> Vec<(u64, u64)> {
         let root = self.page_table_root;
         paging::mapped_pages(self, root, virt, size).unwrap_or_default()
+    }
+
+    /// Copies the 4 KiB frame at `frame` (guest-physical, page-aligned) through the physical map.
+    pub fn read_frame(&self, frame: u64, page: &mut [u8; PAGE_SIZE as usize]) {
+        let source = self.pointer(frame) as *const u8;
+        if !frame.is_multiple_of(PAGE_SIZE) || frame + PAGE_SIZE > self.memory_size {
+            super::start::fatal("frame outside guest memory");
+        }
+        // SAFETY: the whole frame lies inside guest memory (checked), which the physical map covers; the
+        // kernel only reads it.
+        unsafe { core::ptr::copy_nonoverlapping(source, page.as_mut_ptr(), page.len()) };
     }
 
     pub fn memory_size(&self) -> u64 {
@@ -187,6 +208,25 @@ impl PhysicalMemory {
     ) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
         paging::update_flags(self, root, virt, size, change, |_, page| invalidate_page(page))
+    }
+
+    /// True when `virt`'s page is mapped (accessible or not). Syscalls touch the same few regions again
+    /// and again (stack, data), so the leaf table of the last region asked about is remembered: one entry
+    /// read instead of a four-level walk, on the path of every copy from or to the app.
+    pub fn is_mapped(&mut self, virt: u64) -> bool {
+        let region = virt & !(paging::HUGE_PAGE_SIZE - 1);
+        let table = match self.last_leaf_table {
+            Some((cached, table)) if cached == region => table,
+            _ => match paging::leaf_table(self, self.page_table_root, virt) {
+                Some(table) => {
+                    self.last_leaf_table = Some((region, table));
+                    table
+                }
+                // No table yet (nothing mapped), or a 2 MiB page.
+                None => return self.translate(virt).is_some(),
+            },
+        };
+        paging::leaf_mapped(self, table, virt)
     }
 
     pub fn translate(&self, virt: u64) -> Option<(u64, PageFlags)> {

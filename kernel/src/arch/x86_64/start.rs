@@ -273,7 +273,9 @@ fn is_nested_syscall_quirk(frame: &TrapFrame, fault_address: u64) -> bool {
         && frame.is_user_mode()
         && frame.error_code & fault::FETCH != 0
         && frame.rip == fault_address
-        && fault_address == super::registers::read_msr(super::registers::MSR_LSTAR)
+        // LSTAR holds this address (set once at boot); comparing with it avoids an RDMSR, which a nested
+        // hypervisor may trap, on every syscall.
+        && fault_address == syscall::entry_address(true)
 }
 
 /// Reports the crash and stops the VM.
