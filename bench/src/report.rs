@@ -219,9 +219,9 @@ fn phases_section(out: &mut String, results: &Results) {
          the fixed cost of **starting QEMU** (exec, device model, reading the boot ELF) dominates; TCG runs \
          firmware and kernel init in tens of milliseconds. The VMM's own set-up (parsing, layout, building \
          the image) is a few milliseconds or less in every configuration. The end-to-end times above also \
-         include process start-up of secure-run itself and its KVM probe (`select_backend` opens /dev/kvm \
-         and creates a probe VM; `prepare` probes again when /sys/devices/system/cpu/cpu0/tsc_freq_khz is \
-         absent, to learn the TSC frequency). The C hello costs more than the asm hello on KVM because its \
+         include process start-up of secure-run itself; its KVM probe (open /dev/kvm, create a VM and a \
+         vCPU, read CPUID and the TSC frequency) is done once, and on KVM that VM is the one that runs the \
+         guest. The C hello costs more than the asm hello on KVM because its \
          16 syscalls and page faults each run the emulated kernel (and, in ring3, the nested hypervisor's \
          SYSCALL quirk path).\n"
     );

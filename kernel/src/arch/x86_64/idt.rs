@@ -218,7 +218,7 @@ pub unsafe fn init() {
     // The stubs lie in one 512-byte block, so their gates differ only in the offset's low 16 bits: each
     // gate is the first one plus its stub's offset (a few instructions per vector where boot code is
     // emulated, instead of assembling every field).
-    if stubs % 512 != 0 {
+    if !stubs.is_multiple_of(512) {
         super::start::fatal("exception stubs not 512-byte aligned");
     }
     let first = IdtEntry::interrupt_gate(stubs, IST_GENERAL);
