@@ -275,7 +275,7 @@ fn leaf_slot(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, u64)> 
 }
 
 /// The physical address and flags `virt` maps to, if mapped (an inaccessible page is mapped too: it
-/// reports the flags it had before it was made inaccessible; see [`is_accessible`]).
+/// reports the flags it had before it was made inaccessible).
 pub fn translate(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, PageFlags)> {
     let (slot, page) = leaf_slot(mem, root, virt)?;
     let entry = mem.read_u64(slot);
@@ -305,11 +305,6 @@ pub fn leaf_table(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<u64> {
 /// page, accessible or not.
 pub fn leaf_mapped(mem: &impl PhysMemory, leaf_table: u64, virt: u64) -> bool {
     classify(mem.read_u64(leaf_table + index(virt, 0) * 8), 0) == Entry::Leaf
-}
-
-/// True when `virt` is mapped and accessible (not made inaccessible by [`make_inaccessible`]).
-pub fn is_accessible(mem: &impl PhysMemory, root: u64, virt: u64) -> bool {
-    leaf_slot(mem, root, virt).is_some_and(|(slot, _)| mem.read_u64(slot) & ENTRY_PRESENT != 0)
 }
 
 /// Applies `change` to the flags of every page of `[virt, virt + size)`; every page must be mapped and
@@ -511,6 +506,11 @@ mod tests {
     }
 
     const RW_USER: PageFlags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
+
+    /// True when `virt` is mapped and the CPU sees it present (not made inaccessible).
+    fn is_accessible(mem: &SparseMemory, root: u64, virt: u64) -> bool {
+        leaf_slot(mem, root, virt).is_some_and(|(slot, _)| mem.read_u64(slot) & ENTRY_PRESENT != 0)
+    }
 
     #[test]
     fn maps_and_translates_small_and_huge_pages() {

@@ -171,7 +171,7 @@ impl Kernel {
     pub fn new(config: &KernelConfig) -> Result<Self, ConfigError> {
         let mut slot = None;
         Self::init(&mut slot, config)?;
-        slot.ok_or(ConfigError::BadLayout)
+        Ok(slot.expect("Kernel::init fills the slot when it succeeds"))
     }
 
     /// Builds the process state into `slot`: VMAs for the app's segments, the file system with the mounted

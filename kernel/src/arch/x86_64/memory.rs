@@ -181,10 +181,10 @@ impl PhysicalMemory {
 
     /// Copies the 4 KiB frame at `frame` (guest-physical, page-aligned) through the physical map.
     pub fn read_frame(&self, frame: u64, page: &mut [u8; PAGE_SIZE as usize]) {
-        let source = self.pointer(frame) as *const u8;
         if !frame.is_multiple_of(PAGE_SIZE) || frame + PAGE_SIZE > self.memory_size {
             super::start::fatal("frame outside guest memory");
         }
+        let source = self.pointer(frame) as *const u8;
         // SAFETY: the whole frame lies inside guest memory (checked), which the physical map covers; the
         // kernel only reads it.
         unsafe { core::ptr::copy_nonoverlapping(source, page.as_mut_ptr(), page.len()) };
