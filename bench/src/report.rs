@@ -212,18 +212,18 @@ fn phases_section(out: &mut String, results: &Results) {
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
          (about 1.1 µs each, FACTS.md), so **kernel init** costs about as many microseconds as it runs \
-         instructions (about 10,000 for the boot of the asm hello), while creating the VM takes about one \
-         millisecond; the ring3 app itself runs natively. What the boot spends its instructions on, and what \
-         was moved to the VMM or removed to get it there from about 44,000, is in \
+         instructions (about 3,500 for the boot of the C hello), while creating the VM takes about one \
+         millisecond; the ring3 app itself runs natively. What the kernel spends its instructions on, and \
+         what was moved to the VMM or removed to get the boot there from about 44,000, is in \
          [boot-profile.md](boot-profile.md). On real KVM hardware kernel init runs at native speed. On QEMU \
          the fixed cost of **starting QEMU** (exec, device model, reading the boot ELF) dominates; TCG runs \
          firmware and kernel init in tens of milliseconds. The VMM's own set-up (parsing, layout, building \
          the image) is a few milliseconds or less in every configuration. The end-to-end times above also \
          include process start-up of secure-run itself; its KVM probe (open /dev/kvm, create a VM and a \
          vCPU, read CPUID and the TSC frequency) is done once, and on KVM that VM is the one that runs the \
-         guest. The C hello costs more than the asm hello on KVM because its \
-         16 syscalls and page faults each run the emulated kernel (and, in ring3, the nested hypervisor's \
-         SYSCALL quirk path).\n"
+         guest. The C hello costs more than the asm hello on KVM because its 16 syscalls and one demand \
+         fault each run the emulated kernel (and, in ring3, the nested hypervisor's SYSCALL quirk path, \
+         about 0.2 ms per kernel entry here).\n"
     );
 }
 

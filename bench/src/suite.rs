@@ -230,7 +230,7 @@ pub fn run_all(options: &Options) -> Results {
     let repetitions = if options.quick {
         Repetitions { hello: 3, phases: 2, syscall: 1, compute: 1 }
     } else {
-        Repetitions { hello: 10, phases: 5, syscall: 3, compute: 3 }
+        Repetitions { hello: 20, phases: 5, syscall: 3, compute: 3 }
     };
     let machine = machine::describe();
     let kvm = vmm::backend::probe_kvm();

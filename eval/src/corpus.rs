@@ -4,7 +4,7 @@
 //! contrast (threat-model.md cites the tests `attacks::<name>::<mode>` generated from this table).
 
 use crate::kernel::{regions_named, Gate, Region};
-use crate::Mode;
+use crate::{Host, Mode};
 
 /// An argument of an attack guest, resolved against the layout of the run.
 #[derive(Clone, Copy, Debug)]
@@ -86,9 +86,17 @@ pub struct Expect {
     pub stdout: &'static [&'static str],
     /// Substrings of secure-run's stderr (the crash report or the refusal), ignoring ASCII case.
     pub stderr: &'static [&'static str],
+    /// Holds only on a host whose OS turned protection keys on ([`Host`]); elsewhere the next
+    /// matching expectation applies.
+    pub needs_host_keys: bool,
 }
 
 impl Expect {
+    /// This expectation, for hosts with protection keys only.
+    const fn if_host_has_keys(self) -> Self {
+        Self { needs_host_keys: true, ..self }
+    }
+
     /// Whether a run matches; else what differs.
     pub fn check(&self, status: i32, stdout: &str, stderr: &str) -> Result<(), String> {
         let mut problems = Vec::new();
@@ -132,13 +140,13 @@ pub struct Attack {
 }
 
 impl Attack {
-    /// The expectation for `mode`: one naming the mode exactly, else one naming its isolation.
-    pub fn expected(&self, mode: Mode) -> Option<&Expect> {
+    /// The expectation for `mode` on `host`: one naming the mode exactly, else one naming its isolation,
+    /// skipping those that need a host with protection keys where it has none.
+    pub fn expected(&self, mode: Mode, host: Host) -> Option<&Expect> {
         let name = mode.name();
-        self.expect
-            .iter()
-            .find(|expect| expect.modes.contains(&name.as_str()))
-            .or_else(|| self.expect.iter().find(|expect| expect.modes.contains(&mode.isolation.name())))
+        let applies = |expect: &&Expect| !expect.needs_host_keys || host.protection_keys;
+        let naming = |wanted: &str| self.expect.iter().filter(applies).find(|expect| expect.modes.contains(&wanted));
+        naming(&name).or_else(|| naming(mode.isolation.name()))
     }
 
     /// The attack's arguments for this run.
@@ -164,7 +172,7 @@ const fn expect(
     stdout: &'static [&'static str],
     stderr: &'static [&'static str],
 ) -> Expect {
-    Expect { modes, status, stdout, stderr }
+    Expect { modes, status, stdout, stderr, needs_host_keys: false }
 }
 
 /// Every attack, in the order of the matrix.
@@ -306,15 +314,16 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 126, &[], &["refusing to run", "WRPKRU at link address 0x", "file offset 0x"]),
-            // The nested KVM runs CPL3 code natively, with the host's CR4.PKE: WRPKRU executes, and
-            // keys are not what protects the kernel in ring3 anyway.
+            // The nested KVM runs CPL3 code natively, with the host's CR4.PKE: on a host with keys WRPKRU
+            // executes, and keys are not what protects the kernel in ring3 anyway.
             expect(
                 &["kvm_ring3"],
                 139,
                 &["WRPKRU executed\n"],
                 &["SIGSEGV", "supervisor-page violation (in kernel data)"],
-            ),
-            expect(&["qemu_ring3"], 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            )
+            .if_host_has_keys(),
+            expect(RING3, 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
     },
@@ -370,8 +379,8 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 1, &["mmap RWX: -13\n"], &[]),
-            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]),
-            expect(&["qemu_ring3"], 132, &["calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host_has_keys(),
+            expect(RING3, 132, &["calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["mmap RWX: mapped\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
     },
@@ -384,13 +393,8 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 1, &["mprotect RX: -13\n"], &["refused to make", "executable: WRPKRU"]),
-            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]),
-            expect(
-                &["qemu_ring3"],
-                132,
-                &["mprotect RX: 0\n", "calling the new WRPKRU\n"],
-                &["SIGILL", "invalid opcode (#UD)"],
-            ),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host_has_keys(),
+            expect(RING3, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
     },
@@ -518,8 +522,13 @@ mod tests {
             Mode::new(Backend::Qemu, Isolation::None),
         ];
         for attack in ATTACKS {
-            for mode in modes {
-                assert!(attack.expected(mode).is_some(), "{} has no expectation for {}", attack.name, mode.name());
+            for (mode, protection_keys) in modes.into_iter().flat_map(|mode| [(mode, false), (mode, true)]) {
+                let host = Host { protection_keys };
+                assert!(
+                    attack.expected(mode, host).is_some(),
+                    "{} has no expectation for {mode:?} on {host:?}",
+                    attack.name
+                );
             }
             assert!(crate::guests::attacks_dir().join(format!("{}.S", attack.guest)).is_file(), "{}", attack.guest);
         }

@@ -52,6 +52,24 @@ impl Isolation {
     }
 }
 
+/// What the host CPU adds to an outcome. The nested KVM runs the guest's CPL3 code natively, under the
+/// host's CR4: there WRPKRU executes when the host OS turned protection keys on, and raises #UD (as in
+/// every other mode of ours) when it did not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Host {
+    /// CPUID.(EAX=7, ECX=0):ECX.OSPKE: the host kernel set CR4.PKE.
+    pub protection_keys: bool,
+}
+
+impl Host {
+    /// The machine this runs on.
+    pub fn current() -> Self {
+        const OSPKE: u32 = 1 << 4;
+        let has_leaf_7 = std::arch::x86_64::__cpuid(0).eax >= 7;
+        Self { protection_keys: has_leaf_7 && std::arch::x86_64::__cpuid_count(7, 0).ecx & OSPKE != 0 }
+    }
+}
+
 /// One (backend, isolation) combination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Mode {

@@ -127,6 +127,7 @@ fn run() -> Result<bool, String> {
     let guests = std::env::temp_dir().join(format!("secure-run-eval-guests-{}", std::process::id()));
     let targets = targets(&secure_run, &guests, machine.modes[0])?;
 
+    let host = eval::Host::current();
     let mut rows = Vec::new();
     let mut all_expected = true;
     for attack in ATTACKS {
@@ -143,7 +144,7 @@ fn run() -> Result<bool, String> {
             args.extend(attack_args.iter().cloned());
             let finished = execute(&secure_run, &args, attack.stdin)?;
             let outcome = classify(finished.status, &finished.stdout, &finished.stderr);
-            let verdict = match attack.expected(mode) {
+            let verdict = match attack.expected(mode, host) {
                 Some(expect) => expect.check(finished.status, &finished.stdout, &finished.stderr),
                 None => Err("no expectation".to_owned()),
             };
@@ -227,8 +228,9 @@ fn render(machine: &Machine, rows: &[Row]) -> String {
          CPL0 (`mpk`, `none`) CLI/STI, reading CR0 and port I/O are the app's to use and change no key or \
          paging state; `kernel_pointer_syscall` completes after the kernel refused both calls with EFAULT. \
          In `kvm_ring3` on a nested KVM that runs CPL3 code natively, WRPKRU and XRSTOR execute under the \
-         host's configuration; in `ring3` no key protects the kernel (supervisor pages do), so that is not \
-         an escape. `jump_to_entry_gate` in `mpk`: the gate's check accepts EAX = 0 (the kernel's PKRU), so \
+         host's configuration (WRPKRU only where the host OS turned protection keys on, else #UD); in \
+         `ring3` no key protects the kernel (supervisor pages do), so that is not an escape. \
+         `jump_to_entry_gate` in `mpk`: the gate's check accepts EAX = 0 (the kernel's PKRU), so \
          the jump is a system call with forged registers; the app loops re-entering until `--timeout`.\n",
     );
     text
@@ -257,5 +259,6 @@ fn machine_description() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |count| count.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".to_owned(), |text| text.trim().to_owned());
-    format!("{cpu}, {cores} cores, Linux {kernel}")
+    let keys = if eval::Host::current().protection_keys { "on" } else { "off" };
+    format!("{cpu}, {cores} cores, Linux {kernel}, host protection keys {keys}")
 }

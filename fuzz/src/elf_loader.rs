@@ -1,7 +1,7 @@
 //! `elf_loader`: arbitrary bytes as an app ELF, through everything the VMM does with it before a
 //! backend runs: `parse_app`, the mpk-mode inspection (W^X and the instruction scan), `plan_layout`
 //! (fixed and randomized) with the real embedded kernel, `build` (the MemoryImage: kernel relocation,
-//! segment copies, page tables, boot info) and the QEMU backend's PVH boot ELF.
+//! segment chunks, page tables, boot info) and the QEMU backend's PVH boot ELF.
 //!
 //! Checked: nothing panics; an accepted app satisfies every property `parse_app` documents; the layout
 //! keeps kernel, app and physical map apart; every chunk of the image lies inside guest memory above the
@@ -15,7 +15,7 @@ use kernel_abi::{IsolationMode, RegionKind, PERM_EXEC};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use vmm::elf::{self, AppElf, AppKind, KernelElf, MAX_APP_SPAN, MAX_SEGMENT_ALIGN};
-use vmm::image::{LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use vmm::image::{Bytes, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 use vmm::loader::{self, LoadRequest, LoadedVm};
 
 /// Guest memory for the built image: small, so that oversized apps fail fast (as they would at run time).
@@ -32,8 +32,8 @@ pub fn run(data: &[u8]) {
     };
     check_app(&app, data);
     inspect(&app, data);
-    // One build per input (each copies the whole kernel image); the input's hash picks a fixed layout or
-    // a randomized one, and seeds it.
+    // One build per input (each relocates the kernel); the input's hash picks a fixed layout or a
+    // randomized one, and seeds it.
     let seed = fnv1a(data);
     build_and_check(&app, data, seed & 1 == 1, seed);
 }
@@ -106,11 +106,12 @@ fn build_and_check(app: &AppElf, data: &[u8], aslr: bool, seed: u64) {
     check_layout(app, kernel, &layout);
     let argv = [b"/app".to_vec(), b"argument".to_vec()];
     let envp = [b"HOME=/".to_vec()];
+    let (kernel_file, app_file) = (Bytes::from_static(vmm::run::EMBEDDED_KERNEL), Bytes::copy_from_slice(data));
     let request = LoadRequest {
         kernel,
-        kernel_file: vmm::run::EMBEDDED_KERNEL,
+        kernel_file: &kernel_file,
         app,
-        app_file: data,
+        app_file: &app_file,
         argv: &argv,
         envp: &envp,
         exe_path: b"/app",
@@ -194,7 +195,7 @@ fn check_image(app: &AppElf, data: &[u8], layout: &VmLayout, vm: &LoadedVm) {
             .iter()
             .find(|chunk| chunk.guest_phys == phys)
             .unwrap_or_else(|| panic!("no chunk at {phys:#x} for the segment at {:#x}", segment.vaddr));
-        assert_eq!(chunk.bytes.as_slice(), app.segment_bytes(segment, data), "segment bytes differ");
+        assert_eq!(chunk.bytes[..], *app.segment_bytes(segment, data), "segment bytes differ");
     }
     // The process areas the kernel will use stay clear of everything the VMM mapped.
     for area in vm.process.spans() {

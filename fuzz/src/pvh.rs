@@ -35,7 +35,7 @@ pub fn run(data: &[u8]) {
         let len = usize::from(input.u8()) * usize::from(selector / 4 % 8 + 1);
         let bytes = input.bytes(len).to_vec();
         previous_end = guest_phys.saturating_add(bytes.len() as u64);
-        chunks.push(Chunk { guest_phys, bytes });
+        chunks.push(Chunk { guest_phys, bytes: bytes.into() });
     }
     let image = MemoryImage { memory_size: 64 << 20, chunks };
     let file = match build_boot_elf(&image, &entry) {
@@ -76,7 +76,7 @@ pub fn run(data: &[u8]) {
                 && chunk.guest_phys + chunk.bytes.len() as u64 <= ph.p_paddr + ph.p_filesz
                 && {
                     let at = (chunk.guest_phys - ph.p_paddr) as usize;
-                    &segment_bytes(ph)[at..at + chunk.bytes.len()] == chunk.bytes.as_slice()
+                    segment_bytes(ph)[at..at + chunk.bytes.len()] == chunk.bytes[..]
                 }
         });
         assert!(found, "chunk at {:#x} ({} bytes) not in the boot ELF", chunk.guest_phys, chunk.bytes.len());

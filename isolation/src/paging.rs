@@ -337,10 +337,9 @@ pub fn unmap<M: PhysMemory>(
     size: u64,
     mut unmapped: impl FnMut(&mut M, u64, u64),
 ) -> Result<(), PagingError> {
-    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
-        let frame = mem.read_u64(slot) & ENTRY_ADDRESS_MASK;
-        mem.write_u64(slot, 0);
-        unmapped(mem, addr, frame);
+    for_each_leaf(mem, root, virt, size, |mem, leaf| {
+        mem.write_u64(leaf.slot, 0);
+        unmapped(mem, leaf.virt, leaf.entry & ENTRY_ADDRESS_MASK);
     })
 }
 
@@ -359,7 +358,19 @@ fn check_no_huge_page_split(mem: &impl PhysMemory, root: u64, virt: u64, end: u6
     Ok(())
 }
 
-/// Calls `visit(mem, virt, slot, page_size)` for every mapped leaf inside `[virt, virt + size)`, skipping
+/// A mapped leaf entry, as [`for_each_leaf`] finds it.
+struct Leaf {
+    /// The first address the leaf maps.
+    virt: u64,
+    /// Physical address of the entry.
+    slot: u64,
+    /// The entry's value.
+    entry: u64,
+    /// Bytes the leaf maps (4 KiB or 2 MiB).
+    size: u64,
+}
+
+/// Calls `visit(mem, leaf)` for every mapped leaf inside `[virt, virt + size)`, skipping
 /// unmapped table ranges whole (so sparse ranges of any size cost little). A huge page that sticks out of
 /// the range is an error, reported before anything is visited. The visitor may change leaf entries (never
 /// tables); no list is built, because on a nested hypervisor that emulates kernel code every allocation
@@ -369,14 +380,18 @@ fn for_each_leaf<M: PhysMemory>(
     root: u64,
     virt: u64,
     size: u64,
-    mut visit: impl FnMut(&mut M, u64, u64, u64),
+    mut visit: impl FnMut(&mut M, Leaf),
 ) -> Result<(), PagingError> {
     check_range(virt, size, PAGE_SIZE)?;
     if size == 0 {
         return Ok(());
     }
     let end = virt + size;
-    check_no_huge_page_split(mem, root, virt, end)?;
+    // Inside one 2 MiB region (most ranges) a huge page would be the range's only leaf, so the walk
+    // itself can refuse it before visiting anything; otherwise check both ends first.
+    if virt & !(HUGE_PAGE_SIZE - 1) != (end - 1) & !(HUGE_PAGE_SIZE - 1) {
+        check_no_huge_page_split(mem, root, virt, end)?;
+    }
     let mut addr = virt;
     'walk: while addr < end {
         let mut table = root;
@@ -390,7 +405,11 @@ fn for_each_leaf<M: PhysMemory>(
                     continue 'walk;
                 }
                 Entry::Leaf => {
-                    visit(mem, addr, slot, span);
+                    let base = addr & !(span - 1);
+                    if base < virt || base + span > end {
+                        return Err(PagingError::HugePageSplit);
+                    }
+                    visit(mem, Leaf { virt: addr, slot, entry, size: span });
                     addr += span;
                     continue 'walk;
                 }
@@ -402,9 +421,10 @@ fn for_each_leaf<M: PhysMemory>(
                 let leaf_table = entry & ENTRY_ADDRESS_MASK;
                 let chunk_end = ((addr | (HUGE_PAGE_SIZE - 1)) + 1).min(end);
                 while addr < chunk_end {
-                    let leaf_slot = leaf_table + index(addr, 0) * 8;
-                    if classify(mem.read_u64(leaf_slot), 0) == Entry::Leaf {
-                        visit(mem, addr, leaf_slot, PAGE_SIZE);
+                    let slot = leaf_table + index(addr, 0) * 8;
+                    let entry = mem.read_u64(slot);
+                    if classify(entry, 0) == Entry::Leaf {
+                        visit(mem, Leaf { virt: addr, slot, entry, size: PAGE_SIZE });
                     }
                     addr += PAGE_SIZE;
                 }
@@ -426,11 +446,10 @@ pub fn update_present_flags<M: PhysMemory>(
     mut change: impl FnMut(PageFlags) -> PageFlags,
     mut changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
-    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
-        let entry = mem.read_u64(slot);
-        let kept = entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
-        mem.write_u64(slot, kept | change(PageFlags::from_leaf(entry)).leaf_bits());
-        changed(mem, addr);
+    for_each_leaf(mem, root, virt, size, |mem, leaf| {
+        let kept = leaf.entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
+        mem.write_u64(leaf.slot, kept | change(PageFlags::from_leaf(leaf.entry)).leaf_bits());
+        changed(mem, leaf.virt);
     })
 }
 
@@ -445,10 +464,9 @@ pub fn make_inaccessible<M: PhysMemory>(
     size: u64,
     mut changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
-    for_each_leaf(mem, root, virt, size, |mem, addr, slot, _| {
-        let entry = mem.read_u64(slot);
-        mem.write_u64(slot, (entry & !ENTRY_PRESENT) | ENTRY_INACCESSIBLE);
-        changed(mem, addr);
+    for_each_leaf(mem, root, virt, size, |mem, leaf| {
+        mem.write_u64(leaf.slot, (leaf.entry & !ENTRY_PRESENT) | ENTRY_INACCESSIBLE);
+        changed(mem, leaf.virt);
     })
 }
 
@@ -461,7 +479,7 @@ pub fn mapped_pages(
     size: u64,
 ) -> Result<alloc::vec::Vec<(u64, u64)>, PagingError> {
     let mut pages = alloc::vec::Vec::new();
-    for_each_leaf(mem, root, virt, size, |_, addr, _, span| pages.push((addr, span)))?;
+    for_each_leaf(mem, root, virt, size, |_, leaf| pages.push((leaf.virt, leaf.size)))?;
     Ok(pages)
 }
 

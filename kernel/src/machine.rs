@@ -46,6 +46,15 @@ pub trait Machine {
     fn unmap(&mut self, addr: u64, len: u64);
     /// Sends app output or kernel diagnostics to the host.
     fn console(&mut self, stream: Stream, data: &[u8]);
+    /// Sends app memory `[addr, addr + len)` to the console as `stream` (the layer has checked that the app
+    /// may read it; `vmas` as for [`Machine::read_user`]). This default copies through a kernel buffer; a
+    /// machine that can read app memory in place sends it from there.
+    fn console_from_user(&mut self, vmas: &VmaList, stream: Stream, addr: u64, len: usize) -> Result<(), Fault> {
+        let mut bounce = alloc::vec![0; len];
+        self.read_user(vmas, addr, &mut bounce)?;
+        self.console(stream, &bounce);
+        Ok(())
+    }
     /// Nanoseconds since boot; never decreases.
     fn monotonic_ns(&mut self) -> u64;
     /// Nanoseconds since the Unix epoch.

@@ -179,7 +179,15 @@ impl Kernel {
     /// than returned: the state is most of a KiB, and where kernel code is emulated each copy of it costs
     /// about a millisecond.
     pub fn init<'a>(slot: &'a mut Option<Self>, config: &KernelConfig) -> Result<&'a mut Self, ConfigError> {
-        let reserved: Vec<(u64, u64)> = config.reserved.iter().map(|s| (s.start, s.end())).collect();
+        // The kernel's regions mostly touch or overlap the previous one (text, data, bss): coalesced, the
+        // checks below and every mmap compare against a handful of ranges.
+        let mut reserved: Vec<(u64, u64)> = Vec::with_capacity(config.reserved.len());
+        for span in &config.reserved {
+            match reserved.last_mut() {
+                Some(last) if last.0 <= span.start && span.start <= last.1 => last.1 = last.1.max(span.end()),
+                _ => reserved.push((span.start, span.end())),
+            }
+        }
         let mut vmas = VmaList::new();
         // The page holding the previous segment's last byte, and that segment's permissions.
         let mut previous: Option<(u64, u32)> = None;
@@ -215,7 +223,7 @@ impl Kernel {
                 return Err(ConfigError::BadLayout);
             }
             let overlaps_other = spans[..i].iter().any(|other| span.conflicts(other, 0));
-            let overlaps_reserved = config.reserved.iter().any(|other| span.conflicts(other, 0));
+            let overlaps_reserved = reserved.iter().any(|&(s, e)| s < span.end() && span.start < e);
             if overlaps_other || overlaps_reserved || !vmas.is_free(span.start, span.end()) {
                 return Err(ConfigError::BadLayout);
             }

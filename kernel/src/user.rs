@@ -79,28 +79,30 @@ pub fn write_i32<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, value: i32) -
 
 /// Reads a NUL-terminated string of at most `max` bytes (NUL excluded). Reads page by page so a string
 /// ending just before an unmapped page is fine. `Err(ENAMETOOLONG)` when no NUL within `max` bytes.
+/// Most strings are short: the first read is small, later ones larger (where kernel code is emulated,
+/// every byte zeroed and copied costs real time).
 pub fn read_c_string<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    const FIRST_READ: u64 = 64;
+    const LATER_READS: u64 = 512;
     let mut out = Vec::new();
     let mut at = addr;
-    let mut chunk = [0u8; 256];
+    let mut read_size = FIRST_READ;
     loop {
-        // Never cross a page boundary in one chunk: the next page may be unmapped.
+        // Never cross a page boundary in one read: the next page may be unmapped.
         let to_page_end = crate::mm::PAGE_SIZE - (at % crate::mm::PAGE_SIZE);
-        let want = usize::try_from(to_page_end).unwrap_or(chunk.len()).min(chunk.len());
-        let buf = &mut chunk[..want];
-        read(vmas, m, at, buf)?;
-        if let Some(nul) = buf.iter().position(|&b| b == 0) {
-            if out.len() + nul > max {
-                return Err(Errno::ENAMETOOLONG);
-            }
-            out.extend_from_slice(&buf[..nul]);
-            return Ok(out);
+        let want = usize::try_from(to_page_end.min(read_size)).map_err(|_| Errno::EFAULT)?;
+        let start = out.len();
+        out.resize(start + want, 0);
+        read(vmas, m, at, &mut out[start..])?;
+        if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+            out.truncate(start + nul);
+            return if out.len() > max { Err(Errno::ENAMETOOLONG) } else { Ok(out) };
         }
-        if out.len() + want > max {
+        if out.len() > max {
             return Err(Errno::ENAMETOOLONG);
         }
-        out.extend_from_slice(buf);
         at = at.checked_add(len_u64(want)?).ok_or(Errno::EFAULT)?;
+        read_size = LATER_READS;
     }
 }
 

@@ -66,7 +66,9 @@ fn check_attack(name: &str, mode: Mode) -> RunResult {
             run::Isolation::None => eval::Isolation::None,
         },
     );
-    let expect = attack.expected(eval_mode).unwrap_or_else(|| panic!("{name} has no expectation for {mode:?}"));
+    let expect = attack
+        .expected(eval_mode, eval::Host::current())
+        .unwrap_or_else(|| panic!("{name} has no expectation for {mode:?} on this host"));
     let args = attack.resolve_args(targets()).unwrap_or_else(|error| panic!("{error}"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let timeout: &[&str] = if attack.options.contains(&"--timeout") { &[] } else { &["--timeout", "60"] };
@@ -132,7 +134,11 @@ fn corpus_covers_every_tested_mode() {
                 "ring3" => eval::Isolation::Ring3,
                 _ => eval::Isolation::None,
             };
-            assert!(attack.expected(eval::Mode::new(backend, isolation)).is_some(), "{} in {mode}", attack.name);
+            for protection_keys in [false, true] {
+                let host = eval::Host { protection_keys };
+                let expect = attack.expected(eval::Mode::new(backend, isolation), host);
+                assert!(expect.is_some(), "{} in {mode} on {host:?}", attack.name);
+            }
         }
     }
 }

@@ -14,6 +14,7 @@
 //! The few dynamic entries and relocations we need are decoded by hand from ranges already checked to lie
 //! inside the file.
 
+use bytes::Bytes;
 use goblin::container::Endian;
 use goblin::elf::dynamic::{
     DT_JMPREL, DT_NEEDED, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_RELSZ,
@@ -34,7 +35,7 @@ use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
 pub const MAX_PROGRAM_HEADERS: u16 = 64;
 /// Largest app image span (virtual size from the lowest to the highest loadable byte).
 pub const MAX_APP_SPAN: u64 = 4 << 30;
-/// Largest kernel image span; [`KernelElf::load`] allocates this much at most.
+/// Largest kernel image span; [`KernelElf::load_segments`] allocates this much at most.
 pub const MAX_KERNEL_SPAN: u64 = 256 << 20;
 /// Largest accepted segment alignment (real binaries use 4 KiB, sometimes 2 MiB).
 pub const MAX_SEGMENT_ALIGN: u64 = 1 << 30;
@@ -236,18 +237,11 @@ impl KernelElf {
         base.checked_add(self.entry.checked_sub(self.span.start)?)
     }
 
-    /// How many bytes at the start of the loaded image hold file bytes or relocated values: the rest, up
-    /// to `span.size`, is bss (and gaps) and stays zero.
-    pub fn initialized_size(&self) -> u64 {
-        let from_start = |vaddr: u64, size: u64| vaddr.saturating_sub(self.span.start).saturating_add(size);
-        let segment_ends = self.segments.iter().map(|segment| from_start(segment.vaddr, segment.file_size));
-        let relocation_ends = self.relocations.iter().map(|relocation| from_start(relocation.offset, 8));
-        segment_ends.chain(relocation_ends).max().unwrap_or(0)
-    }
-
-    /// The whole image as it must appear at virtual address `base` (which receives `span.start`):
-    /// `span.size` bytes, segments copied in, the rest (bss, gaps) zero, relocations applied.
-    pub fn load(&self, file: &[u8], base: u64) -> Result<Vec<u8>, ElfError> {
+    /// The image as it must appear at virtual address `base` (which receives `span.start`), as one piece
+    /// per segment with initialized bytes: its file bytes, relocations applied, extended with zeros as far
+    /// as a relocation into its bss reaches. The rest of the `span.size` bytes (bss, gaps) is zero. The
+    /// pieces of segments no relocation touches share `file`'s buffer; only the others are copied.
+    pub fn load_segments(&self, file: &Bytes, base: u64) -> Result<Vec<LoadedSegment>, ElfError> {
         if !base.is_multiple_of(self.align) {
             return Err(ElfError::BaseMisaligned { base, align: self.align });
         }
@@ -255,28 +249,46 @@ impl KernelElf {
         if base.checked_add(size).is_none_or(|end| end > LOWER_HALF_END) {
             return Err(ElfError::BaseOutOfRange { base, size });
         }
-        // Bounded by MAX_KERNEL_SPAN at parse time.
-        let mut image = vec![0u8; usize::try_from(size).map_err(|_| ElfError::FileMismatch)?];
-        for segment in &self.segments {
-            let source = file_range(file, segment.file_offset, segment.file_size).ok_or(ElfError::FileMismatch)?;
-            let target = image_range(&mut image, segment.vaddr - self.span.start, segment.file_size)
-                .ok_or(ElfError::FileMismatch)?;
-            target.copy_from_slice(source);
-        }
+        let sources = self
+            .segments
+            .iter()
+            .map(|segment| file_range(file, segment.file_offset, segment.file_size).ok_or(ElfError::FileMismatch))
+            .collect::<Result<Vec<_>, _>>()?;
         // The link-time image starts at span.start; the load bias moves it to base.
         let bias = i128::from(base) - i128::from(self.span.start);
-        for relocation in &self.relocations {
+        // Copies of the segments that relocations patch, made at their first relocation.
+        let mut patched: Vec<Option<Vec<u8>>> = vec![None; self.segments.len()];
+        for (index, relocation) in self.relocations.iter().enumerate() {
+            let offset = relocation.offset;
             let value = u64::try_from(bias + i128::from(relocation.addend))
-                .map_err(|_| ElfError::RelocationOverflow { offset: relocation.offset, base })?;
-            let target = relocation
-                .offset
-                .checked_sub(self.span.start)
-                .and_then(|at| image_range(&mut image, at, 8))
-                .ok_or(ElfError::FileMismatch)?;
-            target.copy_from_slice(&value.to_le_bytes());
+                .map_err(|_| ElfError::RelocationOverflow { offset, base })?;
+            let (which, segment) = self
+                .segments
+                .iter()
+                .enumerate()
+                .find(|(_, segment)| segment.contains(offset, 8))
+                .ok_or(ElfError::RelocationOutOfImage { index, offset })?;
+            let copy = patched[which].get_or_insert_with(|| sources[which].to_vec());
+            // Inside the segment, whose size is bounded by MAX_KERNEL_SPAN at parse time.
+            let at = usize::try_from(offset - segment.vaddr).map_err(|_| ElfError::FileMismatch)?;
+            if copy.len() < at + 8 {
+                copy.resize(at + 8, 0);
+            }
+            copy[at..at + 8].copy_from_slice(&value.to_le_bytes());
         }
-        Ok(image)
+        let pieces = self.segments.iter().zip(sources).zip(patched).map(|((segment, source), patched)| {
+            let bytes = patched.map_or_else(|| file.slice_ref(source), Bytes::from);
+            LoadedSegment { offset: segment.vaddr - self.span.start, bytes }
+        });
+        Ok(pieces.filter(|piece| !piece.bytes.is_empty()).collect())
     }
+}
+
+/// Initialized bytes of the loaded kernel image: `bytes` go `offset` bytes after its start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedSegment {
+    pub offset: u64,
+    pub bytes: Bytes,
 }
 
 /// Validates an app ELF: a static x86-64 executable (ET_EXEC) or static PIE.
@@ -332,12 +344,6 @@ fn file_range(file: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     file.get(start..end)
-}
-
-fn image_range(image: &mut [u8], offset: u64, len: u64) -> Option<&mut [u8]> {
-    let start = usize::try_from(offset).ok()?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    image.get_mut(start..end)
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
@@ -638,6 +644,16 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use std::path::Path;
     use std::process::Command;
+
+    /// The whole loaded kernel image, `span.size` bytes, from [`KernelElf::load_segments`].
+    pub(crate) fn load_image(kernel: &KernelElf, file: &[u8], base: u64) -> Result<Vec<u8>, ElfError> {
+        let mut image = vec![0u8; kernel.span.size as usize];
+        for piece in kernel.load_segments(&Bytes::copy_from_slice(file), base)? {
+            let at = piece.offset as usize;
+            image[at..at + piece.bytes.len()].copy_from_slice(&piece.bytes);
+        }
+        Ok(image)
+    }
 
     // Field offsets in the ELF header and in a program header.
     const E_TYPE: usize = 16;
@@ -1105,7 +1121,7 @@ pub(crate) mod tests {
         assert_eq!(kernel.span, Span::new(0, 0x2000));
         let base = 0x7e00_0000_0000;
         assert_eq!(kernel.entry_address(base), Some(base + 0x100));
-        let image = kernel.load(&b, base).unwrap();
+        let image = load_image(&kernel, &b, base).unwrap();
         assert_eq!(image.len(), 0x2000);
         assert_eq!(image[..0x200], b[..0x200]);
         assert_eq!(image[0x1200..0x1300], b[0x200..0x300]);
@@ -1115,18 +1131,23 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn test_kernel_initialized_size() {
-        let b = kernel();
+    fn test_kernel_segments_leave_out_the_bss_and_copy_only_relocated_ones() {
+        let file = Bytes::from(kernel());
+        let pieces = parse_kernel(&file).unwrap().load_segments(&file, 0x7e00_0000_0000).unwrap();
+        let spans: Vec<_> = pieces.iter().map(|piece| (piece.offset, piece.bytes.len())).collect();
         // The data segment's file bytes end at 0x1400; its bss and the rest of the span stay zero.
-        assert_eq!(parse_kernel(&b).unwrap().initialized_size(), 0x1400);
-        // A relocation may target the bss: the initialized part reaches its last byte.
+        assert_eq!(spans, [(0, 0x200), (0x1200, 0x200)]);
+        // The text has no relocations: it is the file's own buffer. The data is a patched copy.
+        assert_eq!(pieces[0].bytes.as_ptr(), file.as_ptr());
+        assert!(!file.as_ptr_range().contains(&pieces[1].bytes.as_ptr()));
+        // A relocation may target the bss: the piece reaches its last byte.
         let mut b = kernel();
         put64(&mut b, ph_at(1) + P_FILESZ, 0x100);
-        let kernel = parse_kernel(&b).unwrap();
-        assert_eq!(kernel.initialized_size(), 0x1310);
-        let image = kernel.load(&b, 0x7e00_0000_0000).unwrap();
-        assert_ne!(read_u64(&image, 0x1308), 0);
-        assert!(image[0x1310..].iter().all(|&byte| byte == 0));
+        let file = Bytes::from(b);
+        let pieces = parse_kernel(&file).unwrap().load_segments(&file, 0x7e00_0000_0000).unwrap();
+        assert_eq!(pieces[1].offset, 0x1200);
+        assert_eq!(pieces[1].bytes.len(), 0x110);
+        assert_ne!(read_u64(&pieces[1].bytes, 0x108), 0);
     }
 
     #[test]
@@ -1233,10 +1254,13 @@ pub(crate) mod tests {
     fn test_bad_kernel_base() {
         let b = kernel();
         let kernel = parse_kernel(&b).unwrap();
-        assert_eq!(kernel.load(&b, 0x1234), Err(ElfError::BaseMisaligned { base: 0x1234, align: 0x1000 }));
+        assert_eq!(load_image(&kernel, &b, 0x1234), Err(ElfError::BaseMisaligned { base: 0x1234, align: 0x1000 }));
         let base = LOWER_HALF_END - 0x1000;
-        assert_eq!(kernel.load(&b, base), Err(ElfError::BaseOutOfRange { base, size: 0x2000 }));
-        assert_eq!(kernel.load(&b, !0xfff_u64), Err(ElfError::BaseOutOfRange { base: !0xfff_u64, size: 0x2000 }));
+        assert_eq!(load_image(&kernel, &b, base), Err(ElfError::BaseOutOfRange { base, size: 0x2000 }));
+        assert_eq!(
+            load_image(&kernel, &b, !0xfff_u64),
+            Err(ElfError::BaseOutOfRange { base: !0xfff_u64, size: 0x2000 })
+        );
     }
 
     #[test]
@@ -1244,15 +1268,15 @@ pub(crate) mod tests {
         let mut b = kernel();
         put64(&mut b, KERNEL_RELA as usize + 16, (-0x2000i64) as u64);
         let kernel = parse_kernel(&b).unwrap();
-        assert_eq!(kernel.load(&b, 0x1000), Err(ElfError::RelocationOverflow { offset: 0x1300, base: 0x1000 }));
-        assert!(kernel.load(&b, 0x2000).is_ok());
+        assert_eq!(load_image(&kernel, &b, 0x1000), Err(ElfError::RelocationOverflow { offset: 0x1300, base: 0x1000 }));
+        assert!(load_image(&kernel, &b, 0x2000).is_ok());
     }
 
     #[test]
     fn test_bad_kernel_file_mismatch() {
         let b = kernel();
         let kernel = parse_kernel(&b).unwrap();
-        assert_eq!(kernel.load(&b[..0x300], 0), Err(ElfError::FileMismatch));
+        assert_eq!(load_image(&kernel, &b[..0x300], 0), Err(ElfError::FileMismatch));
         let app = parse_app(&exec()).unwrap();
         assert!(app.segment_bytes(&app.segments[1], &[]).is_empty());
     }
@@ -1326,7 +1350,7 @@ pub(crate) mod tests {
         let elf = goblin::elf::Elf::parse(&bytes).unwrap();
         let table = elf.syms.iter().find(|s| elf.strtab.get_at(s.st_name) == Some("table")).unwrap();
         let base = 0x7e00_0000_0000;
-        let image = kernel.load(&bytes, base).unwrap();
+        let image = load_image(&kernel, &bytes, base).unwrap();
         for (i, relocation) in kernel.relocations.iter().enumerate() {
             assert!(relocation.offset == table.st_value || relocation.offset == table.st_value + 8, "{i}");
             let value = read_u64(&image, (relocation.offset - kernel.span.start) as usize);
@@ -1349,7 +1373,7 @@ pub(crate) mod tests {
     fn exercise(bytes: &[u8]) {
         let _ = parse_app(bytes);
         if let Ok(kernel) = parse_kernel(bytes) {
-            let _ = kernel.load(bytes, 0x7e00_0000_0000);
+            let _ = load_image(&kernel, bytes, 0x7e00_0000_0000);
         }
     }
 

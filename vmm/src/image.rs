@@ -13,11 +13,15 @@ pub const TRAMPOLINE_SIZE: u64 = 0x1000;
 /// (VGA, BIOS ROM at 0xa0000..0x100000).
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
 
+/// The chunks' byte buffers: cheap to clone and slice, so a chunk can share a buffer it did not copy
+/// (the mapped app file, the embedded kernel). A `Vec<u8>` or a `&'static [u8]` converts `into()` one.
+pub use bytes::Bytes;
+
 /// Bytes to place at a guest-physical address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chunk {
     pub guest_phys: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 /// The guest's initial physical memory: RAM of `memory_size` bytes from address 0, zero except for the

@@ -22,7 +22,7 @@ use kernel_abi::{
 use rand_core::{RngCore, SeedableRng};
 
 use crate::elf::{AppElf, KernelElf, Segment};
-use crate::image::{Chunk, MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use crate::image::{Bytes, Chunk, MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 use crate::initial_stack::{build_initial_stack, AuxvInputs};
 
 /// Why the guest's memory could not be built.
@@ -45,9 +45,11 @@ pub enum LoadError {
 /// What to load.
 pub struct LoadRequest<'a> {
     pub kernel: &'a KernelElf,
-    pub kernel_file: &'a [u8],
+    /// The file `kernel` was parsed from; the image shares its buffer where it can.
+    pub kernel_file: &'a Bytes,
     pub app: &'a AppElf,
-    pub app_file: &'a [u8],
+    /// The file `app` was parsed from; the app's chunks share its buffer.
+    pub app_file: &'a Bytes,
     /// argv then envp strings, without their NULs.
     pub argv: &'a [Vec<u8>],
     pub envp: &'a [Vec<u8>],
@@ -111,26 +113,43 @@ impl PhysAllocator {
     }
 }
 
-/// Page tables under construction: only the table frames, sparse.
+/// Page tables under construction: the table frames, as the bytes the guest will see. They are the
+/// last allocations, so they lie one after another from `base`: one buffer and one chunk.
 struct TableBuilder {
-    frames: BTreeMap<u64, Box<[u64; 512]>>,
+    base: u64,
+    bytes: Vec<u8>,
     allocator: PhysAllocator,
+}
+
+impl TableBuilder {
+    fn new(allocator: PhysAllocator) -> Self {
+        // Enough for the usual dozen or so tables without growing.
+        const USUAL_FRAMES: usize = 16;
+        Self { base: allocator.next, bytes: Vec::with_capacity(USUAL_FRAMES * PAGE_SIZE as usize), allocator }
+    }
+
+    /// Where in `bytes` the entry at `phys` is, if it is in a table.
+    fn entry(&self, phys: u64) -> Option<std::ops::Range<usize>> {
+        let at = usize::try_from(phys.checked_sub(self.base)? & !7).ok()?;
+        (at + 8 <= self.bytes.len()).then_some(at..at + 8)
+    }
 }
 
 impl PhysMemory for TableBuilder {
     fn read_u64(&self, phys: u64) -> u64 {
-        let frame = phys & !(PAGE_SIZE - 1);
-        self.frames.get(&frame).map_or(0, |table| table[((phys % PAGE_SIZE) / 8) as usize])
+        let entry = self.entry(phys).and_then(|range| self.bytes[range].try_into().ok());
+        entry.map_or(0, u64::from_le_bytes)
     }
     fn write_u64(&mut self, phys: u64, value: u64) {
-        let frame = phys & !(PAGE_SIZE - 1);
-        if let Some(table) = self.frames.get_mut(&frame) {
-            table[((phys % PAGE_SIZE) / 8) as usize] = value;
+        if let Some(range) = self.entry(phys) {
+            self.bytes[range].copy_from_slice(&value.to_le_bytes());
         }
     }
     fn alloc_zeroed_frame(&mut self) -> Option<u64> {
         let frame = self.allocator.alloc(PAGE_SIZE).ok()?;
-        self.frames.insert(frame, Box::new([0; 512]));
+        // A bump allocator: each frame follows the previous one.
+        debug_assert_eq!(frame, self.base + self.bytes.len() as u64);
+        self.bytes.resize(self.bytes.len() + PAGE_SIZE as usize, 0);
         Some(frame)
     }
 }
@@ -189,13 +208,12 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
 
     let exe_path_phys = phys.alloc(request.exe_path.len() as u64)?;
 
-    // The kernel, relocated for its virtual base, contiguous in physical memory. Its chunk ends with
-    // its last initialized byte: guest RAM starts zeroed, and copying the bss (most of the span) would
+    // The kernel, relocated for its virtual base, contiguous in physical memory. Its chunks are its
+    // segments' initialized bytes: guest RAM starts zeroed, and copying the bss (most of the span) would
     // only fault in pages twice, in the image and in guest memory.
     let kernel_base = layout.kernel.start;
-    let mut kernel_image = request.kernel.load(request.kernel_file, kernel_base).map_err(LoadError::Kernel)?;
+    let kernel_pieces = request.kernel.load_segments(request.kernel_file, kernel_base).map_err(LoadError::Kernel)?;
     let kernel_phys = phys.alloc(request.kernel.span.size)?;
-    kernel_image.truncate(usize::try_from(request.kernel.initialized_size()).unwrap_or(usize::MAX));
     let kernel_span_start = request.kernel.span.start;
     let mut kernel_pages: BTreeMap<u64, u32> = BTreeMap::new();
     for segment in &request.kernel.segments {
@@ -221,9 +239,12 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         };
         mappings.push((Span::new(kernel_base + page, PAGE_SIZE), kernel_phys + page, flags, false));
     }
-    chunks.push(Chunk { guest_phys: kernel_phys, bytes: kernel_image });
+    chunks.extend(
+        kernel_pieces.into_iter().map(|piece| Chunk { guest_phys: kernel_phys + piece.offset, bytes: piece.bytes }),
+    );
 
-    // The app: its whole page span contiguous in physical memory, file bytes copied in, bss left zero.
+    // The app: its whole page span contiguous in physical memory, file bytes placed (shared with the
+    // file's buffer, not copied), bss left zero.
     let app = request.app;
     let app_base = layout.app.start;
     let app_phys = phys.alloc(app.span.size)?;
@@ -232,7 +253,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         let offset = segment.vaddr - app.span.start;
         let bytes = app.segment_bytes(segment, request.app_file);
         if !bytes.is_empty() {
-            chunks.push(Chunk { guest_phys: app_phys + offset, bytes: bytes.to_vec() });
+            chunks.push(Chunk { guest_phys: app_phys + offset, bytes: request.app_file.slice_ref(bytes) });
         }
         let pages = page_span(offset, segment.mem_size);
         for page in (pages.start..pages.end()).step_by(PAGE_SIZE as usize) {
@@ -268,7 +289,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         (random_phys, &random[..]),
     ] {
         if !bytes.is_empty() {
-            chunks.push(Chunk { guest_phys: at, bytes: bytes.to_vec() });
+            chunks.push(Chunk { guest_phys: at, bytes: Bytes::copy_from_slice(bytes) });
         }
     }
 
@@ -313,11 +334,11 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     let stack = build_initial_stack(process.stack.end(), request.argv, request.envp, &aux, max_size)?;
     let stack_pages = page_span(stack.rsp, stack.bytes.len() as u64);
     let stack_phys = phys.alloc(stack_pages.size)?;
-    chunks.push(Chunk { guest_phys: stack_phys + (stack.rsp - stack_pages.start), bytes: stack.bytes });
+    chunks.push(Chunk { guest_phys: stack_phys + (stack.rsp - stack_pages.start), bytes: stack.bytes.into() });
     let stack_flags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
     mappings.push((stack_pages, stack_phys, stack_flags, false));
 
-    let mut tables = TableBuilder { frames: BTreeMap::new(), allocator: phys };
+    let mut tables = TableBuilder::new(phys);
     let root = tables.alloc_zeroed_frame().ok_or(LoadError::OutOfMemory { needed_mib: memory_size >> 20 })?;
     for (span, phys_start, flags, huge) in &mappings {
         paging::map(&mut tables, root, span.start, *phys_start, span.size, *flags, *huge).map_err(LoadError::Paging)?;
@@ -328,9 +349,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     if memory_size.saturating_sub(free_start) < MIN_FREE {
         return Err(LoadError::OutOfMemory { needed_mib: (free_start + MIN_FREE).div_ceil(1 << 20) });
     }
-    for (frame, table) in tables.frames {
-        chunks.push(Chunk { guest_phys: frame, bytes: table.iter().flat_map(|entry| entry.to_le_bytes()).collect() });
-    }
+    chunks.push(Chunk { guest_phys: tables.base, bytes: tables.bytes.into() });
 
     let mut info = BootInfo::empty();
     info.isolation = request.isolation as u32;
@@ -358,7 +377,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     info.random = PhysBlob { phys_start: random_phys, size: random.len() as u64 };
     info.region_count = regions.len() as u64;
     info.regions[..regions.len()].copy_from_slice(&regions);
-    chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info) });
+    chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info).into() });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
 
     let mpk = request.isolation == IsolationMode::Mpk;
@@ -497,19 +516,20 @@ mod tests {
     use super::*;
     use std::mem::offset_of;
 
-    /// The kernel's chunk ends with its last initialized byte (guest RAM starts zeroed, so its bss needs
-    /// none), but its whole span stays reserved: no other chunk lands in it.
+    /// The kernel's chunks leave out its bss (guest RAM starts zeroed, so it needs none) but its whole
+    /// span stays reserved: no other chunk lands in it. Together they are the relocated kernel, and the
+    /// app's chunks share the app file's buffer.
     #[test]
-    fn kernel_chunk_leaves_out_the_bss_but_keeps_the_span() {
+    fn kernel_chunks_leave_out_the_bss_but_keep_the_span() {
         const MEMORY: u64 = 64 << 20;
-        let kernel = crate::elf::parse_kernel(crate::run::EMBEDDED_KERNEL).unwrap();
-        assert!(kernel.initialized_size() < kernel.span.size, "the kernel has a bss");
-        let app_file = crate::elf::tests::exec();
+        let kernel_file = Bytes::from_static(crate::run::EMBEDDED_KERNEL);
+        let kernel = crate::elf::parse_kernel(&kernel_file).unwrap();
+        let app_file = Bytes::from(crate::elf::tests::exec());
         let app = crate::elf::parse_app(&app_file).unwrap();
         let layout = plan_layout(&kernel, &app, MEMORY, None::<&mut rand_chacha::ChaCha20Rng>).unwrap();
         let request = LoadRequest {
             kernel: &kernel,
-            kernel_file: crate::run::EMBEDDED_KERNEL,
+            kernel_file: &kernel_file,
             app: &app,
             app_file: &app_file,
             argv: &[b"/app".to_vec()],
@@ -536,17 +556,34 @@ mod tests {
             .filter_map(|region| region.phys_start)
             .min()
             .unwrap();
-        let kernel_chunk = vm.image.chunks.iter().find(|chunk| chunk.guest_phys == kernel_phys).unwrap();
-        let expected = kernel.load(crate::run::EMBEDDED_KERNEL, layout.kernel.start).unwrap();
-        assert_eq!(kernel_chunk.bytes[..], expected[..kernel.initialized_size() as usize]);
         let span_end = kernel_phys + kernel.span.size;
-        for chunk in vm.image.chunks.iter().filter(|chunk| chunk.guest_phys != kernel_phys) {
+        let in_kernel = |chunk: &&Chunk| (kernel_phys..span_end).contains(&chunk.guest_phys);
+        let mut loaded = vec![0u8; kernel.span.size as usize];
+        let mut copied = 0;
+        for chunk in vm.image.chunks.iter().filter(in_kernel) {
+            let at = (chunk.guest_phys - kernel_phys) as usize;
+            loaded[at..at + chunk.bytes.len()].copy_from_slice(&chunk.bytes);
+            copied += chunk.bytes.len() as u64;
+        }
+        let expected = crate::elf::tests::load_image(&kernel, crate::run::EMBEDDED_KERNEL, layout.kernel.start);
+        assert_eq!(loaded, expected.unwrap());
+        assert!(kernel.segments.iter().any(|segment| segment.mem_size > segment.file_size), "the kernel has a bss");
+        let file_bytes: u64 = kernel.segments.iter().map(|segment| segment.file_size).sum();
+        // Only relocations into the bss may add to the file bytes.
+        assert!(copied <= file_bytes + 8 * kernel.relocations.len() as u64, "{copied:#x} bytes: the bss too?");
+        for chunk in vm.image.chunks.iter().filter(|chunk| !in_kernel(chunk)) {
             let end = chunk.guest_phys + chunk.bytes.len() as u64;
             assert!(
                 end <= kernel_phys || chunk.guest_phys >= span_end,
                 "chunk at {:#x} in the kernel",
                 chunk.guest_phys
             );
+        }
+        let file = app_file.as_ptr_range();
+        for segment in app.segments.iter().filter(|segment| segment.file_size > 0) {
+            let bytes = app.segment_bytes(segment, &app_file);
+            let chunk = vm.image.chunks.iter().find(|chunk| chunk.bytes[..] == *bytes).unwrap();
+            assert!(file.contains(&chunk.bytes.as_ptr()), "the segment at {:#x} was copied", segment.vaddr);
         }
     }
 

@@ -347,13 +347,44 @@ pub const CRASH_GATE_VIOLATION: u64 = 0x100;
 pub const CRASH_KERNEL_PANIC: u64 = 0x101;
 
 impl CrashRecord {
+    /// Every field zero (`Default`, usable in const contexts).
+    pub const ZERO: Self = Self {
+        vector: 0,
+        error_code: 0,
+        fault_address: 0,
+        pkey: 0,
+        in_kernel: 0,
+        rip: 0,
+        rsp: 0,
+        rflags: 0,
+        rax: 0,
+        rbx: 0,
+        rcx: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        rbp: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+    };
+
     pub const SIZE: usize = size_of::<CrashRecord>();
 
     /// Little-endian bytes, field by field (what goes over the console).
-    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+    pub const fn to_bytes(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
-        for (chunk, value) in out.chunks_exact_mut(8).zip(self.fields()) {
-            chunk.copy_from_slice(&value.to_le_bytes());
+        let fields = self.fields();
+        let mut i = 0;
+        // A const fn: no iterators or copy_from_slice (the kernel builds a record at compile time).
+        while i < Self::SIZE {
+            out[i] = fields[i / 8].to_le_bytes()[i % 8];
+            i += 1;
         }
         out
     }
@@ -398,7 +429,7 @@ impl CrashRecord {
         })
     }
 
-    fn fields(&self) -> [u64; 23] {
+    const fn fields(&self) -> [u64; 23] {
         [
             self.vector,
             self.error_code,

@@ -49,10 +49,11 @@ impl Vma {
 #[derive(Clone, Debug, Default)]
 pub struct VmaList {
     vmas: Vec<Vma>,
-    /// Index of the VMA that last covered a whole checked range: syscalls pass the same few buffers
-    /// (stack, data) again and again, and where kernel code is emulated the search costs real time. Only
-    /// a hint: checked against the entry it names before use.
-    last_cover: Cell<usize>,
+    /// Indices of the two VMAs that last covered a whole checked range, most recent first: syscalls pass
+    /// the same few buffers again and again, typically one in the app's data and one on its stack, and
+    /// where kernel code is emulated the search costs real time. Only hints: each is checked against the
+    /// entry it names before use.
+    last_covers: Cell<[usize; 2]>,
 }
 
 /// A VMA operation could not be done.
@@ -77,9 +78,13 @@ fn valid_range(start: u64, end: u64) -> bool {
     start < end && page_aligned(start) && page_aligned(end)
 }
 
+/// Room a new list starts with: a static program's segments, stack, brk and a few mmaps fit without
+/// growing (each growth is an allocation and a copy, which cost real time where kernel code is emulated).
+const INITIAL_CAPACITY: usize = 16;
+
 impl VmaList {
-    pub const fn new() -> Self {
-        Self { vmas: Vec::new(), last_cover: Cell::new(0) }
+    pub fn new() -> Self {
+        Self { vmas: Vec::with_capacity(INITIAL_CAPACITY), last_covers: Cell::new([0, 0]) }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
@@ -111,9 +116,12 @@ impl VmaList {
             return true;
         }
         let Some(end) = addr.checked_add(len) else { return false };
-        if let Some(vma) = self.vmas.get(self.last_cover.get()) {
-            if vma.start <= addr && end <= vma.end {
-                return vma.perms & perms == perms;
+        let hints = self.last_covers.get();
+        for hint in hints {
+            if let Some(vma) = self.vmas.get(hint) {
+                if vma.start <= addr && end <= vma.end {
+                    return vma.perms & perms == perms;
+                }
             }
         }
         let first = self.first_ending_after(addr);
@@ -124,7 +132,7 @@ impl VmaList {
             }
             if vma.end >= end {
                 if at == addr {
-                    self.last_cover.set(first + index);
+                    self.last_covers.set([first + index, hints[0]]);
                 }
                 return true;
             }
@@ -153,6 +161,16 @@ impl VmaList {
     pub fn insert(&mut self, vma: Vma) -> Result<(), VmaError> {
         if !valid_range(vma.start, vma.end) {
             return Err(VmaError::BadRange);
+        }
+        if let Some(last) = self.vmas.last_mut().filter(|last| last.end <= vma.start) {
+            // Past every VMA (the app's segments in ascending order at boot, then its stack): no search.
+            if mergeable(last, &vma) {
+                last.end = vma.end;
+                return Ok(());
+            }
+            self.reserve(1)?;
+            self.vmas.push(vma);
+            return Ok(());
         }
         let index = self.first_ending_after(vma.start);
         let next = self.vmas.get(index);
@@ -210,11 +228,12 @@ impl VmaList {
         if !valid_range(start, end) {
             return Err(VmaError::BadRange);
         }
+        let index = self.first_ending_after(start);
+        if let Some(&vma) = self.vmas.get(index).filter(|vma| vma.start <= start && end <= vma.end) {
+            return self.protect_within(index, vma, start, end, perms);
+        }
         if !self.covers(start, end - start, 0) {
             return Err(VmaError::NotMapped);
-        }
-        if self.find(start).is_some_and(|vma| vma.perms == perms && vma.end >= end) {
-            return Ok(()); // nothing changes (glibc's start-up repeats such calls)
         }
         self.split_at(start)?;
         self.split_at(end)?;
@@ -228,6 +247,62 @@ impl VmaList {
         while index > from.saturating_sub(1) {
             self.merge_around(index.min(self.vmas.len().saturating_sub(1)));
             index -= 1;
+        }
+        Ok(())
+    }
+
+    /// [`Self::protect`] of `[start, end)` inside `vma`, the VMA at `index` (the common case: glibc's RELRO
+    /// and guard pages): the VMA keeps the parts left and right of the range, and the changed part joins an
+    /// equal neighbour or becomes a VMA of its own, with at most two entries inserted or removed.
+    fn protect_within(&mut self, index: usize, vma: Vma, start: u64, end: u64, perms: u32) -> Result<(), VmaError> {
+        if vma.perms == perms {
+            return Ok(()); // nothing changes (glibc's start-up repeats such calls)
+        }
+        let changed = Vma { start, end, perms, kind: vma.kind };
+        let keeps_left = vma.start < start;
+        let keeps_right = end < vma.end;
+        let joins_previous = !keeps_left && index > 0 && mergeable(&self.vmas[index - 1], &changed);
+        let joins_next = !keeps_right && self.vmas.get(index + 1).is_some_and(|next| mergeable(&changed, next));
+        match (keeps_left, keeps_right) {
+            (true, true) => {
+                self.reserve(2)?;
+                self.vmas[index].end = start;
+                self.vmas.insert(index + 1, changed);
+                self.vmas.insert(index + 2, Vma { start: end, ..vma });
+            }
+            (true, false) if joins_next => {
+                self.vmas[index].end = start;
+                self.vmas[index + 1].start = start;
+            }
+            (true, false) => {
+                self.reserve(1)?;
+                self.vmas[index].end = start;
+                self.vmas.insert(index + 1, changed);
+            }
+            (false, true) if joins_previous => {
+                self.vmas[index].start = end;
+                self.vmas[index - 1].end = end;
+            }
+            (false, true) => {
+                self.reserve(1)?;
+                self.vmas[index].start = end;
+                self.vmas.insert(index, changed);
+            }
+            (false, false) => match (joins_previous, joins_next) {
+                (true, true) => {
+                    self.vmas[index - 1].end = self.vmas[index + 1].end;
+                    self.vmas.drain(index..index + 2);
+                }
+                (true, false) => {
+                    self.vmas[index - 1].end = end;
+                    self.vmas.remove(index);
+                }
+                (false, true) => {
+                    self.vmas[index + 1].start = start;
+                    self.vmas.remove(index);
+                }
+                (false, false) => self.vmas[index] = changed,
+            },
         }
         Ok(())
     }
@@ -383,6 +458,10 @@ mod tests {
                     }
                 }
                 list.check_invariants().unwrap();
+                let all: Vec<Vma> = list.iter().copied().collect();
+                for pair in all.windows(2) {
+                    prop_assert!(!mergeable(&pair[0], &pair[1]), "equal neighbours left unmerged: {:?}", pair);
+                }
                 for (page, expected) in model.iter().enumerate() {
                     prop_assert_eq!(list.find(page as u64 * P).map(|v| v.perms), *expected);
                 }

@@ -14,6 +14,7 @@ use crate::fs::{Device, NodeKind};
 use crate::machine::Machine;
 use crate::process::{Kernel, RLIMIT_NOFILE};
 use crate::user;
+use kernel_abi::Stream;
 
 pub const SEEK_SET: u64 = 0;
 pub const SEEK_CUR: u64 = 1;
@@ -201,6 +202,9 @@ impl Kernel {
         first: bool,
     ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
+        if let FileKind::Console(stream) = file.kind {
+            return self.console_loop(m, stream, addr, total);
+        }
         let mut bounce = vec![0u8; total.min(CHUNK)];
         let mut done = 0usize;
         while done < total {
@@ -238,6 +242,9 @@ impl Kernel {
         first: bool,
     ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
+        if let FileKind::Console(stream) = file.kind {
+            return self.console_loop(m, stream, addr, total);
+        }
         let mut bounce = vec![0u8; total.min(CHUNK)];
         let mut done = 0usize;
         while done < total {
@@ -258,6 +265,26 @@ impl Kernel {
             if n < want {
                 break;
             }
+        }
+        Ok(done)
+    }
+
+    /// [`Self::write_loop`] to stdout or stderr: straight from app memory, no kernel buffer (the common
+    /// case: every `printf`). Stops at the first chunk that cannot be read.
+    fn console_loop<M: Machine>(&mut self, m: &mut M, stream: Stream, addr: u64, total: usize) -> Result<usize, Stop> {
+        let mut done = 0usize;
+        while done < total {
+            let want = (total - done).min(CHUNK);
+            let at = addr + done as u64;
+            let sent = user::check_read(&self.vmas, at, want as u64)
+                .and_then(|()| m.console_from_user(&self.vmas, stream, at, want).map_err(|_| Errno::EFAULT));
+            if sent.is_err() {
+                if done == 0 {
+                    return Err(Errno::EFAULT.into());
+                }
+                break;
+            }
+            done += want;
         }
         Ok(done)
     }

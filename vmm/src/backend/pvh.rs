@@ -389,10 +389,10 @@ mod tests {
         let image = MemoryImage {
             memory_size: 64 << 20,
             chunks: vec![
-                Chunk { guest_phys: 0x20_0000, bytes: vec![1; 100] },
-                Chunk { guest_phys: 0x20_0064, bytes: vec![2; 50] }, // adjacent: merged
-                Chunk { guest_phys: 0x40_0123, bytes: vec![3; 5000] },
-                Chunk { guest_phys: 0x30_0000, bytes: vec![] }, // empty: dropped
+                Chunk { guest_phys: 0x20_0000, bytes: vec![1; 100].into() },
+                Chunk { guest_phys: 0x20_0064, bytes: vec![2; 50].into() }, // adjacent: merged
+                Chunk { guest_phys: 0x40_0123, bytes: vec![3; 5000].into() },
+                Chunk { guest_phys: 0x30_0000, bytes: vec![].into() }, // empty: dropped
             ],
         };
         let file = build_boot_elf(&image, &ENTRY).unwrap();

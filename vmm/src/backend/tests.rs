@@ -219,9 +219,9 @@ fn guest_image(code: Vec<u8>, rdi: u64) -> (MemoryImage, VcpuEntry) {
     let image = MemoryImage {
         memory_size: MEMORY_SIZE,
         chunks: vec![
-            Chunk { guest_phys: CODE_ADDR, bytes: code },
-            Chunk { guest_phys: TABLES_ADDR, bytes: tables.bytes },
-            Chunk { guest_phys: TOP_PATTERN_ADDR, bytes: vec![0x5a; (MEMORY_SIZE - TOP_PATTERN_ADDR) as usize] },
+            Chunk { guest_phys: CODE_ADDR, bytes: code.into() },
+            Chunk { guest_phys: TABLES_ADDR, bytes: tables.bytes.into() },
+            Chunk { guest_phys: TOP_PATTERN_ADDR, bytes: vec![0x5a; (MEMORY_SIZE - TOP_PATTERN_ADDR) as usize].into() },
         ],
     };
     (image, VcpuEntry { rip: CODE_ADDR, rdi, page_table_root: root })
@@ -477,13 +477,13 @@ fn invalid_images_are_refused_with_reasons() {
     };
     validate_image(&image, &entry).unwrap();
     let mut overlap = image.clone();
-    overlap.chunks.push(Chunk { guest_phys: CODE_ADDR, bytes: vec![1] });
+    overlap.chunks.push(Chunk { guest_phys: CODE_ADDR, bytes: vec![1].into() });
     assert!(bad(overlap, entry).contains("overlap"));
     let mut low = image.clone();
-    low.chunks.push(Chunk { guest_phys: TRAMPOLINE_ADDR, bytes: vec![1] });
+    low.chunks.push(Chunk { guest_phys: TRAMPOLINE_ADDR, bytes: vec![1].into() });
     bad(low, entry);
     let mut outside = image.clone();
-    outside.chunks.push(Chunk { guest_phys: u64::MAX - 1, bytes: vec![1; 4] });
+    outside.chunks.push(Chunk { guest_phys: u64::MAX - 1, bytes: vec![1; 4].into() });
     bad(outside, entry);
     bad(MemoryImage { memory_size: MEMORY_SIZE + 1, ..image.clone() }, entry);
     bad(image.clone(), VcpuEntry { page_table_root: MEMORY_SIZE, ..entry });

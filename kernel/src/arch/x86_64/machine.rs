@@ -93,6 +93,9 @@ pub fn start_process(state: &BootState) -> AppStart {
         entropy: Default::default(),
     };
     let mut config = KernelConfig::new(info.seed, process);
+    // One allocation each (pushing into empty vectors would grow them step by step).
+    config.segments.reserve_exact(info.regions().len());
+    config.reserved.reserve_exact(info.regions().len());
     for region in info.regions() {
         let span = Span::new(region.virt_start, region.size);
         if region.kind == RegionKind::AppSegment as u32 {
@@ -336,6 +339,19 @@ impl kernel::Machine for ArchMachine {
 
     fn console(&mut self, stream: Stream, data: &[u8]) {
         console::write(stream, data);
+    }
+
+    fn console_from_user(
+        &mut self,
+        vmas: &VmaList,
+        stream: Stream,
+        addr: u64,
+        len: usize,
+    ) -> Result<(), kernel::Fault> {
+        back_range(vmas, addr, len as u64)?;
+        // SAFETY: as for `read_user`.
+        unsafe { memory::console_from_app(stream, addr, len) };
+        Ok(())
     }
 
     fn monotonic_ns(&mut self) -> u64 {

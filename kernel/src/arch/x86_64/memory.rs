@@ -54,10 +54,13 @@ pub struct PhysicalMemory {
     end: u64,
     /// Frames given back; cleared before reuse.
     recycled: Vec<u64>,
-    /// The 2 MiB region last asked about by [`PhysicalMemory::is_mapped`] and its leaf table (tables are
-    /// never freed, so this stays valid).
-    last_leaf_table: Option<(u64, u64)>,
+    /// The two 2 MiB regions last asked about by [`PhysicalMemory::is_mapped`] with their leaf tables,
+    /// most recent first (tables are never freed, so these stay valid); [`NO_REGION`] when unused.
+    last_leaf_tables: [(u64, u64); 2],
 }
+
+/// Never a 2 MiB region's address (those are 2 MiB aligned).
+const NO_REGION: u64 = 1;
 
 static MEMORY: CpuLocal<Option<PhysicalMemory>> = CpuLocal::new(None);
 
@@ -90,7 +93,7 @@ pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, fr
         next_fresh: free_start + heap_size,
         end: free_end,
         recycled: Vec::new(),
-        last_leaf_table: None,
+        last_leaf_tables: [(NO_REGION, 0); 2],
     };
     // SAFETY: boot runs alone.
     unsafe { *MEMORY.get() = Some(memory) };
@@ -211,20 +214,25 @@ impl PhysicalMemory {
     }
 
     /// True when `virt`'s page is mapped (accessible or not). Syscalls touch the same few regions again
-    /// and again (stack, data), so the leaf table of the last region asked about is remembered: one entry
-    /// read instead of a four-level walk, on the path of every copy from or to the app.
+    /// and again (stack, data), so the leaf tables of the last two regions asked about are remembered: one
+    /// entry read instead of a four-level walk, on the path of every copy from or to the app.
     pub fn is_mapped(&mut self, virt: u64) -> bool {
         let region = virt & !(paging::HUGE_PAGE_SIZE - 1);
-        let table = match self.last_leaf_table {
-            Some((cached, table)) if cached == region => table,
-            _ => match paging::leaf_table(self, self.page_table_root, virt) {
+        let [recent, older] = self.last_leaf_tables;
+        let table = if recent.0 == region {
+            recent.1
+        } else if older.0 == region {
+            self.last_leaf_tables = [older, recent];
+            older.1
+        } else {
+            match paging::leaf_table(self, self.page_table_root, virt) {
                 Some(table) => {
-                    self.last_leaf_table = Some((region, table));
+                    self.last_leaf_tables = [(region, table), recent];
                     table
                 }
                 // No table yet (nothing mapped), or a 2 MiB page.
                 None => return self.translate(virt).is_some(),
-            },
+            }
         };
         paging::leaf_mapped(self, table, virt)
     }
@@ -257,6 +265,19 @@ pub unsafe fn copy_from_app(addr: u64, buf: &mut [u8]) {
     // around the copy.
     super::start::with_app_access(|| unsafe {
         core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len())
+    });
+}
+
+/// Sends app memory `[addr, addr + len)` to the console as `stream`, without copying it first.
+///
+/// # Safety
+/// As for [`copy_from_app`].
+pub unsafe fn console_from_app(stream: kernel_abi::Stream, addr: u64, len: usize) {
+    super::start::with_app_access(|| {
+        // SAFETY: the caller guarantees the range is mapped app memory; the app is stopped while the kernel
+        // runs (one vCPU), so nothing changes it while the slice lives.
+        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+        super::console::write(stream, bytes)
     });
 }
 

@@ -25,8 +25,17 @@ pub struct GateData {
 }
 
 impl GateData {
+    /// Gates off, the violation frame complete: it is built at compile time, into the tables' initial data.
     pub const fn new() -> Self {
-        Self { mpk_enabled: 0, violation_frame: [0; 4 + CrashRecord::SIZE] }
+        let mut violation_frame = [0; 4 + CrashRecord::SIZE];
+        let header = FrameHeader::new(Stream::Crash, CrashRecord::SIZE as u16).to_bytes();
+        let record = CrashRecord { vector: CRASH_GATE_VIOLATION, ..CrashRecord::ZERO }.to_bytes();
+        let mut i = 0;
+        while i < violation_frame.len() {
+            violation_frame[i] = if i < header.len() { header[i] } else { record[i - header.len()] };
+            i += 1;
+        }
+        Self { mpk_enabled: 0, violation_frame }
     }
 }
 
@@ -34,17 +43,13 @@ impl GateData {
 pub const MPK_FLAG_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, mpk_enabled);
 const VIOLATION_FRAME_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, violation_frame);
 
-/// Prepares the gate data; called at boot before the tables page becomes read-only.
+/// Turns the gates on in `mpk` mode; called at boot before the tables page becomes read-only.
 ///
 /// # Safety
 /// Boot only, before any entry can happen.
 pub unsafe fn init(mpk: bool) {
     // SAFETY: boot runs alone.
-    let gate = unsafe { &mut TABLES.get().gate };
-    let record = CrashRecord { vector: CRASH_GATE_VIOLATION, ..CrashRecord::default() };
-    gate.violation_frame[..4].copy_from_slice(&FrameHeader::new(Stream::Crash, CrashRecord::SIZE as u16).to_bytes());
-    gate.violation_frame[4..].copy_from_slice(&record.to_bytes());
-    gate.mpk_enabled = u64::from(mpk);
+    unsafe { TABLES.get().gate.mpk_enabled = u64::from(mpk) };
 }
 
 /// Exception entry, after the trap frame is saved (RAX, RCX, RDX are free): switch to the kernel's PKRU.

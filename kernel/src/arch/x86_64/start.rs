@@ -250,6 +250,14 @@ pub fn handle_exception(frame: &mut TrapFrame) {
     if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
         return;
     }
+    crash_on_exception(frame, fault_address)
+}
+
+/// An exception the app does not survive. Out of line, so the syscall and demand-paging paths above stay
+/// short where kernel code is emulated.
+#[cold]
+#[inline(never)]
+fn crash_on_exception(frame: &TrapFrame, fault_address: u64) -> ! {
     // A CPL3 app that jumps into kernel text faults there too; only CPL0 execution is the kernel's.
     let in_kernel = !frame.is_user_mode() && machine::in_kernel_text(frame.rip);
     let mut pkey = 0;
