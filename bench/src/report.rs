@@ -211,8 +211,8 @@ fn phases_section(out: &mut String, results: &Results) {
     let _ = writeln!(
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
-         (about 1.1 µs each, FACTS.md), so **kernel init** costs about as many microseconds as it runs \
-         instructions (about 3,500 for the boot of the C hello), while creating the VM takes about one \
+         (roughly 1–1.5 µs each, FACTS.md), so **kernel init** costs one to one and a half microseconds per \
+         instruction it runs (about 3,500 for the boot of the C hello), while creating the VM takes about one \
          millisecond; the ring3 app itself runs natively. What the kernel spends its instructions on, and \
          what was moved to the VMM or removed to get the boot there from about 44,000, is in \
          [boot-profile.md](boot-profile.md). On real KVM hardware kernel init runs at native speed. On QEMU \
@@ -222,8 +222,10 @@ fn phases_section(out: &mut String, results: &Results) {
          include process start-up of secure-run itself; its KVM probe (open /dev/kvm, create a VM and a \
          vCPU, read CPUID and the TSC frequency) is done once, and on KVM that VM is the one that runs the \
          guest. The C hello costs more than the asm hello on KVM because its 16 syscalls and one demand \
-         fault each run the emulated kernel (and, in ring3, the nested hypervisor's SYSCALL quirk path, \
-         about 0.2 ms per kernel entry here).\n"
+         fault each run the emulated kernel: about 0.15 ms per syscall round trip here (the syscall section \
+         below), plus what each syscall itself executes. Of secure-run's own time on KVM, the host kernel \
+         also spends about 1.4 ms per run patching its code for KVM's static keys, because each run creates \
+         and destroys the only VM on the machine (boot-profile.md).\n"
     );
 }
 
@@ -274,10 +276,12 @@ fn syscall_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
     let _ = writeln!(
         out,
         "\nOn KVM here every syscall enters our kernel, whose code is emulated at CPL0 (the ring3 app is \
-         native, the kernel is not), which is why a round trip costs ~10⁶ cycles there; on hardware KVM it \
-         would be a native SYSCALL/SYSRET pair plus the entry path. `ring3` is slower than `none` on this KVM \
-         because SYSCALL from ring 3 does not leave CPL3 here (FACTS.md): each call arrives as a page fault \
-         at LSTAR, which the kernel recognises as a syscall — a longer, emulated path. Under QEMU TCG, `mpk` pays for two \
+         native, the kernel is not), which is why a round trip costs several 10⁵ cycles there: about 100 \
+         instructions of entry and dispatch at roughly 1.5 µs each; on hardware KVM it would be a native \
+         SYSCALL/SYSRET pair plus the entry path. `ring3` is slower than `none` on this KVM because SYSCALL \
+         from ring 3 does not leave CPL3 here (FACTS.md): each call arrives as a page fault at LSTAR, which \
+         the kernel's #PF entry recognises as a syscall before anything else (boot-profile.md, third pass) — \
+         an exception delivery more, and a few more emulated instructions. Under QEMU TCG, `mpk` pays for two \
          WRPKRU per round trip, which TCG implements by flushing its software TLB, so it is far slower than \
          `none` or `ring3` there; on hardware WRPKRU costs tens of cycles (FlexOS measured 62–108 cycles \
          per MPK gate).\n"

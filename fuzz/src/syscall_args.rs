@@ -251,7 +251,7 @@ pub fn run(data: &[u8]) {
                 for arg in &mut args {
                     *arg = argument(&mut input, &kernel, last);
                 }
-                let result = kernel.syscall(&mut machine, nr, args);
+                let result = kernel.syscall(&mut machine, nr, &args);
                 check(&kernel, &machine, enforce_wx, &format!("syscall {nr} {args:#x?} = {result:?}"));
                 match result {
                     SyscallResult::Return(value) => last = value,

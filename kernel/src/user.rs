@@ -79,18 +79,26 @@ pub fn write_i32<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, value: i32) -
 
 /// Reads a NUL-terminated string of at most `max` bytes (NUL excluded). Reads page by page so a string
 /// ending just before an unmapped page is fine. `Err(ENAMETOOLONG)` when no NUL within `max` bytes.
-/// Most strings are short: the first read is small, later ones larger (where kernel code is emulated,
-/// every byte zeroed and copied costs real time).
+/// Most strings are short: the first read is small and goes to the stack, so a string that ends in it
+/// costs one allocation of its own size (none when empty); later reads are larger (where kernel code is
+/// emulated, every byte zeroed and copied costs real time).
 pub fn read_c_string<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
-    const FIRST_READ: u64 = 64;
+    const FIRST_READ: usize = 64;
     const LATER_READS: u64 = 512;
-    let mut out = Vec::new();
-    let mut at = addr;
-    let mut read_size = FIRST_READ;
+    let mut first = [0u8; FIRST_READ];
+    let want = read_len(addr, FIRST_READ as u64)?;
+    read(vmas, m, addr, &mut first[..want])?;
+    if let Some(nul) = first[..want].iter().position(|&b| b == 0) {
+        return if nul > max { Err(Errno::ENAMETOOLONG) } else { Ok(first[..nul].to_vec()) };
+    }
+    let mut out = first[..want].to_vec();
     loop {
-        // Never cross a page boundary in one read: the next page may be unmapped.
-        let to_page_end = crate::mm::PAGE_SIZE - (at % crate::mm::PAGE_SIZE);
-        let want = usize::try_from(to_page_end.min(read_size)).map_err(|_| Errno::EFAULT)?;
+        if out.len() > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        // `out` holds every byte read so far, so the next one is at `addr + out.len()`.
+        let at = addr.checked_add(len_u64(out.len())?).ok_or(Errno::EFAULT)?;
+        let want = read_len(at, LATER_READS)?;
         let start = out.len();
         out.resize(start + want, 0);
         read(vmas, m, at, &mut out[start..])?;
@@ -98,12 +106,14 @@ pub fn read_c_string<M: Machine>(vmas: &VmaList, m: &mut M, addr: u64, max: usiz
             out.truncate(start + nul);
             return if out.len() > max { Err(Errno::ENAMETOOLONG) } else { Ok(out) };
         }
-        if out.len() > max {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        at = at.checked_add(len_u64(want)?).ok_or(Errno::EFAULT)?;
-        read_size = LATER_READS;
     }
+}
+
+/// How many bytes to read at `at`: at most `limit`, and never across a page boundary in one read (the
+/// next page may be unmapped).
+fn read_len(at: u64, limit: u64) -> Result<usize, Errno> {
+    let to_page_end = crate::mm::PAGE_SIZE - (at % crate::mm::PAGE_SIZE);
+    usize::try_from(to_page_end.min(limit)).map_err(|_| Errno::EFAULT)
 }
 
 /// Reads a path argument: at most `PATH_MAX - 1` bytes; an empty path is ENOENT unless `allow_empty`.

@@ -35,6 +35,15 @@ boot_test!(
 );
 
 boot_test!(
+    fn syscalls_preserve_registers(mode) {
+        // Exit 0 only if 1000 getpid calls changed no register but RAX, RCX and R11 (see the guest).
+        let result = SecureRun::new(mode).run(&asm("syscall_regs"), &[]);
+        assert_output(&result, 0, b"");
+        assert_no_panic(&result);
+    }
+);
+
+boot_test!(
     fn exit_status_passes_through(mode) {
         assert_output(&SecureRun::new(mode).run(&asm("exit42"), &[]), 42, b"");
     }

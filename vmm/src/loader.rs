@@ -174,6 +174,12 @@ fn region_kind_for_kernel(segment: &Segment) -> RegionKind {
 }
 
 /// The pages `[vaddr, vaddr + size)` covers, rounded outwards.
+/// How much of the app's stack below its initial contents the VMM backs too (with zeroed frames it never
+/// writes): nearly every program touches its first stack pages at once (glibc's start-up alone puts a
+/// 4 KiB buffer there), and where kernel code is emulated each page the kernel backs on first touch costs
+/// hundreds of microseconds, while mapping it here costs the VMM a page-table entry.
+const STACK_BACKED_BELOW: u64 = 32 * 1024;
+
 fn page_span(vaddr: u64, size: u64) -> Span {
     let start = vaddr & !(PAGE_SIZE - 1);
     Span::new(start, round_up(vaddr.saturating_add(size), PAGE_SIZE) - start)
@@ -333,10 +339,12 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     let max_size = usize::try_from(process.stack.size / 4).unwrap_or(usize::MAX);
     let stack = build_initial_stack(process.stack.end(), request.argv, request.envp, &aux, max_size)?;
     let stack_pages = page_span(stack.rsp, stack.bytes.len() as u64);
-    let stack_phys = phys.alloc(stack_pages.size)?;
-    chunks.push(Chunk { guest_phys: stack_phys + (stack.rsp - stack_pages.start), bytes: stack.bytes.into() });
+    let backed_start = stack_pages.start.saturating_sub(STACK_BACKED_BELOW).max(process.stack.start);
+    let backed = Span::new(backed_start, stack_pages.end() - backed_start);
+    let stack_phys = phys.alloc(backed.size)?;
+    chunks.push(Chunk { guest_phys: stack_phys + (stack.rsp - backed.start), bytes: stack.bytes.into() });
     let stack_flags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
-    mappings.push((stack_pages, stack_phys, stack_flags, false));
+    mappings.push((backed, stack_phys, stack_flags, false));
 
     let mut tables = TableBuilder::new(phys);
     let root = tables.alloc_zeroed_frame().ok_or(LoadError::OutOfMemory { needed_mib: memory_size >> 20 })?;

@@ -49,11 +49,11 @@ impl Vma {
 #[derive(Clone, Debug, Default)]
 pub struct VmaList {
     vmas: Vec<Vma>,
-    /// Indices of the two VMAs that last covered a whole checked range, most recent first: syscalls pass
-    /// the same few buffers again and again, typically one in the app's data and one on its stack, and
+    /// Indices of the VMAs that last covered a whole checked range, most recent first: syscalls pass
+    /// the same few buffers again and again (in the app's stack, data, read-only data and heap), and
     /// where kernel code is emulated the search costs real time. Only hints: each is checked against the
     /// entry it names before use.
-    last_covers: Cell<[usize; 2]>,
+    last_covers: Cell<[usize; COVERS_HINTS]>,
 }
 
 /// A VMA operation could not be done.
@@ -78,13 +78,16 @@ fn valid_range(start: u64, end: u64) -> bool {
     start < end && page_aligned(start) && page_aligned(end)
 }
 
+/// How many VMAs [`VmaList::covers`] remembers.
+const COVERS_HINTS: usize = 4;
+
 /// Room a new list starts with: a static program's segments, stack, brk and a few mmaps fit without
 /// growing (each growth is an allocation and a copy, which cost real time where kernel code is emulated).
 const INITIAL_CAPACITY: usize = 16;
 
 impl VmaList {
     pub fn new() -> Self {
-        Self { vmas: Vec::with_capacity(INITIAL_CAPACITY), last_covers: Cell::new([0, 0]) }
+        Self { vmas: Vec::with_capacity(INITIAL_CAPACITY), last_covers: Cell::new([0; COVERS_HINTS]) }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
@@ -116,14 +119,20 @@ impl VmaList {
             return true;
         }
         let Some(end) = addr.checked_add(len) else { return false };
-        let hints = self.last_covers.get();
-        for hint in hints {
+        for hint in self.last_covers.get() {
             if let Some(vma) = self.vmas.get(hint) {
                 if vma.start <= addr && end <= vma.end {
                     return vma.perms & perms == perms;
                 }
             }
         }
+        self.covers_by_search(addr, end, perms)
+    }
+
+    /// [`Self::covers`] when no hint names a VMA that holds the whole range. Out of line, so the hint
+    /// checks above (most calls) need no registers saved.
+    #[inline(never)]
+    fn covers_by_search(&self, addr: u64, end: u64, perms: u32) -> bool {
         let first = self.first_ending_after(addr);
         let mut at = addr;
         for (index, vma) in self.vmas[first..].iter().enumerate() {
@@ -132,7 +141,10 @@ impl VmaList {
             }
             if vma.end >= end {
                 if at == addr {
-                    self.last_covers.set([first + index, hints[0]]);
+                    let hints = self.last_covers.get();
+                    let mut newer = [first + index; COVERS_HINTS];
+                    newer[1..].copy_from_slice(&hints[..COVERS_HINTS - 1]);
+                    self.last_covers.set(newer);
                 }
                 return true;
             }

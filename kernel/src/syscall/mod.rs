@@ -99,8 +99,9 @@ pub(crate) fn int_arg(raw: u64) -> i32 {
 }
 
 impl Kernel {
-    /// Runs syscall `nr` with its six raw argument registers.
-    pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: [u64; 6]) -> SyscallResult {
+    /// Runs syscall `nr` with its six raw argument registers (read where they are: the entry's saved
+    /// frame, not a copy).
+    pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6]) -> SyscallResult {
         let result = match self.dispatch(m, nr, args) {
             Ok(value) => SyscallResult::Return(value),
             Err(Stop::Errno(errno)) => SyscallResult::Return(errno.to_return()),
@@ -108,7 +109,7 @@ impl Kernel {
             Err(Stop::Killed(signal)) => SyscallResult::Killed(signal),
         };
         if self.trace {
-            crate::trace::emit(self, m, nr, &args, result);
+            crate::trace::emit(self, m, nr, args, result);
         }
         result
     }
@@ -122,7 +123,7 @@ impl Kernel {
         Stop::Killed(kernel_abi::signal::SIGKILL)
     }
 
-    fn dispatch<M: Machine>(&mut self, m: &mut M, number: u64, a: [u64; 6]) -> SysResult {
+    fn dispatch<M: Machine>(&mut self, m: &mut M, number: u64, a: &[u64; 6]) -> SysResult {
         use nr::*;
         match number {
             READ => self.sys_read(m, a[0], a[1], a[2]),

@@ -81,7 +81,7 @@ impl Harness {
     pub fn result(&mut self, nr: u64, args: &[u64]) -> SyscallResult {
         let mut full = [0u64; 6];
         full[..args.len()].copy_from_slice(args);
-        let result = self.k.syscall(&mut self.m, nr, full);
+        let result = self.k.syscall(&mut self.m, nr, &full);
         self.k.check_invariants().unwrap();
         assert_eq!(self.m.violations, 0, "machine violation after syscall {nr}");
         result
@@ -901,7 +901,7 @@ proptest! {
         h.m.poke(SCRATCH, b"/tmp/fuzz\0").unwrap();
         h.m.poke(SCRATCH + 0x800, b"/data/hello.txt\0").unwrap();
         for (nr, args) in calls {
-            let result = h.k.syscall(&mut h.m, nr, args);
+            let result = h.k.syscall(&mut h.m, nr, &args);
             prop_assert!(h.k.check_invariants().is_ok(), "{:?} after {nr} {args:x?}", h.k.check_invariants());
             prop_assert_eq!(h.m.violations, 0, "machine violation after {} {:x?}", nr, args);
             for vma in h.k.vmas().iter() {

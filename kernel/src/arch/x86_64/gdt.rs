@@ -37,7 +37,8 @@ pub const IST_DOUBLE_FAULT: u8 = 2;
 pub const IST_NMI: u8 = 3;
 pub const IST_MACHINE_CHECK: u8 = 4;
 const IST_COUNT: usize = 4;
-/// Large enough for the syscall path that runs on it (the nested-KVM syscall quirk, see `idt`).
+/// Large enough for the syscall path that runs on it (the nested-KVM SYSCALL quirk, see
+/// `syscall::page_fault_entry`).
 const IST_STACK_SIZE: usize = 64 * 1024;
 
 /// The descriptor tables, one page, read-only after boot.

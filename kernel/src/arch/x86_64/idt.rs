@@ -2,8 +2,10 @@
 //!
 //! Each of the 32 exception vectors has a 16-byte stub (`isr_stubs + 16 * vector`) that pushes a zero
 //! error code where the CPU pushes none, then the vector, and jumps to the common entry, which saves
-//! every register into a [`TrapFrame`] on the IST stack and calls [`exception_handler`]. Every vector runs
-//! on an IST stack: a CPL0 app's red zone below its RSP is never touched.
+//! every register into a [`TrapFrame`] on the IST stack and calls [`exception_handler`]. The #PF stub
+//! goes through `syscall::page_fault_entry` first, which takes the nested-KVM SYSCALL quirk's fault as
+//! the syscall it is. Every vector runs on an IST stack: a CPL0 app's red zone below its RSP is never
+//! touched.
 
 use core::arch::global_asm;
 use core::mem::size_of;
@@ -125,7 +127,8 @@ global_asm!(
     stub_with_error_code!(11),
     stub_with_error_code!(12),
     stub_with_error_code!(13),
-    stub_with_error_code!(14),
+    // #PF first checks for the nested-KVM SYSCALL quirk (`syscall::page_fault_entry`).
+    ".balign 16\n jmp page_fault_entry\n",
     stub_without_error_code!(15),
     stub_without_error_code!(16),
     stub_with_error_code!(17),
@@ -144,6 +147,7 @@ global_asm!(
     stub_with_error_code!(30),
     stub_without_error_code!(31),
     ".balign 16",
+    ".global isr_common",
     "isr_common:",
     "push rax",
     "push rbx",

@@ -144,17 +144,7 @@ const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 
 pub fn handle_syscall(frame: &mut SyscallFrame) {
     frame.rflags = app_rflags(frame.rflags);
     check_return_address(frame.rip);
-    frame.rax = run_syscall(frame.number(), frame.args());
-}
-
-/// Runs the syscall a trap frame stands for (the nested-KVM SYSCALL quirk) and resumes after it: RCX and
-/// R11 hold the return address and RFLAGS, as SYSCALL left them. Reads the trap frame in place (every
-/// instruction of this path is emulated on the KVM where it happens).
-pub fn syscall_from_trap(frame: &mut TrapFrame) {
-    frame.rflags = app_rflags(frame.r11);
-    frame.rip = frame.rcx;
-    check_return_address(frame.rip);
-    frame.rax = run_syscall(frame.rax, [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9]);
+    frame.rax = run_syscall(frame.number(), &frame.args);
 }
 
 /// The RFLAGS the app resumes with: the arithmetic and app-settable bits of `rflags`, bit 1 set.
@@ -170,7 +160,7 @@ fn check_return_address(rip: u64) {
 }
 
 /// Runs syscall `number`; returns its result (RAX) unless the app ends.
-fn run_syscall(number: u64, args: [u64; 6]) -> u64 {
+fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {
     // SAFETY: one syscall at a time; the page-fault handler reads PROCESS only for faults of app code.
     let (Some(kernel), Some(machine)) = (unsafe { (PROCESS.get().as_mut(), MACHINE.get().as_mut()) }) else {
         fatal("syscall before the process exists")

@@ -243,10 +243,6 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
 /// Called for every exception with the saved registers. Returns only when the app may continue.
 pub fn handle_exception(frame: &mut TrapFrame) {
     let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
-    if frame.vector == 14 && is_nested_syscall_quirk(frame, fault_address) {
-        machine::syscall_from_trap(frame);
-        return;
-    }
     if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
         return;
     }
@@ -269,21 +265,6 @@ fn crash_on_exception(frame: &TrapFrame, fault_address: u64) -> ! {
     }
     let record = frame.crash_record(fault_address, pkey, in_kernel);
     crash(&record)
-}
-
-/// On the nested KVM of some cloud hosts (see FACTS.md), SYSCALL from ring 3 jumps to LSTAR without
-/// leaving CPL3, so the first instruction fetch at the (supervisor) entry page faults in user mode. That
-/// fault, and only that one (a user-mode instruction fetch at exactly LSTAR), is taken as the syscall it
-/// was: RCX and R11 hold what SYSCALL put there. On correct hardware SYSCALL never faults this way; an
-/// app that jumps to LSTAR itself only gets the syscall it could have made with SYSCALL.
-fn is_nested_syscall_quirk(frame: &TrapFrame, fault_address: u64) -> bool {
-    boot_state().mode == IsolationMode::Ring3
-        && frame.is_user_mode()
-        && frame.error_code & fault::FETCH != 0
-        && frame.rip == fault_address
-        // LSTAR holds this address (set once at boot); comparing with it avoids an RDMSR, which a nested
-        // hypervisor may trap, on every syscall.
-        && fault_address == syscall::entry_address(true)
 }
 
 /// Reports the crash and stops the VM.

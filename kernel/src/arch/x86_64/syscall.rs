@@ -2,8 +2,8 @@
 //!
 //! SYSCALL leaves RSP on the app's stack, so each entry first parks it in the supervisor scratch page
 //! and switches to the kernel's syscall stack before it pushes anything: a CPL0 app's red zone below
-//! RSP is never written. The app's registers are saved in a [`SyscallFrame`], the syscall runs, and the
-//! frame (with RAX = the result) is restored.
+//! RSP is never written. The app's caller-saved registers are saved in a [`SyscallFrame`], the syscall
+//! runs, and the frame (with RAX = the result) is restored.
 //!
 //! - `syscall_entry_cpl0` (`none` and `mpk`): the app runs at CPL0, so the return is POPFQ + JMP RCX
 //!   rather than SYSRET (which always returns to CPL3). In `mpk` mode the PKRU gates switch keys on the
@@ -18,22 +18,15 @@ use super::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, SCRATCH, TABLES};
 use super::registers::{MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use super::sync::CpuLocal;
 
-/// The app's registers at SYSCALL, in stack order (lowest address first).
+/// The app's registers at SYSCALL that the kernel reads or must restore, in stack order (lowest address
+/// first). The callee-saved registers (RBX, RBP, R12-R15) are not saved: the Rust code the entry calls
+/// preserves them by the C ABI, so the app gets its own values back without the entry touching them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub r10: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
+    /// The arguments in ABI order: RDI, RSI, RDX, R10, R8, R9 (laid out so the dispatcher reads them in
+    /// place).
+    pub args: [u64; 6],
     /// The syscall number on entry, the result on exit.
     pub rax: u64,
     /// Where the app continues (RCX at SYSCALL).
@@ -42,14 +35,13 @@ pub struct SyscallFrame {
     pub rflags: u64,
     pub rsp: u64,
 }
-const _: () = assert!(size_of::<SyscallFrame>() == 16 * 8);
+// 80 bytes: the SYSCALL entries push it at the top of a 4 KiB-aligned stack, and the #PF entry below the
+// CPU's 48-byte exception frame on a 16-byte-aligned IST stack, so RSP is 16-byte aligned at their CALL.
+const _: () = assert!(size_of::<SyscallFrame>() == 10 * 8);
 
 impl SyscallFrame {
     pub fn number(&self) -> u64 {
         self.rax
-    }
-    pub fn args(&self) -> [u64; 6] {
-        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
     }
 }
 
@@ -65,40 +57,29 @@ pub fn syscall_stack_top() -> u64 {
     SYSCALL_STACK.as_ptr() as u64 + SYSCALL_STACK_SIZE as u64
 }
 
+/// Saves the rest of a [`SyscallFrame`] (the entry has pushed the app's RSP), calls the dispatcher and
+/// restores the registers; RCX and R11 then hold the return address and the RFLAGS to resume with.
 macro_rules! save_frame {
     () => {
         concat!(
-            "push qword ptr [rip + {scratch}]\n", // the app's RSP
             "push r11\n",
             "push rcx\n",
             "push rax\n",
-            "push rdi\n",
-            "push rsi\n",
-            "push rdx\n",
-            "push r10\n",
-            "push r8\n",
             "push r9\n",
-            "push rbx\n",
-            "push rbp\n",
-            "push r12\n",
-            "push r13\n",
-            "push r14\n",
-            "push r15\n",
+            "push r8\n",
+            "push r10\n",
+            "push rdx\n",
+            "push rsi\n",
+            "push rdi\n",
             "mov rdi, rsp\n",
             "cld\n",
             "call {dispatch}\n",
-            "pop r15\n",
-            "pop r14\n",
-            "pop r13\n",
-            "pop r12\n",
-            "pop rbp\n",
-            "pop rbx\n",
-            "pop r9\n",
-            "pop r8\n",
-            "pop r10\n",
-            "pop rdx\n",
-            "pop rsi\n",
             "pop rdi\n",
+            "pop rsi\n",
+            "pop rdx\n",
+            "pop r10\n",
+            "pop r8\n",
+            "pop r9\n",
             "pop rax\n",
             "pop rcx\n",
             "pop r11\n",
@@ -113,6 +94,7 @@ global_asm!(
     "mov [rip + {scratch}], rsp",
     crate::pkru_syscall_gate_enter!(),
     "lea rsp, [rip + {stack} + {stack_size}]",
+    "push qword ptr [rip + {scratch}]", // the app's RSP
     save_frame!(),
     "push r11",
     "popfq",
@@ -124,9 +106,54 @@ global_asm!(
     "syscall_entry_ring3:",
     "mov [rip + {scratch}], rsp",
     "lea rsp, [rip + {stack} + {stack_size}]",
+    "push qword ptr [rip + {scratch}]", // the app's RSP
     save_frame!(),
     "pop rsp",
     "sysretq",
+    "",
+    // The #PF entry (the IDT's vector-14 stub jumps here; the CPU pushed the error code). On the nested
+    // KVM of some cloud hosts (FACTS.md), SYSCALL from ring 3 jumps to LSTAR without leaving CPL3, so the
+    // first instruction fetch at the (supervisor) entry page faults in user mode. That fault, and only
+    // that one (in `ring3` mode, a user-mode instruction fetch at exactly LSTAR), is taken as the syscall
+    // it was: RCX and R11 hold what SYSCALL put there, and the syscall runs here, on the #PF's IST stack,
+    // without the general exception path (every instruction of this path is emulated on that KVM). On
+    // correct hardware SYSCALL never faults this way; an app that jumps to LSTAR itself only gets the
+    // syscall it could have made with SYSCALL. Every other #PF goes on to the common exception entry.
+    ".global page_fault_entry",
+    "page_fault_entry:",
+    // In `mpk` mode a CPL0 app could jump here with a forged frame: no shortcut, the common entry's
+    // checks apply. (LSTAR is `syscall_entry_ring3` only in `ring3` mode, and no other mode runs CPL3.)
+    "test byte ptr [rip + {tables} + {mpk_flag}], 1",
+    "jnz 2f",
+    "push rax",
+    // [rsp + 8]: error code, [rsp + 16]: RIP, [rsp + 24]: CS.
+    "test byte ptr [rsp + 8], {fetch}",
+    "jz 1f",
+    "mov eax, [rsp + 24]",
+    "and eax, 3",
+    "cmp eax, 3",
+    "jne 1f",
+    "lea rax, [rip + syscall_entry_ring3]",
+    "cmp rax, [rsp + 16]",
+    "jne 1f",
+    "mov rax, cr2",
+    "cmp rax, [rsp + 16]",
+    "jne 1f",
+    "pop rax",
+    // [rsp]: error code, then the IRET frame (+8 RIP, +16 CS, +24 RFLAGS, +32 RSP, +40 SS).
+    "push qword ptr [rsp + 32]", // the app's RSP
+    save_frame!(),
+    // Drop the frame's RSP and the error code; resume as SYSRET would: at RCX, with the RFLAGS the
+    // dispatcher left in R11.
+    "add rsp, 16",
+    "mov [rsp], rcx",
+    "mov [rsp + 16], r11",
+    "iretq",
+    "1:",
+    "pop rax",
+    "2:",
+    "push 14",
+    "jmp isr_common",
     "",
     // The first entry into a CPL0 app: RDI = its stack pointer, RSI = its entry point.
     ".global enter_app_cpl0",
@@ -146,6 +173,7 @@ global_asm!(
     stack = sym SYSCALL_STACK,
     stack_size = const SYSCALL_STACK_SIZE,
     dispatch = sym syscall_dispatch,
+    fetch = const 1 << 4, // the #PF error code's instruction-fetch bit
     mpk_flag = const super::pkru::MPK_FLAG_OFFSET,
     pkru_kernel = const super::pkru::PKRU_KERNEL,
     pkru_app = const super::pkru::PKRU_APP,
