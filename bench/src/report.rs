@@ -212,7 +212,7 @@ fn phases_section(out: &mut String, results: &Results) {
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
          (roughly 1–1.5 µs each, FACTS.md), so **kernel init** costs one to one and a half microseconds per \
-         instruction it runs (about 3,500 for the boot of the C hello), while creating the VM takes about one \
+         instruction it runs (about 3,400 for the boot of the C hello), while creating the VM takes about one \
          millisecond; the ring3 app itself runs natively. What the kernel spends its instructions on, and \
          what was moved to the VMM or removed to get the boot there from about 44,000, is in \
          [boot-profile.md](boot-profile.md). On real KVM hardware kernel init runs at native speed. On QEMU \

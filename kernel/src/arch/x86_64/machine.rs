@@ -93,9 +93,10 @@ pub fn start_process(state: &BootState) -> AppStart {
         entropy: Default::default(),
     };
     let mut config = KernelConfig::new(info.seed, process);
-    // One allocation each (pushing into empty vectors would grow them step by step).
-    config.segments.reserve_exact(info.regions().len());
-    config.reserved.reserve_exact(info.regions().len());
+    // One allocation each (pushing into empty vectors would grow them step by step; reserving on an empty
+    // one takes the longer growth path).
+    config.segments = Vec::with_capacity(info.regions().len());
+    config.reserved = Vec::with_capacity(info.regions().len());
     for region in info.regions() {
         let span = Span::new(region.virt_start, region.size);
         if region.kind == RegionKind::AppSegment as u32 {
