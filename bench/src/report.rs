@@ -73,7 +73,9 @@ pub fn markdown(options: &Options, results: &Results) -> String {
         out,
         "\nRepetitions: hello {} runs, boot phases {}, syscalls {}, compute {} — each after one untimed \
          warm-up run. Cells are **median (min–max)**. The machine is shared and noisy: compare medians, \
-         and expect run-to-run differences of 10–30 %.\n",
+         and expect run-to-run differences of 10–30 %, and up to 50 % on KVM, whose emulation of kernel \
+         code slows down most when neighbours are busy (the same build's C hello median on KVM was 18.8 ms \
+         and 28.0 ms in two full runs a quarter of an hour apart).\n",
         reps.hello, reps.phases, reps.syscall, reps.compute
     );
     if !results.guest_errors.is_empty() {
