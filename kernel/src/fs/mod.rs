@@ -508,14 +508,29 @@ impl FileSystem {
     /// Writes into a regular file at `offset`, growing it (zero-filling any hole).
     pub fn write_file(&mut self, id: NodeId, offset: u64, data: &[u8], now_ns: u64) -> Result<usize, Errno> {
         let end = offset.checked_add(to_u64(data.len())).ok_or(Errno::EFBIG)?;
-        let old_len = to_u64(self.file_bytes(id)?.len());
+        let (Ok(start), Ok(end_index)) = (usize::try_from(offset), usize::try_from(end)) else {
+            return Err(Errno::EFBIG);
+        };
+        let old_len = to_u64(self.owned_data(id)?.len());
         if end > old_len {
-            self.set_len(id, end, now_ns)?;
+            self.charge(old_len, end)?;
         }
+        // Each byte is written once: the part inside the file is overwritten, the rest appended (after
+        // zeros for a hole), rather than growing the file with zeros first and copying over them.
         let file = self.owned_data(id)?;
-        let start = usize::try_from(offset).map_err(|_| Errno::EFBIG)?;
-        if let Some(dest) = file.get_mut(start..start.saturating_add(data.len())) {
-            dest.copy_from_slice(data);
+        if end_index > file.len() && file.try_reserve(end_index - file.len()).is_err() {
+            // Growing was charged above: give it back. Nothing was written.
+            self.used_bytes = self.used_bytes.saturating_sub(end).saturating_add(old_len);
+            return Err(Errno::ENOSPC);
+        }
+        let inside_end = end_index.min(file.len());
+        if start < inside_end {
+            file[start..inside_end].copy_from_slice(&data[..inside_end - start]);
+        }
+        if end_index > file.len() {
+            let already = file.len().saturating_sub(start);
+            file.resize(file.len().max(start), 0);
+            file.extend_from_slice(&data[already..]);
         }
         self.touch(id, now_ns);
         Ok(data.len())

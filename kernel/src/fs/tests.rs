@@ -46,6 +46,25 @@ fn capacity_is_enforced() {
 }
 
 #[test]
+fn writes_overwrite_extend_and_leave_holes_of_zeros() {
+    let mut fs = fs();
+    let tmp = fs.resolve(ROOT, b"/tmp", true).unwrap();
+    let file = fs.create(tmp, b"f", NodeKind::File(FileData::Owned(Vec::new())), 0o644, 0).unwrap();
+    let contents = |fs: &FileSystem| fs.file_bytes(file).unwrap().to_vec();
+    assert_eq!(fs.write_file(file, 0, b"abcdef", 0), Ok(6));
+    assert_eq!(fs.write_file(file, 1, b"XY", 0), Ok(2), "inside the file");
+    assert_eq!(contents(&fs), b"aXYdef");
+    assert_eq!(fs.write_file(file, 4, b"1234", 0), Ok(4), "across the end");
+    assert_eq!(contents(&fs), b"aXYd1234");
+    assert_eq!(fs.write_file(file, 10, b"z", 0), Ok(1), "past the end: a hole");
+    assert_eq!(contents(&fs), b"aXYd1234\0\0z");
+    assert_eq!(fs.write_file(file, 11, b"", 0), Ok(0));
+    assert_eq!(contents(&fs).len(), 11);
+    assert_eq!(fs.used_bytes(), 11 + 4, "the file and /proc/self/exe's target");
+    fs.check_invariants().unwrap();
+}
+
+#[test]
 fn open_references_keep_unlinked_nodes() {
     let mut fs = fs();
     let tmp = fs.resolve(ROOT, b"/tmp", true).unwrap();
