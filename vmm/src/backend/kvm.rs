@@ -7,8 +7,7 @@
 //! loop reports it stopped, which closes the race of a signal arriving just before `KVM_RUN` starts.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use isolation::paging::{translate, PhysMemory};
@@ -178,9 +177,9 @@ pub(super) fn run(
 
     let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
     let mut first_exit = None;
-    let stop = run_with_watchdog(config.timeout, |stop_requested| {
-        run_loop(&mut guest.vcpu, &guest.memory, entry, &mut state, stop_requested, &mut first_exit)
-    })?;
+    let deadline = config.timeout.map(Deadline::arm).transpose()?;
+    let stop = run_loop(&mut guest.vcpu, &guest.memory, entry, &mut state, deadline.as_ref(), &mut first_exit)?;
+    drop(deadline);
     let first_exit_after = first_exit.map(|at: Instant| at - started);
     let wall_time = started.elapsed();
     if config.verbose {
@@ -268,11 +267,11 @@ fn run_loop(
     memory: &GuestMemoryMmap,
     entry: &VcpuEntry,
     state: &mut ExitState<'_>,
-    stop_requested: &AtomicBool,
+    deadline: Option<&Deadline>,
     first_exit: &mut Option<Instant>,
 ) -> Result<StopReason, BackendError> {
     loop {
-        if stop_requested.load(Ordering::Acquire) {
+        if deadline.is_some_and(Deadline::passed) {
             return Ok(StopReason::Timeout);
         }
         let result = vcpu.run();
@@ -347,37 +346,61 @@ fn install_kick_handler() -> Result<(), BackendError> {
         .map_err(BackendError::Signal)
 }
 
-/// How often the watchdog repeats the kick until the vCPU loop has stopped.
+/// How often the timer repeats the kick after the deadline, until the vCPU loop has stopped (a kick that
+/// lands between the loop's deadline check and `KVM_RUN` is not lost).
 const KICK_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Runs `body` on this thread; if `timeout` expires first, raises the flag `body` polls and kicks this
-/// thread out of blocking calls until `body` returns.
-fn run_with_watchdog<T>(timeout: Option<Duration>, body: impl FnOnce(&AtomicBool) -> T) -> T {
-    let stop_requested = AtomicBool::new(false);
-    let Some(timeout) = timeout else {
-        return body(&stop_requested);
-    };
-    // SAFETY: pthread_self has no preconditions.
-    let target = unsafe { libc::pthread_self() };
-    let finished = Mutex::new(false);
-    let changed = Condvar::new();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let guard = finished.lock().unwrap_or_else(PoisonError::into_inner);
-            let (mut guard, _) =
-                changed.wait_timeout_while(guard, timeout, |done| !*done).unwrap_or_else(PoisonError::into_inner);
-            while !*guard {
-                stop_requested.store(true, Ordering::Release);
-                // SAFETY: `target` is the thread running this scope, which cannot leave it before this
-                // thread ends; it is alive while `finished` is false, which we hold the lock to check.
-                // The signal's handler is installed (by the caller) and does nothing.
-                unsafe { libc::pthread_kill(target, kick_signal()) };
-                guard = changed.wait_timeout(guard, KICK_INTERVAL).unwrap_or_else(PoisonError::into_inner).0;
-            }
-        });
-        let result = body(&stop_requested);
-        *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        changed.notify_all();
-        result
-    })
+/// When the vCPU loop must stop, and the timer that interrupts `KVM_RUN` then.
+///
+/// A POSIX timer sends the kick signal to this thread at the deadline and every [`KICK_INTERVAL`] after;
+/// the loop checks the deadline after every exit. No watchdog thread to start, wake and join on every
+/// run.
+struct Deadline {
+    at: Instant,
+    timer: libc::timer_t,
+}
+
+impl Deadline {
+    /// Arms the kick timer for `timeout` from now, aimed at the calling thread.
+    fn arm(timeout: Duration) -> Result<Self, BackendError> {
+        let at = Instant::now() + timeout;
+        // SAFETY: all-zero is a valid `sigevent`; the fields set below select a signal to one thread.
+        let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
+        event.sigev_notify = libc::SIGEV_THREAD_ID;
+        event.sigev_signo = kick_signal();
+        // SAFETY: gettid has no preconditions.
+        event.sigev_notify_thread_id = unsafe { libc::gettid() };
+        let mut timer: libc::timer_t = std::ptr::null_mut();
+        // SAFETY: `event` and `timer` are valid for the call; the timer is deleted in `Drop`.
+        if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut event, &mut timer) } != 0 {
+            return Err(BackendError::Signal(format!("timer_create: {}", std::io::Error::last_os_error())));
+        }
+        let deadline = Self { at, timer };
+        let spec = libc::itimerspec { it_interval: timespec(KICK_INTERVAL), it_value: timespec(timeout) };
+        // SAFETY: `timer` was created above; `spec` is valid for reads.
+        if unsafe { libc::timer_settime(deadline.timer, 0, &spec, std::ptr::null_mut()) } != 0 {
+            return Err(BackendError::Signal(format!("timer_settime: {}", std::io::Error::last_os_error())));
+        }
+        Ok(deadline)
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        // SAFETY: the timer was created by `arm` and is deleted once.
+        unsafe { libc::timer_delete(self.timer) };
+    }
+}
+
+/// A `timespec` for `duration` (a zero duration would disarm the timer: at least a nanosecond).
+fn timespec(duration: Duration) -> libc::timespec {
+    let duration = duration.max(Duration::from_nanos(1));
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(duration.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(duration.subsec_nanos()),
+    }
 }
