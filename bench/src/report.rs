@@ -224,8 +224,8 @@ fn phases_section(out: &mut String, results: &Results) {
          include process start-up of secure-run itself; its KVM probe (open /dev/kvm, create a VM and a \
          vCPU, read CPUID and the TSC frequency) is done once, and on KVM that VM is the one that runs the \
          guest. The C hello costs more than the asm hello on KVM because its 16 syscalls and one demand \
-         fault each run the emulated kernel: about 0.15 ms per syscall round trip here (the syscall section \
-         below), plus what each syscall itself executes. Of secure-run's own time on KVM, the host kernel \
+         fault each run the emulated kernel: about 0.15–0.2 ms per syscall round trip here (the syscall \
+         section below), plus what each syscall itself executes. Of secure-run's own time on KVM, the host kernel \
          also spends about 1.4 ms per run patching its code for KVM's static keys, because each run creates \
          and destroys the only VM on the machine (boot-profile.md).\n"
     );
