@@ -202,9 +202,6 @@ impl Kernel {
         first: bool,
     ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
-        if let FileKind::Console(stream) = file.kind {
-            return self.console_loop(m, stream, addr, total);
-        }
         let mut bounce = vec![0u8; total.min(CHUNK)];
         let mut done = 0usize;
         while done < total {
