@@ -173,13 +173,13 @@ fn region_kind_for_kernel(segment: &Segment) -> RegionKind {
     }
 }
 
-/// The pages `[vaddr, vaddr + size)` covers, rounded outwards.
 /// How much of the app's stack below its initial contents the VMM backs too (with zeroed frames it never
 /// writes): nearly every program touches its first stack pages at once (glibc's start-up alone puts a
 /// 4 KiB buffer there), and where kernel code is emulated each page the kernel backs on first touch costs
 /// hundreds of microseconds, while mapping it here costs the VMM a page-table entry.
 const STACK_BACKED_BELOW: u64 = 32 * 1024;
 
+/// The pages `[vaddr, vaddr + size)` covers, rounded outwards.
 fn page_span(vaddr: u64, size: u64) -> Span {
     let start = vaddr & !(PAGE_SIZE - 1);
     Span::new(start, round_up(vaddr.saturating_add(size), PAGE_SIZE) - start)

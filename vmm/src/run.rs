@@ -132,8 +132,8 @@ impl ConsoleSink for ProcessSink {
 /// The mapping is private and read-only, as `execve` maps a program, and shares its caveats: a file
 /// truncated while mapped faults (SIGBUS) when a lost page is touched, which ends secure-run (the bytes
 /// are only read until the image is in guest RAM), and a file written while mapped changes the bytes
-/// (where that matters, `--isolation mpk`, [`prepare_with`] snapshots them before inspecting them).
-fn read_app(path: &Path) -> Result<Bytes, RunError> {
+/// (where that matters, `--isolation mpk`, the caller asks for a `snapshot`: the file is read, not mapped).
+fn read_app(path: &Path, snapshot: bool) -> Result<Bytes, RunError> {
     let shown = path.display().to_string();
     let metadata = match std::fs::metadata(path) {
         Ok(metadata) => metadata,
@@ -150,7 +150,7 @@ fn read_app(path: &Path) -> Result<Bytes, RunError> {
     }
     let cannot_execute =
         |error: std::io::Error| RunError::CannotExecute { path: shown.clone(), reason: error.to_string() };
-    if !metadata.is_file() || metadata.len() == 0 {
+    if snapshot || !metadata.is_file() || metadata.len() == 0 {
         // Pipes (`<(...)`) and the like cannot be mapped, and nothing is to be mapped of an empty file.
         return std::fs::read(path).map(Bytes::from).map_err(cannot_execute);
     }
@@ -265,11 +265,9 @@ fn prepare_with<'a>(
     seed: u64,
     kvm: impl FnOnce() -> &'a backend::KvmCapabilities,
 ) -> Result<LoadedVm, RunError> {
-    let mut app_file = read_app(&options.app)?;
-    if options.isolation == IsolationMode::Mpk {
-        // The code loaded must be the code parsed and inspected, and a mapped file can change in between.
-        app_file = Bytes::copy_from_slice(&app_file);
-    }
+    // In `mpk` mode the code loaded must be the code parsed and inspected, and a mapped file can change in
+    // between: read it once into memory of our own instead.
+    let app_file = read_app(&options.app, options.isolation == IsolationMode::Mpk)?;
     let shown = options.app.display().to_string();
     let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown.clone(), source })?;
     if options.isolation == IsolationMode::Mpk {

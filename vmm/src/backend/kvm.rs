@@ -1,10 +1,10 @@
 //! The KVM backend: one memory slot, one vCPU entered directly in 64-bit mode, a `KVM_RUN` loop around
-//! [`handle_exit`], and a watchdog that kicks the vCPU out of `KVM_RUN` when the timeout expires.
+//! [`handle_exit`], and a timer that kicks the vCPU out of `KVM_RUN` when the timeout expires.
 //!
-//! The vCPU runs on the calling thread (so the console sink need not be `Send`); the watchdog is a
-//! scoped thread that, on timeout, raises a stop flag and signals the calling thread with a no-op
-//! handler installed without `SA_RESTART`, so `KVM_RUN` returns `EINTR`. It repeats the signal until the
-//! loop reports it stopped, which closes the race of a signal arriving just before `KVM_RUN` starts.
+//! The vCPU runs on the calling thread (so the console sink need not be `Send`). On timeout a POSIX
+//! timer (`Deadline`) signals that thread, whose no-op handler is installed without `SA_RESTART`, so
+//! `KVM_RUN` returns `EINTR` and the loop sees the deadline passed. The timer repeats the signal until the
+//! loop has stopped, which closes the race of a signal arriving just before `KVM_RUN` starts.
 
 use std::path::Path;
 use std::sync::OnceLock;

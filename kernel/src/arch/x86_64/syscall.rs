@@ -173,7 +173,7 @@ global_asm!(
     stack = sym SYSCALL_STACK,
     stack_size = const SYSCALL_STACK_SIZE,
     dispatch = sym syscall_dispatch,
-    fetch = const 1 << 4, // the #PF error code's instruction-fetch bit
+    fetch = const isolation::paging::fault::FETCH,
     mpk_flag = const super::pkru::MPK_FLAG_OFFSET,
     pkru_kernel = const super::pkru::PKRU_KERNEL,
     pkru_app = const super::pkru::PKRU_APP,
