@@ -1,6 +1,5 @@
 //! The machine the benchmarks ran on.
 
-use std::path::Path;
 use std::process::Command;
 
 /// What performance.md says about the host.
@@ -18,9 +17,6 @@ pub struct Machine {
     pub tsc_source: String,
     pub date: String,
 }
-
-/// The TSC frequency this machine class reports through KVM_GET_TSC_KHZ (FACTS.md), if KVM cannot say.
-const FALLBACK_TSC_KHZ: f64 = 2_445_400.0;
 
 fn first_line(program: &str, args: &[&str]) -> String {
     Command::new(program)
@@ -49,7 +45,7 @@ pub fn describe() -> Machine {
     let caps = vmm::backend::probe_kvm();
     let kvm = if !caps.usable {
         format!("not usable ({})", caps.notes.join("; "))
-    } else if Path::new("/sys/module/kvm_pvm").exists() {
+    } else if caps.cpl0_emulated {
         format!(
             "nested kvm_pvm (PVM, pagetable-based: guest ring 3 native, guest CPL0 emulated); PKU offered: {}",
             if caps.pku { "yes" } else { "no" }
@@ -57,10 +53,8 @@ pub fn describe() -> Machine {
     } else {
         format!("hardware KVM; PKU offered: {}", if caps.pku { "yes" } else { "no" })
     };
-    let (tsc_khz, tsc_source) = match caps.tsc_khz {
-        Some(khz) => (f64::from(khz), "KVM_GET_TSC_KHZ".to_string()),
-        None => (FALLBACK_TSC_KHZ, "assumed (FACTS.md); KVM did not report it".to_string()),
-    };
+    let tsc = vmm::host::tsc_frequency(caps.tsc_khz.map(u64::from));
+    let (tsc_khz, tsc_source) = (tsc.khz as f64, tsc.source.describe().to_string());
     Machine {
         cpu,
         cores: std::thread::available_parallelism().map_or(1, usize::from),

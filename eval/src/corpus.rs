@@ -4,7 +4,7 @@
 //! contrast (threat-model.md cites the tests `attacks::<name>::<mode>` generated from this table).
 
 use crate::kernel::{regions_named, Gate, Region};
-use crate::{Host, Mode};
+use crate::{Host, HostCondition, Mode};
 
 /// An argument of an attack guest, resolved against the layout of the run.
 #[derive(Clone, Copy, Debug)]
@@ -86,15 +86,15 @@ pub struct Expect {
     pub stdout: &'static [&'static str],
     /// Substrings of secure-run's stderr (the crash report or the refusal), ignoring ASCII case.
     pub stderr: &'static [&'static str],
-    /// Holds only on a host whose OS turned protection keys on ([`Host`]); elsewhere the next
-    /// matching expectation applies.
-    pub needs_host_keys: bool,
+    /// Holds only on a host where this condition holds ([`Host`]); elsewhere the next matching
+    /// expectation applies.
+    pub host: Option<HostCondition>,
 }
 
 impl Expect {
-    /// This expectation, for hosts with protection keys only.
-    const fn if_host_has_keys(self) -> Self {
-        Self { needs_host_keys: true, ..self }
+    /// This expectation, only for hosts where `condition` holds.
+    const fn if_host(self, condition: HostCondition) -> Self {
+        Self { host: Some(condition), ..self }
     }
 
     /// Whether a run matches; else what differs.
@@ -141,12 +141,22 @@ pub struct Attack {
 
 impl Attack {
     /// The expectation for `mode` on `host`: one naming the mode exactly, else one naming its isolation,
-    /// skipping those that need a host with protection keys where it has none.
+    /// skipping those whose host condition does not hold on `host`.
     pub fn expected(&self, mode: Mode, host: Host) -> Option<&Expect> {
         let name = mode.name();
-        let applies = |expect: &&Expect| !expect.needs_host_keys || host.protection_keys;
+        let applies = |expect: &&Expect| expect.host.is_none_or(|condition| host.holds(condition));
         let naming = |wanted: &str| self.expect.iter().filter(applies).find(|expect| expect.modes.contains(&wanted));
         naming(&name).or_else(|| naming(mode.isolation.name()))
+    }
+
+    /// Whether the expectation for `mode` differs between hosts (some expectation for it has a host
+    /// condition).
+    pub fn depends_on_host(&self, mode: Mode) -> bool {
+        let name = mode.name();
+        self.expect.iter().any(|expect| {
+            expect.host.is_some()
+                && (expect.modes.contains(&name.as_str()) || expect.modes.contains(&mode.isolation.name()))
+        })
     }
 
     /// The attack's arguments for this run.
@@ -172,7 +182,7 @@ const fn expect(
     stdout: &'static [&'static str],
     stderr: &'static [&'static str],
 ) -> Expect {
-    Expect { modes, status, stdout, stderr, needs_host_keys: false }
+    Expect { modes, status, stdout, stderr, host: None }
 }
 
 /// Every attack, in the order of the matrix.
@@ -322,7 +332,7 @@ pub const ATTACKS: &[Attack] = &[
                 &["WRPKRU executed\n"],
                 &["SIGSEGV", "supervisor-page violation (in kernel data)"],
             )
-            .if_host_has_keys(),
+            .if_host(HostCondition::KvmCpl3Wrpkru),
             expect(RING3, 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
@@ -339,8 +349,8 @@ pub const ATTACKS: &[Attack] = &[
             expect(CPL0, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
             // CPL3 code on the nested KVM runs natively under the host's XSAVE configuration; at CPL3 with
             // supervisor pages XRSTOR cannot reach the kernel anyway.
-            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]),
-            expect(&["qemu_ring3"], 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]).if_host(HostCondition::KvmCpl3Xsave),
+            expect(RING3, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
     },
     Attack {
@@ -352,8 +362,8 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 126, &[], &["refusing to run", "XRSTOR at link address 0x"]),
-            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]),
-            expect(&["qemu_ring3"], 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(&["kvm_ring3"], 0, &["XRSTOR executed\n"], &[]).if_host(HostCondition::KvmCpl3Xsave),
+            expect(RING3, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["XRSTOR\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
     },
@@ -379,7 +389,7 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 1, &["mmap RWX: -13\n"], &[]),
-            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host_has_keys(),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host(HostCondition::KvmCpl3Wrpkru),
             expect(RING3, 132, &["calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["mmap RWX: mapped\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
@@ -393,7 +403,7 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             expect(MPK, 1, &["mprotect RX: -13\n"], &["refused to make", "executable: WRPKRU"]),
-            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host_has_keys(),
+            expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host(HostCondition::KvmCpl3Wrpkru),
             expect(RING3, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
         ],
@@ -522,8 +532,7 @@ mod tests {
             Mode::new(Backend::Qemu, Isolation::None),
         ];
         for attack in ATTACKS {
-            for (mode, protection_keys) in modes.into_iter().flat_map(|mode| [(mode, false), (mode, true)]) {
-                let host = Host { protection_keys };
+            for (mode, host) in modes.into_iter().flat_map(|mode| Host::every_kind().map(move |host| (mode, host))) {
                 assert!(
                     attack.expected(mode, host).is_some(),
                     "{} has no expectation for {mode:?} on {host:?}",

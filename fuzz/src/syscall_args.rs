@@ -15,7 +15,7 @@ use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel::mm::VmaList;
 use kernel::model::ModelMachine;
-use kernel::{Fault, Kernel, KernelConfig, Machine, MapError, Segment, SyscallResult, SYSCALLS};
+use kernel::{Fault, Kernel, KernelConfig, Machine, MapError, Segment, SharedId, SyscallResult, SYSCALLS};
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
 
 use super::input::Reader;
@@ -107,6 +107,22 @@ impl Machine for GuardedMachine {
     fn unmap(&mut self, addr: u64, len: u64) {
         self.guard("unmapped", addr, len);
         self.model.unmap(addr, len)
+    }
+    fn shared_grow(&mut self, id: SharedId, pages: u64) -> Result<(), MapError> {
+        self.model.shared_grow(id, pages)
+    }
+    fn shared_read(&mut self, id: SharedId, offset: u64, buf: &mut [u8]) {
+        self.model.shared_read(id, offset, buf)
+    }
+    fn shared_write(&mut self, id: SharedId, offset: u64, data: &[u8]) {
+        self.model.shared_write(id, offset, data)
+    }
+    fn map_shared(&mut self, addr: u64, len: u64, perms: u32, id: SharedId, first_page: u64) -> Result<(), MapError> {
+        self.guard("mapped shared", addr, len);
+        self.model.map_shared(addr, len, perms, id, first_page)
+    }
+    fn shared_destroy(&mut self, id: SharedId) {
+        self.model.shared_destroy(id)
     }
     fn console(&mut self, stream: Stream, data: &[u8]) {
         self.model.console(stream, data)

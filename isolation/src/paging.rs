@@ -8,7 +8,9 @@
 //! A leaf can also be *inaccessible* ([`make_inaccessible`], the app's `PROT_NONE`): not present, so every
 //! access faults, yet it keeps its frame (marked with a bit the CPU ignores), so the contents survive until
 //! [`update_present_flags`] makes it accessible again or [`unmap`] frees it. The walks treat such a leaf as
-//! mapped.
+//! mapped. A leaf mapped by [`map_borrowed`] maps a frame it does not own (a shared memory object's):
+//! another bit the CPU ignores says so, every flag change keeps it, and [`unmap`] reports the frame as
+//! borrowed instead of handing it back to be freed.
 
 /// Size of a 4 KiB page.
 pub const PAGE_SIZE: u64 = 4096;
@@ -24,6 +26,9 @@ const ENTRY_HUGE: u64 = 1 << 7;
 const ENTRY_GLOBAL: u64 = 1 << 8;
 /// Software bit (ignored by the CPU): a not-present leaf that still owns its frame (an inaccessible page).
 const ENTRY_INACCESSIBLE: u64 = 1 << 9;
+/// Software bit: the leaf maps a frame it does not own (one of a shared memory object's, which other
+/// mappings may map too); [`unmap`] reports it as borrowed so the caller does not free it.
+const ENTRY_BORROWED: u64 = 1 << 10;
 const ENTRY_PKEY_SHIFT: u32 = 59;
 const ENTRY_PKEY_MASK: u64 = 0xf << ENTRY_PKEY_SHIFT;
 const ENTRY_NO_EXECUTE: u64 = 1 << 63;
@@ -250,6 +255,35 @@ pub fn map_missing(
     Ok(mapped)
 }
 
+/// Maps the unmapped 4 KiB pages from `virt` up, one per frame of `frames`, to those frames, marked as
+/// borrowed (see the module doc). Fails with `AlreadyMapped`, changing nothing, if one of them is mapped.
+pub fn map_borrowed(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    frames: &[u64],
+    flags: PageFlags,
+) -> Result<(), PagingError> {
+    let size = (frames.len() as u64).checked_mul(PAGE_SIZE).ok_or(PagingError::NonCanonical)?;
+    check_range(virt, size, PAGE_SIZE)?;
+    if frames.iter().any(|frame| !frame.is_multiple_of(PAGE_SIZE)) {
+        return Err(PagingError::Misaligned);
+    }
+    if (0..frames.len() as u64).any(|i| leaf_slot(mem, root, virt + i * PAGE_SIZE).is_some()) {
+        return Err(PagingError::AlreadyMapped);
+    }
+    let leaf = flags.leaf_bits() | ENTRY_BORROWED;
+    for (i, frame) in frames.iter().enumerate() {
+        let addr = virt + i as u64 * PAGE_SIZE;
+        let mut table = root;
+        for level in (1..4).rev() {
+            table = next_table(mem, table, addr, level, true)?.ok_or(PagingError::OutOfMemory)?;
+        }
+        mem.write_u64(table + index(addr, 0) * 8, leaf | frame);
+    }
+    Ok(())
+}
+
 /// The leaf slot (physical address of the entry) mapping `virt`, with the page size it maps.
 fn leaf_slot(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<(u64, u64)> {
     if virt >= LOWER_HALF_END {
@@ -327,19 +361,29 @@ pub fn update_flags<M: PhysMemory>(
     update_present_flags(mem, root, virt, size, change, changed)
 }
 
+/// What [`unmap`] found at a page it unmapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unmapped {
+    pub page: u64,
+    pub frame: u64,
+    /// The frame was the mapping's own (the caller frees it), not borrowed from a shared object.
+    pub owned: bool,
+}
+
 /// Removes the mappings of `[virt, virt + size)` (tables stay); unmapped pages are skipped.
-/// `unmapped(mem, page, frame)` gets every page that was mapped, after its entry is cleared, with the
-/// physical frame it mapped (for the caller to free, and to drop the cached translation).
+/// `unmapped(mem, what)` gets every page that was mapped, after its entry is cleared, with the physical
+/// frame it mapped (for the caller to free unless borrowed, and to drop the cached translation).
 pub fn unmap<M: PhysMemory>(
     mem: &mut M,
     root: u64,
     virt: u64,
     size: u64,
-    mut unmapped: impl FnMut(&mut M, u64, u64),
+    mut unmapped: impl FnMut(&mut M, Unmapped),
 ) -> Result<(), PagingError> {
     for_each_leaf(mem, root, virt, size, |mem, leaf| {
         mem.write_u64(leaf.slot, 0);
-        unmapped(mem, leaf.virt, leaf.entry & ENTRY_ADDRESS_MASK);
+        let (frame, owned) = (leaf.entry & ENTRY_ADDRESS_MASK, leaf.entry & ENTRY_BORROWED == 0);
+        unmapped(mem, Unmapped { page: leaf.virt, frame, owned });
     })
 }
 
@@ -447,7 +491,7 @@ pub fn update_present_flags<M: PhysMemory>(
     mut changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
     for_each_leaf(mem, root, virt, size, |mem, leaf| {
-        let kept = leaf.entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE);
+        let kept = leaf.entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE | ENTRY_BORROWED);
         mem.write_u64(leaf.slot, kept | change(PageFlags::from_leaf(leaf.entry)).leaf_bits());
         changed(mem, leaf.virt);
     })
@@ -583,13 +627,13 @@ mod tests {
         let (mut mem, root) = setup();
         map(&mut mem, root, 0x1000, 0x9000, 0x2000, RW_USER, false).unwrap();
         let mut freed = alloc::vec::Vec::new();
-        unmap(&mut mem, root, 0, 0x4000, |_, page, frame| freed.push((page, frame))).unwrap();
+        unmap(&mut mem, root, 0, 0x4000, |_, gone| freed.push((gone.page, gone.frame))).unwrap();
         assert_eq!(freed, [(0x1000, 0x9000), (0x2000, 0xa000)]);
         assert_eq!(translate(&mem, root, 0x1000), None);
         // A range ending inside a 2 MiB page changes nothing, not even the 4 KiB pages before it.
         map(&mut mem, root, 0x1f_e000, 0x1000, 0x2000, RW_USER, false).unwrap();
         map(&mut mem, root, 0x20_0000, 0x20_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();
-        let result = unmap(&mut mem, root, 0x1f_e000, 0x3000, |_, page, _| panic!("unmapped {page:#x}"));
+        let result = unmap(&mut mem, root, 0x1f_e000, 0x3000, |_, gone| panic!("unmapped {:#x}", gone.page));
         assert_eq!(result, Err(PagingError::HugePageSplit));
         assert!(translate(&mem, root, 0x1f_e000).is_some());
     }
@@ -643,10 +687,34 @@ mod tests {
         // Freed like any page.
         make_inaccessible(&mut mem, root, 0x1000, 0x2000, |_, _| {}).unwrap();
         let mut freed = alloc::vec::Vec::new();
-        unmap(&mut mem, root, 0x1000, 0x2000, |_, page, frame| freed.push((page, frame))).unwrap();
+        unmap(&mut mem, root, 0x1000, 0x2000, |_, gone| freed.push((gone.page, gone.frame))).unwrap();
         assert_eq!(freed, [(0x1000, 0x9000), (0x2000, 0xa000)]);
         assert_eq!(translate(&mem, root, 0x1000), None);
         assert_eq!(map_missing(&mut mem, root, 0x1000, 0x1000, RW_USER).unwrap(), 1);
+    }
+
+    #[test]
+    fn borrowed_frames_survive_flag_changes_and_are_not_owned() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x1000, 0x9000, PAGE_SIZE, RW_USER, false).unwrap();
+        assert_eq!(map_borrowed(&mut mem, root, 0x1000, &[0x5000], RW_USER), Err(PagingError::AlreadyMapped));
+        assert_eq!(map_borrowed(&mut mem, root, 0x2000, &[0x5001], RW_USER), Err(PagingError::Misaligned));
+        map_borrowed(&mut mem, root, 0x2000, &[0x5000, 0x7000], RW_USER).unwrap();
+        assert_eq!(translate(&mem, root, 0x3008), Some((0x7008, RW_USER)));
+        let read_only = PageFlags { writable: false, ..RW_USER };
+        update_present_flags(&mut mem, root, 0x2000, 0x2000, |_| read_only, |_, _| {}).unwrap();
+        make_inaccessible(&mut mem, root, 0x3000, PAGE_SIZE, |_, _| {}).unwrap();
+        update_present_flags(&mut mem, root, 0x3000, PAGE_SIZE, |_| RW_USER, |_, _| {}).unwrap();
+        let mut gone = alloc::vec::Vec::new();
+        unmap(&mut mem, root, 0x1000, 0x3000, |_, what| gone.push(what)).unwrap();
+        assert_eq!(
+            gone,
+            [
+                Unmapped { page: 0x1000, frame: 0x9000, owned: true },
+                Unmapped { page: 0x2000, frame: 0x5000, owned: false },
+                Unmapped { page: 0x3000, frame: 0x7000, owned: false },
+            ]
+        );
     }
 
     #[test]
@@ -662,7 +730,7 @@ mod tests {
         assert!(leaf_mapped(&mem, table, 0x2000));
         make_inaccessible(&mut mem, root, 0x2000, PAGE_SIZE, |_, _| {}).unwrap();
         assert!(leaf_mapped(&mem, table, 0x2000), "inaccessible pages are mapped");
-        unmap(&mut mem, root, 0x1000, 0x2000, |_, _, _| {}).unwrap();
+        unmap(&mut mem, root, 0x1000, 0x2000, |_, _| {}).unwrap();
         assert!(!leaf_mapped(&mem, table, 0x1000));
         assert_eq!(leaf_table(&mem, root, 0x1000), Some(table), "tables stay");
         map(&mut mem, root, 0x20_0000, 0x40_0000, HUGE_PAGE_SIZE, RW_USER, true).unwrap();

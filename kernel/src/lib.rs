@@ -26,6 +26,6 @@ pub mod trace;
 pub mod user;
 
 pub use errno::Errno;
-pub use machine::{Fault, Machine, MapError};
+pub use machine::{Fault, Machine, MapError, SharedId};
 pub use process::{ConfigError, Kernel, KernelConfig, Segment, StackError, Uname, UNAME};
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -1,6 +1,6 @@
 //! What the syscall layer needs from the hardware side.
 //!
-//! The lead's arch code implements [`Machine`] on real page tables; [`crate::model::ModelMachine`]
+//! The kernel's arch code implements [`Machine`] on real page tables; [`crate::model::ModelMachine`]
 //! implements it over a sparse byte map for host tests and the fuzzer. The syscall layer has already
 //! checked every address against its VMA list before it calls a method here; the machine may still fail,
 //! which becomes EFAULT or ENOMEM.
@@ -15,6 +15,11 @@ use crate::mm::VmaList;
 pub struct Fault {
     pub addr: u64,
 }
+
+/// A shared memory object, named by the syscall layer: frames that several mappings map at once (the
+/// pages of a file mapped `MAP_SHARED`), so a store through one is seen through every other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedId(pub u32);
 
 /// Why a mapping change failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +49,17 @@ pub trait Machine {
     fn protect(&mut self, addr: u64, len: u64, perms: u32) -> Result<(), MapError>;
     /// Unmaps `[addr, addr + len)` (all of it is mapped) and frees its frames.
     fn unmap(&mut self, addr: u64, len: u64);
+    /// Grows shared object `id` (empty until first grown) to at least `pages` pages; new pages are zero.
+    fn shared_grow(&mut self, id: SharedId, pages: u64) -> Result<(), MapError>;
+    /// Copies shared object `id`'s bytes at `offset` into `buf`; the range lies inside the object.
+    fn shared_read(&mut self, id: SharedId, offset: u64, buf: &mut [u8]);
+    /// Copies `data` into shared object `id` at `offset`; the range lies inside the object.
+    fn shared_write(&mut self, id: SharedId, offset: u64, data: &[u8]);
+    /// Maps pages `first_page..` of shared object `id` (which has them) at the free range
+    /// `[addr, addr + len)` with `perms`. Unmapping such pages later leaves the object's frames alone.
+    fn map_shared(&mut self, addr: u64, len: u64, perms: u32, id: SharedId, first_page: u64) -> Result<(), MapError>;
+    /// Frees shared object `id`, which no mapping maps any more.
+    fn shared_destroy(&mut self, id: SharedId);
     /// Sends app output or kernel diagnostics to the host.
     fn console(&mut self, stream: Stream, data: &[u8]);
     /// Sends app memory `[addr, addr + len)` to the console as `stream` (the layer has checked that the app

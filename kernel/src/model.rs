@@ -12,15 +12,18 @@ use alloc::vec::Vec;
 
 use kernel_abi::Stream;
 
-use crate::machine::{Fault, Machine, MapError};
+use crate::machine::{Fault, Machine, MapError, SharedId};
 use crate::mm::VmaList;
 
 const PAGE: u64 = 4096;
 
 #[derive(Clone)]
 pub struct Page {
+    /// The page's own bytes (unused for a page of a shared object).
     pub data: Box<[u8; PAGE as usize]>,
     pub perms: u32,
+    /// The shared object and page index this page maps, if any: its bytes are the object's.
+    pub shared: Option<(SharedId, usize)>,
 }
 
 #[derive(Clone, Default)]
@@ -42,6 +45,8 @@ pub struct ModelMachine {
     pub exec_checks: Vec<(u64, u64)>,
     /// Cap on captured console bytes (the fuzzer must not grow without bound).
     pub console_limit: usize,
+    /// Shared memory objects and their pages.
+    pub shared: BTreeMap<SharedId, Vec<Box<[u8; PAGE as usize]>>>,
 }
 
 impl ModelMachine {
@@ -58,7 +63,7 @@ impl ModelMachine {
     /// Maps pages directly (test setup: app segments the VMM would have mapped).
     pub fn premap(&mut self, addr: u64, len: u64, perms: u32) {
         for page in Self::pages_of(addr, len) {
-            self.pages.insert(page, Page { data: Box::new([0; PAGE as usize]), perms });
+            self.pages.insert(page, Page { data: Box::new([0; PAGE as usize]), perms, shared: None });
         }
     }
 
@@ -66,15 +71,24 @@ impl ModelMachine {
         self.pages.get(&(addr & !(PAGE - 1))).map(|p| p.perms)
     }
 
+    /// The bytes of the page mapped at `page` (its own, or its shared object's).
+    fn page_bytes(&mut self, page: u64) -> Option<&mut [u8; PAGE as usize]> {
+        let mapped = self.pages.get_mut(&page)?;
+        match mapped.shared {
+            None => Some(&mut mapped.data),
+            Some((id, index)) => self.shared.get_mut(&id)?.get_mut(index).map(|page| &mut **page),
+        }
+    }
+
     /// Reads mapped memory (what `read_user` copies; tests also read results with it).
     pub fn peek(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         let mut at = addr;
         for byte in buf.iter_mut() {
-            let Some(page) = self.pages.get(&(at & !(PAGE - 1))) else {
+            let Some(page) = self.page_bytes(at & !(PAGE - 1)) else {
                 self.violations += 1;
                 return Err(Fault { addr: at });
             };
-            *byte = page.data[(at % PAGE) as usize];
+            *byte = page[(at % PAGE) as usize];
             at = at.wrapping_add(1);
         }
         Ok(())
@@ -84,14 +98,28 @@ impl ModelMachine {
     pub fn poke(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
         let mut at = addr;
         for &byte in data {
-            let Some(page) = self.pages.get_mut(&(at & !(PAGE - 1))) else {
+            let Some(page) = self.page_bytes(at & !(PAGE - 1)) else {
                 self.violations += 1;
                 return Err(Fault { addr: at });
             };
-            page.data[(at % PAGE) as usize] = byte;
+            page[(at % PAGE) as usize] = byte;
             at = at.wrapping_add(1);
         }
         Ok(())
+    }
+
+    /// Byte `offset` of shared object `id`, counting a violation if the object lacks it.
+    fn shared_byte(&mut self, id: SharedId, offset: u64) -> Option<&mut u8> {
+        let page = usize::try_from(offset / PAGE).ok()?;
+        let byte = self
+            .shared
+            .get_mut(&id)
+            .and_then(|pages| pages.get_mut(page))
+            .map(|page| &mut page[(offset % PAGE) as usize]);
+        if byte.is_none() {
+            self.violations += 1;
+        }
+        byte
     }
 
     fn capture(buffer: &mut Vec<u8>, data: &[u8], limit: usize) {
@@ -144,6 +172,54 @@ impl Machine for ModelMachine {
             if self.pages.remove(&page).is_none() {
                 self.violations += 1;
             }
+        }
+    }
+
+    fn shared_grow(&mut self, id: SharedId, pages: u64) -> Result<(), MapError> {
+        let pages = usize::try_from(pages).map_err(|_| MapError::OutOfMemory)?;
+        let object = self.shared.entry(id).or_default();
+        while object.len() < pages {
+            object.push(Box::new([0; PAGE as usize]));
+        }
+        Ok(())
+    }
+
+    fn shared_read(&mut self, id: SharedId, offset: u64, buf: &mut [u8]) {
+        for (i, out) in buf.iter_mut().enumerate() {
+            *out = self.shared_byte(id, offset + i as u64).map_or(0, |byte| *byte);
+        }
+    }
+
+    fn shared_write(&mut self, id: SharedId, offset: u64, data: &[u8]) {
+        for (i, &value) in data.iter().enumerate() {
+            if let Some(byte) = self.shared_byte(id, offset + i as u64) {
+                *byte = value;
+            }
+        }
+    }
+
+    fn map_shared(&mut self, addr: u64, len: u64, perms: u32, id: SharedId, first_page: u64) -> Result<(), MapError> {
+        let pages = self.shared.get(&id).map_or(0, Vec::len) as u64;
+        let valid = addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE) && len > 0;
+        if !valid
+            || first_page.saturating_add(len / PAGE) > pages
+            || Self::pages_of(addr, len).any(|p| self.pages.contains_key(&p))
+        {
+            self.violations += 1;
+            return Err(MapError::Invalid);
+        }
+        for (i, page) in Self::pages_of(addr, len).enumerate() {
+            let shared = Some((id, (first_page as usize) + i));
+            self.pages.insert(page, Page { data: Box::new([0; PAGE as usize]), perms, shared });
+        }
+        Ok(())
+    }
+
+    fn shared_destroy(&mut self, id: SharedId) {
+        if self.pages.values().any(|page| page.shared.is_some_and(|(object, _)| object == id))
+            || self.shared.remove(&id).is_none()
+        {
+            self.violations += 1;
         }
     }
 

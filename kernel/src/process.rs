@@ -10,7 +10,7 @@ use crate::fd::{FdTable, FileKind, OpenFile};
 use crate::fs::archive::LoadError;
 use crate::fs::{FileSystem, NodeId, ROOT};
 use crate::machine::Machine;
-use crate::mm::{page_align_up, Vma, VmaKind, VmaList, PAGE_SIZE};
+use crate::mm::{page_align_up, SharedFiles, Vma, VmaKind, VmaList, PAGE_SIZE};
 use crate::pipe::Pipes;
 use crate::random::RandomStream;
 use crate::syscall::signal::SignalState;
@@ -140,6 +140,8 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 /// The one process: all state the syscalls read and change.
 pub struct Kernel {
     pub(crate) vmas: VmaList,
+    /// The shared memory objects of files mapped `MAP_SHARED`.
+    pub(crate) shared_files: SharedFiles,
     pub(crate) fds: FdTable,
     pub(crate) fs: FileSystem,
     pub(crate) pipes: Pipes,
@@ -242,6 +244,7 @@ impl Kernel {
         rlimits[RLIMIT_NOFILE] = (1024, crate::fd::MAX_FDS as u64);
         Ok(slot.insert(Self {
             vmas,
+            shared_files: SharedFiles::default(),
             fds,
             fs,
             pipes: Pipes::default(),
@@ -300,8 +303,12 @@ impl Kernel {
         self.vmas.check_invariants()?;
         self.fds.check_invariants()?;
         self.fs.check_invariants()?;
+        self.check_shared_invariants()?;
         let mut node_refs: alloc::collections::BTreeMap<NodeId, u32> = alloc::collections::BTreeMap::new();
         *node_refs.entry(self.cwd).or_default() += 1;
+        for (node, _) in self.shared_files.iter() {
+            *node_refs.entry(node).or_default() += 1;
+        }
         let mut pipe_ends: alloc::collections::BTreeMap<usize, (u32, u32)> = alloc::collections::BTreeMap::new();
         for file in self.fds.descriptions() {
             match file.kind {

@@ -100,6 +100,14 @@ pub fn c_cases() -> Vec<CCase> {
             .status(139)
             .lines(&["contents kept ok", "reading an inaccessible page"]),
         CCase::new("tmp_files", "tmp_files").lines(&["/tmp writable ok"]),
+        CCase::new("shared_file_mappings", "shared_map").lines(&[
+            "store visible through a second mapping ok",
+            "store visible to read ok",
+            "write visible through mappings ok",
+            "store visible after msync ok",
+            "stores kept after munmap ok",
+            "getresuid/getresgid ok",
+        ]),
         CCase::new("read_mounted_dir", "read_dir")
             .args(&["/data"])
             .lines(&["sub/deeper/leaf.txt: file size=5 read=5 fnv=54e1520a497512ed first=[leaf]"]),
@@ -169,6 +177,7 @@ c_test!(malloc_stress);
 c_test!(prot_none_keeps_contents);
 c_test!(prot_none_page_faults);
 c_test!(tmp_files);
+c_test!(shared_file_mappings);
 c_test!(read_mounted_dir);
 c_test!(write_mounted_dir);
 c_test!(clocks);

@@ -4,11 +4,12 @@
 //! - [`elf`]: validation of untrusted app ELFs and of the guest kernel;
 //! - [`loader`]: the guest's initial memory (layout, page tables, boot info) as a [`image::MemoryImage`];
 //! - [`backend`]: the two ways to run it (KVM, QEMU TCG) and [`exit`], the guest-facing port protocol;
-//! - [`mount`]: host directories packed for the guest file system;
+//! - [`mount`]: host directories packed for the guest file system; [`host`]: the host's TSC frequency;
 //! - [`run`]: one run end to end; [`report`]: crash reports.
 pub mod backend;
 pub mod elf;
 pub mod exit;
+pub mod host;
 pub mod image;
 pub mod initial_stack;
 pub mod loader;

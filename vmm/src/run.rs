@@ -352,15 +352,14 @@ fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str, strict: bool) -> Res
     Ok(())
 }
 
-/// The host TSC frequency in kHz, which guests see too (KVM passes it through; QEMU's TCG reads the
-/// host's TSC). 0 if unknown.
+/// The host TSC frequency in kHz, which guests see too (see [`crate::host`]). KVM is asked only when the
+/// host does not say it otherwise.
 fn host_tsc_khz<'a>(kvm: impl FnOnce() -> &'a backend::KvmCapabilities) -> u64 {
-    if let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/tsc_freq_khz") {
-        if let Ok(khz) = text.trim().parse() {
-            return khz;
-        }
+    let reports = crate::host::TscReports::of_this_host(None);
+    match reports.best() {
+        Some(frequency) => frequency.khz,
+        None => crate::host::tsc_frequency(kvm().tsc_khz.map(u64::from)).khz,
     }
-    kvm().tsc_khz.map_or(0, u64::from)
 }
 
 /// Runs the app as `options` say and returns secure-run's exit status.

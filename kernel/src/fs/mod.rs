@@ -536,6 +536,25 @@ impl FileSystem {
         Ok(data.len())
     }
 
+    /// Overwrites bytes of a regular file in place, within its current length (what lies past it is
+    /// dropped), leaving its size and times alone: stores that reached the file through a shared mapping.
+    /// Bytes that are already there are not written (a file still in the boot archive stays there).
+    pub fn store(&mut self, id: NodeId, offset: u64, data: &[u8]) {
+        let Ok(start) = usize::try_from(offset) else { return };
+        let unchanged = self.file_bytes(id).is_ok_and(|bytes| {
+            let end = start.saturating_add(data.len()).min(bytes.len());
+            start >= end || bytes[start..end] == data[..end - start]
+        });
+        if unchanged {
+            return;
+        }
+        let Ok(file) = self.owned_data(id) else { return };
+        let end = start.saturating_add(data.len()).min(file.len());
+        if start < end {
+            file[start..end].copy_from_slice(&data[..end - start]);
+        }
+    }
+
     /// Truncates or extends a regular file.
     pub fn set_len(&mut self, id: NodeId, len: u64, now_ns: u64) -> Result<(), Errno> {
         let old = to_u64(self.owned_data(id)?.len());

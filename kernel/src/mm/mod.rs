@@ -1,7 +1,9 @@
 //! The app's address-space model: which ranges are mapped, with which permissions.
 #![forbid(unsafe_code)]
+pub mod shared;
 pub mod vma;
 
+pub use shared::{SharedFile, SharedFiles};
 pub use vma::{Vma, VmaKind, VmaList};
 
 pub use isolation::paging::PAGE_SIZE;

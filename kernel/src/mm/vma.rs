@@ -25,6 +25,14 @@ pub enum VmaKind {
     Anonymous,
     /// A private copy of file contents.
     File,
+    /// A `MAP_SHARED` mapping of a file's pages (see [`crate::mm::shared`]): file offset `addr - base`
+    /// (wrapping) is mapped at `addr`, which a split keeps; `may_write` is whether the file was opened for
+    /// writing, as `mprotect(PROT_WRITE)` requires.
+    SharedFile {
+        node: crate::fs::NodeId,
+        base: u64,
+        may_write: bool,
+    },
 }
 
 /// `[start, end)` mapped with `perms` (`PERM_*`).

@@ -163,7 +163,7 @@ impl Kernel {
             return Err(Errno::EROFS.into());
         }
         if wants_write && is_file && flags & O_TRUNC != 0 {
-            self.fs.set_len(id, 0, now)?;
+            self.set_file_len(m, id, 0, now)?;
         }
         let kept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_SYNC | O_DSYNC | O_LARGEFILE;
         let stored = if flags & O_PATH != 0 { O_PATH } else { flags & kept };
@@ -521,7 +521,16 @@ impl Kernel {
         Ok(0)
     }
 
-    fn truncate_node(&mut self, id: NodeId, length: u64, now: u64) -> Result<(), Errno> {
+    /// Sets a regular file's length; shared mappings of it see the bytes that came or went as zeros.
+    fn set_file_len<M: Machine>(&mut self, m: &mut M, id: NodeId, length: u64, now: u64) -> Result<(), Errno> {
+        let old = self.fs.file_bytes(id).map_or(0, |data| data.len() as u64);
+        self.fs.set_len(id, length, now)?;
+        let (low, high) = (old.min(length), old.max(length));
+        self.refresh_shared(m, id, low, high - low);
+        Ok(())
+    }
+
+    fn truncate_node<M: Machine>(&mut self, m: &mut M, id: NodeId, length: u64, now: u64) -> Result<(), Errno> {
         if (length as i64) < 0 {
             return Err(Errno::EINVAL);
         }
@@ -532,14 +541,14 @@ impl Kernel {
         if node.file_type() & S_IFMT != S_IFREG {
             return Err(Errno::EINVAL);
         }
-        self.fs.set_len(id, length, now)
+        self.set_file_len(m, id, length, now)
     }
 
     pub(crate) fn sys_truncate<M: Machine>(&mut self, m: &mut M, path: u64, length: u64) -> SysResult {
         let path = user::read_path(&self.vmas, m, path, false)?;
         let id = self.fs.resolve(self.cwd, &path, true)?;
         let now = m.realtime_ns();
-        self.truncate_node(id, length, now)?;
+        self.truncate_node(m, id, length, now)?;
         Ok(0)
     }
 
@@ -548,7 +557,7 @@ impl Kernel {
         match file.kind {
             FileKind::Node(id) if file.flags & O_PATH == 0 && access_allows_write(file.flags) => {
                 let now = m.realtime_ns();
-                self.truncate_node(id, length, now)?;
+                self.truncate_node(m, id, length, now)?;
                 Ok(0)
             }
             _ if file.flags & O_PATH != 0 => Err(Errno::EBADF.into()),

@@ -110,7 +110,10 @@ impl Kernel {
             }
             FileKind::Console(_) | FileKind::PipeWrite(_) => Err(Errno::EBADF.into()),
             FileKind::Node(id) => match self.fs.node(id).map(|n| &n.kind) {
-                Some(NodeKind::File(_)) => Ok(self.fs.read_file(id, pos, buf)?),
+                Some(NodeKind::File(_)) => {
+                    self.flush_shared(m, id, pos, buf.len() as u64);
+                    Ok(self.fs.read_file(id, pos, buf)?)
+                }
                 Some(NodeKind::Directory(_)) => Err(Errno::EISDIR.into()),
                 Some(NodeKind::Device(Device::Null)) => Ok(0),
                 Some(NodeKind::Device(Device::Zero)) => {
@@ -161,7 +164,9 @@ impl Kernel {
             FileKind::Node(id) => match self.fs.node(id).map(|n| &n.kind) {
                 Some(NodeKind::File(_)) => {
                     let now = m.realtime_ns();
-                    Ok(self.fs.write_file(id, pos, data, now)?)
+                    let written = self.fs.write_file(id, pos, data, now)?;
+                    self.refresh_shared(m, id, pos, written as u64);
+                    Ok(written)
                 }
                 Some(NodeKind::Device(_)) => Ok(data.len()),
                 Some(NodeKind::Directory(_)) => Err(Errno::EISDIR.into()),

@@ -3,8 +3,9 @@
 //! Every change goes VMA list first (so a failure leaves the machine untouched) or is rolled back, and
 //! the machine is only ever asked to map, protect or unmap ranges the VMA list owns or that are free and
 //! outside the reserved (kernel) ranges. Memory that becomes executable is mapped without execute first,
-//! filled, inspected with [`Machine::check_executable`], and only then made executable. File mappings
-//! are private copies: MAP_SHARED works read-only, shared writable file mappings fail with ENODEV.
+//! filled, inspected with [`Machine::check_executable`], and only then made executable. Private file
+//! mappings are copies; shared ones map the file's shared memory object (`crate::mm::shared`), which
+//! `read()`/`write()` and `msync` keep in step with the file.
 
 use alloc::vec;
 
@@ -33,6 +34,9 @@ pub const MREMAP_MAYMOVE: u64 = 1;
 pub const MREMAP_FIXED: u64 = 2;
 pub const MREMAP_DONTUNMAP: u64 = 4;
 pub const MADV_DONTNEED: u64 = 4;
+pub const MS_ASYNC: u64 = 1;
+pub const MS_INVALIDATE: u64 = 2;
+pub const MS_SYNC: u64 = 4;
 
 /// PROT_* to PERM_* (x86 cannot map write-only or execute-only: both imply read).
 fn prot_to_perms(prot: u64) -> Result<u32, Errno> {
@@ -54,6 +58,16 @@ fn prot_to_perms(prot: u64) -> Result<u32, Errno> {
 
 fn map_error(_: crate::machine::MapError) -> Errno {
     Errno::ENOMEM
+}
+
+/// Which pages of which file a shared mapping maps.
+#[derive(Clone, Copy)]
+struct SharedPages {
+    node: NodeId,
+    /// The file offset of the mapping's first byte.
+    offset: u64,
+    /// The file was opened for writing.
+    may_write: bool,
 }
 
 /// What fills a fresh mapping.
@@ -115,6 +129,7 @@ impl Kernel {
         fill: Fill,
     ) -> Result<(), Errno> {
         if let Fill::File { node, offset } = fill {
+            self.flush_shared(m, node, offset, len);
             let data = self.fs.file_bytes(node)?;
             let from = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
             let to = from.saturating_add(usize::try_from(len).unwrap_or(usize::MAX)).min(data.len());
@@ -132,14 +147,46 @@ impl Kernel {
         Ok(())
     }
 
-    /// Unmaps whatever the app has in `[start, end)`.
+    /// Unmaps whatever the app has in `[start, end)`; a file's shared object goes with its last mapping.
     fn unmap_range<M: Machine>(&mut self, m: &mut M, start: u64, end: u64) -> Result<(), Errno> {
         let pieces: alloc::vec::Vec<Vma> = self.vmas.intersections(start, end).collect();
         self.vmas.remove(start, end).map_err(|_| Errno::ENOMEM)?;
+        let mut shared_nodes = alloc::vec::Vec::new();
         for piece in pieces {
             m.unmap(piece.start, piece.len());
+            if let VmaKind::SharedFile { node, .. } = piece.kind {
+                shared_nodes.push(node);
+            }
         }
+        self.release_unmapped_shared(m, &shared_nodes);
         Ok(())
+    }
+
+    /// Maps file offset `offset` of `node` at the free range `[start, start + len)`, shared: the pages of
+    /// the file's shared object, grown to cover them.
+    fn map_shared_file<M: Machine>(
+        &mut self,
+        m: &mut M,
+        start: u64,
+        len: u64,
+        perms: u32,
+        pages: SharedPages,
+    ) -> Result<(), Errno> {
+        let SharedPages { node, offset, may_write } = pages;
+        let first_page = offset / PAGE_SIZE;
+        let pages = first_page.checked_add(len / PAGE_SIZE).ok_or(Errno::ENOMEM)?;
+        let id = self.shared_object(m, node, pages)?;
+        let kind = VmaKind::SharedFile { node, base: start.wrapping_sub(offset), may_write };
+        let inserted = self.vmas.insert(Vma { start, end: start + len, perms, kind }).map_err(|_| Errno::ENOMEM);
+        let mapped = inserted.and_then(|()| {
+            m.map_shared(start, len, perms, id, first_page).map_err(map_error).inspect_err(|_| {
+                let _ = self.vmas.remove(start, start + len);
+            })
+        });
+        if mapped.is_err() {
+            self.release_unmapped_shared(m, &[node]);
+        }
+        mapped
     }
 
     pub(crate) fn sys_brk<M: Machine>(&mut self, m: &mut M, addr: u64) -> SysResult {
@@ -189,6 +236,7 @@ impl Kernel {
         };
         let mut fill = Fill::Zero;
         let mut kind = VmaKind::Anonymous;
+        let mut shared_file = None;
         if flags & MAP_ANONYMOUS == 0 {
             let (_, file) = self.fds.get(fd_arg(fd))?;
             if file.flags & O_PATH != 0 {
@@ -200,11 +248,20 @@ impl Kernel {
                     if file.flags & O_ACCMODE == O_WRONLY {
                         return Err(Errno::EACCES.into());
                     }
-                    if shared && perms & PERM_WRITE != 0 {
-                        return Err(if file.flags & O_ACCMODE != O_RDWR { Errno::EACCES } else { Errno::ENODEV }.into());
+                    let may_write = file.flags & O_ACCMODE == O_RDWR;
+                    if shared && perms & PERM_WRITE != 0 && !may_write {
+                        return Err(Errno::EACCES.into());
                     }
-                    fill = Fill::File { node, offset };
-                    kind = VmaKind::File;
+                    if shared {
+                        // Its bytes can change after inspection (another mapping, write()): never code in mpk.
+                        if self.enforce_wx && perms & PERM_EXEC != 0 {
+                            return Err(Errno::EACCES.into());
+                        }
+                        shared_file = Some(SharedPages { node, offset, may_write });
+                    } else {
+                        fill = Fill::File { node, offset };
+                        kind = VmaKind::File;
+                    }
                 }
                 Some(NodeKind::Device(Device::Zero)) => {}
                 _ => return Err(Errno::ENODEV.into()),
@@ -234,7 +291,10 @@ impl Kernel {
                 _ => self.find_free(len)?,
             }
         };
-        self.map_fresh(m, start, len, perms, kind, fill)?;
+        match shared_file {
+            Some(pages) => self.map_shared_file(m, start, len, perms, pages)?,
+            None => self.map_fresh(m, start, len, perms, kind, fill)?,
+        }
         Ok(start as i64)
     }
 
@@ -269,6 +329,14 @@ impl Kernel {
             return Err(Errno::ENOMEM.into());
         }
         self.check_wx(perms)?;
+        for piece in self.vmas.intersections(addr, end) {
+            if let VmaKind::SharedFile { may_write, .. } = piece.kind {
+                let exec_in_mpk = self.enforce_wx && perms & PERM_EXEC != 0;
+                if exec_in_mpk || (perms & PERM_WRITE != 0 && !may_write) {
+                    return Err(Errno::EACCES.into());
+                }
+            }
+        }
         let gains_exec = perms & PERM_EXEC != 0 && self.vmas.intersections(addr, end).any(|p| p.perms & PERM_EXEC == 0);
         if gains_exec && m.check_executable(addr, len).is_err() {
             return Err(Errno::EACCES.into());
@@ -310,6 +378,10 @@ impl Kernel {
         }
         let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let vma = *self.vmas.find(old).filter(|v| v.end >= old_end).ok_or(Errno::EFAULT)?;
+        if let VmaKind::SharedFile { node, base, may_write } = vma.kind {
+            let pages = SharedPages { node, offset: old.wrapping_sub(base), may_write };
+            return self.remap_shared_file(m, (old, old_len), new_len, flags, new_addr, (vma.perms, pages));
+        }
         if flags & MREMAP_FIXED != 0 {
             let new_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
             if !page_aligned(new_addr) || (new_addr < old_end && old < new_end) || !self.may_map(new_addr, new_end) {
@@ -333,6 +405,44 @@ impl Kernel {
         }
         let target = self.find_free(new_len)?;
         self.move_mapping(m, &vma, old, old_len, target, new_len)?;
+        Ok(target as i64)
+    }
+
+    /// mremap of a shared file mapping: the new range maps the same file pages (no copy), the old one goes.
+    fn remap_shared_file<M: Machine>(
+        &mut self,
+        m: &mut M,
+        (old, old_len): (u64, u64),
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+        (perms, pages): (u32, SharedPages),
+    ) -> SysResult {
+        let old_end = old + old_len;
+        let target = if flags & MREMAP_FIXED != 0 {
+            let new_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            if !page_aligned(new_addr) || (new_addr < old_end && old < new_end) || !self.may_map(new_addr, new_end) {
+                return Err(Errno::EINVAL.into());
+            }
+            self.unmap_range(m, new_addr, new_end)?;
+            new_addr
+        } else if new_len <= old_len {
+            self.unmap_range(m, old + new_len, old_end)?;
+            return Ok(old as i64);
+        } else {
+            let grown_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+            if self.may_map(old_end, grown_end) && self.vmas.is_free(old_end, grown_end) {
+                let tail = SharedPages { offset: pages.offset + old_len, ..pages };
+                self.map_shared_file(m, old_end, grown_end - old_end, perms, tail)?;
+                return Ok(old as i64);
+            }
+            if flags & MREMAP_MAYMOVE == 0 {
+                return Err(Errno::ENOMEM.into());
+            }
+            self.find_free(new_len)?
+        };
+        self.map_shared_file(m, target, new_len, perms, pages)?;
+        self.unmap_range(m, old, old_end)?;
         Ok(target as i64)
     }
 
@@ -390,13 +500,42 @@ impl Kernel {
         }
         if advice == MADV_DONTNEED {
             // Fresh zero pages, as Linux gives anonymous private memory (file copies are zeroed too).
-            let pieces: alloc::vec::Vec<Vma> = self.vmas.intersections(addr, end).collect();
+            // A shared file mapping's pages are the file's: dropping them changes nothing the app sees.
+            let pieces: alloc::vec::Vec<Vma> =
+                self.vmas.intersections(addr, end).filter(|p| !matches!(p.kind, VmaKind::SharedFile { .. })).collect();
             for piece in pieces {
                 m.unmap(piece.start, piece.len());
                 if m.map_anonymous(piece.start, piece.len(), piece.perms).is_err() {
                     let _ = self.vmas.remove(piece.start, piece.end);
                     return Err(Stop::Errno(Errno::ENOMEM));
                 }
+            }
+        }
+        Ok(0)
+    }
+
+    /// Writes the shared file mappings in `[addr, addr + len)` back to their files. The in-memory file
+    /// system has no storage below it, so MS_ASYNC and MS_SYNC do the same; MS_INVALIDATE has nothing to
+    /// drop (every mapping of a file maps the same pages).
+    pub(crate) fn sys_msync<M: Machine>(&mut self, m: &mut M, addr: u64, len: u64, flags: u64) -> SysResult {
+        if !page_aligned(addr)
+            || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+            || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+        {
+            return Err(Errno::EINVAL.into());
+        }
+        let len = page_align_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        if !self.vmas.covers(addr, len, 0) {
+            return Err(Errno::ENOMEM.into());
+        }
+        let pieces: alloc::vec::Vec<Vma> = self.vmas.intersections(addr, end).collect();
+        for piece in pieces {
+            if let VmaKind::SharedFile { node, base, .. } = piece.kind {
+                self.flush_shared(m, node, piece.start.wrapping_sub(base), piece.len());
             }
         }
         Ok(0)

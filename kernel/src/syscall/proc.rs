@@ -50,6 +50,14 @@ impl Kernel {
         }
     }
 
+    /// getresuid/getresgid: real, effective and saved ids, all 0 (the app runs as root).
+    pub(crate) fn sys_getresid<M: Machine>(&mut self, m: &mut M, pointers: [u64; 3]) -> SysResult {
+        for pointer in pointers {
+            user::write(&self.vmas, m, pointer, &0u32.to_le_bytes())?;
+        }
+        Ok(0)
+    }
+
     pub(crate) fn sys_uname<M: Machine>(&mut self, m: &mut M, buf: u64) -> SysResult {
         let mut raw = [0u8; 6 * 65];
         let uname = crate::process::UNAME;

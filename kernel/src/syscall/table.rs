@@ -86,6 +86,7 @@ syscalls! {
     SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int;
     SCHED_YIELD = 24, "sched_yield", [], Int;
     MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex;
+    MSYNC = 26, "msync", [Ptr, UInt, Hex], Int;
     MADVISE = 28, "madvise", [Ptr, UInt, Int], Int;
     DUP = 32, "dup", [Fd], Int;
     DUP2 = 33, "dup2", [Fd, Fd], Int;
@@ -120,6 +121,8 @@ syscalls! {
     SETPGID = 109, "setpgid", [Int, Int], Int;
     GETPPID = 110, "getppid", [], Int;
     GETPGRP = 111, "getpgrp", [], Int;
+    GETRESUID = 118, "getresuid", [Ptr, Ptr, Ptr], Int;
+    GETRESGID = 120, "getresgid", [Ptr, Ptr, Ptr], Int;
     GETPGID = 121, "getpgid", [Int], Int;
     GETSID = 124, "getsid", [Int], Int;
     SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int;

@@ -671,6 +671,103 @@ fn file_mappings_copy_contents() {
     assert_eq!(h.m.exec_checks.last(), Some(&(exec, 4096)));
 }
 
+/// Reads `len` bytes of `fd` at `offset` with pread.
+fn pread_bytes(h: &mut Harness, fd: u64, len: usize, offset: u64) -> Vec<u8> {
+    let buf = h.buf(len);
+    let n = h.call(PREAD64, &[fd, buf, len as u64, offset]);
+    assert!(n >= 0, "pread failed: {n}");
+    h.read(buf, n as usize)
+}
+
+#[test]
+fn shared_file_mappings_see_read_and_write() {
+    let mut h = Harness::new();
+    let fd = h.open("/tmp/shared", O_RDWR | O_CREAT, 0o644) as u64;
+    let data = h.put(b"0123456789");
+    assert_eq!(h.call(WRITE, &[fd, data, 10]), 10);
+    let a = h.call(MMAP, &[0, 8192, 3, 0x01, fd, 0]) as u64;
+    let b = h.call(MMAP, &[0, 4096, 1, 0x01, fd, 0]) as u64;
+    assert_eq!(h.read(a, 11), b"0123456789\0");
+    // A store through one mapping: seen through the other at once, by read() and pread().
+    h.m.poke(a + 2, b"AB").unwrap();
+    assert_eq!(h.read(b, 4), b"01AB");
+    assert_eq!(pread_bytes(&mut h, fd, 16, 0), b"01AB456789");
+    // write() and pwrite(): seen through both mappings.
+    let more = h.put(b"xyz");
+    assert_eq!(h.call(PWRITE64, &[fd, more, 3, 7]), 3);
+    assert_eq!(h.read(a, 10), b"01AB456xyz");
+    assert_eq!(h.read(b, 10), b"01AB456xyz");
+    // Stores past the end of the file stay in the mapping, never in the file; truncate zeroes the tail.
+    h.m.poke(a + 20, b"tail").unwrap();
+    assert_eq!(pread_bytes(&mut h, fd, 64, 0).len(), 10);
+    assert_eq!(h.call(FTRUNCATE, &[fd, 4]), 0);
+    assert_eq!(h.read(a, 10), b"01AB\0\0\0\0\0\0");
+    assert_eq!(h.call(FTRUNCATE, &[fd, 30]), 0);
+    assert_eq!(h.read(a + 20, 4), [0; 4], "extending shows zeros, not the old stores");
+    // msync: validated, and a plain flush here.
+    h.m.poke(a, b"Z").unwrap();
+    assert_eq!(h.call(MSYNC, &[a, 4096, 4]), 0);
+    assert_eq!(h.err(MSYNC, &[a, 4096, 5]), Errno::EINVAL);
+    assert_eq!(h.err(MSYNC, &[a + 1, 4096, 4]), Errno::EINVAL);
+    assert_eq!(h.err(MSYNC, &[0x1000_0000, 4096, 4]), Errno::ENOMEM);
+    assert_eq!(pread_bytes(&mut h, fd, 1, 0), b"Z");
+    // The last unmap writes back and frees the object; the file keeps the stores.
+    h.m.poke(a + 1, b"Q").unwrap();
+    assert_eq!(h.call(MUNMAP, &[a, 8192]), 0);
+    assert_eq!(h.k.shared_files.iter().count(), 1, "b still maps the file");
+    assert_eq!(h.call(MUNMAP, &[b, 4096]), 0);
+    assert_eq!(h.k.shared_files.iter().count(), 0);
+    assert!(h.m.shared.is_empty());
+    assert_eq!(pread_bytes(&mut h, fd, 2, 0), b"ZQ");
+}
+
+#[test]
+fn shared_file_mappings_follow_mprotect_mremap_and_unlink() {
+    let mut h = Harness::new();
+    let fd = h.open("/tmp/shared", O_RDWR | O_CREAT, 0o644) as u64;
+    assert_eq!(h.call(FTRUNCATE, &[fd, 3 * 4096]), 0);
+    let a = h.call(MMAP, &[0, 4096, 3, 0x01, fd, 4096]) as u64;
+    h.m.poke(a, b"page1").unwrap();
+    assert_eq!(pread_bytes(&mut h, fd, 5, 4096), b"page1", "offset 4096 is the mapping's first byte");
+    // Executable shared file memory is refused in mpk mode (W^X enforced), at mmap and mprotect.
+    assert_eq!(h.err(MMAP, &[0, 4096, 5, 0x01, fd, 0]), Errno::EACCES);
+    assert_eq!(h.err(MPROTECT, &[a, 4096, 5]), Errno::EACCES);
+    assert_eq!(h.call(MPROTECT, &[a, 4096, 1]), 0);
+    assert_eq!(h.m.perms_at(a), Some(PERM_READ));
+    assert_eq!(h.call(MPROTECT, &[a, 4096, 3]), 0);
+    // mremap grows or moves over the same file pages, no copy.
+    let moved = h.call(MREMAP, &[a, 4096, 2 * 4096, MREMAP_MAYMOVE_FLAG, 0]) as u64;
+    assert_eq!(h.read(moved, 5), b"page1");
+    h.m.poke(moved + 4096, b"page2").unwrap();
+    assert_eq!(pread_bytes(&mut h, fd, 5, 2 * 4096), b"page2");
+    // A read-only open cannot get a writable shared mapping, not even through mprotect.
+    let ro = h.open("/tmp/shared", O_RDONLY, 0) as u64;
+    let view = h.call(MMAP, &[0, 4096, 1, 0x01, ro, 0]) as u64;
+    assert_eq!(h.err(MPROTECT, &[view, 4096, 3]), Errno::EACCES);
+    // Unlinked while mapped: the mapping keeps the file alive and coherent.
+    let path = h.cstr("/tmp/shared");
+    assert_eq!(h.call(UNLINK, &[path]), 0);
+    assert_eq!(h.call(CLOSE, &[fd]), 0);
+    assert_eq!(h.call(CLOSE, &[ro]), 0);
+    h.m.poke(moved, b"still").unwrap();
+    assert_eq!(h.call(MUNMAP, &[moved, 2 * 4096]), 0);
+    assert_eq!(h.call(MUNMAP, &[view, 4096]), 0);
+    assert!(h.m.shared.is_empty());
+}
+
+#[test]
+fn resuid_and_resgid_are_root() {
+    let mut h = Harness::new();
+    let ids = h.put(&[0xff; 12]);
+    assert_eq!(h.call(GETRESUID, &[ids, ids + 4, ids + 8]), 0);
+    assert_eq!(h.read(ids, 12), [0; 12]);
+    let ids = h.put(&[0xff; 12]);
+    assert_eq!(h.call(GETRESGID, &[ids, ids + 4, ids + 8]), 0);
+    assert_eq!(h.read(ids, 12), [0; 12]);
+    assert_eq!(h.err(GETRESUID, &[ids, 0, ids]), Errno::EFAULT);
+    assert_eq!(h.err(GETRESGID, &[KERNEL_ADDR, ids, ids]), Errno::EFAULT);
+}
+
 #[test]
 fn time_and_sleep() {
     let mut h = Harness::new();

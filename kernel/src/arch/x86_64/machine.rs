@@ -12,12 +12,13 @@
 //! demand-paging fault: exception handlers never nest on their IST stack (the nested-KVM syscall path
 //! runs inside the #PF handler), and the fault handler only reads the process while the app runs.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{fault, PageFlags, PAGE_SIZE};
 use kernel::mm::vma::VmaList;
-use kernel::{Kernel, KernelConfig, MapError, Segment, SyscallResult};
+use kernel::{Kernel, KernelConfig, MapError, Segment, SharedId, SyscallResult};
 use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
 
 use super::idt::TrapFrame;
@@ -54,6 +55,8 @@ pub struct ArchMachine {
     mpk: bool,
     strict_inspection: bool,
     fsgsbase: bool,
+    /// The frames of each shared memory object, by page.
+    shared: BTreeMap<SharedId, Vec<u64>>,
 }
 
 fn page_flags(perms: u32) -> PageFlags {
@@ -122,6 +125,7 @@ pub fn start_process(state: &BootState) -> AppStart {
         mpk: state.mode == IsolationMode::Mpk,
         strict_inspection: info.flags & kernel_abi::FLAG_STRICT_INSPECTION != 0,
         fsgsbase: leaf7.ebx & 1 != 0,
+        shared: BTreeMap::new(),
     };
     // Built in its static (`Kernel::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
@@ -263,6 +267,21 @@ fn back_range(vmas: &VmaList, addr: u64, len: u64) -> Result<(), kernel::Fault> 
     Ok(())
 }
 
+/// Calls `piece(phys, range)` for each part of `[offset, offset + len)` of an object made of `frames` that
+/// lies in one frame: `range` indexes the caller's buffer. Bytes past the object's frames are skipped (the
+/// syscall layer never asks for them).
+fn for_each_frame_piece(frames: &[u64], offset: u64, len: usize, mut piece: impl FnMut(u64, core::ops::Range<usize>)) {
+    let mut done = 0;
+    while done < len {
+        let at = offset + done as u64;
+        let within = (at % PAGE_SIZE) as usize;
+        let n = (PAGE_SIZE as usize - within).min(len - done);
+        let Some(&frame) = usize::try_from(at / PAGE_SIZE).ok().and_then(|page| frames.get(page)) else { return };
+        piece(frame + within as u64, done..done + n);
+        done += n;
+    }
+}
+
 impl ArchMachine {
     fn tsc_to_ns(&self, cycles: u64) -> u64 {
         (u128::from(cycles) * 1_000_000 / u128::from(self.tsc_khz)) as u64
@@ -325,6 +344,55 @@ impl kernel::Machine for ArchMachine {
         // SAFETY: no other borrow of the memory state is live.
         if unsafe { memory::memory() }.unmap(addr, len).is_err() {
             fatal("the syscall layer unmapped a range the page tables cannot");
+        }
+    }
+
+    fn shared_grow(&mut self, id: SharedId, pages: u64) -> Result<(), MapError> {
+        // SAFETY: no other borrow of the memory state is live.
+        let memory = unsafe { memory::memory() };
+        let frames = self.shared.entry(id).or_default();
+        while (frames.len() as u64) < pages {
+            let frame = memory.alloc_frame().ok_or(MapError::OutOfMemory)?;
+            frames.try_reserve(1).map_err(|_| MapError::OutOfMemory)?;
+            frames.push(frame);
+        }
+        Ok(())
+    }
+
+    fn shared_read(&mut self, id: SharedId, offset: u64, buf: &mut [u8]) {
+        // SAFETY: no other borrow of the memory state is live.
+        let memory = unsafe { memory::memory() };
+        let frames = self.shared.get(&id).map_or(&[][..], Vec::as_slice);
+        for_each_frame_piece(frames, offset, buf.len(), |phys, range| memory.read_phys(phys, &mut buf[range]));
+    }
+
+    fn shared_write(&mut self, id: SharedId, offset: u64, data: &[u8]) {
+        // SAFETY: no other borrow of the memory state is live.
+        let memory = unsafe { memory::memory() };
+        let frames = self.shared.get(&id).map_or(&[][..], Vec::as_slice);
+        for_each_frame_piece(frames, offset, data.len(), |phys, range| memory.write_phys(phys, &data[range]));
+    }
+
+    fn map_shared(&mut self, addr: u64, len: u64, perms: u32, id: SharedId, first_page: u64) -> Result<(), MapError> {
+        let frames = self.shared.get(&id).map_or(&[][..], Vec::as_slice);
+        let first = usize::try_from(first_page).map_err(|_| MapError::Invalid)?;
+        let count = usize::try_from(len / PAGE_SIZE).map_err(|_| MapError::Invalid)?;
+        let Some(frames) = frames.get(first..).and_then(|rest| rest.get(..count)) else {
+            return Err(MapError::Invalid);
+        };
+        // SAFETY: no other borrow of the memory state is live.
+        match unsafe { memory::memory() }.map_borrowed(addr, frames, page_flags(perms)) {
+            Ok(()) => Ok(()),
+            Err(isolation::paging::PagingError::OutOfMemory) => Err(MapError::OutOfMemory),
+            Err(_) => Err(MapError::Invalid),
+        }
+    }
+
+    fn shared_destroy(&mut self, id: SharedId) {
+        // SAFETY: no other borrow of the memory state is live.
+        let memory = unsafe { memory::memory() };
+        for frame in self.shared.remove(&id).unwrap_or_default() {
+            memory.free_frame(frame);
         }
     }
 

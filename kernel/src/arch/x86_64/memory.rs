@@ -153,9 +153,11 @@ impl PhysicalMemory {
     /// Removes the mappings of `[virt, virt + size)` and frees their frames.
     pub fn unmap(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
-        paging::unmap(self, root, virt, size, |memory, page, frame| {
-            invalidate_page(page);
-            memory.free_frame(frame);
+        paging::unmap(self, root, virt, size, |memory, gone| {
+            invalidate_page(gone.page);
+            if gone.owned {
+                memory.free_frame(gone.frame);
+            }
         })
     }
 
@@ -197,10 +199,39 @@ impl PhysicalMemory {
         self.memory_size
     }
 
+    /// Copies guest-physical `[phys, phys + buf.len())`, which lies in one frame, into `buf`.
+    pub fn read_phys(&self, phys: u64, buf: &mut [u8]) {
+        let source = self.frame_bytes(phys, buf.len());
+        // SAFETY: `frame_bytes` checked the range lies inside guest memory, which the physical map covers.
+        unsafe { core::ptr::copy_nonoverlapping(source, buf.as_mut_ptr(), buf.len()) };
+    }
+
+    /// Copies `data` to guest-physical `[phys, phys + data.len())`, which lies in one frame the kernel owns.
+    pub fn write_phys(&mut self, phys: u64, data: &[u8]) {
+        let target = self.frame_bytes(phys, data.len());
+        // SAFETY: as for `read_phys`; the frame is the kernel's (a shared object's), no reference to it lives.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), target, data.len()) };
+    }
+
+    /// The physical-map pointer to `[phys, phys + len)`, which must lie inside one frame of guest memory.
+    fn frame_bytes(&self, phys: u64, len: usize) -> *mut u8 {
+        let in_one_frame = (phys % PAGE_SIZE).checked_add(len as u64).is_some_and(|end| end <= PAGE_SIZE);
+        if !in_one_frame || phys.saturating_add(len as u64) > self.memory_size {
+            super::start::fatal("physical copy outside one frame of guest memory");
+        }
+        (self.physmap_base + phys) as *mut u8
+    }
+
+    /// Maps `frames` (a shared object's) from `virt` up, as borrowed pages that unmapping does not free.
+    pub fn map_borrowed(&mut self, virt: u64, frames: &[u64], flags: PageFlags) -> Result<(), paging::PagingError> {
+        let root = self.page_table_root;
+        paging::map_borrowed(self, root, virt, frames, flags)
+    }
+
     /// Removes the mappings of `[virt, virt + size)` without freeing the frames (memory the VMM placed).
     pub fn unmap_keep_frames(&mut self, virt: u64, size: u64) -> Result<(), paging::PagingError> {
         let root = self.page_table_root;
-        paging::unmap(self, root, virt, size, |_, page, _| invalidate_page(page))
+        paging::unmap(self, root, virt, size, |_, gone| invalidate_page(gone.page))
     }
 
     pub fn update_flags(
