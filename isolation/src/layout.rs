@@ -450,9 +450,6 @@ fn uniform_below<R: RngCore>(rng: &mut R, bound: u64) -> u64 {
     draw % bound
 }
 
-/// The ChaCha20 stream of the boot seed that the process layout is drawn from.
-pub const LAYOUT_STREAM: u64 = 1;
-
 /// The app's stack, brk and mmap area as the kernel plans them at boot, from what the boot info says:
 /// the mapped regions and the kernel seed. The VMM calls the same function to show the layout with
 /// `--print-layout` — one computation, so what is shown is what the kernel does. The layout draws come
@@ -479,8 +476,8 @@ pub fn plan_guest_process(
         mmap_size: DEFAULT_MMAP_SIZE,
     };
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    // Stream 0 feeds AT_RANDOM and getrandom: the layout draws must not be visible there.
-    rng.set_stream(LAYOUT_STREAM);
+    // The kernel's stream feeds getrandom, another AT_RANDOM: the layout draws must not be visible there.
+    rng.set_stream(kernel_abi::seed::LAYOUT_STREAM);
     plan_process_layout(&request, randomize.then_some(&mut rng))
 }
 

@@ -1,4 +1,4 @@
-//! The kernel's random stream: ChaCha20 keyed by the boot seed (stream 0), behind getrandom and
+//! The kernel's random stream: ChaCha20 keyed by the boot seed (`kernel_abi::seed::KERNEL_STREAM`), behind getrandom and
 //! `/dev/urandom` (the VMM draws AT_RANDOM from another stream of the same seed). Same seed, same bytes: a
 //! run replays with `--seed`.
 //!
@@ -46,6 +46,7 @@ impl RandomStream {
                 }
                 // The prefix cannot answer this request: the generator continues at the same word.
                 let mut generator = ChaCha20Rng::from_seed(self.seed);
+                generator.set_stream(kernel_abi::seed::KERNEL_STREAM);
                 generator.set_word_pos((self.used / 4) as u128);
                 self.generator.insert(Box::new(generator))
             }

@@ -20,6 +20,7 @@ use kernel_abi::{
     PERM_WRITE, RANDOM_PREFIX_SIZE,
 };
 use rand_core::{RngCore, SeedableRng};
+use zerocopy::IntoBytes;
 
 use crate::elf::{AppElf, KernelElf, Segment};
 use crate::image::{Bytes, Chunk, MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
@@ -385,7 +386,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     info.random = PhysBlob { phys_start: random_phys, size: random.len() as u64 };
     info.region_count = regions.len() as u64;
     info.regions[..regions.len()].copy_from_slice(&regions);
-    chunks.push(Chunk { guest_phys: boot_info_phys, bytes: boot_info_bytes(&info).into() });
+    chunks.push(Chunk { guest_phys: boot_info_phys, bytes: Bytes::copy_from_slice(info.as_bytes()) });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
 
     let mpk = request.isolation == IsolationMode::Mpk;
@@ -434,11 +435,6 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     })
 }
 
-/// The ChaCha20 streams of the kernel seed: the kernel's own (getrandom, /dev/urandom), and AT_RANDOM's;
-/// stream 1 is the process layout's (`isolation::layout::LAYOUT_STREAM`).
-const KERNEL_STREAM: u64 = 0;
-const AT_RANDOM_STREAM: u64 = 2;
-
 /// Fills `bytes` from the start of one stream of the kernel seed.
 fn seed_stream_bytes(kernel_seed: [u8; 32], stream: u64, bytes: &mut [u8]) {
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(kernel_seed);
@@ -451,72 +447,15 @@ fn seed_stream_bytes(kernel_seed: [u8; 32], stream: u64, bytes: &mut [u8]) {
 /// asks for random bytes while starting.
 fn random_prefix(kernel_seed: [u8; 32]) -> Vec<u8> {
     let mut bytes = vec![0; RANDOM_PREFIX_SIZE];
-    seed_stream_bytes(kernel_seed, KERNEL_STREAM, &mut bytes);
+    seed_stream_bytes(kernel_seed, kernel_abi::seed::KERNEL_STREAM, &mut bytes);
     bytes
 }
 
 /// The 16 bytes AT_RANDOM points at (the C library's stack-protector and pointer-guard seed).
 fn at_random(kernel_seed: [u8; 32]) -> [u8; 16] {
     let mut bytes = [0; 16];
-    seed_stream_bytes(kernel_seed, AT_RANDOM_STREAM, &mut bytes);
+    seed_stream_bytes(kernel_seed, kernel_abi::seed::AT_RANDOM_STREAM, &mut bytes);
     bytes
-}
-
-/// The boot info's bytes as the kernel reads them (`#[repr(C)]`, little-endian, no padding holes).
-fn boot_info_bytes(info: &BootInfo) -> Vec<u8> {
-    let mut out = Vec::with_capacity(std::mem::size_of::<BootInfo>());
-    let words = [
-        info.magic,
-        u64::from(info.version) | (u64::from(info.isolation) << 32),
-        info.flags,
-        info.memory_size,
-        info.physmap_base,
-        info.page_table_root,
-        info.free_phys_start,
-        info.free_phys_end,
-        info.kernel_virt_base,
-        info.app_entry,
-        info.stack_pointer,
-        info.hwcap_slot,
-        info.exe_path.phys_start,
-        info.exe_path.size,
-        info.stdin.phys_start,
-        info.stdin.size,
-        info.files.phys_start,
-        info.files.size,
-    ];
-    for word in words {
-        out.extend_from_slice(&word.to_le_bytes());
-    }
-    out.extend_from_slice(&info.seed);
-    for word in [
-        info.tsc_khz,
-        info.boot_unix_ns,
-        info.boot_tsc,
-        info.stack.start,
-        info.stack.size,
-        info.brk.start,
-        info.brk.size,
-        info.mmap.start,
-        info.mmap.size,
-        info.random.phys_start,
-        info.random.size,
-        info.region_count,
-    ] {
-        out.extend_from_slice(&word.to_le_bytes());
-    }
-    for region in &info.regions {
-        for word in [
-            region.virt_start,
-            region.size,
-            region.phys_start,
-            u64::from(region.kind) | (u64::from(region.perms) << 32),
-        ] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-    }
-    debug_assert_eq!(out.len(), std::mem::size_of::<BootInfo>());
-    out
 }
 
 #[cfg(test)]
@@ -596,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn boot_info_serialization_matches_the_repr_c_layout() {
+    fn boot_info_bytes_match_the_repr_c_layout() {
         let mut info = BootInfo::empty();
         info.tsc_khz = 0x1122;
         info.region_count = 1;
@@ -604,7 +543,7 @@ mod tests {
         info.seed[0] = 0xab;
         info.mmap = VirtSpan { start: 0x5000, size: 0x6000 };
         info.random = PhysBlob { phys_start: 0x7000, size: 0x1000 };
-        let bytes = boot_info_bytes(&info);
+        let bytes = info.as_bytes().to_vec();
         assert_eq!(bytes.len(), std::mem::size_of::<BootInfo>());
         let word = |offset: usize| u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap());
         assert_eq!(word(offset_of!(BootInfo, magic)), kernel_abi::BOOT_INFO_MAGIC);

@@ -227,22 +227,8 @@ fn prefault(memory: &GuestMemoryMmap, address: u64, length: usize) {
 /// Sets the state the PVH trampoline reaches on QEMU: long mode, paging on, flat 64-bit segments.
 fn set_long_mode_entry(vcpu: &VcpuFd, entry: &VcpuEntry) -> Result<(), BackendError> {
     let mut sregs = vcpu.get_sregs().map_err(kvm_error("read the vCPU's special registers"))?;
-    let code = kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector: pvh::CODE_SELECTOR,
-        type_: 0xb, // execute/read, accessed
-        present: 1,
-        dpl: 0,
-        db: 0,
-        s: 1,
-        l: 1,
-        g: 1,
-        avl: 0,
-        unusable: 0,
-        padding: 0,
-    };
-    let data = kvm_segment { selector: pvh::DATA_SELECTOR, type_: 0x3, l: 0, db: 1, ..code };
+    let code = segment_register(pvh::CODE_SELECTOR, pvh::GDT);
+    let data = segment_register(pvh::DATA_SELECTOR, pvh::GDT);
     sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
@@ -259,6 +245,27 @@ fn set_long_mode_entry(vcpu: &VcpuFd, entry: &VcpuEntry) -> Result<(), BackendEr
     vcpu.set_sregs(&sregs).map_err(kvm_error("set the vCPU's special registers"))?;
     let regs = kvm_regs { rip: entry.rip, rdi: entry.rdi, rflags: 0x2, ..Default::default() };
     vcpu.set_regs(&regs).map_err(kvm_error("set the vCPU's registers"))
+}
+
+/// The segment register state a `mov` of `selector` would load from `gdt` (as Firecracker derives its
+/// `kvm_segment`s from its GDT entries, so the two cannot disagree).
+fn segment_register(selector: u16, gdt: [u64; 3]) -> kvm_segment {
+    let fields = kernel_abi::gdt::SegmentFields::of(gdt[usize::from(selector >> 3)]);
+    kvm_segment {
+        base: u64::from(fields.base),
+        limit: fields.limit,
+        selector,
+        type_: fields.type_,
+        present: u8::from(fields.present),
+        dpl: fields.dpl,
+        db: u8::from(fields.db),
+        s: u8::from(fields.s),
+        l: u8::from(fields.l),
+        g: u8::from(fields.g),
+        avl: u8::from(fields.avl),
+        unusable: 0,
+        padding: 0,
+    }
 }
 
 /// The `KVM_RUN` loop: a few lines around [`handle_exit`].
@@ -402,5 +409,19 @@ fn timespec(duration: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: libc::time_t::try_from(duration.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(duration.subsec_nanos()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_registers_come_from_the_gdt_descriptors() {
+        let code = segment_register(pvh::CODE_SELECTOR, pvh::GDT);
+        assert_eq!((code.base, code.limit, code.selector, code.type_), (0, 0xffff_ffff, 0x8, 0xb));
+        assert_eq!((code.present, code.dpl, code.s, code.l, code.db, code.g), (1, 0, 1, 1, 0, 1));
+        let data = segment_register(pvh::DATA_SELECTOR, pvh::GDT);
+        assert_eq!((data.selector, data.type_, data.l, data.db), (0x10, 0x3, 0, 1));
     }
 }

@@ -12,6 +12,8 @@
 //! data. Keeping image bytes out of the first 8 KiB matters: QEMU looks there for a Linux setup header
 //! and a multiboot header *before* it considers PVH, so image bytes there could change how it boots.
 
+use kernel_abi::gdt;
+
 use crate::image::{Chunk, MemoryImage, VcpuEntry, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 
 /// CR0 at kernel entry: PE | MP | ET | NE | WP | PG.
@@ -22,15 +24,10 @@ pub const ENTRY_CR4: u64 = 0x20;
 pub const ENTRY_EFER_SET: u64 = (1 << 8) | (1 << 11);
 /// EFER at kernel entry: LME | LMA | NXE.
 pub const ENTRY_EFER: u64 = ENTRY_EFER_SET | (1 << 10);
-/// 64-bit code segment selector (GDT entry 1).
-pub const CODE_SELECTOR: u16 = 0x8;
-/// Flat data segment selector (GDT entry 2).
-pub const DATA_SELECTOR: u16 = 0x10;
-/// GDT entry 1: base 0, limit 4 GiB, present, DPL 0, code execute/read, accessed, L = 1.
-/// The accessed bit is preset so that loading the selector never writes to the (read-only) GDT.
-pub const CODE_DESCRIPTOR: u64 = 0x00af_9b00_0000_ffff;
-/// GDT entry 2: base 0, limit 4 GiB, present, DPL 0, data read/write, accessed, D/B = 1.
-pub const DATA_DESCRIPTOR: u64 = 0x00cf_9300_0000_ffff;
+/// The trampoline's GDT: the kernel's code and data descriptors at the kernel's selectors
+/// (`kernel_abi::gdt`), so the kernel's own GDT changes nothing when it replaces this one.
+pub const GDT: [u64; 3] = [0, gdt::KERNEL_CODE, gdt::KERNEL_DATA];
+pub use kernel_abi::gdt::{KERNEL_CODE_SELECTOR as CODE_SELECTOR, KERNEL_DATA_SELECTOR as DATA_SELECTOR};
 const EFER_MSR: u32 = 0xc000_0080;
 
 /// Where segment data starts in the file (QEMU scans the first 8 KiB for other boot protocols).
@@ -124,8 +121,8 @@ core::arch::global_asm!(
     efer_set = const ENTRY_EFER_SET,
     code_selector = const CODE_SELECTOR,
     data_selector = const DATA_SELECTOR,
-    code_descriptor = const CODE_DESCRIPTOR,
-    data_descriptor = const DATA_DESCRIPTOR,
+    code_descriptor = const GDT[1],
+    data_descriptor = const GDT[2],
 );
 
 extern "C" {
@@ -169,8 +166,8 @@ pub fn trampoline_gdt_address() -> u64 {
     TRAMPOLINE_ADDR + template().gdt as u64
 }
 
-/// Limit of the trampoline's GDT (three descriptors).
-pub const TRAMPOLINE_GDT_LIMIT: u16 = 3 * 8 - 1;
+/// Limit of the trampoline's GDT.
+pub const TRAMPOLINE_GDT_LIMIT: u16 = (GDT.len() * 8 - 1) as u16;
 
 /// The trampoline page for `entry`: code, GDT and parameters, zero padded to [`TRAMPOLINE_SIZE`].
 pub fn trampoline_page(entry: &VcpuEntry) -> Vec<u8> {
@@ -369,10 +366,7 @@ mod tests {
         assert_eq!(quad(template.cr3), ENTRY.page_table_root);
         assert_eq!(quad(template.rip), ENTRY.rip);
         assert_eq!(quad(template.rdi), ENTRY.rdi);
-        assert_eq!(
-            [quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)],
-            [0, CODE_DESCRIPTOR, DATA_DESCRIPTOR]
-        );
+        assert_eq!([quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)], GDT);
         // The GDT pointer after the GDT: limit, then the absolute base.
         let pointer = template.gdt + 24;
         assert_eq!(u16::from_le_bytes([page[pointer], page[pointer + 1]]), TRAMPOLINE_GDT_LIMIT);

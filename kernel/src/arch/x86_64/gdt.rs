@@ -14,18 +14,11 @@ use x86_64::VirtAddr;
 use super::idt::IdtEntry;
 use super::sync::CpuLocal;
 
-pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
-pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
-/// SYSRET derives the user selectors from STAR[63:48] = `KERNEL_DATA_SELECTOR`: SS = +8, CS = +16.
-pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
-pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
-pub const TSS_SELECTOR: u16 = 0x28;
-
-/// Descriptors with the accessed bit preset, so loading them never writes the (read-only) GDT.
-const GDT_KERNEL_CODE: u64 = 0x00af_9b00_0000_ffff;
-const GDT_KERNEL_DATA: u64 = 0x00cf_9300_0000_ffff;
-const GDT_USER_DATA: u64 = 0x00cf_f300_0000_ffff;
-const GDT_USER_CODE: u64 = 0x00af_fb00_0000_ffff;
+// The descriptors and selectors are the VMM's too (its boot GDT): one definition, in the contract.
+use kernel_abi::gdt::{KERNEL_CODE, KERNEL_DATA, USER_CODE, USER_DATA};
+pub use kernel_abi::gdt::{
+    KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, TSS_SELECTOR, USER_CODE_SELECTOR, USER_DATA_SELECTOR,
+};
 
 /// Number of IDT entries: the 32 exception vectors. Nothing else can arrive (the PIC is masked, the
 /// local APIC timer is never armed); an `int n` beyond the limit raises #GP, which is reported.
@@ -111,7 +104,7 @@ pub unsafe fn init(kernel_stack_top: u64) {
         | (0x89 << 40) // present, 64-bit TSS (available)
         | (((tss_limit >> 16) & 0xf) << 48)
         | (((tss_base >> 24) & 0xff) << 56);
-    tables.gdt = [0, GDT_KERNEL_CODE, GDT_KERNEL_DATA, GDT_USER_DATA, GDT_USER_CODE, tss_low, tss_base >> 32, 0];
+    tables.gdt = [0, KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE, tss_low, tss_base >> 32, 0];
 
     let pointer = x86_64::structures::DescriptorTablePointer {
         limit: (size_of::<[u64; 8]>() - 1) as u16,

@@ -2,9 +2,10 @@
 
 use core::arch::global_asm;
 use core::fmt::Write;
+use core::mem::size_of;
 
 use isolation::paging::{fault, PageFlags};
-use kernel_abi::{BootInfo, CrashRecord, IsolationMode, RegionKind, Stream, BOOT_INFO_MAGIC, BOOT_INFO_VERSION};
+use kernel_abi::{BootInfo, CrashRecord, IsolationMode, RegionKind, Stream};
 
 use super::idt::TrapFrame;
 use super::registers::{Cr0, Cr0Flags, Cr2, Cr4, Cr4Flags};
@@ -52,12 +53,12 @@ pub fn boot_state() -> &'static BootState {
 extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
     let tsc_at_boot = super::registers::rdtsc();
     // SAFETY: the VMM passes the virtual address of the boot info inside the physical map, mapped for the
-    // whole run and never written again; it is validated before use. (Not copied: a copy costs
-    // milliseconds where kernel code is emulated.)
-    let info: &'static BootInfo = unsafe { &*boot_info };
-    if info.magic != BOOT_INFO_MAGIC || info.version != BOOT_INFO_VERSION {
-        fatal("boot info has a wrong magic or version: the VMM and kernel do not match");
-    }
+    // whole run and never written again. (Viewed in place, not copied: a copy costs milliseconds where
+    // kernel code is emulated.)
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(boot_info.cast(), size_of::<BootInfo>()) };
+    let Some(info) = BootInfo::from_guest_bytes(bytes) else {
+        fatal("boot info is misplaced or has a wrong magic or version: the VMM and kernel do not match");
+    };
     let Some(mode) = info.isolation_mode() else { fatal("boot info names an unknown isolation mode") };
     let app_at_cpl3 = mode == IsolationMode::Ring3;
 

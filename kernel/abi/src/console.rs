@@ -1,0 +1,98 @@
+//! The console channel: the ports the kernel talks through and the framing of what it sends.
+//!
+//! Port 0xe9 is QEMU's `isa-debugcon`, 0xf4 its `isa-debug-exit`; the KVM backend implements the same two.
+//! Output travels as frames ([`FrameHeader`] then payload), so stdout, stderr, the exit status, crash
+//! records and kernel diagnostics share one channel.
+
+use core::mem::size_of;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Port of the console channel (QEMU's `isa-debugcon`): a stream of [`FrameHeader`]-prefixed frames.
+pub const CONSOLE_PORT: u16 = 0xe9;
+/// Port that stops the VM (QEMU's `isa-debug-exit`). The app's status travels in a [`Stream::Exit`]
+/// frame before it; QEMU's own exit status only says "the guest asked to stop".
+pub const EXIT_PORT: u16 = 0xf4;
+/// The value written to [`EXIT_PORT`]. QEMU then exits with `(EXIT_PORT_VALUE << 1) | 1`.
+pub const EXIT_PORT_VALUE: u32 = 0;
+/// What QEMU's process exits with after the guest wrote [`EXIT_PORT_VALUE`] to [`EXIT_PORT`].
+pub const QEMU_EXIT_STATUS: i32 = ((EXIT_PORT_VALUE as i32) << 1) | 1;
+
+/// The streams multiplexed over [`CONSOLE_PORT`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The app's fd 1.
+    Stdout = 1,
+    /// The app's fd 2.
+    Stderr = 2,
+    /// The app's exit status: exactly 4 bytes, `i32` little-endian.
+    Exit = 3,
+    /// A [`CrashRecord`], exactly `size_of::<CrashRecord>()` bytes.
+    Crash = 4,
+    /// Kernel diagnostics (syscall trace, warnings): text lines, shown on secure-run's stderr.
+    Log = 5,
+}
+
+impl Stream {
+    /// Decodes a stream byte; `None` for anything the kernel never sends.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            1 => Self::Stdout,
+            2 => Self::Stderr,
+            3 => Self::Exit,
+            4 => Self::Crash,
+            5 => Self::Log,
+            _ => return None,
+        })
+    }
+}
+
+/// Every console frame starts with these 4 bytes: a sync byte, the stream, and the payload length.
+/// The sync byte lets the VMM notice (and count) garbage instead of misreading it as a frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct FrameHeader {
+    pub sync: u8,
+    pub stream: u8,
+    pub len: [u8; 2],
+}
+const _: () = assert!(size_of::<FrameHeader>() == 4);
+
+/// [`FrameHeader::sync`].
+pub const FRAME_SYNC: u8 = 0xa5;
+/// The largest payload of one frame.
+pub const MAX_FRAME_PAYLOAD: usize = u16::MAX as usize;
+
+impl FrameHeader {
+    pub const fn new(stream: Stream, len: u16) -> Self {
+        Self { sync: FRAME_SYNC, stream: stream as u8, len: len.to_le_bytes() }
+    }
+    pub const fn to_bytes(self) -> [u8; 4] {
+        zerocopy::transmute!(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_bytes_decode() {
+        for stream in [Stream::Stdout, Stream::Stderr, Stream::Exit, Stream::Crash, Stream::Log] {
+            assert_eq!(Stream::from_byte(stream as u8), Some(stream));
+        }
+        assert_eq!(Stream::from_byte(0), None);
+        assert_eq!(Stream::from_byte(6), None);
+    }
+
+    #[test]
+    fn frame_header_bytes_are_sync_stream_length() {
+        assert_eq!(FrameHeader::new(Stream::Stderr, 0x1234).to_bytes(), [FRAME_SYNC, 2, 0x34, 0x12]);
+    }
+
+    #[test]
+    fn qemu_exit_status_matches_isa_debug_exit() {
+        assert_eq!(QEMU_EXIT_STATUS, 1);
+    }
+}
