@@ -1,5 +1,5 @@
 //! `syscall_args`: arbitrary sequences of (syscall number, six arguments) through the kernel's real
-//! syscall layer (`kernel::Kernel::syscall`), compiled for the host over the model machine
+//! syscall layer (`kernel::Process::syscall`), compiled for the host over the model machine
 //! (`kernel::model::ModelMachine`), with app memory planted with bytes and pointers in between.
 //!
 //! Checked after every call: nothing panics; the machine was never asked to touch a page the app does not
@@ -15,7 +15,7 @@ use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel::mm::VmaList;
 use kernel::model::ModelMachine;
-use kernel::{Fault, Kernel, KernelConfig, Machine, MapError, Segment, SharedId, SyscallResult, SYSCALLS};
+use kernel::{Fault, Machine, MapError, Process, ProcessConfig, Segment, SharedId, SyscallResult, SYSCALLS};
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
 
 use super::input::Reader;
@@ -149,14 +149,14 @@ impl Machine for GuardedMachine {
 }
 
 /// The kernel and machine after boot: segments mapped, files loaded, stack set up.
-pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Kernel, GuardedMachine) {
+pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Process, GuardedMachine) {
     let layout = ProcessLayout {
         stack: Span::new(STACK_START, STACK_LEN),
         brk: Span::new(BRK_START, BRK_LEN),
         mmap: Span::new(MMAP_START, MMAP_LEN),
         entropy: Default::default(),
     };
-    let mut config = KernelConfig::new([7; 32], layout);
+    let mut config = ProcessConfig::new([7; 32], layout);
     config.segments = vec![
         Segment { start: TEXT, len: TEXT_LEN, perms: PERM_READ | PERM_EXEC },
         Segment { start: RODATA, len: RODATA_LEN, perms: PERM_READ },
@@ -184,13 +184,13 @@ pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Kernel, Guarde
     // The VMM maps the stack's top page and writes the initial stack there; the kernel adopts it.
     let stack_top = STACK_START + STACK_LEN;
     machine.model.premap(stack_top - 4096, 4096, PERM_READ | PERM_WRITE);
-    let mut kernel = Kernel::new(&config).expect("the fuzz configuration is valid");
+    let mut kernel = Process::new(&config).expect("the fuzz configuration is valid");
     kernel.adopt_stack(&mut machine, stack_top - 256, stack_top - 128, 0).expect("the stack is adopted");
     (kernel, machine)
 }
 
 /// One argument: a selector byte, then the bytes that selector needs.
-fn argument(input: &mut Reader<'_>, kernel: &Kernel, last: i64) -> u64 {
+fn argument(input: &mut Reader<'_>, kernel: &Process, last: i64) -> u64 {
     let selector = input.u8();
     match selector % 16 {
         0 => u64::from(input.u8()),
@@ -279,14 +279,14 @@ pub fn run(data: &[u8]) {
 }
 
 /// Writes app memory as the app itself would, if it is still mapped (the app may have unmapped scratch).
-fn plant(kernel: &Kernel, machine: &mut GuardedMachine, addr: u64, bytes: &[u8]) {
+fn plant(kernel: &Process, machine: &mut GuardedMachine, addr: u64, bytes: &[u8]) {
     if kernel.vmas().covers(addr, bytes.len() as u64, 0) {
         machine.model.poke(addr, bytes).expect("memory the VMAs cover is mapped");
     }
 }
 
 /// The invariants that must hold between any two syscalls.
-pub fn check(kernel: &Kernel, machine: &GuardedMachine, enforce_wx: bool, after: &str) {
+pub fn check(kernel: &Process, machine: &GuardedMachine, enforce_wx: bool, after: &str) {
     if let Err(broken) = kernel.check_invariants() {
         panic!("{broken} after {after}");
     }

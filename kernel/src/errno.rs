@@ -1,66 +1,67 @@
-//! Linux error numbers (x86-64), as the syscall layer returns them (negated).
+//! Linux error numbers, as the syscall layer returns them (negated).
 #![forbid(unsafe_code)]
 
 /// A Linux errno value (positive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
+/// The errno values the kernel uses, by name; the values are Linux's (linux-raw-sys).
 macro_rules! errnos {
-    ($($name:ident = $value:expr,)*) => {
+    ($($name:ident,)*) => {
         impl Errno {
-            $(pub const $name: Errno = Errno($value);)*
+            $(pub const $name: Errno = Errno(linux_raw_sys::errno::$name as i32);)*
 
             /// The symbolic name (`"ENOENT"`), or `None` for a value this table does not know.
             pub const fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $($value => Some(stringify!($name)),)*
-                    _ => None,
-                }
+                $(if self.0 == Self::$name.0 {
+                    return Some(stringify!($name));
+                })*
+                None
             }
         }
     };
 }
 
 errnos! {
-    EPERM = 1,
-    ENOENT = 2,
-    ESRCH = 3,
-    EINTR = 4,
-    EIO = 5,
-    ENXIO = 6,
-    E2BIG = 7,
-    ENOEXEC = 8,
-    EBADF = 9,
-    ECHILD = 10,
-    EAGAIN = 11,
-    ENOMEM = 12,
-    EACCES = 13,
-    EFAULT = 14,
-    EBUSY = 16,
-    EEXIST = 17,
-    EXDEV = 18,
-    ENODEV = 19,
-    ENOTDIR = 20,
-    EISDIR = 21,
-    EINVAL = 22,
-    ENFILE = 23,
-    EMFILE = 24,
-    ENOTTY = 25,
-    EFBIG = 27,
-    ENOSPC = 28,
-    ESPIPE = 29,
-    EROFS = 30,
-    EMLINK = 31,
-    EPIPE = 32,
-    ERANGE = 34,
-    EDEADLK = 35,
-    ENAMETOOLONG = 36,
-    ENOSYS = 38,
-    ENOTEMPTY = 39,
-    ELOOP = 40,
-    EOVERFLOW = 75,
-    EOPNOTSUPP = 95,
-    ETIMEDOUT = 110,
+    EPERM,
+    ENOENT,
+    ESRCH,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    ENOEXEC,
+    EBADF,
+    ECHILD,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOTTY,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    EPIPE,
+    ERANGE,
+    EDEADLK,
+    ENAMETOOLONG,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    EOVERFLOW,
+    EOPNOTSUPP,
+    ETIMEDOUT,
 }
 
 impl Errno {

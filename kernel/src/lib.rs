@@ -4,8 +4,8 @@
 //! the hardware live under `arch`; everything else (syscall decoding, the file system, the fd table, the
 //! address-space model) is plain `no_std + alloc` code that also builds and is tested on the host.
 //!
-//! The hardware side drives the syscall layer through [`Kernel`]: build it from a [`KernelConfig`],
-//! take on the stack the VMM prepared with [`Kernel::adopt_stack`], then hand every SYSCALL to [`Kernel::syscall`] with a
+//! The hardware side drives the syscall layer through [`Process`]: build it from a [`ProcessConfig`],
+//! take on the stack the VMM prepared with [`Process::adopt_stack`], then hand every SYSCALL to [`Process::syscall`] with a
 //! [`Machine`] that copies app memory, maps pages and talks to the console. Every module outside `arch`
 //! forbids `unsafe`.
 #![no_std]
@@ -27,5 +27,5 @@ pub mod user;
 
 pub use errno::Errno;
 pub use machine::{Fault, Machine, MapError, SharedId};
-pub use process::{ConfigError, Kernel, KernelConfig, Segment, StackError, Uname, UNAME};
+pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Uname, UNAME};
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -48,7 +48,7 @@ pub const UNAME: Uname = Uname {
 
 /// Everything the kernel needs to know to run the app's syscalls.
 #[derive(Clone, Debug)]
-pub struct KernelConfig {
+pub struct ProcessConfig {
     /// Keys the random stream behind getrandom and /dev/urandom.
     pub seed: [u8; 32],
     /// The stream's first bytes, computed ahead by the VMM (see [`crate::random`]).
@@ -77,7 +77,7 @@ pub struct KernelConfig {
     pub boot_realtime_ns: u64,
 }
 
-impl KernelConfig {
+impl ProcessConfig {
     /// A configuration with defaults for everything but the seed and layout.
     pub fn new(seed: [u8; 32], layout: ProcessLayout) -> Self {
         Self {
@@ -98,7 +98,7 @@ impl KernelConfig {
     }
 }
 
-/// Why [`Kernel::new`] refused the configuration.
+/// Why [`Process::new`] refused the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// A segment is empty, wraps, overlaps another or a reserved range.
@@ -121,7 +121,7 @@ impl core::fmt::Display for ConfigError {
     }
 }
 
-/// Why [`Kernel::adopt_stack`] refused the initial stack.
+/// Why [`Process::adopt_stack`] refused the initial stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackError {
     /// The stack pointer or the AT_HWCAP slot lies outside the stack span, or is misaligned.
@@ -131,14 +131,15 @@ pub enum StackError {
 }
 
 /// Resource limits, indexed by `RLIMIT_*`.
-pub const RLIMIT_COUNT: usize = 16;
-pub const RLIMIT_STACK: usize = 3;
-pub const RLIMIT_CORE: usize = 4;
-pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIMIT_COUNT: usize = linux_raw_sys::general::RLIM_NLIMITS as usize;
+pub const RLIMIT_STACK: usize = linux_raw_sys::general::RLIMIT_STACK as usize;
+pub const RLIMIT_CORE: usize = linux_raw_sys::general::RLIMIT_CORE as usize;
+pub const RLIMIT_NOFILE: usize = linux_raw_sys::general::RLIMIT_NOFILE as usize;
+/// `RLIM_INFINITY` as the 64-bit `struct rlimit` holds it (all bits set).
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// The one process: all state the syscalls read and change.
-pub struct Kernel {
+pub struct Process {
     pub(crate) vmas: VmaList,
     /// The shared memory objects of files mapped `MAP_SHARED`.
     pub(crate) shared_files: SharedFiles,
@@ -168,19 +169,19 @@ fn aligned_span(span: &Span) -> bool {
         && span.start.checked_add(span.size).is_some()
 }
 
-impl Kernel {
-    /// Builds the process state (see [`Kernel::init`]); for tests and the fuzzer, which keep it anywhere.
-    pub fn new(config: &KernelConfig) -> Result<Self, ConfigError> {
+impl Process {
+    /// Builds the process state (see [`Process::init`]); for tests and the fuzzer, which keep it anywhere.
+    pub fn new(config: &ProcessConfig) -> Result<Self, ConfigError> {
         let mut slot = None;
         Self::init(&mut slot, config)?;
-        Ok(slot.expect("Kernel::init fills the slot when it succeeds"))
+        Ok(slot.expect("Process::init fills the slot when it succeeds"))
     }
 
     /// Builds the process state into `slot`: VMAs for the app's segments, the file system with the mounted
-    /// files, fds 0-2. The stack joins later, through [`Kernel::adopt_stack`]. Written where it stays rather
+    /// files, fds 0-2. The stack joins later, through [`Process::adopt_stack`]. Written where it stays rather
     /// than returned: the state is most of a KiB, and where kernel code is emulated each copy of it costs
     /// about a millisecond.
-    pub fn init<'a>(slot: &'a mut Option<Self>, config: &KernelConfig) -> Result<&'a mut Self, ConfigError> {
+    pub fn init<'a>(slot: &'a mut Option<Self>, config: &ProcessConfig) -> Result<&'a mut Self, ConfigError> {
         // The kernel's regions mostly touch or overlap the previous one (text, data, bss): coalesced, the
         // checks below and every mmap compare against a handful of ranges.
         let mut reserved: Vec<(u64, u64)> = Vec::with_capacity(config.reserved.len());

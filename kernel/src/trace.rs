@@ -11,28 +11,31 @@ use kernel_abi::Stream;
 
 use crate::errno::Errno;
 use crate::machine::Machine;
-use crate::process::Kernel;
+use crate::process::Process;
 use crate::syscall::table::{info, Arg, Ret};
-use crate::syscall::{SyscallResult, AT_FDCWD};
+use crate::syscall::{
+    SyscallResult, AT_FDCWD, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOATIME,
+    O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC,
+};
 use crate::user;
 
 /// Bytes of a string or buffer shown before `...`.
 pub const STRING_LIMIT: usize = 32;
 
 const OPEN_FLAGS: &[(u32, &str)] = &[
-    (0o100, "O_CREAT"),
-    (0o200, "O_EXCL"),
-    (0o400, "O_NOCTTY"),
-    (0o1000, "O_TRUNC"),
-    (0o2000, "O_APPEND"),
-    (0o4000, "O_NONBLOCK"),
-    (0o40000, "O_DIRECT"),
-    (0o100000, "O_LARGEFILE"),
-    (0o200000, "O_DIRECTORY"),
-    (0o400000, "O_NOFOLLOW"),
-    (0o1000000, "O_NOATIME"),
-    (0o2000000, "O_CLOEXEC"),
-    (0o10000000, "O_PATH"),
+    (O_CREAT, "O_CREAT"),
+    (O_EXCL, "O_EXCL"),
+    (O_NOCTTY, "O_NOCTTY"),
+    (O_TRUNC, "O_TRUNC"),
+    (O_APPEND, "O_APPEND"),
+    (O_NONBLOCK, "O_NONBLOCK"),
+    (O_DIRECT, "O_DIRECT"),
+    (O_LARGEFILE, "O_LARGEFILE"),
+    (O_DIRECTORY, "O_DIRECTORY"),
+    (O_NOFOLLOW, "O_NOFOLLOW"),
+    (O_NOATIME, "O_NOATIME"),
+    (O_CLOEXEC, "O_CLOEXEC"),
+    (O_PATH, "O_PATH"),
 ];
 
 fn escape_into(out: &mut String, bytes: &[u8], truncated: bool) {
@@ -76,7 +79,7 @@ fn open_flags(out: &mut String, flags: u32) {
     }
 }
 
-impl Kernel {
+impl Process {
     fn trace_buffer<M: Machine>(&self, m: &mut M, out: &mut String, addr: u64, len: u64) {
         let shown = len.min(STRING_LIMIT as u64) as usize;
         let mut buf = [0u8; STRING_LIMIT];
@@ -99,7 +102,7 @@ impl Kernel {
 }
 
 /// Formats the trace line of one syscall (without the newline).
-pub fn format_line<M: Machine>(kernel: &Kernel, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) -> String {
+pub fn format_line<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) -> String {
     let mut out = String::new();
     let ret_value = match result {
         SyscallResult::Return(v) => Some(v),
@@ -192,7 +195,7 @@ pub fn format_line<M: Machine>(kernel: &Kernel, m: &mut M, nr: u64, args: &[u64;
 }
 
 /// Emits the trace line of one syscall.
-pub fn emit<M: Machine>(kernel: &Kernel, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) {
+pub fn emit<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) {
     let mut line = format_line(kernel, m, nr, args, result);
     line.push('\n');
     m.console(Stream::Log, line.as_bytes());

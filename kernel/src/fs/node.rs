@@ -10,19 +10,14 @@ use core::cmp::Ordering;
 pub type NodeId = usize;
 
 /// File type bits of `st_mode`.
-pub const S_IFMT: u32 = 0o170_000;
-pub const S_IFIFO: u32 = 0o010_000;
-pub const S_IFCHR: u32 = 0o020_000;
-pub const S_IFDIR: u32 = 0o040_000;
-pub const S_IFREG: u32 = 0o100_000;
-pub const S_IFLNK: u32 = 0o120_000;
+pub use linux_raw_sys::general::{S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
 
-/// `d_type` values of getdents64.
-pub const DT_FIFO: u8 = 1;
-pub const DT_CHR: u8 = 2;
-pub const DT_DIR: u8 = 4;
-pub const DT_REG: u8 = 8;
-pub const DT_LNK: u8 = 10;
+/// `d_type` values of getdents64 (a byte in `struct linux_dirent64`).
+pub const DT_FIFO: u8 = linux_raw_sys::general::DT_FIFO as u8;
+pub const DT_CHR: u8 = linux_raw_sys::general::DT_CHR as u8;
+pub const DT_DIR: u8 = linux_raw_sys::general::DT_DIR as u8;
+pub const DT_REG: u8 = linux_raw_sys::general::DT_REG as u8;
+pub const DT_LNK: u8 = linux_raw_sys::general::DT_LNK as u8;
 
 /// The character devices under `/dev`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,10 @@
 //! The object holds the file's pages from the first one up to the last page any shared mapping covers,
 //! and for that range it is the newest copy: stores through mappings land in it directly.
 //! - Before the kernel reads file data (`read`, `pread`, `readv`, a private mapping's fill) it copies the
-//!   object's bytes of the range it reads into the file system (`Kernel::flush_shared`); `msync` and
+//!   object's bytes of the range it reads into the file system (`Process::flush_shared`); `msync` and
 //!   the last unmap flush the whole file.
 //! - After the kernel changes file data (`write`, `pwrite`, `writev`, `truncate`, `O_TRUNC`) it copies
-//!   the changed range into the object (`Kernel::refresh_shared`); bytes past the end of the file read
+//!   the changed range into the object (`Process::refresh_shared`); bytes past the end of the file read
 //!   as zero, as Linux's page cache shows them after a truncate.
 //!
 //! The object lives while a shared mapping of the file exists, and holds a reference to the file's node
@@ -22,7 +22,7 @@ use crate::errno::Errno;
 use crate::fs::NodeId;
 use crate::machine::{Machine, SharedId};
 use crate::mm::{VmaKind, PAGE_SIZE};
-use crate::process::Kernel;
+use crate::process::Process;
 
 /// Bytes moved between the object and the file system per step.
 const CHUNK: usize = 16 * 1024;
@@ -58,7 +58,7 @@ fn clip(offset: u64, len: u64, limit: u64) -> Option<(u64, usize)> {
     (offset < end).then(|| (offset, usize::try_from(end - offset).unwrap_or(usize::MAX)))
 }
 
-impl Kernel {
+impl Process {
     /// The object of `node`, created (taking a reference to the node) or grown to cover the file's pages
     /// `0..pages`; new pages are filled from the file.
     pub(crate) fn shared_object<M: Machine>(&mut self, m: &mut M, node: NodeId, pages: u64) -> Result<SharedId, Errno> {

@@ -11,17 +11,11 @@ use crate::fd::{fd_arg, FileKind, OpenFile};
 use crate::fs::node::{S_IFIFO, S_IFMT, S_IFREG};
 use crate::fs::{Directory, NodeId, NodeKind, Stat, FS_DEV, ROOT};
 use crate::machine::Machine;
-use crate::process::{Kernel, RLIMIT_NOFILE};
+use crate::process::{Process, RLIMIT_NOFILE};
 use crate::user;
 
-pub const RENAME_NOREPLACE: u64 = 1;
-pub const RENAME_EXCHANGE: u64 = 2;
-pub const F_OK: u64 = 0;
-pub const X_OK: u64 = 1;
-pub const W_OK: u64 = 2;
-pub const R_OK: u64 = 4;
-const STATX_BASIC_STATS: u32 = 0x7ff;
-const STATX_RESERVED: u64 = 0x8000_0000;
+use linux_raw_sys::general::STATX__RESERVED;
+pub use linux_raw_sys::general::{RENAME_EXCHANGE, RENAME_NOREPLACE, R_OK, STATX_BASIC_STATS, W_OK, X_OK};
 
 /// Size of `struct stat` on x86-64.
 pub const STAT_SIZE: usize = 144;
@@ -82,7 +76,7 @@ pub fn encode_statx(st: &Stat) -> [u8; STATX_SIZE] {
     buf
 }
 
-impl Kernel {
+impl Process {
     /// The directory a relative path starts from: the cwd for AT_FDCWD, else `dirfd`'s directory.
     fn base_dir(&self, dirfd: u64, path: &[u8]) -> Result<NodeId, Errno> {
         let dirfd = fd_arg(dirfd);
@@ -194,7 +188,7 @@ impl Kernel {
     ///
     /// With AT_EMPTY_PATH the path is usually empty (glibc's `fstat` is `newfstatat(fd, "", AT_EMPTY_PATH)`),
     /// which its first byte tells: the whole path is read only when that is not NUL.
-    fn stat_target<M: Machine>(&self, m: &mut M, dirfd: u64, path: u64, flags: u64) -> Result<Stat, Errno> {
+    fn stat_target<M: Machine>(&self, m: &mut M, dirfd: u64, path: u64, flags: u32) -> Result<Stat, Errno> {
         if flags & AT_EMPTY_PATH != 0 && user::read_array::<M, 1>(&self.vmas, m, path)? == [0] {
             if fd_arg(dirfd) == AT_FDCWD {
                 return self.fs.stat(self.cwd);
@@ -221,7 +215,7 @@ impl Kernel {
         dirfd: u64,
         path: u64,
         buf: u64,
-        flags: u64,
+        flags: u32,
     ) -> SysResult {
         if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
             return Err(Errno::EINVAL.into());
@@ -236,14 +230,13 @@ impl Kernel {
         m: &mut M,
         dirfd: u64,
         path: u64,
-        flags: u64,
+        flags: u32,
         mask: u64,
         buf: u64,
     ) -> SysResult {
-        let flags = u64::from(flags as u32);
         if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
             || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
-            || mask & STATX_RESERVED != 0
+            || mask & u64::from(STATX__RESERVED) != 0
         {
             return Err(Errno::EINVAL.into());
         }
@@ -257,8 +250,8 @@ impl Kernel {
         m: &mut M,
         dirfd: u64,
         path: u64,
-        mode: u64,
-        flags: u64,
+        mode: u32,
+        flags: u32,
     ) -> SysResult {
         if mode & !(R_OK | W_OK | X_OK) != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
             return Err(Errno::EINVAL.into());
@@ -294,7 +287,7 @@ impl Kernel {
         dirfd: u64,
         path: u64,
         times: u64,
-        flags: u64,
+        flags: u32,
     ) -> SysResult {
         const UTIME_NOW: u64 = (1 << 30) - 1;
         const UTIME_OMIT: u64 = (1 << 30) - 2;
@@ -431,7 +424,7 @@ impl Kernel {
         Ok(0)
     }
 
-    pub(crate) fn sys_unlinkat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, flags: u64) -> SysResult {
+    pub(crate) fn sys_unlinkat<M: Machine>(&mut self, m: &mut M, dirfd: u64, path: u64, flags: u32) -> SysResult {
         if flags & !AT_REMOVEDIR != 0 {
             return Err(Errno::EINVAL.into());
         }
@@ -457,7 +450,7 @@ impl Kernel {
         old_path: u64,
         new_dirfd: u64,
         new_path: u64,
-        flags: u64,
+        flags: u32,
     ) -> SysResult {
         if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
             return Err(Errno::EINVAL.into());

@@ -12,44 +12,16 @@ use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};
 use crate::fs::{Device, NodeKind};
 use crate::machine::Machine;
-use crate::process::{Kernel, RLIMIT_NOFILE};
+use crate::process::{Process, RLIMIT_NOFILE};
 use crate::user;
 use kernel_abi::Stream;
 
-pub const SEEK_SET: u64 = 0;
-pub const SEEK_CUR: u64 = 1;
-pub const SEEK_END: u64 = 2;
-pub const SEEK_DATA: u64 = 3;
-pub const SEEK_HOLE: u64 = 4;
-
-pub const F_DUPFD: u64 = 0;
-pub const F_GETFD: u64 = 1;
-pub const F_SETFD: u64 = 2;
-pub const F_GETFL: u64 = 3;
-pub const F_SETFL: u64 = 4;
-pub const F_GETLK: u64 = 5;
-pub const F_SETLK: u64 = 6;
-pub const F_SETLKW: u64 = 7;
-pub const F_DUPFD_CLOEXEC: u64 = 1030;
-pub const F_GETPIPE_SZ: u64 = 1032;
-pub const FD_CLOEXEC: u64 = 1;
-const F_UNLCK: i16 = 2;
-
-pub const TCGETS: u64 = 0x5401;
-pub const TIOCGWINSZ: u64 = 0x5413;
-pub const FIONREAD: u64 = 0x541b;
-pub const FIONBIO: u64 = 0x5421;
-pub const FIONCLEX: u64 = 0x5450;
-pub const FIOCLEX: u64 = 0x5451;
-
-pub const POLLIN: i16 = 0x1;
-pub const POLLPRI: i16 = 0x2;
-pub const POLLOUT: i16 = 0x4;
-pub const POLLERR: i16 = 0x8;
-pub const POLLHUP: i16 = 0x10;
-pub const POLLNVAL: i16 = 0x20;
-pub const POLLRDNORM: i16 = 0x40;
-pub const POLLWRNORM: i16 = 0x100;
+pub use linux_raw_sys::general::{
+    FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_GETLK, F_GETPIPE_SZ, F_SETFD, F_SETFL, F_SETLK, F_SETLKW,
+    F_UNLCK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM, SEEK_CUR, SEEK_DATA,
+    SEEK_END, SEEK_HOLE, SEEK_SET,
+};
+pub use linux_raw_sys::ioctl::{FIOCLEX, FIONBIO, FIONCLEX, FIONREAD, TCGETS, TIOCGWINSZ};
 
 /// Most iovecs per readv/writev (`UIO_MAXIOV`).
 pub const IOV_MAX: u64 = 1024;
@@ -75,7 +47,7 @@ fn seekable(file: &OpenFile) -> bool {
     matches!(file.kind, FileKind::Node(_))
 }
 
-impl Kernel {
+impl Process {
     fn limit_nofile(&self) -> usize {
         usize::try_from(self.rlimits[RLIMIT_NOFILE].0).unwrap_or(usize::MAX)
     }
@@ -449,7 +421,7 @@ impl Kernel {
             _ => 0,
         };
         let is_dir = node.is_dir();
-        let new = match whence {
+        let new = match whence as u32 {
             SEEK_SET => Some(offset),
             SEEK_CUR => (file.offset as i64).checked_add(offset),
             SEEK_END if !is_dir => size.checked_add(offset),
@@ -460,7 +432,7 @@ impl Kernel {
                 if offset >= size {
                     return Err(Errno::ENXIO.into());
                 }
-                Some(if whence == SEEK_DATA { offset } else { size })
+                Some(if whence as u32 == SEEK_DATA { offset } else { size })
             }
             _ => return Err(Errno::EINVAL.into()),
         };
@@ -505,17 +477,17 @@ impl Kernel {
         let fd = fd_arg(fd);
         let (description, file) = self.fds.get(fd)?;
         let limit = self.limit_nofile();
-        match u64::from(cmd as u32) {
+        match cmd as u32 {
             F_DUPFD | F_DUPFD_CLOEXEC => {
                 let min = usize::try_from(int_arg(arg)).map_err(|_| Errno::EINVAL)?;
                 if min >= limit {
                     return Err(Errno::EINVAL.into());
                 }
-                Ok(i64::from(self.fds.dup(fd, min, cmd as u32 as u64 == F_DUPFD_CLOEXEC, limit)?))
+                Ok(i64::from(self.fds.dup(fd, min, cmd as u32 == F_DUPFD_CLOEXEC, limit)?))
             }
             F_GETFD => Ok(i64::from(self.fds.slot(fd)?.cloexec)),
             F_SETFD => {
-                self.fds.set_cloexec(fd, arg & FD_CLOEXEC != 0)?;
+                self.fds.set_cloexec(fd, arg & u64::from(FD_CLOEXEC) != 0)?;
                 Ok(0)
             }
             F_GETFL => Ok(i64::from(file.flags)),
@@ -531,7 +503,7 @@ impl Kernel {
             }
             F_GETLK => {
                 // One process holds every lock it asks for: report the range unlocked.
-                user::write(&self.vmas, m, arg, &F_UNLCK.to_le_bytes())?;
+                user::write(&self.vmas, m, arg, &(F_UNLCK as i16).to_le_bytes())?;
                 Ok(0)
             }
             F_SETLK | F_SETLKW => {
@@ -559,7 +531,7 @@ impl Kernel {
     pub(crate) fn sys_ioctl<M: Machine>(&mut self, m: &mut M, fd: u64, request: u64, arg: u64) -> SysResult {
         let fd = fd_arg(fd);
         let (description, file) = self.fds.get(fd)?;
-        match u64::from(request as u32) {
+        match request as u32 {
             FIONBIO => {
                 let on = user::read_u32(&self.vmas, m, arg)? != 0;
                 if let Some(d) = self.fds.description_mut(description) {
@@ -568,7 +540,7 @@ impl Kernel {
                 Ok(0)
             }
             FIOCLEX | FIONCLEX => {
-                self.fds.set_cloexec(fd, request as u32 as u64 == FIOCLEX)?;
+                self.fds.set_cloexec(fd, request as u32 == FIOCLEX)?;
                 Ok(0)
             }
             FIONREAD => {
@@ -620,8 +592,8 @@ impl Kernel {
         Ok(0)
     }
 
-    /// Ready events of `fd` for poll (POLLNVAL for a bad descriptor).
-    fn poll_ready(&self, fd: i32, events: i16) -> i16 {
+    /// Ready events of `fd` for poll (POLLNVAL for a bad descriptor); `struct pollfd` holds the low 16 bits.
+    fn poll_ready(&self, fd: i32, events: u32) -> u32 {
         let Ok((_, file)) = self.fds.get(fd) else { return POLLNVAL };
         let readable = POLLIN | POLLRDNORM;
         let writable = POLLOUT | POLLWRNORM;
@@ -675,9 +647,9 @@ impl Kernel {
         let mut ready = 0usize;
         for entry in raw.chunks_exact_mut(8) {
             let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
-            let events = i16::from_le_bytes([entry[4], entry[5]]);
+            let events = u32::from(u16::from_le_bytes([entry[4], entry[5]]));
             let revents = if fd < 0 { 0 } else { self.poll_ready(fd, events) };
-            entry[6..8].copy_from_slice(&revents.to_le_bytes());
+            entry[6..8].copy_from_slice(&(revents as u16).to_le_bytes());
             if revents != 0 {
                 ready += 1;
             }

@@ -18,39 +18,27 @@ use crate::fd::{fd_arg, FileKind};
 use crate::fs::{Device, NodeId, NodeKind};
 use crate::machine::Machine;
 use crate::mm::{page_align_up, page_aligned, Vma, VmaKind, PAGE_SIZE};
-use crate::process::Kernel;
+use crate::process::Process;
 
-pub const PROT_READ: u64 = 1;
-pub const PROT_WRITE: u64 = 2;
-pub const PROT_EXEC: u64 = 4;
-pub const MAP_SHARED: u64 = 1;
-pub const MAP_PRIVATE: u64 = 2;
-pub const MAP_SHARED_VALIDATE: u64 = 3;
-pub const MAP_TYPE: u64 = 0xf;
-pub const MAP_FIXED: u64 = 0x10;
-pub const MAP_ANONYMOUS: u64 = 0x20;
-pub const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
-pub const MREMAP_MAYMOVE: u64 = 1;
-pub const MREMAP_FIXED: u64 = 2;
-pub const MREMAP_DONTUNMAP: u64 = 4;
-pub const MADV_DONTNEED: u64 = 4;
-pub const MS_ASYNC: u64 = 1;
-pub const MS_INVALIDATE: u64 = 2;
-pub const MS_SYNC: u64 = 4;
+pub use linux_raw_sys::general::{
+    MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE,
+    MAP_TYPE, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, MS_ASYNC, MS_INVALIDATE, MS_SYNC, PROT_EXEC, PROT_READ,
+    PROT_WRITE,
+};
 
 /// PROT_* to PERM_* (x86 cannot map write-only or execute-only: both imply read).
 fn prot_to_perms(prot: u64) -> Result<u32, Errno> {
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+    if prot & !u64::from(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
         return Err(Errno::EINVAL);
     }
     let mut perms = 0;
     if prot != 0 {
         perms |= PERM_READ;
     }
-    if prot & PROT_WRITE != 0 {
+    if prot & u64::from(PROT_WRITE) != 0 {
         perms |= PERM_WRITE;
     }
-    if prot & PROT_EXEC != 0 {
+    if prot & u64::from(PROT_EXEC) != 0 {
         perms |= PERM_EXEC;
     }
     Ok(perms)
@@ -77,7 +65,7 @@ enum Fill {
     File { node: NodeId, offset: u64 },
 }
 
-impl Kernel {
+impl Process {
     fn check_wx(&self, perms: u32) -> Result<(), Errno> {
         if self.enforce_wx && perms & PERM_WRITE != 0 && perms & PERM_EXEC != 0 {
             return Err(Errno::EACCES);
@@ -223,7 +211,7 @@ impl Kernel {
         fd: u64,
         offset: u64,
     ) -> SysResult {
-        let flags = u64::from(flags as u32);
+        let flags = flags as u32;
         if len == 0 || !page_aligned(offset) {
             return Err(Errno::EINVAL.into());
         }
@@ -364,6 +352,8 @@ impl Kernel {
         flags: u64,
         new_addr: u64,
     ) -> SysResult {
+        // Linux takes unsigned long flags: bits beyond the known ones are invalid, the high half too.
+        let flags = u32::try_from(flags).map_err(|_| Errno::EINVAL)?;
         if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
             || flags & MREMAP_DONTUNMAP != 0
             || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
@@ -414,7 +404,7 @@ impl Kernel {
         m: &mut M,
         (old, old_len): (u64, u64),
         new_len: u64,
-        flags: u64,
+        flags: u32,
         new_addr: u64,
         (perms, pages): (u32, SharedPages),
     ) -> SysResult {
@@ -498,7 +488,7 @@ impl Kernel {
         if !self.vmas.covers(addr, len, 0) {
             return Err(Errno::ENOMEM.into());
         }
-        if advice == MADV_DONTNEED {
+        if advice as u32 == MADV_DONTNEED {
             // Fresh zero pages, as Linux gives anonymous private memory (file copies are zeroed too).
             // A shared file mapping's pages are the file's: dropping them changes nothing the app sees.
             let pieces: alloc::vec::Vec<Vma> =
@@ -518,6 +508,7 @@ impl Kernel {
     /// system has no storage below it, so MS_ASYNC and MS_SYNC do the same; MS_INVALIDATE has nothing to
     /// drop (every mapping of a file maps the same pages).
     pub(crate) fn sys_msync<M: Machine>(&mut self, m: &mut M, addr: u64, len: u64, flags: u64) -> SysResult {
+        let flags = flags as u32;
         if !page_aligned(addr)
             || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
             || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC

@@ -6,34 +6,26 @@ use alloc::vec;
 use super::{int_arg, nr, SysResult, CHUNK};
 use crate::errno::Errno;
 use crate::machine::Machine;
-use crate::process::{Kernel, RLIMIT_COUNT, RLIMIT_NOFILE};
+use crate::process::{Process, RLIMIT_COUNT, RLIMIT_NOFILE};
 use crate::user;
 
-pub const ARCH_SET_GS: u64 = 0x1001;
-pub const ARCH_SET_FS: u64 = 0x1002;
-pub const ARCH_GET_FS: u64 = 0x1003;
-pub const ARCH_GET_GS: u64 = 0x1004;
+/// `arch_prctl` codes (asm/prctl.h, which linux-raw-sys does not carry).
+pub const ARCH_SET_GS: u32 = 0x1001;
+pub const ARCH_SET_FS: u32 = 0x1002;
+pub const ARCH_GET_FS: u32 = 0x1003;
+pub const ARCH_GET_GS: u32 = 0x1004;
+pub use linux_raw_sys::general::{
+    FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, FUTEX_WAIT, FUTEX_WAIT_BITSET,
+    FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, GRND_INSECURE, GRND_NONBLOCK, GRND_RANDOM,
+};
 
-pub const FUTEX_WAIT: u64 = 0;
-pub const FUTEX_WAKE: u64 = 1;
-pub const FUTEX_REQUEUE: u64 = 3;
-pub const FUTEX_CMP_REQUEUE: u64 = 4;
-pub const FUTEX_WAKE_OP: u64 = 5;
-pub const FUTEX_WAIT_BITSET: u64 = 9;
-pub const FUTEX_WAKE_BITSET: u64 = 10;
-pub const FUTEX_PRIVATE_FLAG: u64 = 128;
-pub const FUTEX_CLOCK_REALTIME: u64 = 256;
-
-pub const GRND_NONBLOCK: u64 = 1;
-pub const GRND_RANDOM: u64 = 2;
-pub const GRND_INSECURE: u64 = 4;
 /// Largest getrandom request Linux serves in one call.
 pub const GETRANDOM_MAX: u64 = 33_554_431;
 
 /// The app's pid (and tid, pgid, sid).
 pub const PID: i64 = 1;
 
-impl Kernel {
+impl Process {
     pub(crate) fn sys_getpid(&mut self, number: u64, pid: u64) -> SysResult {
         match number {
             nr::GETPGID | nr::GETSID if !matches!(int_arg(pid), 0 | 1) => Err(Errno::ESRCH.into()),
@@ -55,6 +47,25 @@ impl Kernel {
         for pointer in pointers {
             user::write(&self.vmas, m, pointer, &0u32.to_le_bytes())?;
         }
+        Ok(0)
+    }
+
+    pub(crate) fn sys_umask(&mut self, mask: u64) -> SysResult {
+        let old = self.umask;
+        self.umask = (mask as u32) & 0o777;
+        Ok(i64::from(old))
+    }
+
+    pub(crate) fn sys_set_tid_address(&mut self, address: u64) -> SysResult {
+        self.tid_address = address;
+        Ok(PID)
+    }
+
+    pub(crate) fn sys_set_robust_list(&mut self, head: u64, len: u64) -> SysResult {
+        if len != 24 {
+            return Err(Errno::EINVAL.into());
+        }
+        self.robust_list = (head, len);
         Ok(0)
     }
 
@@ -124,7 +135,7 @@ impl Kernel {
     }
 
     pub(crate) fn sys_arch_prctl<M: Machine>(&mut self, m: &mut M, code: u64, addr: u64) -> SysResult {
-        match code {
+        match code as u32 {
             ARCH_SET_FS => {
                 // Linux refuses non-canonical bases (they would #GP on the next WRFSBASE/context switch).
                 if addr >= isolation::paging::LOWER_HALF_END {
@@ -153,6 +164,7 @@ impl Kernel {
         value: u64,
         timeout: u64,
     ) -> SysResult {
+        let op = op as u32;
         let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
         if !uaddr.is_multiple_of(4) {
             return Err(Errno::EINVAL.into());
@@ -221,6 +233,7 @@ impl Kernel {
     }
 
     pub(crate) fn sys_getrandom<M: Machine>(&mut self, m: &mut M, buf: u64, len: u64, flags: u64) -> SysResult {
+        let flags = flags as u32;
         if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
             || flags & (GRND_RANDOM | GRND_INSECURE) == GRND_RANDOM | GRND_INSECURE
         {

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use super::{int_arg, Stop, SysResult};
 use crate::errno::Errno;
 use crate::machine::Machine;
-use crate::process::Kernel;
+use crate::process::Process;
 use crate::user;
 
 pub const SIGKILL: i32 = 9;
@@ -86,7 +86,7 @@ impl SignalState {
     }
 }
 
-impl Kernel {
+impl Process {
     /// Raises `signal` in the app (1..=64).
     fn raise(&mut self, signal: i32) -> Result<(), Stop> {
         if signal == 0 {

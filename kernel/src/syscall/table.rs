@@ -1,6 +1,5 @@
-//! The supported syscalls: number, name and how `--trace-syscalls` prints their arguments. The
-//! dispatcher in `syscall/mod.rs` matches on the same constants, and a test checks that each entry is
-//! dispatched (so docs/syscalls.md can be checked against [`SYSCALLS`]).
+//! The supported syscalls in one list: number, name, how `--trace-syscalls` prints their arguments, and
+//! the handler that runs each (docs/syscalls.md is generated from it and checked against it).
 
 /// How the tracer prints one argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,119 +46,142 @@ pub struct SyscallInfo {
 
 use Arg::*;
 
+use super::{int_arg, Stop, SysResult, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CREAT, O_TRUNC, O_WRONLY};
+use crate::errno::Errno;
+use crate::machine::Machine;
+use crate::process::Process;
+
+/// One list, two outputs: the [`SYSCALLS`] table (numbers, names, how to trace them) and the dispatcher
+/// that runs each one. `|p, m, a, number|` names the process, the machine, the six argument registers
+/// and the syscall number for the handler expressions.
 macro_rules! syscalls {
-    ($($constant:ident = $nr:expr, $name:literal, [$($arg:expr),*], $ret:ident;)*) => {
+    (|$p:ident, $m:ident, $a:ident, $number:ident| {
+        $($constant:ident = $nr:expr, $name:literal, [$($arg:expr),*], $ret:ident => $handler:expr;)*
+    }) => {
         /// Syscall numbers (x86-64).
         pub mod nr {
             $(pub const $constant: u64 = $nr;)*
         }
-        /// Every supported syscall, sorted by number.
+        /// Every supported syscall.
         pub const SYSCALLS: &[SyscallInfo] = &[
             $(SyscallInfo { nr: $nr, name: $name, args: &[$($arg),*], ret: Ret::$ret },)*
         ];
+
+        impl Process {
+            /// Runs syscall `number` with its argument registers `a`; unknown numbers are ENOSYS.
+            pub(crate) fn dispatch<M: Machine>(&mut self, m: &mut M, number: u64, a: &[u64; 6]) -> SysResult {
+                let ($p, $m, $a, $number) = (self, m, a, number);
+                match $number {
+                    $(nr::$constant => $handler,)*
+                    _ => Err(Errno::ENOSYS.into()),
+                }
+            }
+        }
     };
 }
 
 syscalls! {
-    READ = 0, "read", [Fd, OutBuf, UInt], Int;
-    WRITE = 1, "write", [Fd, InBuf(2), UInt], Int;
-    OPEN = 2, "open", [Path, OpenFlags, Octal], Int;
-    CLOSE = 3, "close", [Fd], Int;
-    STAT = 4, "stat", [Path, Ptr], Int;
-    FSTAT = 5, "fstat", [Fd, Ptr], Int;
-    LSTAT = 6, "lstat", [Path, Ptr], Int;
-    POLL = 7, "poll", [Ptr, UInt, Int], Int;
-    LSEEK = 8, "lseek", [Fd, Int, Int], Int;
-    MMAP = 9, "mmap", [Ptr, UInt, Hex, Hex, Fd, Hex], Hex;
-    MPROTECT = 10, "mprotect", [Ptr, UInt, Hex], Int;
-    MUNMAP = 11, "munmap", [Ptr, UInt], Int;
-    BRK = 12, "brk", [Ptr], Hex;
-    RT_SIGACTION = 13, "rt_sigaction", [Int, Ptr, Ptr, UInt], Int;
-    RT_SIGPROCMASK = 14, "rt_sigprocmask", [Int, Ptr, Ptr, UInt], Int;
-    IOCTL = 16, "ioctl", [Fd, Hex, Hex], Int;
-    PREAD64 = 17, "pread64", [Fd, OutBuf, UInt, Int], Int;
-    PWRITE64 = 18, "pwrite64", [Fd, InBuf(2), UInt, Int], Int;
-    READV = 19, "readv", [Fd, Ptr, UInt], Int;
-    WRITEV = 20, "writev", [Fd, Ptr, UInt], Int;
-    ACCESS = 21, "access", [Path, Octal], Int;
-    PIPE = 22, "pipe", [Ptr], Int;
-    SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int;
-    SCHED_YIELD = 24, "sched_yield", [], Int;
-    MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex;
-    MSYNC = 26, "msync", [Ptr, UInt, Hex], Int;
-    MADVISE = 28, "madvise", [Ptr, UInt, Int], Int;
-    DUP = 32, "dup", [Fd], Int;
-    DUP2 = 33, "dup2", [Fd, Fd], Int;
-    NANOSLEEP = 35, "nanosleep", [Ptr, Ptr], Int;
-    GETPID = 39, "getpid", [], Int;
-    EXIT = 60, "exit", [Int], NoReturn;
-    KILL = 62, "kill", [Int, Int], Int;
-    UNAME = 63, "uname", [Ptr], Int;
-    FCNTL = 72, "fcntl", [Fd, Int, Hex], Int;
-    FSYNC = 74, "fsync", [Fd], Int;
-    FDATASYNC = 75, "fdatasync", [Fd], Int;
-    TRUNCATE = 76, "truncate", [Path, Int], Int;
-    FTRUNCATE = 77, "ftruncate", [Fd, Int], Int;
-    GETCWD = 79, "getcwd", [Ptr, UInt], Int;
-    CHDIR = 80, "chdir", [Path], Int;
-    FCHDIR = 81, "fchdir", [Fd], Int;
-    RENAME = 82, "rename", [Path, Path], Int;
-    MKDIR = 83, "mkdir", [Path, Octal], Int;
-    RMDIR = 84, "rmdir", [Path], Int;
-    CREAT = 85, "creat", [Path, Octal], Int;
-    UNLINK = 87, "unlink", [Path], Int;
-    SYMLINK = 88, "symlink", [Path, Path], Int;
-    READLINK = 89, "readlink", [Path, OutBuf, UInt], Int;
-    UMASK = 95, "umask", [Octal], Int;
-    GETTIMEOFDAY = 96, "gettimeofday", [Ptr, Ptr], Int;
-    GETRLIMIT = 97, "getrlimit", [Int, Ptr], Int;
-    SYSINFO = 99, "sysinfo", [Ptr], Int;
-    GETUID = 102, "getuid", [], Int;
-    GETGID = 104, "getgid", [], Int;
-    GETEUID = 107, "geteuid", [], Int;
-    GETEGID = 108, "getegid", [], Int;
-    SETPGID = 109, "setpgid", [Int, Int], Int;
-    GETPPID = 110, "getppid", [], Int;
-    GETPGRP = 111, "getpgrp", [], Int;
-    GETRESUID = 118, "getresuid", [Ptr, Ptr, Ptr], Int;
-    GETRESGID = 120, "getresgid", [Ptr, Ptr, Ptr], Int;
-    GETPGID = 121, "getpgid", [Int], Int;
-    GETSID = 124, "getsid", [Int], Int;
-    SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int;
-    ARCH_PRCTL = 158, "arch_prctl", [Hex, Hex], Int;
-    SETRLIMIT = 160, "setrlimit", [Int, Ptr], Int;
-    GETTID = 186, "gettid", [], Int;
-    TIME = 201, "time", [Ptr], Int;
-    TKILL = 200, "tkill", [Int, Int], Int;
-    FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int;
-    SCHED_SETAFFINITY = 203, "sched_setaffinity", [Int, UInt, Ptr], Int;
-    SCHED_GETAFFINITY = 204, "sched_getaffinity", [Int, UInt, Ptr], Int;
-    GETDENTS64 = 217, "getdents64", [Fd, Ptr, UInt], Int;
-    SET_TID_ADDRESS = 218, "set_tid_address", [Ptr], Int;
-    CLOCK_GETTIME = 228, "clock_gettime", [Int, Ptr], Int;
-    CLOCK_GETRES = 229, "clock_getres", [Int, Ptr], Int;
-    CLOCK_NANOSLEEP = 230, "clock_nanosleep", [Int, Int, Ptr, Ptr], Int;
-    EXIT_GROUP = 231, "exit_group", [Int], NoReturn;
-    TGKILL = 234, "tgkill", [Int, Int, Int], Int;
-    OPENAT = 257, "openat", [DirFd, Path, OpenFlags, Octal], Int;
-    MKDIRAT = 258, "mkdirat", [DirFd, Path, Octal], Int;
-    NEWFSTATAT = 262, "newfstatat", [DirFd, Path, Ptr, Hex], Int;
-    UNLINKAT = 263, "unlinkat", [DirFd, Path, Hex], Int;
-    RENAMEAT = 264, "renameat", [DirFd, Path, DirFd, Path], Int;
-    SYMLINKAT = 266, "symlinkat", [Path, DirFd, Path], Int;
-    READLINKAT = 267, "readlinkat", [DirFd, Path, OutBuf, UInt], Int;
-    FACCESSAT = 269, "faccessat", [DirFd, Path, Octal], Int;
-    PSELECT6 = 270, "pselect6", [Int, Ptr, Ptr, Ptr, Ptr, Ptr], Int;
-    PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int;
-    SET_ROBUST_LIST = 273, "set_robust_list", [Ptr, UInt], Int;
-    DUP3 = 292, "dup3", [Fd, Fd, Hex], Int;
-    PIPE2 = 293, "pipe2", [Ptr, Hex], Int;
-    PRLIMIT64 = 302, "prlimit64", [Int, Int, Ptr, Ptr], Int;
-    RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int;
-    GETRANDOM = 318, "getrandom", [Ptr, UInt, Hex], Int;
-    STATX = 332, "statx", [DirFd, Path, Hex, Hex, Ptr], Int;
-    UTIMENSAT = 280, "utimensat", [DirFd, Ptr, Ptr, Hex], Int;
-    FACCESSAT2 = 439, "faccessat2", [DirFd, Path, Octal, Hex], Int;
+    |p, m, a, number| {
+        READ = 0, "read", [Fd, OutBuf, UInt], Int => p.sys_read(m, a[0], a[1], a[2]);
+        WRITE = 1, "write", [Fd, InBuf(2), UInt], Int => p.sys_write(m, a[0], a[1], a[2]);
+        OPEN = 2, "open", [Path, OpenFlags, Octal], Int => p.sys_openat(m, AT_FDCWD as u64, a[0], a[1], a[2]);
+        CLOSE = 3, "close", [Fd], Int => p.sys_close(a[0]);
+        STAT = 4, "stat", [Path, Ptr], Int => p.sys_newfstatat(m, AT_FDCWD as u64, a[0], a[1], 0);
+        FSTAT = 5, "fstat", [Fd, Ptr], Int => p.sys_fstat(m, a[0], a[1]);
+        LSTAT = 6, "lstat", [Path, Ptr], Int => p.sys_newfstatat(m, AT_FDCWD as u64, a[0], a[1], AT_SYMLINK_NOFOLLOW);
+        POLL = 7, "poll", [Ptr, UInt, Int], Int => p.sys_poll(m, a[0], a[1], a[2]);
+        LSEEK = 8, "lseek", [Fd, Int, Int], Int => p.sys_lseek(a[0], a[1], a[2]);
+        MMAP = 9, "mmap", [Ptr, UInt, Hex, Hex, Fd, Hex], Hex => p.sys_mmap(m, a[0], a[1], a[2], a[3], a[4], a[5]);
+        MPROTECT = 10, "mprotect", [Ptr, UInt, Hex], Int => p.sys_mprotect(m, a[0], a[1], a[2]);
+        MUNMAP = 11, "munmap", [Ptr, UInt], Int => p.sys_munmap(m, a[0], a[1]);
+        BRK = 12, "brk", [Ptr], Hex => p.sys_brk(m, a[0]);
+        RT_SIGACTION = 13, "rt_sigaction", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigaction(m, a[0], a[1], a[2], a[3]);
+        RT_SIGPROCMASK = 14, "rt_sigprocmask", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigprocmask(m, a[0], a[1], a[2], a[3]);
+        IOCTL = 16, "ioctl", [Fd, Hex, Hex], Int => p.sys_ioctl(m, a[0], a[1], a[2]);
+        PREAD64 = 17, "pread64", [Fd, OutBuf, UInt, Int], Int => p.sys_pread(m, a[0], a[1], a[2], a[3]);
+        PWRITE64 = 18, "pwrite64", [Fd, InBuf(2), UInt, Int], Int => p.sys_pwrite(m, a[0], a[1], a[2], a[3]);
+        READV = 19, "readv", [Fd, Ptr, UInt], Int => p.sys_readv(m, a[0], a[1], a[2]);
+        WRITEV = 20, "writev", [Fd, Ptr, UInt], Int => p.sys_writev(m, a[0], a[1], a[2]);
+        ACCESS = 21, "access", [Path, Octal], Int => p.sys_faccessat(m, AT_FDCWD as u64, a[0], a[1] as u32, 0);
+        PIPE = 22, "pipe", [Ptr], Int => p.sys_pipe2(m, a[0], 0);
+        SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], false);
+        SCHED_YIELD = 24, "sched_yield", [], Int => Ok(0);
+        MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex => p.sys_mremap(m, a[0], a[1], a[2], a[3], a[4]);
+        MSYNC = 26, "msync", [Ptr, UInt, Hex], Int => p.sys_msync(m, a[0], a[1], a[2]);
+        MADVISE = 28, "madvise", [Ptr, UInt, Int], Int => p.sys_madvise(m, a[0], a[1], a[2]);
+        DUP = 32, "dup", [Fd], Int => p.sys_dup(a[0]);
+        DUP2 = 33, "dup2", [Fd, Fd], Int => p.sys_dup2(a[0], a[1]);
+        NANOSLEEP = 35, "nanosleep", [Ptr, Ptr], Int => p.sys_nanosleep(m, a[0], a[1]);
+        GETPID = 39, "getpid", [], Int => p.sys_getpid(number, a[0]);
+        EXIT = 60, "exit", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
+        KILL = 62, "kill", [Int, Int], Int => p.sys_kill(m, a[0], a[1]);
+        UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
+        FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
+        FSYNC = 74, "fsync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
+        FDATASYNC = 75, "fdatasync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
+        TRUNCATE = 76, "truncate", [Path, Int], Int => p.sys_truncate(m, a[0], a[1]);
+        FTRUNCATE = 77, "ftruncate", [Fd, Int], Int => p.sys_ftruncate(m, a[0], a[1]);
+        GETCWD = 79, "getcwd", [Ptr, UInt], Int => p.sys_getcwd(m, a[0], a[1]);
+        CHDIR = 80, "chdir", [Path], Int => p.sys_chdir(m, a[0]);
+        FCHDIR = 81, "fchdir", [Fd], Int => p.sys_fchdir(a[0]);
+        RENAME = 82, "rename", [Path, Path], Int => p.sys_renameat2(m, AT_FDCWD as u64, a[0], AT_FDCWD as u64, a[1], 0);
+        MKDIR = 83, "mkdir", [Path, Octal], Int => p.sys_mkdirat(m, AT_FDCWD as u64, a[0], a[1]);
+        RMDIR = 84, "rmdir", [Path], Int => p.sys_unlinkat(m, AT_FDCWD as u64, a[0], AT_REMOVEDIR);
+        CREAT = 85, "creat", [Path, Octal], Int => p.sys_openat(m, AT_FDCWD as u64, a[0], u64::from(O_CREAT | O_WRONLY | O_TRUNC), a[1]);
+        UNLINK = 87, "unlink", [Path], Int => p.sys_unlinkat(m, AT_FDCWD as u64, a[0], 0);
+        SYMLINK = 88, "symlink", [Path, Path], Int => p.sys_symlinkat(m, a[0], AT_FDCWD as u64, a[1]);
+        READLINK = 89, "readlink", [Path, OutBuf, UInt], Int => p.sys_readlinkat(m, AT_FDCWD as u64, a[0], a[1], a[2]);
+        UMASK = 95, "umask", [Octal], Int => p.sys_umask(a[0]);
+        GETTIMEOFDAY = 96, "gettimeofday", [Ptr, Ptr], Int => p.sys_gettimeofday(m, a[0], a[1]);
+        GETRLIMIT = 97, "getrlimit", [Int, Ptr], Int => p.sys_prlimit64(m, 0, a[0], 0, a[1]);
+        SYSINFO = 99, "sysinfo", [Ptr], Int => p.sys_sysinfo(m, a[0]);
+        GETUID = 102, "getuid", [], Int => Ok(0);
+        GETGID = 104, "getgid", [], Int => Ok(0);
+        GETEUID = 107, "geteuid", [], Int => Ok(0);
+        GETEGID = 108, "getegid", [], Int => Ok(0);
+        SETPGID = 109, "setpgid", [Int, Int], Int => p.sys_setpgid(a[0], a[1]);
+        GETPPID = 110, "getppid", [], Int => Ok(0);
+        GETPGRP = 111, "getpgrp", [], Int => p.sys_getpid(number, a[0]);
+        GETRESUID = 118, "getresuid", [Ptr, Ptr, Ptr], Int => p.sys_getresid(m, [a[0], a[1], a[2]]);
+        GETRESGID = 120, "getresgid", [Ptr, Ptr, Ptr], Int => p.sys_getresid(m, [a[0], a[1], a[2]]);
+        GETPGID = 121, "getpgid", [Int], Int => p.sys_getpid(number, a[0]);
+        GETSID = 124, "getsid", [Int], Int => p.sys_getpid(number, a[0]);
+        SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int => p.sys_sigaltstack(m, a[0], a[1]);
+        ARCH_PRCTL = 158, "arch_prctl", [Hex, Hex], Int => p.sys_arch_prctl(m, a[0], a[1]);
+        SETRLIMIT = 160, "setrlimit", [Int, Ptr], Int => p.sys_prlimit64(m, 0, a[0], a[1], 0);
+        GETTID = 186, "gettid", [], Int => p.sys_getpid(number, a[0]);
+        TIME = 201, "time", [Ptr], Int => p.sys_time(m, a[0]);
+        TKILL = 200, "tkill", [Int, Int], Int => p.sys_tgkill(m, 1, a[0], a[1]);
+        FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int => p.sys_futex(m, a[0], a[1], a[2], a[3]);
+        SCHED_SETAFFINITY = 203, "sched_setaffinity", [Int, UInt, Ptr], Int => p.sys_sched_setaffinity(m, a[0], a[1], a[2]);
+        SCHED_GETAFFINITY = 204, "sched_getaffinity", [Int, UInt, Ptr], Int => p.sys_sched_getaffinity(m, a[0], a[1], a[2]);
+        GETDENTS64 = 217, "getdents64", [Fd, Ptr, UInt], Int => p.sys_getdents64(m, a[0], a[1], a[2]);
+        SET_TID_ADDRESS = 218, "set_tid_address", [Ptr], Int => p.sys_set_tid_address(a[0]);
+        CLOCK_GETTIME = 228, "clock_gettime", [Int, Ptr], Int => p.sys_clock_gettime(m, a[0], a[1]);
+        CLOCK_GETRES = 229, "clock_getres", [Int, Ptr], Int => p.sys_clock_getres(m, a[0], a[1]);
+        CLOCK_NANOSLEEP = 230, "clock_nanosleep", [Int, Int, Ptr, Ptr], Int => p.sys_clock_nanosleep(m, a[0], a[1], a[2], a[3]);
+        EXIT_GROUP = 231, "exit_group", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
+        TGKILL = 234, "tgkill", [Int, Int, Int], Int => p.sys_tgkill(m, a[0], a[1], a[2]);
+        OPENAT = 257, "openat", [DirFd, Path, OpenFlags, Octal], Int => p.sys_openat(m, a[0], a[1], a[2], a[3]);
+        MKDIRAT = 258, "mkdirat", [DirFd, Path, Octal], Int => p.sys_mkdirat(m, a[0], a[1], a[2]);
+        NEWFSTATAT = 262, "newfstatat", [DirFd, Path, Ptr, Hex], Int => p.sys_newfstatat(m, a[0], a[1], a[2], a[3] as u32);
+        UNLINKAT = 263, "unlinkat", [DirFd, Path, Hex], Int => p.sys_unlinkat(m, a[0], a[1], a[2] as u32);
+        RENAMEAT = 264, "renameat", [DirFd, Path, DirFd, Path], Int => p.sys_renameat2(m, a[0], a[1], a[2], a[3], 0);
+        SYMLINKAT = 266, "symlinkat", [Path, DirFd, Path], Int => p.sys_symlinkat(m, a[0], a[1], a[2]);
+        READLINKAT = 267, "readlinkat", [DirFd, Path, OutBuf, UInt], Int => p.sys_readlinkat(m, a[0], a[1], a[2], a[3]);
+        FACCESSAT = 269, "faccessat", [DirFd, Path, Octal], Int => p.sys_faccessat(m, a[0], a[1], a[2] as u32, 0);
+        PSELECT6 = 270, "pselect6", [Int, Ptr, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], true);
+        PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int => p.sys_ppoll(m, a[0], a[1], a[2], a[4]);
+        SET_ROBUST_LIST = 273, "set_robust_list", [Ptr, UInt], Int => p.sys_set_robust_list(a[0], a[1]);
+        DUP3 = 292, "dup3", [Fd, Fd, Hex], Int => p.sys_dup3(a[0], a[1], a[2]);
+        PIPE2 = 293, "pipe2", [Ptr, Hex], Int => p.sys_pipe2(m, a[0], a[1]);
+        PRLIMIT64 = 302, "prlimit64", [Int, Int, Ptr, Ptr], Int => p.sys_prlimit64(m, a[0], a[1], a[2], a[3]);
+        RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int => p.sys_renameat2(m, a[0], a[1], a[2], a[3], a[4] as u32);
+        GETRANDOM = 318, "getrandom", [Ptr, UInt, Hex], Int => p.sys_getrandom(m, a[0], a[1], a[2]);
+        STATX = 332, "statx", [DirFd, Path, Hex, Hex, Ptr], Int => p.sys_statx(m, a[0], a[1], a[2] as u32, a[3], a[4]);
+        UTIMENSAT = 280, "utimensat", [DirFd, Ptr, Ptr, Hex], Int => p.sys_utimensat(m, a[0], a[1], a[2], a[3] as u32);
+        FACCESSAT2 = 439, "faccessat2", [DirFd, Path, Octal, Hex], Int => p.sys_faccessat(m, a[0], a[1], a[2] as u32, a[3] as u32);
+    }
 }
 
 /// The entry for `nr`, if supported.

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::nr::*;
 use super::*;
 use crate::model::ModelMachine;
-use crate::process::{KernelConfig, Segment};
+use crate::process::{ProcessConfig, Segment};
 
 pub(crate) const TEXT: u64 = 0x40_0000;
 pub(crate) const SCRATCH: u64 = 0x60_0000;
@@ -21,7 +21,7 @@ const MMAP_START: u64 = 0x7000_0000_0000;
 const MMAP_LEN: u64 = 1 << 30;
 
 pub(crate) struct Harness {
-    pub k: Kernel,
+    pub k: Process,
     pub m: ModelMachine,
     next: u64,
 }
@@ -55,8 +55,8 @@ pub(crate) fn archive() -> &'static [u8] {
 }
 
 impl Harness {
-    pub fn with(configure: impl FnOnce(&mut KernelConfig)) -> Self {
-        let mut config = KernelConfig::new([7; 32], layout());
+    pub fn with(configure: impl FnOnce(&mut ProcessConfig)) -> Self {
+        let mut config = ProcessConfig::new([7; 32], layout());
         config.segments = vec![
             Segment { start: TEXT, len: 0x1000, perms: PERM_READ | PERM_EXEC },
             Segment { start: SCRATCH, len: SCRATCH_LEN, perms: PERM_READ | PERM_WRITE },
@@ -70,7 +70,7 @@ impl Harness {
         for segment in &config.segments {
             m.premap(segment.start, segment.len, segment.perms);
         }
-        let k = Kernel::new(&config).unwrap();
+        let k = Process::new(&config).unwrap();
         Self { k, m, next: SCRATCH }
     }
 
@@ -159,7 +159,7 @@ fn segments_become_vmas_and_a_shared_page_gets_both_permissions() {
         ]
     );
     let config = |segments: Vec<Segment>| {
-        let mut config = KernelConfig::new([7; 32], layout());
+        let mut config = ProcessConfig::new([7; 32], layout());
         config.segments = segments;
         config.reserved = vec![Span::new(0x7e00_0000_0000, 1 << 30)];
         config
@@ -168,11 +168,11 @@ fn segments_become_vmas_and_a_shared_page_gets_both_permissions() {
         Segment { start: SCRATCH, len: 0x1000, perms: rw },
         Segment { start: TEXT, len: 0x1000, perms: rx },
     ]);
-    assert_eq!(Kernel::new(&unordered).err(), Some(crate::ConfigError::BadSegment { start: TEXT }));
+    assert_eq!(Process::new(&unordered).err(), Some(crate::ConfigError::BadSegment { start: TEXT }));
     let in_kernel = config(vec![Segment { start: 0x7e00_0000_0000, len: 0x1000, perms: rw }]);
-    assert!(matches!(Kernel::new(&in_kernel).err(), Some(crate::ConfigError::BadSegment { .. })));
+    assert!(matches!(Process::new(&in_kernel).err(), Some(crate::ConfigError::BadSegment { .. })));
     let empty = config(vec![Segment { start: TEXT, len: 0, perms: rw }]);
-    assert!(matches!(Kernel::new(&empty).err(), Some(crate::ConfigError::BadSegment { .. })));
+    assert!(matches!(Process::new(&empty).err(), Some(crate::ConfigError::BadSegment { .. })));
 }
 
 #[test]
@@ -347,13 +347,13 @@ fn directories_and_cwd() {
     assert_eq!(h.err(RENAME, &[a, ab]), Errno::EINVAL);
     assert_eq!(h.err(RENAME, &[new, a]), Errno::EISDIR);
     assert_eq!(h.err(RENAME, &[a, new]), Errno::ENOTDIR);
-    let flags = super::fs::RENAME_NOREPLACE;
+    let flags = u64::from(super::fs::RENAME_NOREPLACE);
     assert_eq!(h.err(RENAMEAT2, &[AT, a, AT, new, flags]), Errno::EEXIST);
-    assert_eq!(h.call(RENAMEAT2, &[AT, a, AT, new, super::fs::RENAME_EXCHANGE]), 0);
+    assert_eq!(h.call(RENAMEAT2, &[AT, a, AT, new, u64::from(super::fs::RENAME_EXCHANGE)]), 0);
     let st = h.buf(144);
     assert_eq!(h.call(STAT, &[a, st]), 0);
     assert_eq!(h.read(st + 24, 4), (crate::fs::node::S_IFREG | 0o600).to_le_bytes());
-    assert_eq!(h.call(UNLINKAT, &[AT, new, AT_REMOVEDIR]), 0);
+    assert_eq!(h.call(UNLINKAT, &[AT, new, u64::from(AT_REMOVEDIR)]), 0);
     assert_eq!(h.err(UNLINKAT, &[AT, a, 0x1]), Errno::EINVAL);
 }
 
@@ -422,7 +422,7 @@ fn stat_layout() {
     assert_eq!(h.read(st + 24, 4), (crate::fs::node::S_IFIFO | 0o600).to_le_bytes());
     let empty = h.cstr("");
     assert_eq!(h.err(NEWFSTATAT, &[fd, empty, st, 0]), Errno::ENOENT);
-    assert_eq!(h.call(NEWFSTATAT, &[fd, empty, st, AT_EMPTY_PATH]), 0);
+    assert_eq!(h.call(NEWFSTATAT, &[fd, empty, st, u64::from(AT_EMPTY_PATH)]), 0);
     assert_eq!(h.u64_at(st + 48), 1000);
     assert_eq!(h.err(NEWFSTATAT, &[fd, empty, st, 0x4]), Errno::EINVAL);
     let stx = h.buf(256);
@@ -477,20 +477,24 @@ fn dup_and_fcntl() {
     assert_eq!(h.err(DUP3, &[10, 10, 0]), Errno::EINVAL);
     assert_eq!(h.err(DUP3, &[1, 11, 1]), Errno::EINVAL);
     assert_eq!(h.call(DUP3, &[1, 11, u64::from(O_CLOEXEC)]), 11);
-    assert_eq!(h.call(FCNTL, &[11, super::io::F_GETFD, 0]), 1);
-    assert_eq!(h.call(FCNTL, &[11, super::io::F_SETFD, 0]), 0);
-    assert_eq!(h.call(FCNTL, &[11, super::io::F_GETFD, 0]), 0);
-    assert_eq!(h.call(FCNTL, &[1, super::io::F_DUPFD, 20]), 20);
-    assert_eq!(h.call(FCNTL, &[1, super::io::F_DUPFD_CLOEXEC, 0]), 4);
-    assert_eq!(h.call(FCNTL, &[1, super::io::F_GETFL, 0]), i64::from(O_WRONLY));
-    assert_eq!(h.call(FCNTL, &[1, super::io::F_SETFL, u64::from(O_NONBLOCK | O_RDWR)]), 0);
-    assert_eq!(h.call(FCNTL, &[3, super::io::F_GETFL, 0]), i64::from(O_WRONLY | O_NONBLOCK), "shared description");
+    assert_eq!(h.call(FCNTL, &[11, u64::from(super::io::F_GETFD), 0]), 1);
+    assert_eq!(h.call(FCNTL, &[11, u64::from(super::io::F_SETFD), 0]), 0);
+    assert_eq!(h.call(FCNTL, &[11, u64::from(super::io::F_GETFD), 0]), 0);
+    assert_eq!(h.call(FCNTL, &[1, u64::from(super::io::F_DUPFD), 20]), 20);
+    assert_eq!(h.call(FCNTL, &[1, u64::from(super::io::F_DUPFD_CLOEXEC), 0]), 4);
+    assert_eq!(h.call(FCNTL, &[1, u64::from(super::io::F_GETFL), 0]), i64::from(O_WRONLY));
+    assert_eq!(h.call(FCNTL, &[1, u64::from(super::io::F_SETFL), u64::from(O_NONBLOCK | O_RDWR)]), 0);
+    assert_eq!(
+        h.call(FCNTL, &[3, u64::from(super::io::F_GETFL), 0]),
+        i64::from(O_WRONLY | O_NONBLOCK),
+        "shared description"
+    );
     assert_eq!(h.err(FCNTL, &[1, 9999, 0]), Errno::EINVAL);
-    assert_eq!(h.err(FCNTL, &[99, super::io::F_GETFD, 0]), Errno::EBADF);
-    assert_eq!(h.err(IOCTL, &[1, super::io::TCGETS, 0]), Errno::ENOTTY);
+    assert_eq!(h.err(FCNTL, &[99, u64::from(super::io::F_GETFD), 0]), Errno::EBADF);
+    assert_eq!(h.err(IOCTL, &[1, u64::from(super::io::TCGETS), 0]), Errno::ENOTTY);
     let ws = h.buf(8);
-    assert_eq!(h.err(IOCTL, &[1, super::io::TIOCGWINSZ, ws]), Errno::ENOTTY);
-    assert_eq!(h.err(IOCTL, &[99, super::io::TCGETS, 0]), Errno::EBADF);
+    assert_eq!(h.err(IOCTL, &[1, u64::from(super::io::TIOCGWINSZ), ws]), Errno::ENOTTY);
+    assert_eq!(h.err(IOCTL, &[99, u64::from(super::io::TCGETS), 0]), Errno::EBADF);
     // RLIMIT_NOFILE bounds the table.
     let lim = h.put(&[4u64.to_le_bytes(), 4u64.to_le_bytes()].concat());
     assert_eq!(h.call(PRLIMIT64, &[0, 7, lim, 0]), 0);
@@ -552,7 +556,7 @@ fn poll_and_select_timeouts() {
     assert_eq!(h.result(POLL, &[pfd, 1, u64::MAX]), SyscallResult::Killed(9));
     let bad = h.put(&[77i32.to_le_bytes(), [1, 0, 0, 0]].concat());
     assert_eq!(h.call(POLL, &[bad, 1, 0]), 1);
-    assert_eq!(h.read(bad + 6, 2), (super::io::POLLNVAL).to_le_bytes());
+    assert_eq!(h.read(bad + 6, 2), (super::io::POLLNVAL as u16).to_le_bytes());
     // select: stdout writable, the pipe's read end not readable.
     let readfds = h.put(&(1u64 << 3).to_le_bytes());
     let writefds = h.put(&(1u64 << 1).to_le_bytes());

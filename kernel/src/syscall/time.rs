@@ -1,24 +1,17 @@
 //! Clocks and sleeping. Sleeping idles the machine until the monotonic deadline; no signal can
 //! interrupt it, so the remaining time written back is always zero.
 
-use super::{int_arg, SysResult};
+use super::SysResult;
 use crate::errno::Errno;
 use crate::machine::Machine;
-use crate::process::Kernel;
+use crate::process::Process;
 use crate::user;
 
-pub const CLOCK_REALTIME: i32 = 0;
-pub const CLOCK_MONOTONIC: i32 = 1;
-pub const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-pub const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-pub const CLOCK_MONOTONIC_RAW: i32 = 4;
-pub const CLOCK_REALTIME_COARSE: i32 = 5;
-pub const CLOCK_MONOTONIC_COARSE: i32 = 6;
-pub const CLOCK_BOOTTIME: i32 = 7;
-pub const CLOCK_REALTIME_ALARM: i32 = 8;
-pub const CLOCK_BOOTTIME_ALARM: i32 = 9;
-pub const CLOCK_TAI: i32 = 11;
-pub const TIMER_ABSTIME: u64 = 1;
+pub use linux_raw_sys::general::{
+    CLOCK_BOOTTIME, CLOCK_BOOTTIME_ALARM, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW,
+    CLOCK_PROCESS_CPUTIME_ID, CLOCK_REALTIME, CLOCK_REALTIME_ALARM, CLOCK_REALTIME_COARSE, CLOCK_TAI,
+    CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME,
+};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -29,8 +22,9 @@ fn timespec(ns: u64) -> [u8; 16] {
     raw
 }
 
-/// Whether a clock counts wall time (else time since boot).
-fn is_realtime(clock: i32) -> Result<bool, Errno> {
+/// Whether a clock counts wall time (else time since boot). Negative ids (CPU clocks of other processes)
+/// are far outside the table as `u32`: EINVAL.
+fn is_realtime(clock: u32) -> Result<bool, Errno> {
     match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => Ok(true),
         CLOCK_MONOTONIC
@@ -44,19 +38,19 @@ fn is_realtime(clock: i32) -> Result<bool, Errno> {
     }
 }
 
-impl Kernel {
-    fn clock_now<M: Machine>(m: &mut M, clock: i32) -> Result<u64, Errno> {
+impl Process {
+    fn clock_now<M: Machine>(m: &mut M, clock: u32) -> Result<u64, Errno> {
         Ok(if is_realtime(clock)? { m.realtime_ns() } else { m.monotonic_ns() })
     }
 
     pub(crate) fn sys_clock_gettime<M: Machine>(&mut self, m: &mut M, clock: u64, tp: u64) -> SysResult {
-        let now = Self::clock_now(m, int_arg(clock))?;
+        let now = Self::clock_now(m, clock as u32)?;
         user::write(&self.vmas, m, tp, &timespec(now))?;
         Ok(0)
     }
 
     pub(crate) fn sys_clock_getres<M: Machine>(&mut self, m: &mut M, clock: u64, res: u64) -> SysResult {
-        let clock = int_arg(clock);
+        let clock = clock as u32;
         is_realtime(clock)?;
         let resolution = if matches!(clock, CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE) { 4_000_000 } else { 1 };
         if res != 0 {
@@ -105,7 +99,7 @@ impl Kernel {
         req: u64,
         rem: u64,
     ) -> SysResult {
-        let clock = int_arg(clock);
+        let (clock, flags) = (clock as u32, flags as u32);
         let realtime = match clock {
             CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL.into()),
             _ => is_realtime(clock)?,

@@ -1,4 +1,4 @@
-//! The bridge between the hardware and the syscall layer (`kernel::Kernel`): process start, syscall
+//! The bridge between the hardware and the syscall layer (`kernel::Process`): process start, syscall
 //! dispatch, demand paging, and the [`kernel::Machine`] the layer runs against.
 //!
 //! App memory is backed on demand from the syscall layer's VMA list (the one record of what the app has
@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{fault, PageFlags, PAGE_SIZE};
 use kernel::mm::vma::VmaList;
-use kernel::{Kernel, KernelConfig, MapError, Segment, SharedId, SyscallResult};
+use kernel::{MapError, Process, ProcessConfig, Segment, SharedId, SyscallResult};
 use kernel_abi::{IsolationMode, RegionKind, Stream, FLAG_TRACE_SYSCALLS, PERM_EXEC, PERM_WRITE};
 
 use super::idt::TrapFrame;
@@ -38,7 +38,7 @@ const BACK_AT_MAP: u64 = 8 * PAGE_SIZE;
 const RESERVED_FRAMES: u64 = 1 << 20;
 
 /// The process: the syscall layer's state.
-static PROCESS: CpuLocal<Option<Kernel>> = CpuLocal::new(None);
+static PROCESS: CpuLocal<Option<Process>> = CpuLocal::new(None);
 /// The machine the process runs on.
 static MACHINE: CpuLocal<Option<ArchMachine>> = CpuLocal::new(None);
 
@@ -88,14 +88,14 @@ fn phys_slice(phys_start: u64, size: u64) -> &'static [u8] {
 pub fn start_process(state: &BootState) -> AppStart {
     let info = state.info;
     let span = |span: kernel_abi::VirtSpan| Span::new(span.start, span.size);
-    // The VMM planned the spans (and reports their entropy); `Kernel::new` validates them.
+    // The VMM planned the spans (and reports their entropy); `Process::new` validates them.
     let process = ProcessLayout {
         stack: span(info.stack),
         brk: span(info.brk),
         mmap: span(info.mmap),
         entropy: Default::default(),
     };
-    let mut config = KernelConfig::new(info.seed, process);
+    let mut config = ProcessConfig::new(info.seed, process);
     // One allocation each (pushing into empty vectors would grow them step by step; reserving on an empty
     // one takes the longer growth path).
     config.segments = Vec::with_capacity(info.regions().len());
@@ -127,10 +127,10 @@ pub fn start_process(state: &BootState) -> AppStart {
         fsgsbase: leaf7.ebx & 1 != 0,
         shared: BTreeMap::new(),
     };
-    // Built in its static (`Kernel::init`): a copy costs real time where kernel code is emulated.
+    // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
     let (process, machine) = unsafe { (PROCESS.get(), MACHINE.get().insert(machine)) };
-    let Ok(kernel) = Kernel::init(process, &config) else {
+    let Ok(kernel) = Process::init(process, &config) else {
         fatal("the boot info's regions and process layout do not form a valid process")
     };
     // AT_HWCAP: CPUID.1:EDX, as Linux reports it; the VMM left its slot in the initial stack for us.
@@ -190,7 +190,7 @@ pub fn handle_page_fault(frame: &TrapFrame, address: u64) -> bool {
         return false;
     }
     if in_kernel_text(frame.rip) {
-        // Kernel copies back their pages first (see the module doc): a fault here is a kernel bug.
+        // Process copies back their pages first (see the module doc): a fault here is a kernel bug.
         return false;
     }
     // SAFETY: the app's own code faulted (kernel code was ruled out above), so no syscall is running and
