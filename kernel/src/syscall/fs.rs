@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use kernel_abi::Stream;
 
-use super::io::access_allows_write;
+use super::rw::access_allows_write;
 use super::*;
 use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};

@@ -7,10 +7,13 @@
 //! 137), instead of hanging until the VMM's timeout. With `O_NONBLOCK` the app gets EAGAIN as on Linux.
 #![forbid(unsafe_code)]
 
+pub mod fcntl;
 pub mod fs;
-pub mod io;
 pub mod mem;
+pub mod pipe;
+pub mod poll;
 pub mod proc;
+pub mod rw;
 pub mod signal;
 pub mod table;
 pub mod time;

@@ -121,4 +121,15 @@ impl Process {
         }
         Ok(0)
     }
+
+    /// Reads and validates a timespec; returns nanoseconds.
+    pub(crate) fn read_timespec_ns<M: Machine>(&self, m: &mut M, addr: u64) -> Result<u64, Errno> {
+        let raw = user::read_array::<M, 16>(&self.vmas, m, addr)?;
+        let sec = i64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+        let nsec = i64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Ok((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+    }
 }
