@@ -15,7 +15,9 @@ use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel::mm::VmaList;
 use kernel::model::ModelMachine;
-use kernel::{Fault, Machine, MapError, Process, ProcessConfig, Segment, SharedId, SyscallResult, SYSCALLS};
+use kernel::{
+    Fault, Inspection, Machine, MapError, Process, ProcessConfig, Segment, SharedId, SyscallResult, SYSCALLS,
+};
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
 
 use super::input::Reader;
@@ -139,9 +141,9 @@ impl Machine for GuardedMachine {
     fn fs_base(&mut self) -> u64 {
         self.model.fs_base()
     }
-    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
-        self.guard("inspected", addr, len);
-        self.model.check_executable(addr, len)
+    fn read_page(&mut self, page: u64, buf: &mut [u8; 4096]) -> bool {
+        self.guard("inspected", page, 4096);
+        self.model.read_page(page, buf)
     }
     fn idle_until(&mut self, deadline_ns: u64) {
         self.model.idle_until(deadline_ns)
@@ -149,7 +151,7 @@ impl Machine for GuardedMachine {
 }
 
 /// The kernel and machine after boot: segments mapped, files loaded, stack set up.
-pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Process, GuardedMachine) {
+pub fn boot(trace: bool, enforce_wx: bool, inspection: Inspection) -> (Process, GuardedMachine) {
     let layout = ProcessLayout {
         stack: Span::new(STACK_START, STACK_LEN),
         brk: Span::new(BRK_START, BRK_LEN),
@@ -168,12 +170,12 @@ pub fn boot(trace: bool, enforce_wx: bool, refuse_exec: bool) -> (Process, Guard
     config.files = *FILES;
     config.trace = trace;
     config.enforce_wx = enforce_wx;
+    config.inspection = inspection;
     config.fs_capacity = 1 << 20;
     config.memory_size = 64 << 20;
     let mut model = ModelMachine::new();
     model.max_pages = MAX_PAGES;
     model.console_limit = 64 << 10;
-    model.refuse_exec = refuse_exec;
     for segment in &config.segments {
         model.premap(segment.start, segment.len, segment.perms);
     }
@@ -240,7 +242,12 @@ pub fn run(data: &[u8]) {
     let mut input = Reader::new(data);
     let config = input.u8();
     let enforce_wx = config & 2 == 0;
-    let (mut kernel, mut machine) = boot(config & 1 != 0, enforce_wx, config & 4 != 0);
+    let inspection = match (enforce_wx, config & 4 != 0) {
+        (false, _) => Inspection::Off,
+        (true, false) => Inspection::Default,
+        (true, true) => Inspection::Strict,
+    };
+    let (mut kernel, mut machine) = boot(config & 1 != 0, enforce_wx, inspection);
     check(&kernel, &machine, enforce_wx, "boot");
     let mut last = 0i64;
     for _ in 0..MAX_RECORDS {

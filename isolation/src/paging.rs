@@ -410,8 +410,6 @@ struct Leaf {
     slot: u64,
     /// The entry's value.
     entry: u64,
-    /// Bytes the leaf maps (4 KiB or 2 MiB).
-    size: u64,
 }
 
 /// Calls `visit(mem, leaf)` for every mapped leaf inside `[virt, virt + size)`, skipping
@@ -453,7 +451,7 @@ fn for_each_leaf<M: PhysMemory>(
                     if base < virt || base + span > end {
                         return Err(PagingError::HugePageSplit);
                     }
-                    visit(mem, Leaf { virt: addr, slot, entry, size: span });
+                    visit(mem, Leaf { virt: addr, slot, entry });
                     addr += span;
                     continue 'walk;
                 }
@@ -468,7 +466,7 @@ fn for_each_leaf<M: PhysMemory>(
                     let slot = leaf_table + index(addr, 0) * 8;
                     let entry = mem.read_u64(slot);
                     if classify(entry, 0) == Entry::Leaf {
-                        visit(mem, Leaf { virt: addr, slot, entry, size: PAGE_SIZE });
+                        visit(mem, Leaf { virt: addr, slot, entry });
                     }
                     addr += PAGE_SIZE;
                 }
@@ -514,19 +512,6 @@ pub fn make_inaccessible<M: PhysMemory>(
     })
 }
 
-/// The mapped pages of `[virt, virt + size)` as (address, page size), in address order (inaccessible ones
-/// included).
-pub fn mapped_pages(
-    mem: &mut impl PhysMemory,
-    root: u64,
-    virt: u64,
-    size: u64,
-) -> Result<alloc::vec::Vec<(u64, u64)>, PagingError> {
-    let mut pages = alloc::vec::Vec::new();
-    for_each_leaf(mem, root, virt, size, |_, leaf| pages.push((leaf.virt, leaf.size)))?;
-    Ok(pages)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +553,22 @@ mod tests {
     }
 
     const RW_USER: PageFlags = PageFlags { writable: true, executable: false, user: true, pkey: 0, global: false };
+
+    /// The mapped pages of `[virt, virt + size)` as (address, page size), in address order (inaccessible ones
+    /// included).
+    fn mapped_pages(
+        mem: &mut impl PhysMemory,
+        root: u64,
+        virt: u64,
+        size: u64,
+    ) -> Result<alloc::vec::Vec<(u64, u64)>, PagingError> {
+        let mut pages = alloc::vec::Vec::new();
+        for_each_leaf(mem, root, virt, size, |mem, leaf| {
+            let page = leaf_slot(mem, root, leaf.virt).map_or(0, |(_, page)| page);
+            pages.push((leaf.virt, page));
+        })?;
+        Ok(pages)
+    }
 
     /// True when `virt` is mapped and the CPU sees it present (not made inaccessible).
     fn is_accessible(mem: &SparseMemory, root: u64, virt: u64) -> bool {

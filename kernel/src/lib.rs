@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod errno;
 pub mod fd;
 pub mod fs;
+pub mod inspect;
 pub mod machine;
 pub mod mm;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod trace;
 pub mod user;
 
 pub use errno::Errno;
+pub use inspect::Inspection;
 pub use machine::{Fault, Machine, MapError, SharedId};
 pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Uname, UNAME};
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -78,13 +78,9 @@ pub trait Machine {
     /// `arch_prctl(ARCH_SET_FS)`: the FS base the app resumes with.
     fn set_fs_base(&mut self, value: u64);
     fn fs_base(&mut self) -> u64;
-    /// Memory at `[addr, addr + len)` is about to become executable: inspect it (forbidden instructions).
-    /// `Err` refuses, and the syscall fails with EACCES.
-    #[allow(clippy::result_unit_err)]
-    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
-        let _ = (addr, len);
-        Ok(())
-    }
+    /// Copies the app page at `page` (page-aligned, inside a VMA) into `buf` as it is, whatever its
+    /// protection (an inaccessible page too); false, and `buf` untouched, if it has no frame yet.
+    fn read_page(&mut self, page: u64, buf: &mut [u8; 4096]) -> bool;
     /// Waits until the monotonic clock reaches `deadline_ns` (nanosleep, poll timeouts). The default spins;
     /// real hardware halts until a timer interrupt.
     fn idle_until(&mut self, deadline_ns: u64) {

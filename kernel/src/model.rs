@@ -39,10 +39,6 @@ pub struct ModelMachine {
     pub fs_base: u64,
     /// Accesses the syscall layer should never have made.
     pub violations: u32,
-    /// Refuse every `check_executable` (simulates finding a forbidden instruction).
-    pub refuse_exec: bool,
-    /// Ranges passed to `check_executable`.
-    pub exec_checks: Vec<(u64, u64)>,
     /// Cap on captured console bytes (the fuzzer must not grow without bound).
     pub console_limit: usize,
     /// Shared memory objects and their pages.
@@ -249,12 +245,13 @@ impl Machine for ModelMachine {
         self.fs_base
     }
 
-    fn check_executable(&mut self, addr: u64, len: u64) -> Result<(), ()> {
-        self.exec_checks.push((addr, len));
-        if self.refuse_exec {
-            Err(())
-        } else {
-            Ok(())
+    fn read_page(&mut self, page: u64, buf: &mut [u8; 4096]) -> bool {
+        match self.page_bytes(page) {
+            Some(bytes) => {
+                buf.copy_from_slice(&bytes[..]);
+                true
+            }
+            None => false,
         }
     }
 

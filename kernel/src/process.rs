@@ -9,6 +9,7 @@ use kernel_abi::{Stream, PERM_READ, PERM_WRITE};
 use crate::fd::{FdTable, FileKind, OpenFile};
 use crate::fs::archive::LoadError;
 use crate::fs::{FileSystem, NodeId, ROOT};
+use crate::inspect::Inspection;
 use crate::machine::Machine;
 use crate::mm::{page_align_up, SharedFiles, Vma, VmaKind, VmaList, PAGE_SIZE};
 use crate::pipe::Pipes;
@@ -69,6 +70,8 @@ pub struct ProcessConfig {
     pub trace: bool,
     /// Refuse writable+executable mappings (on in `mpk` mode).
     pub enforce_wx: bool,
+    /// How code that becomes executable at run time is inspected (on in `mpk` mode).
+    pub inspection: Inspection,
     /// Guest memory size (sysinfo's totalram).
     pub memory_size: u64,
     /// Most bytes of file data the app may create in the file system.
@@ -91,6 +94,7 @@ impl ProcessConfig {
             files: &[],
             trace: false,
             enforce_wx: true,
+            inspection: Inspection::Default,
             memory_size: 256 << 20,
             fs_capacity: 64 << 20,
             boot_realtime_ns: 0,
@@ -157,6 +161,7 @@ pub struct Process {
     pub(crate) stdin: &'static [u8],
     pub(crate) trace: bool,
     pub(crate) enforce_wx: bool,
+    pub(crate) inspection: Inspection,
     pub(crate) layout: ProcessLayout,
     pub(crate) reserved: Vec<(u64, u64)>,
     pub(crate) memory_size: u64,
@@ -260,6 +265,7 @@ impl Process {
             stdin: config.stdin,
             trace: config.trace,
             enforce_wx: config.enforce_wx,
+            inspection: config.inspection,
             layout,
             reserved,
             memory_size: config.memory_size,

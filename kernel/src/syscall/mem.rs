@@ -3,7 +3,7 @@
 //! Every change goes VMA list first (so a failure leaves the machine untouched) or is rolled back, and
 //! the machine is only ever asked to map, protect or unmap ranges the VMA list owns or that are free and
 //! outside the reserved (kernel) ranges. Memory that becomes executable is mapped without execute first,
-//! filled, inspected with [`Machine::check_executable`], and only then made executable. Private file
+//! filled, inspected (`crate::inspect`), and only then made executable. Private file
 //! mappings are copies; shared ones map the file's shared memory object (`crate::mm::shared`), which
 //! `read()`/`write()` and `msync` keep in step with the file.
 
@@ -125,8 +125,8 @@ impl Process {
                 m.write_user(&self.vmas, start, &data[from..to]).map_err(|_| Errno::EFAULT)?;
             }
         }
-        if perms & PERM_EXEC != 0 && m.check_executable(start, len).is_err() {
-            return Err(Errno::EACCES);
+        if perms & PERM_EXEC != 0 {
+            self.inspect_executable(m, start, len)?;
         }
         if initial != perms {
             self.vmas.protect(start, start + len, perms).map_err(|_| Errno::ENOMEM)?;
@@ -326,8 +326,8 @@ impl Process {
             }
         }
         let gains_exec = perms & PERM_EXEC != 0 && self.vmas.intersections(addr, end).any(|p| p.perms & PERM_EXEC == 0);
-        if gains_exec && m.check_executable(addr, len).is_err() {
-            return Err(Errno::EACCES.into());
+        if gains_exec {
+            self.inspect_executable(m, addr, len)?;
         }
         // The machine first (a failed `protect` changes nothing), then the list, which has room for its
         // splits reserved and so cannot fail: no copy of the old permissions is needed to roll back.

@@ -1,21 +1,32 @@
 //! The x86-64 hardware side of the kernel: everything that executes privileged instructions or touches
-//! memory through raw pointers is here, in small named modules.
+//! memory through raw pointers is here, in small named modules, layered so that each uses only those
+//! below it (the entries' assembly names the Rust handlers beside it):
 //!
-//! - `start`: the entry point and the boot sequence;
-//! - `gdt`, `idt`: descriptor tables, the TSS and its IST stacks, exception entries;
-//! - `syscall`: the SYSCALL entries, one per isolation mode;
-//! - `pkru`: the only code that writes PKRU (checked gates);
-//! - `registers`: control registers and MSRs;
-//! - `console`: the framed console and exit ports;
-//! - `memory`: the physical map, frame allocator, kernel heap and app-memory access;
-//! - `machine`: the `Machine` the syscall layer runs against.
+//! ```text
+//!  start                boot sequence, entering the app
+//!    │
+//!  trap/{syscall,       the entries from the app (SYSCALL, exceptions) and their handlers
+//!        exception}
+//!    │
+//!  machine              ArchMachine: the kernel::Machine the syscall layer runs on; demand paging
+//!    │
+//!  mm/{physical, user,  guest-physical memory and page tables, copies to/from the app, the heap
+//!      heap}
+//!    │
+//!  tables, registers,   descriptor tables, IST stacks, the gate-violation stop; CR/MSR/TSC access;
+//!  halt                 fatal errors and crash reports
+//!    │
+//!  frame, pkru,         register frames; the PKRU gates (macros); console ports; CPU-local globals
+//!  console, sync
+//! ```
 pub mod console;
-pub mod gdt;
-pub mod idt;
+pub mod frame;
+pub mod halt;
 pub mod machine;
-pub mod memory;
+pub mod mm;
 pub mod pkru;
 pub mod registers;
 pub mod start;
 pub mod sync;
-pub mod syscall;
+pub mod tables;
+pub mod trap;

@@ -1,18 +1,16 @@
 //! The only code that writes PKRU: ERIM-style checked gates, spliced into the entry assembly.
 //!
 //! Every WRPKRU is immediately followed by a compare of EAX with the constant it must hold; on a
-//! mismatch (someone jumped to the WRPKRU with forged registers) the gate jumps to [`gate_violation`],
-//! which reports the attempt and stops the VM without touching keyed memory. The gates run only when
-//! `GateData::mpk_enabled` is set (CR4.PKE is on); in the other modes RDPKRU/WRPKRU would be #UD.
+//! mismatch (someone jumped to the WRPKRU with forged registers) the gate jumps to
+//! `tables::gate_violation`, which reports the attempt and stops the VM without touching keyed memory.
+//! The gates run only when `GateData::mpk_enabled` is set (CR4.PKE is on); in the other modes
+//! RDPKRU/WRPKRU would be #UD.
 //!
-//! The entry scratch area and `GateData` live on supervisor pages (see `gdt`), so the gates can use
-//! them before PKRU allows kernel memory.
-
-use core::mem::offset_of;
+//! The entry scratch area and `GateData` live on supervisor pages (see `tables`), so the gates can use
+//! them before PKRU allows kernel memory. The macros take their operands (`tables`, `mpk_flag`,
+//! `scratch`, `pkru_kernel`, `pkru_app`, `violation`) from the `global_asm!` that splices them in.
 
 use kernel_abi::{CrashRecord, FrameHeader, Stream, CRASH_GATE_VIOLATION};
-
-use super::gdt::{SupervisorTables, TABLES};
 
 pub use isolation::pkeys::{PKRU_APP, PKRU_KERNEL};
 
@@ -20,7 +18,7 @@ pub use isolation::pkeys::{PKRU_APP, PKRU_KERNEL};
 #[repr(C)]
 pub struct GateData {
     pub mpk_enabled: u64,
-    /// A complete console frame reporting a gate violation, sent by [`gate_violation`] as is.
+    /// A complete console frame reporting a gate violation, sent by `tables::gate_violation` as is.
     pub violation_frame: [u8; 4 + CrashRecord::SIZE],
 }
 
@@ -37,19 +35,6 @@ impl GateData {
         }
         Self { mpk_enabled: 0, violation_frame }
     }
-}
-
-/// Offset of `GateData::mpk_enabled` from the start of the tables page, for the entry assembly.
-pub const MPK_FLAG_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, mpk_enabled);
-const VIOLATION_FRAME_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, violation_frame);
-
-/// Turns the gates on in `mpk` mode; called at boot before the tables page becomes read-only.
-///
-/// # Safety
-/// Boot only, before any entry can happen.
-pub unsafe fn init(mpk: bool) {
-    // SAFETY: boot runs alone.
-    unsafe { TABLES.get().gate.mpk_enabled = u64::from(mpk) };
 }
 
 /// Exception entry, after the trap frame is saved (RAX, RCX, RDX are free): switch to the kernel's PKRU.
@@ -139,34 +124,4 @@ macro_rules! pkru_syscall_gate_leave {
             "75:\n",
         )
     };
-}
-
-core::arch::global_asm!(
-    ".pushsection .text.secure_run_gate, \"ax\"",
-    ".global secure_run_gate_violation",
-    "secure_run_gate_violation:",
-    // Only supervisor memory is used: the prepared frame and the ports. PKRU may be anything here.
-    "lea rsi, [rip + {tables} + {frame}]",
-    "mov ecx, {frame_len}",
-    "mov dx, {console}",
-    "cld",
-    "rep outsb",
-    "mov dx, {exit}",
-    "xor eax, eax",
-    "out dx, eax",
-    "2:",
-    "hlt",
-    "jmp 2b",
-    ".popsection",
-    tables = sym TABLES,
-    frame = const VIOLATION_FRAME_OFFSET,
-    frame_len = const 4 + CrashRecord::SIZE,
-    console = const kernel_abi::CONSOLE_PORT,
-    exit = const kernel_abi::EXIT_PORT,
-);
-
-unsafe extern "C" {
-    /// Reports a gate violation and stops the VM. Jumped to, never called.
-    #[link_name = "secure_run_gate_violation"]
-    pub fn gate_violation() -> !;
 }

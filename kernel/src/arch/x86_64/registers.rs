@@ -33,7 +33,7 @@ pub fn write_fs_base(value: u64, fsgsbase: bool) {
             "cmp ecx, {fs_base}",
             "jne {violation}",
             fs_base = const MSR_FS_BASE,
-            violation = sym super::pkru::gate_violation,
+            violation = sym super::tables::gate_violation,
             in("ecx") MSR_FS_BASE,
             in("eax") value as u32,
             in("edx") (value >> 32) as u32,

@@ -1,16 +1,23 @@
-//! The entry point and the boot sequence, and what ends the VM (faults, fatal errors, panics).
+//! The entry point and the boot sequence: descriptor tables and entries, control registers, memory,
+//! the kernel's own protection, the process, and the jump into the app.
 
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::arch::global_asm;
-use core::fmt::Write;
 use core::mem::size_of;
 
-use isolation::paging::{fault, PageFlags};
-use kernel_abi::{BootInfo, CrashRecord, IsolationMode, RegionKind, Stream};
+use isolation::layout::{ProcessLayout, Span};
+use isolation::paging::PageFlags;
+use kernel::{Inspection, Process, ProcessConfig, Segment};
+use kernel_abi::{BootInfo, IsolationMode, RegionKind, FLAG_STRICT_INSPECTION, FLAG_TRACE_SYSCALLS};
 
-use super::idt::TrapFrame;
-use super::registers::{Cr0, Cr0Flags, Cr2, Cr4, Cr4Flags};
-use super::sync::CpuLocal;
-use super::{console, gdt, idt, machine, memory, pkru, syscall};
+use super::halt::fatal;
+use super::machine::{self, ArchMachine};
+use super::mm::physical::{self, PhysicalMemory};
+use super::mm::user;
+use super::registers::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use super::tables;
+use super::trap::{exception, syscall};
 
 global_asm!(
     ".pushsection .text.secure_run_start, \"ax\"",
@@ -24,31 +31,9 @@ global_asm!(
     "ud2",
     ".popsection",
     stack = sym syscall::SYSCALL_STACK,
-    stack_size = const core::mem::size_of::<syscall::KernelStack>(),
+    stack_size = const size_of::<syscall::KernelStack>(),
     main = sym kernel_main,
 );
-
-/// What the kernel keeps of the boot info and of its own decisions.
-pub struct BootState {
-    /// The boot info where the VMM put it, outside the free range: nothing writes it after boot (the app
-    /// cannot reach the physical map in `ring3` and `mpk`).
-    pub info: &'static BootInfo,
-    pub mode: IsolationMode,
-    pub smap: bool,
-    /// The TSC when the kernel started: the monotonic clock's zero.
-    pub tsc_at_boot: u64,
-}
-
-static BOOT: CpuLocal<Option<BootState>> = CpuLocal::new(None);
-
-/// The boot state (read-only after boot).
-pub fn boot_state() -> &'static BootState {
-    // SAFETY: written once during boot, only read afterwards.
-    match unsafe { BOOT.get() } {
-        Some(state) => state,
-        None => fatal("boot state used before boot"),
-    }
-}
 
 extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
     let tsc_at_boot = super::registers::rdtsc();
@@ -64,16 +49,14 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
 
     // SAFETY: boot runs alone, once, in this order: descriptor tables, then the entries that use them.
     unsafe {
-        gdt::init(syscall::syscall_stack_top());
-        idt::init();
+        tables::init(syscall::syscall_stack_top(), exception::stubs(), mode == IsolationMode::Mpk);
         syscall::init(app_at_cpl3);
-        pkru::init(mode == IsolationMode::Mpk);
     }
     mask_legacy_pic();
-    let smap = setup_control_registers(mode);
+    user::set_smap(setup_control_registers(mode));
     // SAFETY: boot runs alone; the free range comes from the validated boot info.
-    unsafe {
-        memory::init(
+    let mut memory = unsafe {
+        physical::init(
             info.physmap_base,
             info.memory_size,
             info.page_table_root,
@@ -81,26 +64,21 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
             info.free_phys_end,
         )
     };
-    // SAFETY: boot runs alone.
-    unsafe { *BOOT.get() = Some(BootState { info, mode, smap, tsc_at_boot }) };
-
-    protect_kernel(boot_state());
-    let start = machine::start_process(boot_state());
-    enter_app(start.entry, start.stack_pointer, mode)
+    protect_kernel(&mut memory, info, mode);
+    start_process(memory, info, mode, tsc_at_boot);
+    enter_app(info.app_entry, info.stack_pointer, mode)
 }
 
 /// Puts the kernel's own memory out of the app's reach before the app runs: the boot trampoline is
 /// unmapped (boot-only code); in `mpk` mode every kernel region becomes a user page tagged with its
 /// protection key, except the structures the CPU reads or writes implicitly (descriptor tables, IST
 /// stacks, entry scratch), which stay supervisor pages; the descriptor tables become read-only.
-fn protect_kernel(state: &BootState) {
-    // SAFETY: boot runs alone.
-    let memory = unsafe { memory::memory() };
-    for region in state.info.regions() {
+fn protect_kernel(memory: &mut PhysicalMemory, info: &BootInfo, mode: IsolationMode) {
+    for region in info.regions() {
         let Some(kind) = RegionKind::from_u32(region.kind) else { continue };
         let result = if kind == RegionKind::BootTrampoline {
             memory.unmap_keep_frames(region.virt_start, region.size)
-        } else if kind.is_kernel() && isolation::pkeys::is_user_page(kind, state.mode) {
+        } else if kind.is_kernel() && isolation::pkeys::is_user_page(kind, mode) {
             // The VMM maps kernel memory as supervisor pages; the policy says which become keyed user pages.
             let pkey = isolation::pkeys::pkey_for(kind);
             memory.update_flags(region.virt_start, region.size, |flags| PageFlags { user: true, pkey, ..flags })
@@ -117,8 +95,8 @@ fn protect_kernel(state: &BootState) {
     }
     // The VMM maps all kernel memory as supervisor pages; only `mpk` made them user pages above, and
     // must give the CPU-accessed structures back. The descriptor tables become read-only in every mode.
-    let [tables, rest @ ..] = gdt::supervisor_ranges();
-    let supervisor_only = if state.mode == IsolationMode::Mpk { rest.as_slice() } else { &[] };
+    let [tables, rest @ ..] = tables::supervisor_ranges();
+    let supervisor_only = if mode == IsolationMode::Mpk { rest.as_slice() } else { &[] };
     for &(start, size) in supervisor_only {
         if memory.update_flags(start, size, |flags| PageFlags { user: false, pkey: 0, ..flags }).is_err() {
             fatal("cannot make the IST stacks and entry scratch supervisor pages");
@@ -198,21 +176,6 @@ fn setup_control_registers(mode: IsolationMode) -> bool {
     smap
 }
 
-/// Runs `f` with SMAP lifted (EFLAGS.AC set via POPFQ: STAC/CLAC stop the VM on the nested KVM here).
-pub fn with_app_access<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: BOOT is written once at boot before any app access.
-    let smap = unsafe { BOOT.get() }.as_ref().is_some_and(|state| state.smap);
-    if !smap {
-        return f();
-    }
-    // SAFETY: only EFLAGS.AC changes.
-    unsafe { core::arch::asm!("pushfq", "or dword ptr [rsp], {ac}", "popfq", ac = const 1 << 18) };
-    let result = f();
-    // SAFETY: only EFLAGS.AC changes.
-    unsafe { core::arch::asm!("pushfq", "and dword ptr [rsp], {not_ac}", "popfq", not_ac = const !(1u32 << 18)) };
-    result
-}
-
 /// Starts the app: every register zero (RDX = 0: no exit handler for a static program), RSP at the
 /// initial stack, at CPL3 through IRETQ in `ring3` mode, else by a jump through the PKRU gate.
 fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
@@ -229,9 +192,9 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
                 "xor ebp, ebp", "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
                 "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
                 "iretq",
-                ss = in(reg) u64::from(gdt::USER_DATA_SELECTOR),
+                ss = in(reg) u64::from(tables::USER_DATA_SELECTOR),
                 rsp = in(reg) stack_pointer,
-                cs = in(reg) u64::from(gdt::USER_CODE_SELECTOR),
+                cs = in(reg) u64::from(tables::USER_CODE_SELECTOR),
                 rip = in(reg) entry,
                 options(noreturn)
             )
@@ -241,47 +204,82 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
     unsafe { syscall::enter_app_cpl0(stack_pointer, entry) }
 }
 
-/// Called for every exception with the saved registers. Returns only when the app may continue.
-pub fn handle_exception(frame: &mut TrapFrame) {
-    let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
-    if frame.vector == 14 && machine::handle_page_fault(frame, fault_address) {
-        return;
+/// Bytes of guest-physical memory as a `'static` slice through the physical map.
+fn phys_slice(memory: &PhysicalMemory, phys_start: u64, size: u64) -> &'static [u8] {
+    if size == 0 {
+        return &[];
     }
-    crash_on_exception(frame, fault_address)
+    if phys_start.checked_add(size).is_none_or(|end| end > memory.memory_size()) {
+        fatal("boot info names memory outside the guest");
+    }
+    // SAFETY: the range lies inside guest memory (checked above), mapped by the physical map for the whole
+    // run, and the VMM's blobs are never written by the kernel.
+    unsafe { core::slice::from_raw_parts((memory.physmap_base() + phys_start) as *const u8, size as usize) }
 }
 
-/// An exception the app does not survive. Out of line, so the syscall and demand-paging paths above stay
-/// short where kernel code is emulated.
-#[cold]
-#[inline(never)]
-fn crash_on_exception(frame: &TrapFrame, fault_address: u64) -> ! {
-    // A CPL3 app that jumps into kernel text faults there too; only CPL0 execution is the kernel's.
-    let in_kernel = !frame.is_user_mode() && machine::in_kernel_text(frame.rip);
-    let mut pkey = 0;
-    if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
-        // SAFETY: exceptions do not nest with other kernel code that holds the memory state.
-        if let Some((_, flags)) = unsafe { memory::memory() }.translate(fault_address) {
-            pkey = u64::from(flags.pkey);
+/// Builds the process and its machine from the boot info, and maps the process's initial stack.
+fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: IsolationMode, tsc_at_boot: u64) {
+    let span = |span: kernel_abi::VirtSpan| Span::new(span.start, span.size);
+    // The VMM planned the spans (and reports their entropy); `Process::new` validates them.
+    let process = ProcessLayout {
+        stack: span(info.stack),
+        brk: span(info.brk),
+        mmap: span(info.mmap),
+        entropy: Default::default(),
+    };
+    let mut config = ProcessConfig::new(info.seed, process);
+    // One allocation each (pushing into empty vectors would grow them step by step; reserving on an empty
+    // one takes the longer growth path).
+    config.segments = Vec::with_capacity(info.regions().len());
+    config.reserved = Vec::with_capacity(info.regions().len());
+    for region in info.regions() {
+        let span = Span::new(region.virt_start, region.size);
+        if region.kind == RegionKind::AppSegment as u32 {
+            config.segments.push(Segment { start: span.start, len: span.size, perms: region.perms });
+        } else {
+            config.reserved.push(span);
         }
     }
-    let record = frame.crash_record(fault_address, pkey, in_kernel);
-    crash(&record)
-}
-
-/// Reports the crash and stops the VM.
-pub fn crash(record: &CrashRecord) -> ! {
-    console::write(Stream::Crash, &record.to_bytes());
-    console::stop()
-}
-
-/// A kernel invariant failed: report it and stop the VM.
-pub fn fatal(message: &str) -> ! {
-    let _ = writeln!(console::Log, "kernel: fatal: {message}");
-    crash(&CrashRecord { vector: kernel_abi::CRASH_KERNEL_PANIC, in_kernel: 1, ..CrashRecord::default() })
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let _ = writeln!(console::Log, "kernel: panic: {info}");
-    crash(&CrashRecord { vector: kernel_abi::CRASH_KERNEL_PANIC, in_kernel: 1, ..CrashRecord::default() })
+    config.exe_path = phys_slice(&memory, info.exe_path.phys_start, info.exe_path.size).to_vec();
+    config.random_prefix = phys_slice(&memory, info.random.phys_start, info.random.size);
+    config.stdin = phys_slice(&memory, info.stdin.phys_start, info.stdin.size);
+    config.files = phys_slice(&memory, info.files.phys_start, info.files.size);
+    config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
+    config.enforce_wx = mode == IsolationMode::Mpk;
+    config.inspection = match (mode, info.flags & FLAG_STRICT_INSPECTION != 0) {
+        (IsolationMode::Mpk, false) => Inspection::Default,
+        (IsolationMode::Mpk, true) => Inspection::Strict,
+        _ => Inspection::Off,
+    };
+    config.memory_size = info.memory_size;
+    config.boot_realtime_ns = info.boot_unix_ns;
+    let features = core::arch::x86_64::__cpuid(1);
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
+    let kernel_text = info
+        .regions()
+        .iter()
+        .filter(|region| region.kind == RegionKind::KernelText as u32)
+        .map(|region| (region.virt_start, region.size))
+        .collect();
+    let machine = ArchMachine {
+        memory,
+        tsc_at_boot,
+        tsc_khz: if info.tsc_khz == 0 { 1_000_000 } else { info.tsc_khz },
+        boot_unix_ns: info.boot_unix_ns,
+        fsgsbase: leaf7.ebx & 1 != 0,
+        kernel_text,
+        shared: BTreeMap::new(),
+    };
+    // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
+    // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
+    let (process, machine_slot) = unsafe { machine::slots() };
+    let machine = machine_slot.insert(machine);
+    let Ok(process) = Process::init(process, &config) else {
+        fatal("the boot info's regions and process layout do not form a valid process")
+    };
+    // AT_HWCAP: CPUID.1:EDX, as Linux reports it; the VMM left its slot in the initial stack for us.
+    let hwcap = u64::from(features.edx);
+    if process.adopt_stack(machine, info.stack_pointer, info.hwcap_slot, hwcap).is_err() {
+        fatal("the boot info's initial stack lies outside the stack span");
+    }
 }

@@ -77,11 +77,11 @@ fn mmap_munmap_mprotect_split_vmas() {
     assert_eq!(h.err(MPROTECT, &[addr, 4096, 7]), Errno::EACCES);
     assert_eq!(h.err(MMAP, &[0, 4096, 7, 0x22, u64::MAX, 0]), Errno::EACCES);
     assert_eq!(h.call(MPROTECT, &[addr, 4096, 5]), 0);
-    assert_eq!(h.m.exec_checks.last(), Some(&(addr, 4096)));
-    h.m.refuse_exec = true;
+    h.m.poke(addr + 4096 + 100, &WRPKRU).unwrap();
     assert_eq!(h.err(MPROTECT, &[addr + 4096, 4096, 5]), Errno::EACCES);
     assert_eq!(h.m.perms_at(addr + 4096), Some(PERM_READ | PERM_WRITE), "unchanged after refusal");
-    assert_eq!(h.err(MMAP, &[0, 4096, 5, 0x22, u64::MAX, 0]), Errno::EACCES);
+    // Fresh memory mapped executable is zeros: nothing to refuse.
+    assert!(h.call(MMAP, &[0, 4096, 5, 0x22, u64::MAX, 0]) > 0);
     // Invalid requests.
     assert_eq!(h.err(MMAP, &[0, 0, 3, 0x22, u64::MAX, 0]), Errno::EINVAL);
     assert_eq!(h.err(MMAP, &[0, 4096, 3, 0x20, u64::MAX, 0]), Errno::EINVAL);
@@ -144,7 +144,40 @@ fn file_mappings_copy_contents() {
     assert_eq!(h.err(MMAP, &[0, 4096, 1, 0x02, 1, 0]), Errno::ENODEV);
     let exec = h.call(MMAP, &[0, 4096, 5, 0x02, fd, 0]) as u64;
     assert_eq!(h.m.perms_at(exec), Some(PERM_READ | PERM_EXEC));
-    assert_eq!(h.m.exec_checks.last(), Some(&(exec, 4096)));
+}
+
+const WRPKRU: [u8; 3] = [0x0f, 0x01, 0xef];
+/// `xrstor [rax]`: neutralized by the kernel's configuration (no CR4.OSXSAVE), refused only when strict.
+const XRSTOR: [u8; 3] = [0x0f, 0xae, 0x28];
+
+#[test]
+fn code_made_executable_is_inspected_across_its_edges() {
+    let mut h = Harness::new();
+    let x = h.call(MMAP, &[0, 3 * 4096, 3, 0x22, u64::MAX, 0]) as u64;
+    // WRPKRU straddling the edge of pages 0 and 1: found from page 1's side (the window reaches back).
+    h.m.poke(x + 4096 - 2, &WRPKRU).unwrap();
+    assert_eq!(h.err(MPROTECT, &[x + 4096, 4096, 5]), Errno::EACCES);
+    assert!(alloc::string::String::from_utf8_lossy(&h.m.log).contains("refused to make"), "the refusal is logged");
+    assert_eq!(h.m.perms_at(x + 4096), Some(PERM_READ | PERM_WRITE), "unchanged after refusal");
+    // Page 2's window starts in page 1, after the sequence began: nothing to refuse.
+    assert_eq!(h.call(MPROTECT, &[x + 2 * 4096, 4096, 5]), 0);
+    // A neutralized instruction passes by default.
+    let y = h.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
+    h.m.poke(y + 8, &XRSTOR).unwrap();
+    assert_eq!(h.call(MPROTECT, &[y, 4096, 5]), 0);
+
+    let mut strict = Harness::with(|config| config.inspection = Inspection::Strict);
+    let z = strict.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
+    strict.m.poke(z + 8, &XRSTOR).unwrap();
+    assert_eq!(strict.err(MPROTECT, &[z, 4096, 5]), Errno::EACCES);
+
+    let mut off = Harness::with(|config| {
+        config.inspection = Inspection::Off;
+        config.enforce_wx = false;
+    });
+    let w = off.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
+    off.m.poke(w, &WRPKRU).unwrap();
+    assert_eq!(off.call(MPROTECT, &[w, 4096, 5]), 0);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::nr::*;
 use super::*;
 use crate::model::ModelMachine;
 use crate::process::{ProcessConfig, Segment};
+use crate::Inspection;
 
 pub(crate) const TEXT: u64 = 0x40_0000;
 pub(crate) const SCRATCH: u64 = 0x60_0000;

@@ -1,6 +1,6 @@
-//! Physical memory as the kernel sees it: the physical map (all guest RAM at `physmap_base`), the frame
-//! allocator, the kernel heap, page-table edits through `isolation::paging`, and copies to and from the
-//! app's memory.
+//! Guest-physical memory: the physical map (all guest RAM at `physmap_base`), the frame allocator, and
+//! page-table edits through `isolation::paging`. Owned by the arch machine (`machine::ArchMachine`), so
+//! holding `&mut` to it proves the kernel is its only user.
 //!
 //! Frames the VMM never touched are zero already (fresh guest RAM), so only recycled frames are
 //! cleared: on a nested KVM every CPL0 instruction is emulated and clearing costs real time.
@@ -8,42 +8,9 @@
 use alloc::vec::Vec;
 
 use isolation::paging::{self, PageFlags, PhysMemory, PAGE_SIZE};
-use kernel_heap::SizeClassHeap;
 
-use super::registers::invalidate_page;
-use super::sync::CpuLocal;
-
-/// The kernel heap (see `kernel_heap`: a few instructions per small allocation, which matters where kernel
-/// code is emulated).
-struct KernelHeap(CpuLocal<SizeClassHeap>);
-
-#[global_allocator]
-static HEAP: KernelHeap = KernelHeap(CpuLocal::new(SizeClassHeap::empty()));
-
-// SAFETY: kernel code runs one entry at a time (see `CpuLocal`) and no allocator call nests in another:
-// each method takes the heap for its own duration only.
-unsafe impl core::alloc::GlobalAlloc for KernelHeap {
-    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
-        // SAFETY: see the impl.
-        let heap = unsafe { self.0.get() };
-        heap.allocate(layout).map_or(core::ptr::null_mut(), |block| block.as_ptr())
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
-        let Some(block) = core::ptr::NonNull::new(ptr) else { return };
-        // SAFETY: see the impl; the caller passes a block of this allocator with its layout.
-        unsafe { self.0.get().deallocate(block, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: core::alloc::Layout, new_size: usize) -> *mut u8 {
-        let Some(block) = core::ptr::NonNull::new(ptr) else { return core::ptr::null_mut() };
-        // SAFETY: see the impl; the caller passes a block of this allocator with its layout.
-        unsafe { self.0.get().reallocate(block, layout, new_size) }.map_or(core::ptr::null_mut(), |new| new.as_ptr())
-    }
-}
-
-/// The largest kernel heap; the rest of free memory backs the app.
-const MAX_HEAP: u64 = 64 << 20;
+use crate::arch::x86_64::halt::fatal;
+use crate::arch::x86_64::registers::invalidate_page;
 
 pub struct PhysicalMemory {
     physmap_base: u64,
@@ -62,31 +29,24 @@ pub struct PhysicalMemory {
 /// Never a 2 MiB region's address (those are 2 MiB aligned).
 const NO_REGION: u64 = 1;
 
-static MEMORY: CpuLocal<Option<PhysicalMemory>> = CpuLocal::new(None);
-
-/// The physical memory state.
-///
-/// # Safety
-/// One entry at a time (see `CpuLocal`); do not hold the result across a call that takes it again.
-pub unsafe fn memory() -> &'static mut PhysicalMemory {
-    // SAFETY: the caller upholds exclusivity.
-    match unsafe { MEMORY.get() } {
-        Some(memory) => memory,
-        None => super::start::fatal("physical memory used before initialisation"),
-    }
-}
-
-/// Sets up the heap and the frame allocator from the boot info's free range.
+/// Sets up the heap and the frame allocator from the boot info's free range: the heap gets a quarter
+/// (at most [`super::heap::MAX_HEAP`]), the frame allocator the rest.
 ///
 /// # Safety
 /// Boot only, once; `free_start..free_end` must be unused RAM mapped by the physical map.
-pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, free_start: u64, free_end: u64) {
+pub unsafe fn init(
+    physmap_base: u64,
+    memory_size: u64,
+    page_table_root: u64,
+    free_start: u64,
+    free_end: u64,
+) -> PhysicalMemory {
     let free = free_end.saturating_sub(free_start);
-    let heap_size = (free / 4).min(MAX_HEAP) & !(PAGE_SIZE - 1);
+    let heap_size = (free / 4).min(super::heap::MAX_HEAP) & !(PAGE_SIZE - 1);
     // SAFETY: the range is unused RAM, mapped writable by the physical map, handed to the heap once, at
     // boot, before anything allocates.
-    unsafe { HEAP.0.get().init((physmap_base + free_start) as *mut u8, heap_size as usize) };
-    let memory = PhysicalMemory {
+    unsafe { super::heap::init((physmap_base + free_start) as *mut u8, heap_size as usize) };
+    PhysicalMemory {
         physmap_base,
         memory_size,
         page_table_root,
@@ -94,9 +54,7 @@ pub unsafe fn init(physmap_base: u64, memory_size: u64, page_table_root: u64, fr
         end: free_end,
         recycled: Vec::new(),
         last_leaf_tables: [(NO_REGION, 0); 2],
-    };
-    // SAFETY: boot runs alone.
-    unsafe { *MEMORY.get() = Some(memory) };
+    }
 }
 
 impl PhysicalMemory {
@@ -106,7 +64,7 @@ impl PhysicalMemory {
 
     fn pointer(&self, phys: u64) -> *mut u64 {
         if phys >= self.memory_size {
-            super::start::fatal("physical address outside guest memory");
+            fatal("physical address outside guest memory");
         }
         (self.physmap_base + phys) as *mut u64
     }
@@ -178,16 +136,10 @@ impl PhysicalMemory {
         paging::make_inaccessible(self, root, virt, size, |_, page| invalidate_page(page))
     }
 
-    /// The mapped pages of `[virt, virt + size)` (inaccessible ones included).
-    pub fn mapped_pages(&mut self, virt: u64, size: u64) -> Vec<(u64, u64)> {
-        let root = self.page_table_root;
-        paging::mapped_pages(self, root, virt, size).unwrap_or_default()
-    }
-
     /// Copies the 4 KiB frame at `frame` (guest-physical, page-aligned) through the physical map.
     pub fn read_frame(&self, frame: u64, page: &mut [u8; PAGE_SIZE as usize]) {
         if !frame.is_multiple_of(PAGE_SIZE) || frame + PAGE_SIZE > self.memory_size {
-            super::start::fatal("frame outside guest memory");
+            fatal("frame outside guest memory");
         }
         let source = self.pointer(frame) as *const u8;
         // SAFETY: the whole frame lies inside guest memory (checked), which the physical map covers; the
@@ -217,7 +169,7 @@ impl PhysicalMemory {
     fn frame_bytes(&self, phys: u64, len: usize) -> *mut u8 {
         let in_one_frame = (phys % PAGE_SIZE).checked_add(len as u64).is_some_and(|end| end <= PAGE_SIZE);
         if !in_one_frame || phys.saturating_add(len as u64) > self.memory_size {
-            super::start::fatal("physical copy outside one frame of guest memory");
+            fatal("physical copy outside one frame of guest memory");
         }
         (self.physmap_base + phys) as *mut u8
     }
@@ -285,40 +237,4 @@ impl PhysMemory for PhysicalMemory {
     fn alloc_zeroed_frame(&mut self) -> Option<u64> {
         self.alloc_frame()
     }
-}
-
-/// Copies app memory at `addr` into `buf`. The caller validated the range against the app's mappings.
-///
-/// # Safety
-/// `[addr, addr + buf.len())` must be mapped app memory.
-pub unsafe fn copy_from_app(addr: u64, buf: &mut [u8]) {
-    // SAFETY: the caller guarantees the source is mapped app memory; with SMAP the access flag is set
-    // around the copy.
-    super::start::with_app_access(|| unsafe {
-        core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len())
-    });
-}
-
-/// Sends app memory `[addr, addr + len)` to the console as `stream`, without copying it first.
-///
-/// # Safety
-/// As for [`copy_from_app`].
-pub unsafe fn console_from_app(stream: kernel_abi::Stream, addr: u64, len: usize) {
-    super::start::with_app_access(|| {
-        // SAFETY: the caller guarantees the range is mapped app memory; the app is stopped while the kernel
-        // runs (one vCPU), so nothing changes it while the slice lives.
-        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
-        super::console::write(stream, bytes)
-    });
-}
-
-/// Copies `data` into app memory at `addr`.
-///
-/// # Safety
-/// `[addr, addr + data.len())` must be mapped, writable app memory.
-pub unsafe fn copy_to_app(addr: u64, data: &[u8]) {
-    // SAFETY: as for `copy_from_app`.
-    super::start::with_app_access(|| unsafe {
-        core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len())
-    });
 }

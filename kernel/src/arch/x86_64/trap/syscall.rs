@@ -12,38 +12,15 @@
 //! - `syscall_entry_ring3`: classic SYSCALL/SYSRET from and to CPL3.
 
 use core::arch::global_asm;
-use core::mem::size_of;
 
-use super::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, SCRATCH, TABLES};
-use super::registers::{MSR_FMASK, MSR_LSTAR, MSR_STAR};
-use super::sync::CpuLocal;
+use kernel::SyscallResult;
 
-/// The app's registers at SYSCALL that the kernel reads or must restore, in stack order (lowest address
-/// first). The callee-saved registers (RBX, RBP, R12-R15) are not saved: the Rust code the entry calls
-/// preserves them by the C ABI, so the app gets its own values back without the entry touching them.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyscallFrame {
-    /// The arguments in ABI order: RDI, RSI, RDX, R10, R8, R9 (laid out so the dispatcher reads them in
-    /// place).
-    pub args: [u64; 6],
-    /// The syscall number on entry, the result on exit.
-    pub rax: u64,
-    /// Where the app continues (RCX at SYSCALL).
-    pub rip: u64,
-    /// The app's RFLAGS (R11 at SYSCALL).
-    pub rflags: u64,
-    pub rsp: u64,
-}
-// 80 bytes: the SYSCALL entries push it at the top of a 4 KiB-aligned stack, and the #PF entry below the
-// CPU's 48-byte exception frame on a 16-byte-aligned IST stack, so RSP is 16-byte aligned at their CALL.
-const _: () = assert!(size_of::<SyscallFrame>() == 10 * 8);
-
-impl SyscallFrame {
-    pub fn number(&self) -> u64 {
-        self.rax
-    }
-}
+use crate::arch::x86_64::frame::SyscallFrame;
+use crate::arch::x86_64::halt::fatal;
+use crate::arch::x86_64::registers::{MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use crate::arch::x86_64::sync::CpuLocal;
+use crate::arch::x86_64::tables::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, MPK_FLAG_OFFSET, SCRATCH, TABLES};
+use crate::arch::x86_64::{console, machine, pkru, tables};
 
 const SYSCALL_STACK_SIZE: usize = 128 * 1024;
 
@@ -112,7 +89,7 @@ global_asm!(
     "sysretq",
     "",
     // The #PF entry (the IDT's vector-14 stub jumps here; the CPU pushed the error code). On the nested
-    // KVM of some cloud hosts (FACTS.md), SYSCALL from ring 3 jumps to LSTAR without leaving CPL3, so the
+    // KVM of some cloud hosts (docs/design.md), SYSCALL from ring 3 jumps to LSTAR without leaving CPL3, so the
     // first instruction fetch at the (supervisor) entry page faults in user mode. That fault, and only
     // that one (in `ring3` mode, a user-mode instruction fetch at exactly LSTAR), is taken as the syscall
     // it was: RCX and R11 hold what SYSCALL put there, and the syscall runs here, on the #PF's IST stack,
@@ -174,10 +151,10 @@ global_asm!(
     stack_size = const SYSCALL_STACK_SIZE,
     dispatch = sym syscall_dispatch,
     fetch = const isolation::paging::fault::FETCH,
-    mpk_flag = const super::pkru::MPK_FLAG_OFFSET,
-    pkru_kernel = const super::pkru::PKRU_KERNEL,
-    pkru_app = const super::pkru::PKRU_APP,
-    violation = sym super::pkru::gate_violation,
+    mpk_flag = const MPK_FLAG_OFFSET,
+    pkru_kernel = const pkru::PKRU_KERNEL,
+    pkru_app = const pkru::PKRU_APP,
+    violation = sym tables::gate_violation,
 );
 
 unsafe extern "C" {
@@ -207,7 +184,7 @@ const FMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18) | (1 << 14) | (3 
 #[link_section = ".secure_run_boot_text"]
 pub unsafe fn init(app_at_cpl3: bool) {
     let star = (u64::from(KERNEL_DATA_SELECTOR) << 48) | (u64::from(KERNEL_CODE_SELECTOR) << 32);
-    let efer = super::registers::read_msr(MSR_EFER) | EFER_SCE;
+    let efer = crate::arch::x86_64::registers::read_msr(MSR_EFER) | EFER_SCE;
     // SAFETY: EFER.SCE enables SYSCALL; STAR holds the GDT's selectors, LSTAR a valid entry, FMASK a
     // mask of RFLAGS bits.
     unsafe {
@@ -235,5 +212,45 @@ unsafe fn boot_write_msr(msr: u32, value: u64) {
 
 /// Called by the entries with the app's saved registers; writes the result into `frame.rax`.
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    super::machine::handle_syscall(frame);
+    handle_syscall(frame);
+}
+
+/// RFLAGS bits an app may keep across a syscall: CF, PF, AF, ZF, SF, TF, IF, DF, OF, AC, ID (never
+/// IOPL, NT, RF or VM, which SYSRET/IRETQ would otherwise load from a corrupted frame).
+const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+
+/// Runs one syscall for the app; the result goes back in `frame.rax`.
+pub fn handle_syscall(frame: &mut SyscallFrame) {
+    frame.rflags = app_rflags(frame.rflags);
+    check_return_address(frame.rip);
+    frame.rax = run_syscall(frame.number(), &frame.args);
+}
+
+/// The RFLAGS the app resumes with: the arithmetic and app-settable bits of `rflags`, bit 1 set.
+fn app_rflags(rflags: u64) -> u64 {
+    (rflags & USER_RFLAGS) | 0x2
+}
+
+fn check_return_address(rip: u64) {
+    if rip >= isolation::paging::LOWER_HALF_END {
+        // SYSRET to a non-canonical address would fault in the kernel with the app's stack.
+        fatal("syscall return address outside the lower half");
+    }
+}
+
+/// Runs syscall `number`; returns its result (RAX) unless the app ends.
+fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {
+    // SAFETY: one syscall at a time; nothing else holds the process or the machine during it.
+    let (process, machine) = unsafe { machine::process_and_machine() };
+    match process.syscall(machine, number, args) {
+        SyscallResult::Return(value) => value as u64,
+        SyscallResult::Exit(status) => console::exit(status),
+        SyscallResult::Killed(signal) => {
+            let _ = core::fmt::Write::write_fmt(
+                &mut console::Log,
+                format_args!("secure-run kernel: the app was killed by signal {signal}\n"),
+            );
+            console::exit(128 + signal)
+        }
+    }
 }

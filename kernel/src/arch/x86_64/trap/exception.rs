@@ -1,0 +1,171 @@
+//! The exception entries.
+//!
+//! Each of the 32 exception vectors has a 16-byte stub (`isr_stubs + 16 * vector`) that pushes a zero
+//! error code where the CPU pushes none, then the vector, and jumps to the common entry, which saves
+//! every register into a [`TrapFrame`] on the IST stack and calls [`handle_exception`]. The #PF stub
+//! goes through `trap::syscall`'s `page_fault_entry` first, which takes the nested-KVM SYSCALL quirk's
+//! fault as the syscall it is. Every vector runs on an IST stack: a CPL0 app's red zone below its RSP is
+//! never touched.
+
+use core::arch::global_asm;
+use core::mem::size_of;
+
+use isolation::paging::fault;
+
+use crate::arch::x86_64::frame::TrapFrame;
+use crate::arch::x86_64::halt::crash;
+use crate::arch::x86_64::machine::{self, ArchMachine};
+use crate::arch::x86_64::registers::Cr2;
+use crate::arch::x86_64::{pkru, tables};
+
+macro_rules! stub_without_error_code {
+    ($vector:literal) => {
+        concat!(".balign 16\n push 0\n push ", $vector, "\n jmp isr_common\n")
+    };
+}
+macro_rules! stub_with_error_code {
+    ($vector:literal) => {
+        concat!(".balign 16\n push ", $vector, "\n jmp isr_common\n")
+    };
+}
+
+global_asm!(
+    ".pushsection .text.secure_run_isr, \"ax\"",
+    // 512-byte aligned, so the 32 stubs (512 bytes) share all address bits above the low 16: see `init`.
+    ".balign 512",
+    ".global isr_stubs",
+    "isr_stubs:",
+    stub_without_error_code!(0),
+    stub_without_error_code!(1),
+    stub_without_error_code!(2),
+    stub_without_error_code!(3),
+    stub_without_error_code!(4),
+    stub_without_error_code!(5),
+    stub_without_error_code!(6),
+    stub_without_error_code!(7),
+    stub_with_error_code!(8),
+    stub_without_error_code!(9),
+    stub_with_error_code!(10),
+    stub_with_error_code!(11),
+    stub_with_error_code!(12),
+    stub_with_error_code!(13),
+    // #PF first checks for the nested-KVM SYSCALL quirk (`syscall::page_fault_entry`).
+    ".balign 16\n jmp page_fault_entry\n",
+    stub_without_error_code!(15),
+    stub_without_error_code!(16),
+    stub_with_error_code!(17),
+    stub_without_error_code!(18),
+    stub_without_error_code!(19),
+    stub_without_error_code!(20),
+    stub_with_error_code!(21),
+    stub_without_error_code!(22),
+    stub_without_error_code!(23),
+    stub_without_error_code!(24),
+    stub_without_error_code!(25),
+    stub_without_error_code!(26),
+    stub_without_error_code!(27),
+    stub_without_error_code!(28),
+    stub_with_error_code!(29),
+    stub_with_error_code!(30),
+    stub_without_error_code!(31),
+    ".balign 16",
+    ".global isr_common",
+    "isr_common:",
+    "push rax",
+    "push rbx",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push rbp",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    crate::pkru_gate_enter!(),
+    // Every exception arrives on an IST stack. Anything else is a jump into this entry (in `mpk` mode a
+    // CPL0 app can do that, with EAX forged to pass the gate): halt rather than handle a forged frame.
+    "lea rax, [rip + {ist}]",
+    "cmp rsp, rax",
+    "jb {violation}",
+    "add rax, {ist_size}",
+    "cmp rsp, rax",
+    "jae {violation}",
+    "mov rdi, rsp",
+    "cld",
+    "call {handler}",
+    crate::pkru_gate_leave!(),
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rbp",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbx",
+    "pop rax",
+    "add rsp, 16",
+    "iretq",
+    ".popsection",
+    handler = sym exception_handler,
+    ist = sym tables::IST_STACKS,
+    ist_size = const size_of::<tables::IstStacks>(),
+    tables = sym tables::TABLES,
+    mpk_flag = const tables::MPK_FLAG_OFFSET,
+    pkru_kernel = const pkru::PKRU_KERNEL,
+    pkru_app = const pkru::PKRU_APP,
+    violation = sym tables::gate_violation,
+);
+
+unsafe extern "C" {
+    static isr_stubs: u8;
+}
+
+/// The block of the 32 exception entry stubs, for the IDT.
+pub fn stubs() -> u64 {
+    core::ptr::addr_of!(isr_stubs) as u64
+}
+
+/// Called by the common entry with the saved registers; returns to resume, or ends the VM.
+extern "C" fn exception_handler(frame: &mut TrapFrame) {
+    handle_exception(frame);
+}
+
+/// Called for every exception with the saved registers. Returns only when the app may continue.
+fn handle_exception(frame: &mut TrapFrame) {
+    let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
+    // SAFETY: exceptions do not nest with other kernel code: the kernel's own copies back their pages
+    // first (see `machine`), so this entry is the only one running.
+    let (process, machine) = unsafe { machine::process_and_machine() };
+    if frame.vector == 14 && machine.demand_fault(process.vmas(), frame.error_code, frame.rip, fault_address) {
+        return;
+    }
+    crash_on_exception(machine, frame, fault_address)
+}
+
+/// An exception the app does not survive. Out of line, so the syscall and demand-paging paths above stay
+/// short where kernel code is emulated.
+#[cold]
+#[inline(never)]
+fn crash_on_exception(machine: &ArchMachine, frame: &TrapFrame, fault_address: u64) -> ! {
+    // A CPL3 app that jumps into kernel text faults there too; only CPL0 execution is the kernel's.
+    let in_kernel = !frame.is_user_mode() && machine.in_kernel_text(frame.rip);
+    let mut pkey = 0;
+    if frame.vector == 14 && frame.error_code & fault::PROTECTION_KEY != 0 {
+        if let Some((_, flags)) = machine.memory.translate(fault_address) {
+            pkey = u64::from(flags.pkey);
+        }
+    }
+    let record = frame.crash_record(fault_address, pkey, in_kernel);
+    crash(&record)
+}
