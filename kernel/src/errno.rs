@@ -13,6 +13,13 @@ macro_rules! errnos {
 
             /// The symbolic name (`"ENOENT"`), or `None` for a value this table does not know.
             pub const fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    512 => return Some("ERESTARTSYS"),
+                    513 => return Some("ERESTARTNOINTR"),
+                    514 => return Some("ERESTARTNOHAND"),
+                    516 => return Some("ERESTART_RESTARTBLOCK"),
+                    _ => {}
+                }
                 $(if self.0 == Self::$name.0 {
                     return Some(stringify!($name));
                 })*
@@ -65,6 +72,22 @@ errnos! {
 }
 
 impl Errno {
+    /// Kernel-internal results of a syscall a signal interrupted (Linux's values, which never reach the
+    /// app): the return to the app turns them into EINTR or a restart, by the rules of signal(7).
+    /// Restart unless a handler runs without SA_RESTART.
+    pub const ERESTARTSYS: Errno = Errno(512);
+    /// Always restart.
+    pub const ERESTARTNOINTR: Errno = Errno(513);
+    /// Restart only if no handler runs.
+    pub const ERESTARTNOHAND: Errno = Errno(514);
+    /// Like ERESTARTNOHAND, but the restart continues the call where it was (`restart_syscall`).
+    pub const ERESTART_RESTARTBLOCK: Errno = Errno(516);
+
+    /// Whether this is one of the kernel-internal restart results.
+    pub const fn is_restart(self) -> bool {
+        matches!(self.0, 512 | 513 | 514 | 516)
+    }
+
     /// The syscall return value: `-errno`.
     pub const fn to_return(self) -> i64 {
         -(self.0 as i64)

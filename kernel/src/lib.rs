@@ -22,7 +22,10 @@ pub mod model;
 pub mod pipe;
 pub mod process;
 pub mod random;
+pub mod signal;
 pub mod syscall;
+pub mod thread;
+pub mod timer;
 pub mod trace;
 pub mod user;
 
@@ -30,4 +33,7 @@ pub use errno::Errno;
 pub use inspect::Inspection;
 pub use machine::{Fault, Machine, MapError, SharedId};
 pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Uname, UNAME};
+pub use signal::deliver::{Resume, Target};
+pub use signal::frame::{TrapInfo, UserContext};
+pub use signal::info::SigInfo;
 pub use syscall::{SyscallResult, SYSCALLS};

@@ -71,6 +71,10 @@ pub trait Machine {
         self.console(stream, &bounce);
         Ok(())
     }
+    /// Saves the app's x87/SSE state (the FXSAVE image) into `state`.
+    fn save_fpu(&mut self, state: &mut [u8; 512]);
+    /// Loads the app's x87/SSE state from `state` (made valid for FXRSTOR by the caller).
+    fn restore_fpu(&mut self, state: &[u8; 512]);
     /// Nanoseconds since boot; never decreases.
     fn monotonic_ns(&mut self) -> u64;
     /// Nanoseconds since the Unix epoch.

@@ -41,6 +41,8 @@ pub struct ModelMachine {
     pub violations: u32,
     /// Cap on captured console bytes (the fuzzer must not grow without bound).
     pub console_limit: usize,
+    /// The app's FPU state (FXSAVE image).
+    pub fpu: Option<Box<[u8; 512]>>,
     /// Shared memory objects and their pages.
     pub shared: BTreeMap<SharedId, Vec<Box<[u8; PAGE as usize]>>>,
 }
@@ -226,6 +228,14 @@ impl Machine for ModelMachine {
             Stream::Stderr => Self::capture(&mut self.stderr, data, limit),
             _ => Self::capture(&mut self.log, data, limit),
         }
+    }
+
+    fn save_fpu(&mut self, state: &mut [u8; 512]) {
+        *state = self.fpu.as_deref().copied().unwrap_or([0; 512]);
+    }
+
+    fn restore_fpu(&mut self, state: &[u8; 512]) {
+        self.fpu = Some(Box::new(*state));
     }
 
     fn monotonic_ns(&mut self) -> u64 {

@@ -14,8 +14,11 @@ use crate::machine::Machine;
 use crate::mm::{page_align_up, SharedFiles, Vma, VmaKind, VmaList, PAGE_SIZE};
 use crate::pipe::Pipes;
 use crate::random::RandomStream;
-use crate::syscall::signal::SignalState;
+use crate::signal::queue::Pending;
+use crate::signal::Actions;
 use crate::syscall::{O_RDONLY, O_WRONLY};
+use crate::thread::Thread;
+use crate::timer::Timers;
 
 /// A range the VMM mapped for the app (a PT_LOAD segment), recorded as a VMA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,9 +158,17 @@ pub struct Process {
     pub(crate) umask: u32,
     pub(crate) rlimits: [(u64, u64); RLIMIT_COUNT],
     pub(crate) brk: u64,
-    pub(crate) signals: SignalState,
-    pub(crate) tid_address: u64,
-    pub(crate) robust_list: (u64, u64),
+    /// The process's threads (one today) and which of them runs.
+    pub(crate) threads: alloc::vec::Vec<Thread>,
+    pub(crate) current: usize,
+    pub(crate) actions: Actions,
+    /// Signals sent to the process as a whole.
+    pub(crate) pending: Pending,
+    pub(crate) timers: Timers,
+    /// Nanoseconds spent waiting in the kernel: what CPU time leaves out.
+    pub(crate) idle_ns: u64,
+    /// The app's stack pointer at the syscall running now.
+    pub(crate) user_sp: u64,
     pub(crate) stdin: &'static [u8],
     pub(crate) trace: bool,
     pub(crate) enforce_wx: bool,
@@ -259,9 +270,13 @@ impl Process {
             umask: 0o022,
             rlimits,
             brk: layout.brk.start,
-            signals: SignalState::default(),
-            tid_address: 0,
-            robust_list: (0, 0),
+            threads: alloc::vec![Thread::new(crate::syscall::proc::PID as i32)],
+            current: 0,
+            actions: Actions::default(),
+            pending: Pending::default(),
+            timers: Timers::default(),
+            idle_ns: 0,
+            user_sp: 0,
             stdin: config.stdin,
             trace: config.trace,
             enforce_wx: config.enforce_wx,
@@ -344,6 +359,15 @@ impl Process {
     /// The VMAs (for tests, the fuzzer and crash reports).
     pub fn vmas(&self) -> &VmaList {
         &self.vmas
+    }
+
+    /// The thread running now.
+    pub(crate) fn thread(&self) -> &Thread {
+        &self.threads[self.current]
+    }
+
+    pub(crate) fn thread_mut(&mut self) -> &mut Thread {
+        &mut self.threads[self.current]
     }
 
     /// The current program break.

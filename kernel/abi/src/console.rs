@@ -28,7 +28,7 @@ pub enum Stream {
     Stderr = 2,
     /// The app's exit status: exactly 4 bytes, `i32` little-endian.
     Exit = 3,
-    /// A [`CrashRecord`], exactly `size_of::<CrashRecord>()` bytes.
+    /// A [`CrashRecord`](crate::CrashRecord), exactly `size_of::<CrashRecord>()` bytes.
     Crash = 4,
     /// Kernel diagnostics (syscall trace, warnings): text lines, shown on secure-run's stderr.
     Log = 5,

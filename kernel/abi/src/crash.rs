@@ -42,7 +42,7 @@ const _: () = assert!(size_of::<CrashRecord>() == 23 * 8);
 /// [`CrashRecord::vector`] when a PKRU gate found an unexpected value after WRPKRU (an attempt to use
 /// the gate's WRPKRU with forged registers).
 pub const CRASH_GATE_VIOLATION: u64 = 0x100;
-/// [`CrashRecord::vector`] when the kernel panicked (its message precedes it on [`Stream::Log`]).
+/// [`CrashRecord::vector`] when the kernel panicked (its message precedes it on [`Stream::Log`](crate::Stream::Log)).
 pub const CRASH_KERNEL_PANIC: u64 = 0x101;
 
 impl CrashRecord {

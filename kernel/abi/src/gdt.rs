@@ -16,7 +16,7 @@ pub const USER_CODE: u64 = 0x00af_fb00_0000_ffff;
 
 pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
 pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
-/// SYSRET derives the user selectors from STAR[63:48] = [`KERNEL_DATA_SELECTOR`]: SS = +8, CS = +16.
+/// SYSRET derives the user selectors from STAR\[63:48\] = [`KERNEL_DATA_SELECTOR`]: SS = +8, CS = +16.
 pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
 pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
 /// The kernel's TSS (a 16-byte system descriptor in entries 5 and 6).

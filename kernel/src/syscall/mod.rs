@@ -1,10 +1,15 @@
 //! The syscall layer: decodes a syscall's number and arguments, checks them, and runs it against the
 //! process state. One module per family; this one owns the dispatcher and the result types.
 //!
-//! Blocking in a single-threaded guest: nothing can ever wake a wait that has no timeout (an empty pipe
-//! with writers, a futex whose value matches, poll with no ready fd and no timeout). Those waits are
-//! reported as a deadlock on [`kernel_abi::Stream::Log`] and end the app as if killed by SIGKILL (status
-//! 137), instead of hanging until the VMM's timeout. With `O_NONBLOCK` the app gets EAGAIN as on Linux.
+//! Blocking: a syscall that must wait returns [`Stop::Block`] with what it waits for ([`Wait`]); the
+//! dispatcher waits (idling the machine until the deadline or the next timer), then runs the syscall again
+//! with the same arguments, which now finds its condition, or its deadline passed (a timeout becomes one
+//! deadline, kept in the thread's [`crate::thread::Restart`] across re-executions). A signal that is
+//! deliverable ends the wait: the syscall returns EINTR or one of the restart codes, which the return to
+//! the app turns into EINTR or a restart (signal(7)). A wait that nothing can end (no deadline, no timer
+//! armed: nothing can deliver a signal, and a single thread cannot fill its own pipe) is reported as a
+//! deadlock on [`kernel_abi::Stream::Log`] and ends the app as if killed by SIGKILL (status 137), instead
+//! of hanging until the VMM's timeout. With `O_NONBLOCK` the app gets EAGAIN as on Linux.
 #![forbid(unsafe_code)]
 
 pub mod fcntl;
@@ -26,6 +31,9 @@ pub use table::{nr, SYSCALLS};
 use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::Process;
+use crate::signal::SigSet;
+use crate::thread::Restart;
+use crate::user;
 
 pub use linux_raw_sys::general::{
     AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_NOFOLLOW,
@@ -55,6 +63,30 @@ pub(crate) enum Stop {
     Errno(Errno),
     Exit(i32),
     Killed(i32),
+    /// The call must wait; it runs again when the wait ends (see the module doc).
+    Block(Wait),
+}
+
+/// What a blocked syscall waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Wait {
+    /// When the wait ends by itself (monotonic ns); the call runs again then and sees the deadline passed.
+    pub deadline: Option<u64>,
+    /// Signals that end the wait even while blocked (rt_sigtimedwait's set): the call runs again.
+    pub wake_on: SigSet,
+    /// What the call returns when a deliverable signal ends the wait: EINTR or a restart code.
+    pub interrupted: Errno,
+    /// Where to write the time left when a signal ends the wait (nanosleep's `rem`).
+    pub remaining_to: Option<u64>,
+    /// What waits, for the deadlock report.
+    pub what: &'static str,
+}
+
+impl Wait {
+    /// A wait until `deadline` (or forever) that a signal interrupts with `interrupted`.
+    pub(crate) const fn until(deadline: Option<u64>, interrupted: Errno, what: &'static str) -> Self {
+        Self { deadline, wake_on: SigSet::EMPTY, interrupted, remaining_to: None, what }
+    }
 }
 
 impl From<Errno> for Stop {
@@ -77,25 +109,93 @@ pub(crate) fn int_arg(raw: u64) -> i32 {
 
 impl Process {
     /// Runs syscall `nr` with its six raw argument registers (read where they are: the entry's saved
-    /// frame, not a copy).
-    pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6]) -> SyscallResult {
-        let result = match self.dispatch(m, nr, args) {
+    /// frame, not a copy). `user_sp` is the app's stack pointer at the call (sigaltstack asks whether the
+    /// app runs on its alternate stack).
+    pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6], user_sp: u64) -> SyscallResult {
+        self.user_sp = user_sp;
+        let mut outcome = self.dispatch(m, nr, args);
+        while let Err(Stop::Block(wait)) = outcome {
+            self.thread_mut().restart = Some(Restart { nr, args: *args, deadline: wait.deadline });
+            outcome = match self.wait(m, &wait) {
+                Ok(()) => self.dispatch(m, nr, args),
+                Err(stop) => Err(stop),
+            };
+        }
+        let result = match outcome {
             Ok(value) => SyscallResult::Return(value),
             Err(Stop::Errno(errno)) => SyscallResult::Return(errno.to_return()),
             Err(Stop::Exit(status)) => SyscallResult::Exit(status),
             Err(Stop::Killed(signal)) => SyscallResult::Killed(signal),
+            Err(Stop::Block(_)) => SyscallResult::Return(Errno::EINTR.to_return()), // left by the loop above
         };
-        if self.trace {
+        let interrupted = matches!(result, SyscallResult::Return(v) if v == Errno::EINTR.to_return() || Errno(-v as i32).is_restart());
+        let thread = self.thread_mut();
+        if result != SyscallResult::Return(Errno::ERESTART_RESTARTBLOCK.to_return()) {
+            thread.restart = None;
+        }
+        if !interrupted {
+            // A temporary mask (sigsuspend, ppoll, pselect6) that no handler's frame took over.
+            if let Some(mask) = thread.saved_mask.take() {
+                thread.mask = mask;
+            }
+        }
+        if self.trace && nr != nr::RT_SIGRETURN {
             crate::trace::emit(self, m, nr, args, result);
         }
         result
+    }
+
+    /// Waits as `wait` says, running the timers meanwhile. Ok: the call runs again; Err: it returns.
+    fn wait<M: Machine>(&mut self, m: &mut M, wait: &Wait) -> Result<(), Stop> {
+        loop {
+            let now = m.monotonic_ns();
+            self.expire_timers(now);
+            let pending = self.thread().pending.set().union(self.pending.set());
+            if pending.0 & wait.wake_on.0 != 0 {
+                return Ok(());
+            }
+            if self.signal_interrupts() {
+                if let (Some(rem), Some(deadline)) = (wait.remaining_to, wait.deadline) {
+                    // Best effort, as on Linux: a bad `rem` does not change the result.
+                    let _ = user::write(&self.vmas, m, rem, &time::timespec(deadline.saturating_sub(now)));
+                }
+                return Err(Stop::Errno(wait.interrupted));
+            }
+            if wait.deadline.is_some_and(|deadline| now >= deadline) {
+                return Ok(());
+            }
+            let timer = self.timers.next_deadline(now, self.cpu_ns(now), false);
+            let until = match (wait.deadline, timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(until) => until,
+                    None => return Err(self.deadlock(m, wait.what)),
+                },
+            };
+            m.idle_until(until);
+            self.idle_ns = self.idle_ns.saturating_add(m.monotonic_ns().saturating_sub(now));
+        }
+    }
+
+    /// The deadline of a call that may block for `timeout_ns` from now: the one it already has if it is
+    /// running again after a wait (or through `restart_syscall`).
+    pub(crate) fn deadline_for<M: Machine>(&self, m: &mut M, nr: u64, timeout_ns: Option<u64>) -> Option<u64> {
+        match self.thread().restart {
+            Some(restart) if restart.nr == nr => restart.deadline,
+            _ => timeout_ns.map(|ns| m.monotonic_ns().saturating_add(ns)),
+        }
+    }
+
+    /// Whether `deadline` has passed.
+    pub(crate) fn passed<M: Machine>(m: &mut M, deadline: Option<u64>) -> bool {
+        deadline.is_some_and(|deadline| m.monotonic_ns() >= deadline)
     }
 
     /// Reports a wait nothing can end and kills the app (see the module docs).
     pub(crate) fn deadlock<M: Machine>(&mut self, m: &mut M, what: &str) -> Stop {
         let mut line = alloc::string::String::from("secure-run kernel: deadlock: ");
         line.push_str(what);
-        line.push_str(" would block forever (single-threaded guest); killing the app with SIGKILL\n");
+        line.push_str(" would block forever (single-threaded guest, no timer armed); killing the app with SIGKILL\n");
         m.console(kernel_abi::Stream::Log, line.as_bytes());
         Stop::Killed(kernel_abi::signal::SIGKILL)
     }

@@ -5,6 +5,9 @@ use crate::errno::Errno;
 use crate::fd::{FileKind, OpenFile};
 use crate::machine::Machine;
 use crate::process::Process;
+use crate::signal::deliver::Target;
+use crate::signal::info::SigInfo;
+use crate::signal::SIGPIPE;
 use crate::user;
 
 impl Process {
@@ -47,12 +50,11 @@ impl Process {
         Ok(0)
     }
 
-    /// A write to a pipe without readers: SIGPIPE kills unless ignored, blocked or handled; else EPIPE.
-    pub(crate) fn broken_pipe(&self) -> Stop {
-        if self.signals.default_kills(crate::syscall::signal::SIGPIPE) {
-            Stop::Killed(crate::syscall::signal::SIGPIPE)
-        } else {
-            Stop::Errno(Errno::EPIPE)
-        }
+    /// A write to a pipe without readers: EPIPE, and SIGPIPE for the writing thread (which kills unless
+    /// it is ignored, blocked or handled).
+    pub(crate) fn broken_pipe(&mut self) -> Stop {
+        let tid = self.thread().tid;
+        let _ = self.send_signal(SigInfo::kernel(SIGPIPE), Target::Thread(tid));
+        Stop::Errno(Errno::EPIPE)
     }
 }

@@ -2,11 +2,12 @@
 
 use alloc::vec;
 
-use super::{count, int_arg, Stop, SysResult};
+use super::{count, int_arg, nr, Stop, SysResult, Wait};
 use crate::errno::Errno;
 use crate::fd::FileKind;
 use crate::machine::Machine;
 use crate::process::{Process, RLIMIT_NOFILE};
+use crate::signal::SigSet;
 use crate::user;
 
 pub use linux_raw_sys::general::{POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM};
@@ -44,7 +45,8 @@ impl Process {
     pub(crate) fn sys_poll<M: Machine>(&mut self, m: &mut M, fds: u64, nfds: u64, timeout_ms: u64) -> SysResult {
         let timeout_ms = int_arg(timeout_ms);
         let timeout = (timeout_ms >= 0).then(|| u64::from(timeout_ms.unsigned_abs()).saturating_mul(1_000_000));
-        self.poll_common(m, fds, nfds, timeout)
+        let deadline = self.deadline_for(m, nr::POLL, timeout);
+        self.poll_common(m, fds, nfds, deadline, Errno::ERESTART_RESTARTBLOCK)
     }
 
     pub(crate) fn sys_ppoll<M: Machine>(
@@ -53,14 +55,39 @@ impl Process {
         fds: u64,
         nfds: u64,
         timeout: u64,
+        sigmask: u64,
         sigsetsize: u64,
     ) -> SysResult {
-        let _ = sigsetsize;
         let timeout = if timeout == 0 { None } else { Some(self.read_timespec_ns(m, timeout)?) };
-        self.poll_common(m, fds, nfds, timeout)
+        let deadline = self.deadline_for(m, nr::PPOLL, timeout);
+        self.wait_with_mask(m, sigmask, sigsetsize)?;
+        self.poll_common(m, fds, nfds, deadline, Errno::ERESTARTNOHAND)
     }
 
-    fn poll_common<M: Machine>(&mut self, m: &mut M, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> SysResult {
+    /// ppoll and pselect6 wait with `sigmask` (if not NULL) in force; the old mask comes back when the
+    /// call returns, or after the handler of a signal that interrupted it.
+    fn wait_with_mask<M: Machine>(&mut self, m: &mut M, sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
+        if sigmask == 0 || self.thread().saved_mask.is_some() {
+            return Ok(());
+        }
+        if sigsetsize != 8 {
+            return Err(Errno::EINVAL);
+        }
+        let mask = SigSet(user::read_u64(&self.vmas, m, sigmask)?).as_mask();
+        let thread = self.thread_mut();
+        thread.saved_mask = Some(thread.mask);
+        thread.mask = mask;
+        Ok(())
+    }
+
+    fn poll_common<M: Machine>(
+        &mut self,
+        m: &mut M,
+        fds: u64,
+        nfds: u64,
+        deadline: Option<u64>,
+        interrupted: Errno,
+    ) -> SysResult {
         if nfds > self.rlimits[RLIMIT_NOFILE].0.min(crate::fd::MAX_FDS as u64) {
             return Err(Errno::EINVAL.into());
         }
@@ -78,32 +105,14 @@ impl Process {
             }
         }
         user::write(&self.vmas, m, fds, &raw)?;
-        if ready == 0 {
-            self.wait_nothing(m, timeout_ns, "poll with nothing ready and no timeout")?;
+        if ready == 0 && !Self::passed(m, deadline) {
+            return Err(Stop::Block(Wait::until(deadline, interrupted, "poll with nothing ready and no timeout")));
         }
         count(ready)
     }
 
-    /// Nothing is ready and, single-threaded, nothing will become ready: sleep out the timeout, or report
-    /// a deadlock when there is none.
-    pub(crate) fn wait_nothing<M: Machine>(
-        &mut self,
-        m: &mut M,
-        timeout_ns: Option<u64>,
-        what: &str,
-    ) -> Result<(), Stop> {
-        match timeout_ns {
-            Some(0) => Ok(()),
-            Some(ns) => {
-                let deadline = m.monotonic_ns().saturating_add(ns);
-                m.idle_until(deadline);
-                Ok(())
-            }
-            None => Err(self.deadlock(m, what)),
-        }
-    }
-
-    /// select (timeval timeout) and pselect6 (timespec timeout; the signal mask is ignored).
+    /// select (timeval timeout) and pselect6 (timespec timeout; `sigmask_arg` points at the mask to wait
+    /// with and its size).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sys_select<M: Machine>(
         &mut self,
@@ -113,8 +122,9 @@ impl Process {
         writefds: u64,
         exceptfds: u64,
         timeout: u64,
-        pselect: bool,
+        sigmask_arg: Option<u64>,
     ) -> SysResult {
+        let pselect = sigmask_arg.is_some();
         let nfds = int_arg(nfds);
         if nfds < 0 {
             return Err(Errno::EINVAL.into());
@@ -133,6 +143,15 @@ impl Process {
             }
             Some((sec as u64).saturating_mul(1_000_000_000).saturating_add(usec as u64 * 1000))
         };
+        let number = if pselect { nr::PSELECT6 } else { nr::SELECT };
+        let deadline = self.deadline_for(m, number, timeout_ns);
+        if let Some(arg) = sigmask_arg.filter(|&arg| arg != 0) {
+            // struct { const sigset_t *ss; size_t ss_len; }
+            let raw: [u8; 16] = user::read_array(&self.vmas, m, arg)?;
+            let set = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+            let size = u64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+            self.wait_with_mask(m, set, size)?;
+        }
         let bytes = nfds.div_ceil(64) as usize * 8;
         let mut sets = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
         for (set, &ptr) in sets.iter_mut().zip(&[readfds, writefds, exceptfds]) {
@@ -170,12 +189,19 @@ impl Process {
                 user::write(&self.vmas, m, ptr, result)?;
             }
         }
-        if ready == 0 {
-            self.wait_nothing(m, timeout_ns, "select with nothing ready and no timeout")?;
-            if timeout != 0 && !pselect {
-                // Linux writes back the time left: none.
-                let _ = user::write(&self.vmas, m, timeout, &[0u8; 16]);
-            }
+        if ready == 0 && !Self::passed(m, deadline) {
+            return Err(Stop::Block(Wait::until(
+                deadline,
+                Errno::ERESTARTNOHAND,
+                "select with nothing ready and no timeout",
+            )));
+        }
+        if timeout != 0 && !pselect {
+            // Linux writes back the time left.
+            let left = deadline.map_or(0, |deadline| deadline.saturating_sub(m.monotonic_ns()));
+            let raw =
+                [((left / 1_000_000_000) as i64).to_le_bytes(), (((left % 1_000_000_000) / 1000) as i64).to_le_bytes()];
+            let _ = user::write(&self.vmas, m, timeout, &raw.concat());
         }
         count(ready)
     }

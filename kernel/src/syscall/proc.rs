@@ -3,7 +3,7 @@
 
 use alloc::vec;
 
-use super::{int_arg, nr, SysResult, CHUNK};
+use super::{int_arg, nr, Stop, SysResult, Wait, CHUNK};
 use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::{Process, RLIMIT_COUNT, RLIMIT_NOFILE};
@@ -57,15 +57,16 @@ impl Process {
     }
 
     pub(crate) fn sys_set_tid_address(&mut self, address: u64) -> SysResult {
-        self.tid_address = address;
-        Ok(PID)
+        let thread = self.thread_mut();
+        thread.clear_child_tid = address;
+        Ok(i64::from(thread.tid))
     }
 
     pub(crate) fn sys_set_robust_list(&mut self, head: u64, len: u64) -> SysResult {
         if len != 24 {
             return Err(Errno::EINVAL.into());
         }
-        self.robust_list = (head, len);
+        self.thread_mut().robust_list = (head, len);
         Ok(0)
     }
 
@@ -172,24 +173,32 @@ impl Process {
         match command {
             FUTEX_WAIT | FUTEX_WAIT_BITSET => {
                 let current = user::read_u32(&self.vmas, m, uaddr)?;
-                if current != value as u32 {
+                let resumed = self.thread().restart.is_some_and(|restart| restart.nr == nr::FUTEX);
+                if current != value as u32 && !resumed {
                     return Err(Errno::EAGAIN.into());
                 }
-                if timeout == 0 {
-                    return Err(self.deadlock(m, "futex wait with no other thread to wake it"));
-                }
-                let ns = self.read_timespec_ns(m, timeout)?;
-                // FUTEX_WAIT takes a relative timeout; the bitset variant an absolute one.
-                let deadline = if command == FUTEX_WAIT {
-                    m.monotonic_ns().saturating_add(ns)
-                } else if op & FUTEX_CLOCK_REALTIME != 0 {
-                    let now = m.realtime_ns();
-                    m.monotonic_ns().saturating_add(ns.saturating_sub(now))
+                let deadline = if timeout == 0 {
+                    None
+                } else if resumed {
+                    self.deadline_for(m, nr::FUTEX, None)
                 } else {
-                    ns
+                    let ns = self.read_timespec_ns(m, timeout)?;
+                    // FUTEX_WAIT takes a relative timeout; the bitset variant an absolute one.
+                    Some(if command == FUTEX_WAIT {
+                        m.monotonic_ns().saturating_add(ns)
+                    } else if op & FUTEX_CLOCK_REALTIME != 0 {
+                        let now = m.realtime_ns();
+                        m.monotonic_ns().saturating_add(ns.saturating_sub(now))
+                    } else {
+                        ns
+                    })
                 };
-                m.idle_until(deadline);
-                Err(Errno::ETIMEDOUT.into())
+                if Self::passed(m, deadline) {
+                    return Err(Errno::ETIMEDOUT.into());
+                }
+                // With one thread nothing but a signal handler can change the word, and only after the wait.
+                let interrupted = if deadline.is_some() { Errno::ERESTART_RESTARTBLOCK } else { Errno::ERESTARTSYS };
+                Err(Stop::Block(Wait::until(deadline, interrupted, "futex wait with no other thread to wake it")))
             }
             FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_REQUEUE => {
                 user::check_read(&self.vmas, uaddr, 4)?;

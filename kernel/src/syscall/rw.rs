@@ -4,7 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    count, Stop, SysResult, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY,
+    count, Stop, SysResult, Wait, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR,
+    O_WRONLY,
 };
 use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};
@@ -83,7 +84,7 @@ impl Process {
                     } else if file.flags & O_NONBLOCK != 0 {
                         Err(Errno::EAGAIN.into())
                     } else {
-                        Err(self.deadlock(m, "read from an empty pipe"))
+                        Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "read from an empty pipe")))
                     };
                 }
                 let n = pipe.buffer.len().min(buf.len());
@@ -133,7 +134,7 @@ impl Process {
                     } else if file.flags & O_NONBLOCK != 0 {
                         Err(Errno::EAGAIN.into())
                     } else {
-                        Err(self.deadlock(m, "write to a full pipe"))
+                        Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "write to a full pipe")))
                     };
                 }
                 let n = space.min(data.len());

@@ -1,156 +1,131 @@
-//! Signals, recorded but never delivered to handlers (the hardware side builds no signal frames).
+//! Signal syscalls: actions, masks, sending, waiting for signals, the alternate stack, `rt_sigreturn`
+//! and `restart_syscall`. Delivery itself happens on the way back to the app (`crate::signal::deliver`).
 //!
-//! A signal the app sends itself (kill, tkill, tgkill) takes its default action when its disposition is
-//! SIG_DFL: terminate (the app ends as `Killed(signal)`, status 128 + signal) or, for SIGCHLD, SIGCONT,
-//! SIGURG, SIGWINCH and the stop signals, nothing. A blocked signal stays pending until the mask unblocks
-//! it — which is how `abort()` (raise with all signals blocked, then unblock) ends with status 134.
-//! A signal whose disposition is SIG_IGN or a handler is discarded: handlers cannot run here.
+//! The process is pid 1 with one thread, tid 1: `kill(0 | 1 | -1, …)` and `tgkill(1, 1, …)` reach it,
+//! other pids and tids do not exist (ESRCH).
 
-use alloc::vec::Vec;
-
-use super::{int_arg, Stop, SysResult};
+use super::{int_arg, Stop, SysResult, Wait};
 use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::Process;
+use crate::signal::deliver::Target;
+use crate::signal::info::{SigInfo, SIGINFO_SIZE, SI_TKILL, SI_USER};
+use crate::signal::{
+    is_signal, AltStack, Disposition, SigAction, SigSet, SIGACTION_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK,
+    SS_AUTODISARM, SS_DISABLE, SS_ONSTACK,
+};
+use crate::syscall::proc::PID;
 use crate::user;
 
-pub const SIGKILL: i32 = 9;
-pub const SIGPIPE: i32 = 13;
-pub const SIGSTOP: i32 = 19;
-/// Highest signal number.
-pub const NSIG: i32 = 64;
-pub const SIG_DFL: u64 = 0;
-pub const SIG_IGN: u64 = 1;
-pub const SIG_BLOCK: u64 = 0;
-pub const SIG_UNBLOCK: u64 = 1;
-pub const SIG_SETMASK: u64 = 2;
-pub const SS_ONSTACK: u32 = 1;
-pub const SS_DISABLE: u32 = 2;
-pub const SS_AUTODISARM: u32 = 1 << 31;
-pub const MINSIGSTKSZ: u64 = 2048;
-/// `struct sigaction` as the kernel sees it: handler, flags, restorer, mask.
-pub const SIGACTION_SIZE: usize = 32;
+pub use linux_raw_sys::general::MINSIGSTKSZ;
 
-/// Recorded signal state.
-#[derive(Clone, Debug)]
-pub struct SignalState {
-    /// Raw `struct sigaction` of the signals whose action was ever set; the others are all zero
-    /// (SIG_DFL). Sparse: a 64-entry table made the process state 2 KiB larger, and moving it at boot
-    /// cost milliseconds where kernel code is emulated.
-    actions: Vec<(i32, [u8; SIGACTION_SIZE])>,
-    pub mask: u64,
-    pub pending: u64,
-    /// `stack_t`: sp, flags, size.
-    pub altstack: (u64, u32, u64),
-}
+/// The only `sigset_t` size the kernel takes (64 signals).
+const SIGSET_SIZE: u64 = 8;
 
-impl Default for SignalState {
-    fn default() -> Self {
-        Self { actions: Vec::new(), mask: 0, pending: 0, altstack: (0, SS_DISABLE, 0) }
-    }
-}
-
-fn bit(signal: i32) -> u64 {
-    1u64 << (signal - 1)
-}
-
-/// Signals that cannot be blocked, caught or ignored.
-const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
-
-/// Signals whose default action is not to terminate (ignore, or stop/continue, which we ignore).
-fn default_ignored(signal: i32) -> bool {
-    matches!(signal, 17 | 18 | 19 | 20 | 21 | 22 | 23 | 28)
-}
-
-impl SignalState {
-    /// The raw `struct sigaction` of `signal` (all zero until set).
-    fn action(&self, signal: i32) -> [u8; SIGACTION_SIZE] {
-        self.actions.iter().find(|(s, _)| *s == signal).map_or([0; SIGACTION_SIZE], |(_, action)| *action)
-    }
-
-    fn set_action(&mut self, signal: i32, action: [u8; SIGACTION_SIZE]) {
-        match self.actions.iter_mut().find(|(s, _)| *s == signal) {
-            Some((_, slot)) => *slot = action,
-            None => self.actions.push((signal, action)),
-        }
-    }
-
-    pub fn handler(&self, signal: i32) -> u64 {
-        let action = self.action(signal);
-        u64::from_le_bytes(action[..8].try_into().unwrap_or_default())
-    }
-
-    /// True when `signal` arriving now would kill the app (default action, not blocked).
-    pub fn default_kills(&self, signal: i32) -> bool {
-        self.handler(signal) == SIG_DFL && self.mask & bit(signal) == 0 && !default_ignored(signal)
+/// A signal-number argument: 0 (check only) or 1..=64.
+fn signal_arg(raw: u64) -> Result<u32, Errno> {
+    let signal = int_arg(raw);
+    match u32::try_from(signal) {
+        Ok(signal) if signal == 0 || is_signal(signal) => Ok(signal),
+        _ => Err(Errno::EINVAL),
     }
 }
 
 impl Process {
-    /// Raises `signal` in the app (1..=64).
-    fn raise(&mut self, signal: i32) -> Result<(), Stop> {
-        if signal == 0 {
-            return Ok(());
+    /// Sends `signal` (0: only check that the target exists) as `info`.
+    fn send_checked(&mut self, signal: u32, info: SigInfo, target: Target) -> SysResult {
+        if signal != 0 {
+            self.send_signal(info, target)?;
         }
-        if self.signals.mask & bit(signal) != 0 {
-            self.signals.pending |= bit(signal);
-            return Ok(());
-        }
-        self.deliver(signal)
+        Ok(0)
     }
 
-    fn deliver(&mut self, signal: i32) -> Result<(), Stop> {
-        if self.signals.handler(signal) == SIG_DFL && !default_ignored(signal) {
-            return Err(Stop::Killed(signal));
-        }
-        Ok(())
-    }
-
-    /// Delivers pending signals the mask no longer blocks.
-    fn deliver_unblocked(&mut self) -> Result<(), Stop> {
-        let ready = self.signals.pending & !self.signals.mask;
-        self.signals.pending &= !ready;
-        for signal in 1..=NSIG {
-            if ready & bit(signal) != 0 {
-                self.deliver(signal)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn signal_arg(raw: u64) -> Result<i32, Errno> {
-        let signal = int_arg(raw);
-        if (0..=NSIG).contains(&signal) {
-            Ok(signal)
+    fn own_thread(&self, tid: i32) -> Result<(), Errno> {
+        if self.threads.iter().any(|thread| thread.tid == tid) {
+            Ok(())
         } else {
-            Err(Errno::EINVAL)
+            Err(Errno::ESRCH)
         }
     }
 
-    pub(crate) fn sys_kill<M: Machine>(&mut self, m: &mut M, pid: u64, signal: u64) -> SysResult {
-        let _ = m;
-        let signal = Self::signal_arg(signal)?;
+    pub(crate) fn sys_kill(&mut self, pid: u64, signal: u64) -> SysResult {
+        let signal = signal_arg(signal)?;
         match int_arg(pid) {
-            -1..=1 => {
-                self.raise(signal)?;
-                Ok(0)
-            }
+            // The process itself, its process group (0, -1 = pgid 1), or every process it may signal (-1).
+            -1..=1 => self.send_checked(signal, SigInfo::sent(signal, SI_USER as i32, PID as i32), Target::Process),
             _ => Err(Errno::ESRCH.into()),
         }
     }
 
-    pub(crate) fn sys_tgkill<M: Machine>(&mut self, m: &mut M, tgid: u64, tid: u64, signal: u64) -> SysResult {
-        let _ = m;
+    pub(crate) fn sys_tgkill(&mut self, tgid: u64, tid: u64, signal: u64) -> SysResult {
         let (tgid, tid) = (int_arg(tgid), int_arg(tid));
         if tgid <= 0 || tid <= 0 {
             return Err(Errno::EINVAL.into());
         }
-        let signal = Self::signal_arg(signal)?;
-        if tgid != 1 || tid != 1 {
+        let signal = signal_arg(signal)?;
+        if tgid != PID as i32 {
             return Err(Errno::ESRCH.into());
         }
-        self.raise(signal)?;
-        Ok(0)
+        self.tkill(tid, signal)
+    }
+
+    pub(crate) fn sys_tkill(&mut self, tid: u64, signal: u64) -> SysResult {
+        let tid = int_arg(tid);
+        if tid <= 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let signal = signal_arg(signal)?;
+        self.tkill(tid, signal)
+    }
+
+    fn tkill(&mut self, tid: i32, signal: u32) -> SysResult {
+        self.own_thread(tid)?;
+        self.send_checked(signal, SigInfo::sent(signal, SI_TKILL, PID as i32), Target::Thread(tid))
+    }
+
+    /// Reads a `siginfo_t` the app queues: EPERM for a code that claims the kernel or tkill sent it.
+    fn queued_info<M: Machine>(&self, m: &mut M, signal: u32, info: u64) -> Result<SigInfo, Errno> {
+        let raw: [u8; SIGINFO_SIZE] = user::read_array(&self.vmas, m, info)?;
+        if !SigInfo::queued_code_allowed(&raw) {
+            return Err(Errno::EPERM);
+        }
+        Ok(SigInfo::from_user(signal, raw))
+    }
+
+    pub(crate) fn sys_rt_sigqueueinfo<M: Machine>(
+        &mut self,
+        m: &mut M,
+        tgid: u64,
+        signal: u64,
+        info: u64,
+    ) -> SysResult {
+        let signal = signal_arg(signal)?;
+        let info = self.queued_info(m, signal, info)?;
+        if !matches!(int_arg(tgid), 1) {
+            return Err(Errno::ESRCH.into());
+        }
+        self.send_checked(signal, info, Target::Process)
+    }
+
+    pub(crate) fn sys_rt_tgsigqueueinfo<M: Machine>(
+        &mut self,
+        m: &mut M,
+        tgid: u64,
+        tid: u64,
+        signal: u64,
+        info: u64,
+    ) -> SysResult {
+        let (tgid, tid) = (int_arg(tgid), int_arg(tid));
+        if tgid <= 0 || tid <= 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let signal = signal_arg(signal)?;
+        let info = self.queued_info(m, signal, info)?;
+        if tgid != PID as i32 {
+            return Err(Errno::ESRCH.into());
+        }
+        self.own_thread(tid)?;
+        self.send_checked(signal, info, Target::Thread(tid))
     }
 
     pub(crate) fn sys_rt_sigaction<M: Machine>(
@@ -161,29 +136,40 @@ impl Process {
         old: u64,
         sigsetsize: u64,
     ) -> SysResult {
-        let signal = int_arg(signal);
-        if sigsetsize != 8 || !(1..=NSIG).contains(&signal) {
+        let signal = int_arg(signal) as u32;
+        if sigsetsize != SIGSET_SIZE || !is_signal(signal) {
             return Err(Errno::EINVAL.into());
         }
         let new = if act != 0 {
-            if bit(signal) & UNBLOCKABLE != 0 {
+            if SigSet::UNBLOCKABLE.contains(signal) {
                 return Err(Errno::EINVAL.into());
             }
-            Some(user::read_array::<M, SIGACTION_SIZE>(&self.vmas, m, act)?)
+            Some(SigAction::from_bytes(&user::read_array::<M, SIGACTION_SIZE>(&self.vmas, m, act)?))
         } else {
             None
         };
         if old != 0 {
-            let current = self.signals.action(signal);
-            user::write(&self.vmas, m, old, &current)?;
+            user::write(&self.vmas, m, old, &self.actions.get(signal).to_bytes())?;
         }
-        if let Some(new) = new {
-            self.signals.set_action(signal, new);
-            if self.signals.handler(signal) == SIG_IGN {
-                self.signals.pending &= !bit(signal);
+        if let Some(action) = new {
+            self.actions.set(signal, action);
+            if self.actions.disposition(signal) == Disposition::Ignore {
+                // POSIX: setting SIG_IGN discards the pending instances, blocked or not.
+                self.pending.discard(signal);
+                for thread in &mut self.threads {
+                    thread.pending.discard(signal);
+                }
             }
         }
         Ok(0)
+    }
+
+    /// Reads a `sigset_t` argument (exactly 8 bytes).
+    fn sigset_arg<M: Machine>(&self, m: &mut M, set: u64, sigsetsize: u64) -> Result<SigSet, Errno> {
+        if sigsetsize != SIGSET_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        Ok(SigSet(user::read_u64(&self.vmas, m, set)?))
     }
 
     pub(crate) fn sys_rt_sigprocmask<M: Machine>(
@@ -194,14 +180,15 @@ impl Process {
         old: u64,
         sigsetsize: u64,
     ) -> SysResult {
-        if sigsetsize != 8 {
+        if sigsetsize != SIGSET_SIZE {
             return Err(Errno::EINVAL.into());
         }
+        let current = self.thread().mask;
         let new = if set != 0 {
-            let value = user::read_u64(&self.vmas, m, set)?;
-            Some(match how {
-                SIG_BLOCK => self.signals.mask | value,
-                SIG_UNBLOCK => self.signals.mask & !value,
+            let value = self.sigset_arg(m, set, sigsetsize)?;
+            Some(match how as u32 {
+                SIG_BLOCK => current.union(value),
+                SIG_UNBLOCK => current.minus(value),
                 SIG_SETMASK => value,
                 _ => return Err(Errno::EINVAL.into()),
             })
@@ -209,42 +196,127 @@ impl Process {
             None
         };
         if old != 0 {
-            user::write_u64(&self.vmas, m, old, self.signals.mask)?;
+            user::write_u64(&self.vmas, m, old, current.0)?;
         }
         if let Some(mask) = new {
-            self.signals.mask = mask & !UNBLOCKABLE;
-            self.deliver_unblocked()?;
+            // Signals it unblocks are delivered on the way back to the app.
+            self.thread_mut().mask = mask.as_mask();
         }
         Ok(0)
     }
 
-    pub(crate) fn sys_sigaltstack<M: Machine>(&mut self, m: &mut M, new: u64, old: u64) -> SysResult {
-        let parsed = if new != 0 {
-            let raw = user::read_array::<M, 24>(&self.vmas, m, new)?;
-            let sp = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
-            let flags = u32::from_le_bytes(raw[8..12].try_into().unwrap_or_default());
-            let size = u64::from_le_bytes(raw[16..].try_into().unwrap_or_default());
-            if flags & !(SS_DISABLE | SS_AUTODISARM | SS_ONSTACK) != 0 {
-                return Err(Errno::EINVAL.into());
-            }
-            if flags & SS_DISABLE == 0 && size < MINSIGSTKSZ {
-                return Err(Errno::ENOMEM.into());
-            }
-            Some(if flags & SS_DISABLE != 0 { (0, SS_DISABLE, 0) } else { (sp, flags & SS_AUTODISARM, size) })
-        } else {
-            None
-        };
-        if old != 0 {
-            let (sp, flags, size) = self.signals.altstack;
-            let mut raw = [0u8; 24];
-            raw[..8].copy_from_slice(&sp.to_le_bytes());
-            raw[8..12].copy_from_slice(&flags.to_le_bytes());
-            raw[16..].copy_from_slice(&size.to_le_bytes());
-            user::write(&self.vmas, m, old, &raw)?;
+    pub(crate) fn sys_rt_sigpending<M: Machine>(&mut self, m: &mut M, set: u64, sigsetsize: u64) -> SysResult {
+        if sigsetsize > SIGSET_SIZE {
+            return Err(Errno::EINVAL.into());
         }
-        if let Some(stack) = parsed {
-            self.signals.altstack = stack;
+        let thread = self.thread();
+        let pending = thread.pending.set().union(self.pending.set());
+        let blocked_pending = SigSet(pending.0 & thread.mask.0);
+        let bytes = blocked_pending.0.to_le_bytes();
+        user::write(&self.vmas, m, set, &bytes[..sigsetsize as usize])?;
+        Ok(0)
+    }
+
+    /// rt_sigsuspend: waits with `mask` in force until a signal's handler runs (or the signal kills);
+    /// the handler's frame restores the old mask.
+    pub(crate) fn sys_rt_sigsuspend<M: Machine>(&mut self, m: &mut M, mask: u64, sigsetsize: u64) -> SysResult {
+        let thread = self.thread();
+        if thread.saved_mask.is_none() {
+            let new = self.sigset_arg(m, mask, sigsetsize)?.as_mask();
+            let thread = self.thread_mut();
+            thread.saved_mask = Some(thread.mask);
+            thread.mask = new;
+        }
+        Err(Stop::Block(Wait::until(None, Errno::ERESTARTNOHAND, "rt_sigsuspend with no signal to come")))
+    }
+
+    pub(crate) fn sys_pause(&mut self) -> SysResult {
+        Err(Stop::Block(Wait::until(None, Errno::ERESTARTNOHAND, "pause with no signal to come")))
+    }
+
+    /// rt_sigtimedwait: takes a pending signal of `set` (blocked ones too: that is the point), waiting for
+    /// one up to the timeout.
+    pub(crate) fn sys_rt_sigtimedwait<M: Machine>(
+        &mut self,
+        m: &mut M,
+        set: u64,
+        info: u64,
+        timeout: u64,
+        sigsetsize: u64,
+    ) -> SysResult {
+        let wanted = self.sigset_arg(m, set, sigsetsize)?.as_mask();
+        let timeout_ns = if timeout == 0 { None } else { Some(self.read_timespec_ns(m, timeout)?) };
+        let deadline = self.deadline_for(m, super::nr::RT_SIGTIMEDWAIT, timeout_ns);
+        let own = self.thread().pending.set().0 & wanted.0;
+        let shared = self.pending.set().0 & wanted.0;
+        let taken = match (SigSet(own).first(), SigSet(shared).first()) {
+            (Some(signal), _) => self.thread_mut().pending.take(signal),
+            (None, Some(signal)) => self.pending.take(signal),
+            (None, None) => None,
+        };
+        if let Some(taken) = taken {
+            if info != 0 {
+                user::write(&self.vmas, m, info, taken.bytes())?;
+            }
+            return Ok(i64::from(taken.signo()));
+        }
+        if Self::passed(m, deadline) || timeout_ns == Some(0) {
+            return Err(Errno::EAGAIN.into());
+        }
+        Err(Stop::Block(Wait {
+            deadline,
+            wake_on: wanted,
+            interrupted: Errno::EINTR,
+            remaining_to: None,
+            what: "rt_sigtimedwait with no signal to come",
+        }))
+    }
+
+    /// Sets the alternate stack from `(sp, flags, size)`; `current_sp` is where the app runs (EPERM while
+    /// it runs on the alternate stack).
+    pub(crate) fn set_altstack(&mut self, (sp, flags, size): (u64, u32, u64), current_sp: u64) -> Result<(), Errno> {
+        let thread = self.thread_mut();
+        if thread.altstack.contains(current_sp) {
+            return Err(Errno::EPERM);
+        }
+        if flags & !(SS_DISABLE | SS_AUTODISARM | SS_ONSTACK) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        thread.altstack = if flags & SS_DISABLE != 0 {
+            AltStack::default()
+        } else if size < u64::from(MINSIGSTKSZ) {
+            return Err(Errno::ENOMEM);
+        } else {
+            AltStack { sp, flags: flags & SS_AUTODISARM, size }
+        };
+        Ok(())
+    }
+
+    pub(crate) fn sys_sigaltstack<M: Machine>(&mut self, m: &mut M, new: u64, old: u64) -> SysResult {
+        let requested =
+            if new != 0 { Some(AltStack::from_bytes(&user::read_array::<M, 24>(&self.vmas, m, new)?)) } else { None };
+        if old != 0 {
+            let stack = self.thread().altstack;
+            let flags = stack.flags_at(self.user_sp) | (stack.flags & SS_AUTODISARM);
+            user::write(&self.vmas, m, old, &stack.to_bytes(flags))?;
+        }
+        if let Some(requested) = requested {
+            self.set_altstack(requested, self.user_sp)?;
         }
         Ok(0)
+    }
+
+    /// rt_sigreturn: the frame is restored on the way back to the app, where the whole context is at hand.
+    pub(crate) fn sys_rt_sigreturn(&mut self) -> SysResult {
+        self.thread_mut().sigreturn = true;
+        Ok(0)
+    }
+
+    /// restart_syscall: continues the call a signal without a handler interrupted (with its deadline).
+    pub(crate) fn sys_restart_syscall<M: Machine>(&mut self, m: &mut M) -> SysResult {
+        match self.thread().restart {
+            Some(restart) if restart.nr != super::nr::RESTART_SYSCALL => self.dispatch(m, restart.nr, &restart.args),
+            _ => Err(Errno::EINTR.into()),
+        }
     }
 }

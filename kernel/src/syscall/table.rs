@@ -97,6 +97,7 @@ syscalls! {
         BRK = 12, "brk", [Ptr], Hex => p.sys_brk(m, a[0]);
         RT_SIGACTION = 13, "rt_sigaction", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigaction(m, a[0], a[1], a[2], a[3]);
         RT_SIGPROCMASK = 14, "rt_sigprocmask", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigprocmask(m, a[0], a[1], a[2], a[3]);
+        RT_SIGRETURN = 15, "rt_sigreturn", [], NoReturn => p.sys_rt_sigreturn();
         IOCTL = 16, "ioctl", [Fd, Hex, Hex], Int => p.sys_ioctl(m, a[0], a[1], a[2]);
         PREAD64 = 17, "pread64", [Fd, OutBuf, UInt, Int], Int => p.sys_pread(m, a[0], a[1], a[2], a[3]);
         PWRITE64 = 18, "pwrite64", [Fd, InBuf(2), UInt, Int], Int => p.sys_pwrite(m, a[0], a[1], a[2], a[3]);
@@ -104,7 +105,7 @@ syscalls! {
         WRITEV = 20, "writev", [Fd, Ptr, UInt], Int => p.sys_writev(m, a[0], a[1], a[2]);
         ACCESS = 21, "access", [Path, Octal], Int => p.sys_faccessat(m, AT_FDCWD as u64, a[0], a[1] as u32, 0);
         PIPE = 22, "pipe", [Ptr], Int => p.sys_pipe2(m, a[0], 0);
-        SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], false);
+        SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], None);
         SCHED_YIELD = 24, "sched_yield", [], Int => Ok(0);
         MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex => p.sys_mremap(m, a[0], a[1], a[2], a[3], a[4]);
         MSYNC = 26, "msync", [Ptr, UInt, Hex], Int => p.sys_msync(m, a[0], a[1], a[2]);
@@ -112,9 +113,13 @@ syscalls! {
         DUP = 32, "dup", [Fd], Int => p.sys_dup(a[0]);
         DUP2 = 33, "dup2", [Fd, Fd], Int => p.sys_dup2(a[0], a[1]);
         NANOSLEEP = 35, "nanosleep", [Ptr, Ptr], Int => p.sys_nanosleep(m, a[0], a[1]);
+        PAUSE = 34, "pause", [], Int => p.sys_pause();
+        GETITIMER = 36, "getitimer", [Int, Ptr], Int => p.sys_getitimer(m, a[0], a[1]);
+        ALARM = 37, "alarm", [UInt], Int => p.sys_alarm(m, a[0]);
+        SETITIMER = 38, "setitimer", [Int, Ptr, Ptr], Int => p.sys_setitimer(m, a[0], a[1], a[2]);
         GETPID = 39, "getpid", [], Int => p.sys_getpid(number, a[0]);
         EXIT = 60, "exit", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
-        KILL = 62, "kill", [Int, Int], Int => p.sys_kill(m, a[0], a[1]);
+        KILL = 62, "kill", [Int, Int], Int => p.sys_kill(a[0], a[1]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
         FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
         FSYNC = 74, "fsync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
@@ -146,22 +151,32 @@ syscalls! {
         GETRESGID = 120, "getresgid", [Ptr, Ptr, Ptr], Int => p.sys_getresid(m, [a[0], a[1], a[2]]);
         GETPGID = 121, "getpgid", [Int], Int => p.sys_getpid(number, a[0]);
         GETSID = 124, "getsid", [Int], Int => p.sys_getpid(number, a[0]);
+        RT_SIGPENDING = 127, "rt_sigpending", [Ptr, UInt], Int => p.sys_rt_sigpending(m, a[0], a[1]);
+        RT_SIGTIMEDWAIT = 128, "rt_sigtimedwait", [Ptr, Ptr, Ptr, UInt], Int => p.sys_rt_sigtimedwait(m, a[0], a[1], a[2], a[3]);
+        RT_SIGQUEUEINFO = 129, "rt_sigqueueinfo", [Int, Int, Ptr], Int => p.sys_rt_sigqueueinfo(m, a[0], a[1], a[2]);
+        RT_SIGSUSPEND = 130, "rt_sigsuspend", [Ptr, UInt], Int => p.sys_rt_sigsuspend(m, a[0], a[1]);
         SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int => p.sys_sigaltstack(m, a[0], a[1]);
         ARCH_PRCTL = 158, "arch_prctl", [Hex, Hex], Int => p.sys_arch_prctl(m, a[0], a[1]);
         SETRLIMIT = 160, "setrlimit", [Int, Ptr], Int => p.sys_prlimit64(m, 0, a[0], a[1], 0);
         GETTID = 186, "gettid", [], Int => p.sys_getpid(number, a[0]);
         TIME = 201, "time", [Ptr], Int => p.sys_time(m, a[0]);
-        TKILL = 200, "tkill", [Int, Int], Int => p.sys_tgkill(m, 1, a[0], a[1]);
+        TKILL = 200, "tkill", [Int, Int], Int => p.sys_tkill(a[0], a[1]);
         FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int => p.sys_futex(m, a[0], a[1], a[2], a[3]);
         SCHED_SETAFFINITY = 203, "sched_setaffinity", [Int, UInt, Ptr], Int => p.sys_sched_setaffinity(m, a[0], a[1], a[2]);
         SCHED_GETAFFINITY = 204, "sched_getaffinity", [Int, UInt, Ptr], Int => p.sys_sched_getaffinity(m, a[0], a[1], a[2]);
         GETDENTS64 = 217, "getdents64", [Fd, Ptr, UInt], Int => p.sys_getdents64(m, a[0], a[1], a[2]);
+        RESTART_SYSCALL = 219, "restart_syscall", [], Int => p.sys_restart_syscall(m);
+        TIMER_CREATE = 222, "timer_create", [Int, Ptr, Ptr], Int => p.sys_timer_create(m, a[0], a[1], a[2]);
+        TIMER_SETTIME = 223, "timer_settime", [Int, Hex, Ptr, Ptr], Int => p.sys_timer_settime(m, a[0], a[1], a[2], a[3]);
+        TIMER_GETTIME = 224, "timer_gettime", [Int, Ptr], Int => p.sys_timer_gettime(m, a[0], a[1]);
+        TIMER_GETOVERRUN = 225, "timer_getoverrun", [Int], Int => p.sys_timer_getoverrun(a[0]);
+        TIMER_DELETE = 226, "timer_delete", [Int], Int => p.sys_timer_delete(a[0]);
         SET_TID_ADDRESS = 218, "set_tid_address", [Ptr], Int => p.sys_set_tid_address(a[0]);
         CLOCK_GETTIME = 228, "clock_gettime", [Int, Ptr], Int => p.sys_clock_gettime(m, a[0], a[1]);
         CLOCK_GETRES = 229, "clock_getres", [Int, Ptr], Int => p.sys_clock_getres(m, a[0], a[1]);
         CLOCK_NANOSLEEP = 230, "clock_nanosleep", [Int, Int, Ptr, Ptr], Int => p.sys_clock_nanosleep(m, a[0], a[1], a[2], a[3]);
         EXIT_GROUP = 231, "exit_group", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
-        TGKILL = 234, "tgkill", [Int, Int, Int], Int => p.sys_tgkill(m, a[0], a[1], a[2]);
+        TGKILL = 234, "tgkill", [Int, Int, Int], Int => p.sys_tgkill(a[0], a[1], a[2]);
         OPENAT = 257, "openat", [DirFd, Path, OpenFlags, Octal], Int => p.sys_openat(m, a[0], a[1], a[2], a[3]);
         MKDIRAT = 258, "mkdirat", [DirFd, Path, Octal], Int => p.sys_mkdirat(m, a[0], a[1], a[2]);
         NEWFSTATAT = 262, "newfstatat", [DirFd, Path, Ptr, Hex], Int => p.sys_newfstatat(m, a[0], a[1], a[2], a[3] as u32);
@@ -170,10 +185,11 @@ syscalls! {
         SYMLINKAT = 266, "symlinkat", [Path, DirFd, Path], Int => p.sys_symlinkat(m, a[0], a[1], a[2]);
         READLINKAT = 267, "readlinkat", [DirFd, Path, OutBuf, UInt], Int => p.sys_readlinkat(m, a[0], a[1], a[2], a[3]);
         FACCESSAT = 269, "faccessat", [DirFd, Path, Octal], Int => p.sys_faccessat(m, a[0], a[1], a[2] as u32, 0);
-        PSELECT6 = 270, "pselect6", [Int, Ptr, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], true);
-        PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int => p.sys_ppoll(m, a[0], a[1], a[2], a[4]);
+        PSELECT6 = 270, "pselect6", [Int, Ptr, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], Some(a[5]));
+        PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int => p.sys_ppoll(m, a[0], a[1], a[2], a[3], a[4]);
         SET_ROBUST_LIST = 273, "set_robust_list", [Ptr, UInt], Int => p.sys_set_robust_list(a[0], a[1]);
         DUP3 = 292, "dup3", [Fd, Fd, Hex], Int => p.sys_dup3(a[0], a[1], a[2]);
+        RT_TGSIGQUEUEINFO = 297, "rt_tgsigqueueinfo", [Int, Int, Int, Ptr], Int => p.sys_rt_tgsigqueueinfo(m, a[0], a[1], a[2], a[3]);
         PIPE2 = 293, "pipe2", [Ptr, Hex], Int => p.sys_pipe2(m, a[0], a[1]);
         PRLIMIT64 = 302, "prlimit64", [Int, Int, Ptr, Ptr], Int => p.sys_prlimit64(m, a[0], a[1], a[2], a[3]);
         RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int => p.sys_renameat2(m, a[0], a[1], a[2], a[3], a[4] as u32);
@@ -220,9 +236,10 @@ mod docs {
             "# Supported Linux syscalls\n\n\
              The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
              every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). Limits of a\n\
-             single-process unikernel: no `fork`/`clone`/`execve`, one thread, signal handlers are recorded but\n\
-             never run (a signal's default action ends the app), a wait that nothing can end (empty pipe,\n\
-             futex with no timeout) ends the app with SIGKILL instead of hanging.\n\n\
+             single-process unikernel: no `fork`/`clone`/`execve`, one thread; signals are delivered to handlers\n\
+             (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); a wait that nothing can\n\
+             end (an empty pipe, a futex with no timeout, and no timer armed) ends the app with SIGKILL instead\n\
+             of hanging.\n\n\
              This file is generated from `kernel/src/syscall/table.rs` and checked by its tests\n\
              (`UPDATE_DOCS=1 cargo test -p kernel docs` rewrites it).\n\n\
              | number | name | arguments |\n|---:|---|---|\n",

@@ -30,6 +30,9 @@ pub const GDT: [u64; 3] = [0, gdt::KERNEL_CODE, gdt::KERNEL_DATA];
 pub use kernel_abi::gdt::{KERNEL_CODE_SELECTOR as CODE_SELECTOR, KERNEL_DATA_SELECTOR as DATA_SELECTOR};
 const EFER_MSR: u32 = 0xc000_0080;
 
+/// The local APIC's registers (the architectural default base).
+const LOCAL_APIC_BASE: u32 = 0xfee0_0000;
+
 /// Where segment data starts in the file (QEMU scans the first 8 KiB for other boot protocols).
 pub const DATA_START: u64 = 0x2000;
 const PAGE: u64 = 0x1000;
@@ -62,6 +65,11 @@ core::arch::global_asm!(
     "lgdt [secure_run_pvh_gdt_pointer_abs]",
     // An empty IDT: until the kernel loads its own, any exception is a triple fault (as on KVM).
     "lidt [secure_run_pvh_idt_pointer_abs]",
+    // Let the local APIC pass the 8259 PIC's interrupt through (LINT0 as ExtINT, the APIC enabled with
+    // spurious vector 0x2f), as PC firmware leaves it and qboot (QEMU microvm) does not: the kernel's
+    // timer interrupt comes from the PIC. Physical addresses: paging is still off.
+    "mov dword ptr [{apic} + 0xf0], 0x12f",
+    "mov dword ptr [{apic} + 0x350], 0x700",
     "mov eax, {cr4}",
     "mov cr4, eax",
     // CR3 < 4 GiB (checked by the VMM), so its low half is all of it.
@@ -115,6 +123,7 @@ core::arch::global_asm!(
     ".set secure_run_pvh_cr3_abs, {base} + (secure_run_pvh_cr3 - secure_run_pvh_start)",
     ".popsection",
     base = const TRAMPOLINE_ADDR,
+    apic = const LOCAL_APIC_BASE,
     cr0 = const ENTRY_CR0,
     cr4 = const ENTRY_CR4,
     efer_msr = const EFER_MSR,

@@ -67,7 +67,7 @@ fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> BackendError
 pub fn command_line(machine: QemuMachine, memory_mib: u64, kernel: &Path) -> Vec<std::ffi::OsString> {
     let machine = match machine {
         QemuMachine::Pc => "pc",
-        QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=off,isa-serial=off",
+        QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=on,pic=on,isa-serial=off",
     };
     let mut args: Vec<std::ffi::OsString> = [
         "-M",

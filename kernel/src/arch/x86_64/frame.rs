@@ -34,6 +34,31 @@ pub struct TrapFrame {
 const _: () = assert!(size_of::<TrapFrame>() == 22 * 8);
 
 impl TrapFrame {
+    pub const ZERO: Self = Self {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error_code: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+    };
+
     pub fn is_user_mode(&self) -> bool {
         self.cs & 3 == 3
     }

@@ -24,7 +24,7 @@ use super::halt::fatal;
 use super::mm::physical::PhysicalMemory;
 use super::mm::user;
 use super::sync::CpuLocal;
-use super::{console, registers};
+use super::{console, registers, tables, timer};
 
 /// Bytes backed per demand fault (an aligned window around the faulting page).
 const FAULT_AROUND: u64 = 64 * PAGE_SIZE;
@@ -76,6 +76,12 @@ pub struct ArchMachine {
     pub kernel_text: Vec<(u64, u64)>,
     /// The frames of each shared memory object, by page.
     pub shared: BTreeMap<SharedId, Vec<u64>>,
+    /// The app runs at CPL3 (`ring3`), else at CPL0.
+    pub app_cpl3: bool,
+    /// The number of the syscall running now (its result replaces it in the saved RAX).
+    pub syscall_number: u64,
+    /// When the timer interrupt is armed to fire (monotonic ns), if it is.
+    pub timer_armed_until: Option<u64>,
 }
 
 fn page_flags(perms: u32) -> PageFlags {
@@ -135,6 +141,66 @@ impl ArchMachine {
                 console::exit(128 + kernel_abi::signal::SIGKILL)
             }
             Err(_) => false,
+        }
+    }
+
+    /// The code and stack selectors the app runs with.
+    pub fn app_selectors(&self) -> (u16, u16) {
+        if self.app_cpl3 {
+            (tables::USER_CODE_SELECTOR, tables::USER_DATA_SELECTOR)
+        } else {
+            (tables::KERNEL_CODE_SELECTOR, tables::KERNEL_DATA_SELECTOR)
+        }
+    }
+
+    /// Arms the timer interrupt for the process's next timer (before the app resumes); masks it when none
+    /// is running. The PIT counts at most about 55 ms: a later deadline takes several interrupts.
+    pub fn arm_timer(&mut self, process: &Process) {
+        let Some(deadline) = process.next_timer_deadline(self) else {
+            if self.timer_armed_until.take().is_some() {
+                timer::disarm();
+            }
+            return;
+        };
+        if self.timer_armed_until.is_some_and(|armed| armed <= deadline) {
+            return; // an interrupt comes first anyway
+        }
+        let now = kernel::Machine::monotonic_ns(self);
+        let ticks = timer::ticks_for(deadline.saturating_sub(now));
+        timer::arm(ticks);
+        self.timer_armed_until = Some(now.saturating_add(timer::ns_for(ticks)));
+    }
+
+    /// The timer interrupt came: nothing is armed any more.
+    pub fn timer_fired(&mut self) {
+        self.timer_armed_until = None;
+    }
+
+    /// The si_code of a floating-point exception (#MF: x87, `simd`: #XM), from the unmasked exception
+    /// flags that are set (Linux's `fpu__exception_code`).
+    pub fn fpu_exception_code(&mut self, simd: bool) -> u32 {
+        use kernel::signal::info::{FPE_FLTDIV, FPE_FLTINV, FPE_FLTOVF, FPE_FLTRES, FPE_FLTUND};
+        let mut state = [0u8; 512];
+        kernel::Machine::save_fpu(self, &mut state);
+        let word = |at: usize| u32::from(u16::from_le_bytes([state[at], state[at + 1]]));
+        let raised = if simd {
+            let mxcsr = u32::from_le_bytes(state[24..28].try_into().unwrap_or_default());
+            mxcsr & !(mxcsr >> 7) & 0x3f
+        } else {
+            word(2) & !word(0) & 0x3f // status word & ~control word
+        };
+        if raised & 0x01 != 0 {
+            FPE_FLTINV
+        } else if raised & 0x04 != 0 {
+            FPE_FLTDIV
+        } else if raised & 0x08 != 0 {
+            FPE_FLTOVF
+        } else if raised & 0x12 != 0 {
+            FPE_FLTUND
+        } else if raised & 0x20 != 0 {
+            FPE_FLTRES
+        } else {
+            0
         }
     }
 
@@ -289,6 +355,23 @@ impl kernel::Machine for ArchMachine {
         Ok(())
     }
 
+    fn save_fpu(&mut self, state: &mut [u8; 512]) {
+        let mut area = FxArea([0; 512]);
+        // SAFETY: FXSAVE64 writes exactly the 512-byte, 16-byte-aligned area; the kernel uses no x87/SSE
+        // itself, so the state is the app's. (FXSAVE runs where the nested KVM emulates CPL0 code.)
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags)) };
+        *state = area.0;
+    }
+
+    fn restore_fpu(&mut self, state: &[u8; 512]) {
+        let area = FxArea(*state);
+        // SAFETY: FXRSTOR64 reads the aligned area; its MXCSR was made valid by the caller (reserved bits
+        // would raise #GP here), and FXRSTOR loads no protection-key or privileged state.
+        unsafe {
+            core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags, readonly))
+        };
+    }
+
     fn monotonic_ns(&mut self) -> u64 {
         self.tsc_to_ns(registers::rdtsc().wrapping_sub(self.tsc_at_boot))
     }
@@ -334,3 +417,7 @@ fn for_each_frame_piece(frames: &[u64], offset: u64, len: usize, mut piece: impl
         done += n;
     }
 }
+
+/// An FXSAVE area (16-byte alignment required).
+#[repr(C, align(16))]
+struct FxArea([u8; 512]);

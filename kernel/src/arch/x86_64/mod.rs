@@ -14,7 +14,7 @@
 //!      heap}
 //!    │
 //!  tables, registers,   descriptor tables, IST stacks, the gate-violation stop; CR/MSR/TSC access;
-//!  halt                 fatal errors and crash reports
+//!  halt, timer          fatal errors and crash reports; the timer interrupt (PIT and PIC ports)
 //!    │
 //!  frame, pkru,         register frames; the PKRU gates (macros); console ports; CPU-local globals
 //!  console, sync
@@ -29,4 +29,5 @@ pub mod registers;
 pub mod start;
 pub mod sync;
 pub mod tables;
+pub mod timer;
 pub mod trap;

@@ -16,8 +16,8 @@ use super::machine::{self, ArchMachine};
 use super::mm::physical::{self, PhysicalMemory};
 use super::mm::user;
 use super::registers::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-use super::tables;
 use super::trap::{exception, syscall};
+use super::{tables, timer};
 
 global_asm!(
     ".pushsection .text.secure_run_start, \"ax\"",
@@ -52,7 +52,7 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
         tables::init(syscall::syscall_stack_top(), exception::stubs(), mode == IsolationMode::Mpk);
         syscall::init(app_at_cpl3);
     }
-    mask_legacy_pic();
+    timer::init();
     user::set_smap(setup_control_registers(mode));
     // SAFETY: boot runs alone; the free range comes from the validated boot info.
     let mut memory = unsafe {
@@ -116,15 +116,6 @@ unsafe extern "C" {
 /// The boot-only code section `[start, end)` (page-aligned by the linker script `boot-text.ld`).
 fn boot_text() -> (u64, u64) {
     (core::ptr::addr_of!(__boot_text_start) as u64, core::ptr::addr_of!(__boot_text_end) as u64)
-}
-
-/// The 8259 PIC may still deliver IRQ0 on vector 8 (SeaBIOS leaves it so): mask everything.
-fn mask_legacy_pic() {
-    // SAFETY: writing the PIC mask registers only stops legacy interrupts.
-    unsafe {
-        x86_64::instructions::port::Port::<u8>::new(0x21).write(0xff);
-        x86_64::instructions::port::Port::<u8>::new(0xa1).write(0xff);
-    }
 }
 
 /// CR0/CR4 for the app (SSE usable, write protection on) and the isolation mode. Returns whether SMAP is
@@ -269,6 +260,9 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
         fsgsbase: leaf7.ebx & 1 != 0,
         kernel_text,
         shared: BTreeMap::new(),
+        app_cpl3: mode == IsolationMode::Ring3,
+        syscall_number: 0,
+        timer_armed_until: None,
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.

@@ -17,12 +17,13 @@ use kernel_abi::CrashRecord;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
+use super::frame::TrapFrame;
 use super::pkru::GateData;
 use super::sync::CpuLocal;
 
-/// Number of IDT entries: the 32 exception vectors. Nothing else can arrive (the PIC is masked, the
-/// local APIC timer is never armed); an `int n` beyond the limit raises #GP, which is reported.
-pub const IDT_ENTRIES: usize = 32;
+/// Number of IDT entries: the 32 exception vectors and the 16 of the 8259 PICs (the timer, see `timer`;
+/// the other lines stay masked). An `int n` beyond the limit raises #GP, which is reported.
+pub const IDT_ENTRIES: usize = 48;
 
 /// IST slots (1-based in the IDT): general faults, double fault, NMI, machine check.
 pub const IST_GENERAL: u8 = 1;
@@ -68,16 +69,22 @@ const _: () = assert!(size_of::<SupervisorTables>() == 4096);
 pub const MPK_FLAG_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, mpk_enabled);
 const VIOLATION_FRAME_OFFSET: usize = offset_of!(SupervisorTables, gate) + offset_of!(GateData, violation_frame);
 
-/// Writable supervisor memory: where entries park registers before they may touch kernel memory.
+/// Writable supervisor memory: where entries park registers before they may touch kernel memory, and
+/// the frame a return to the app with a whole new context (a signal handler, a restored signal frame)
+/// leaves from: the exit path reads it after switching to the app's PKRU.
 #[repr(C, align(4096))]
 pub struct EntryScratch {
     pub user_rsp: u64,
     pub rax: u64,
     pub rcx: u64,
     pub rdx: u64,
-    _pad: [u64; 508],
+    pub exit_frame: TrapFrame,
+    _pad: [u64; 508 - size_of::<TrapFrame>() / 8],
 }
 const _: () = assert!(size_of::<EntryScratch>() == 4096);
+
+/// Offset of `EntryScratch::exit_frame`, for the entry assembly.
+pub const EXIT_FRAME_OFFSET: usize = offset_of!(EntryScratch, exit_frame);
 
 #[repr(C, align(4096))]
 pub struct IstStacks([[u8; IST_STACK_SIZE]; IST_COUNT]);
@@ -88,8 +95,14 @@ pub static TABLES: CpuLocal<SupervisorTables> = CpuLocal::new(SupervisorTables {
     idt: [IdtEntry::MISSING; IDT_ENTRIES],
     gate: GateData::new(),
 });
-pub static SCRATCH: CpuLocal<EntryScratch> =
-    CpuLocal::new(EntryScratch { user_rsp: 0, rax: 0, rcx: 0, rdx: 0, _pad: [0; 508] });
+pub static SCRATCH: CpuLocal<EntryScratch> = CpuLocal::new(EntryScratch {
+    user_rsp: 0,
+    rax: 0,
+    rcx: 0,
+    rdx: 0,
+    exit_frame: TrapFrame::ZERO,
+    _pad: [0; 508 - size_of::<TrapFrame>() / 8],
+});
 pub static IST_STACKS: CpuLocal<IstStacks> = CpuLocal::new(IstStacks([[0; IST_STACK_SIZE]; IST_COUNT]));
 
 /// The supervisor-only ranges (start, size): the tables page, the scratch page and the IST stacks.
@@ -102,7 +115,7 @@ pub fn supervisor_ranges() -> [(u64, u64); 3] {
 }
 
 /// Fills the GDT, TSS and IDT, loads them, and reloads every segment register. `exception_stubs` is the
-/// 512-byte-aligned block of the 32 exception entry stubs, 16 bytes each.
+/// 1024-byte-aligned block of the entry stubs, 16 bytes each, one per IDT entry.
 ///
 /// # Safety
 /// Boot only, once, before any entry can happen; `exception_stubs` must be those stubs.
@@ -131,11 +144,11 @@ pub unsafe fn init(kernel_stack_top: u64, exception_stubs: u64, mpk: bool) {
         | (((tss_base >> 24) & 0xff) << 56);
     tables.gdt = [0, KERNEL_CODE, KERNEL_DATA, USER_DATA, USER_CODE, tss_low, tss_base >> 32, 0];
 
-    // The stubs lie in one 512-byte block, so their gates differ only in the offset's low 16 bits: each
-    // gate is the first one plus its stub's offset (a few instructions per vector where boot code is
+    // The stubs lie in one 1024-byte-aligned block, so their gates differ only in the offset's low 16 bits:
+    // each gate is the first one plus its stub's offset (a few instructions per vector where boot code is
     // emulated, instead of assembling every field).
-    if !exception_stubs.is_multiple_of(512) {
-        super::halt::fatal("exception stubs not 512-byte aligned");
+    if !exception_stubs.is_multiple_of(1024) {
+        super::halt::fatal("exception stubs not 1024-byte aligned");
     }
     let first = IdtEntry::interrupt_gate(exception_stubs, IST_GENERAL);
     for (vector, entry) in tables.idt.iter_mut().enumerate() {

@@ -13,6 +13,7 @@ use super::*;
 use crate::model::ModelMachine;
 use crate::process::{ProcessConfig, Segment};
 use crate::Inspection;
+use crate::{Resume, UserContext};
 
 pub(crate) const TEXT: u64 = 0x40_0000;
 pub(crate) const SCRATCH: u64 = 0x60_0000;
@@ -26,7 +27,15 @@ pub(crate) struct Harness {
     pub k: Process,
     pub m: ModelMachine,
     next: u64,
+    /// The app's registers as the arch side would hand them over on the way back to it: after every
+    /// syscall with return work ([`Process::has_return_work`]), [`Process::return_to_app`] runs on them, as
+    /// the arch side does, so signal frames land in the model's memory.
+    pub ctx: UserContext,
 }
+
+/// Where the harness's app "runs": an address in its text, its stack pointer in scratch memory.
+pub(crate) const APP_RIP: u64 = TEXT + 0x100;
+pub(crate) const APP_SP: u64 = SCRATCH + SCRATCH_LEN - 0x1000;
 
 fn layout() -> ProcessLayout {
     ProcessLayout {
@@ -73,7 +82,8 @@ impl Harness {
             m.premap(segment.start, segment.len, segment.perms);
         }
         let k = Process::new(&config).unwrap();
-        Self { k, m, next: SCRATCH }
+        let ctx = UserContext { rip: APP_RIP, rsp: APP_SP, rflags: 0x202, ..UserContext::default() };
+        Self { k, m, next: SCRATCH, ctx }
     }
 
     pub fn new() -> Self {
@@ -83,7 +93,16 @@ impl Harness {
     pub fn result(&mut self, nr: u64, args: &[u64]) -> SyscallResult {
         let mut full = [0u64; 6];
         full[..args.len()].copy_from_slice(args);
-        let result = self.k.syscall(&mut self.m, nr, &full);
+        let mut result = self.k.syscall(&mut self.m, nr, &full, self.ctx.rsp);
+        if let SyscallResult::Return(value) = result {
+            self.ctx.rax = value as u64;
+            if self.k.has_return_work() {
+                match self.k.return_to_app(&mut self.m, &mut self.ctx, Some(nr)) {
+                    Resume::App => result = SyscallResult::Return(self.ctx.rax as i64),
+                    Resume::Killed { signal, .. } => result = SyscallResult::Killed(signal as i32),
+                }
+            }
+        }
         self.k.check_invariants().unwrap();
         assert_eq!(self.m.violations, 0, "machine violation after syscall {nr}");
         result

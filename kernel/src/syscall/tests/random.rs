@@ -39,7 +39,7 @@ proptest! {
         h.m.poke(SCRATCH, b"/tmp/fuzz\0").unwrap();
         h.m.poke(SCRATCH + 0x800, b"/data/hello.txt\0").unwrap();
         for (nr, args) in calls {
-            let result = h.k.syscall(&mut h.m, nr, &args);
+            let result = h.k.syscall(&mut h.m, nr, &args, APP_SP);
             prop_assert!(h.k.check_invariants().is_ok(), "{:?} after {nr} {args:x?}", h.k.check_invariants());
             prop_assert_eq!(h.m.violations, 0, "machine violation after {} {:x?}", nr, args);
             for vma in h.k.vmas().iter() {

@@ -1,8 +1,10 @@
-//! The exception entries.
+//! The exception and interrupt entries.
 //!
-//! Each of the 32 exception vectors has a 16-byte stub (`isr_stubs + 16 * vector`) that pushes a zero
+//! Each of the 32 exception vectors and the 16 PIC vectors has a 16-byte stub (`isr_stubs + 16 * vector`) that pushes a zero
 //! error code where the CPU pushes none, then the vector, and jumps to the common entry, which saves
-//! every register into a [`TrapFrame`] on the IST stack and calls [`handle_exception`]. The #PF stub
+//! every register into a [`TrapFrame`] on the IST stack and calls [`handle_exception`]: the timer
+//! interrupt runs the process's timers; an exception of the app becomes its signal (a handler runs on
+//! the faulting context) or, with no handler, the crash report that ends the run. The #PF stub
 //! goes through `trap::syscall`'s `page_fault_entry` first, which takes the nested-KVM SYSCALL quirk's
 //! fault as the syscall it is. Every vector runs on an IST stack: a CPL0 app's red zone below its RSP is
 //! never touched.
@@ -12,11 +14,15 @@ use core::mem::size_of;
 
 use isolation::paging::fault;
 
+use kernel::signal::info::{BUS_ADRALN, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, TRAP_TRACE};
+use kernel::signal::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
+use kernel::{Process, SigInfo, TrapInfo};
+
 use crate::arch::x86_64::frame::TrapFrame;
 use crate::arch::x86_64::halt::crash;
 use crate::arch::x86_64::machine::{self, ArchMachine};
 use crate::arch::x86_64::registers::Cr2;
-use crate::arch::x86_64::{pkru, tables};
+use crate::arch::x86_64::{pkru, tables, timer};
 
 macro_rules! stub_without_error_code {
     ($vector:literal) => {
@@ -31,8 +37,9 @@ macro_rules! stub_with_error_code {
 
 global_asm!(
     ".pushsection .text.secure_run_isr, \"ax\"",
-    // 512-byte aligned, so the 32 stubs (512 bytes) share all address bits above the low 16: see `init`.
-    ".balign 512",
+    // 1024-byte aligned, so the 48 stubs (768 bytes) share all address bits above the low 16: see
+    // `tables::init`.
+    ".balign 1024",
     ".global isr_stubs",
     "isr_stubs:",
     stub_without_error_code!(0),
@@ -68,6 +75,23 @@ global_asm!(
     stub_with_error_code!(29),
     stub_with_error_code!(30),
     stub_without_error_code!(31),
+    // The PICs' vectors: the timer (0x20) and the lines that stay masked, which may still arrive spurious.
+    stub_without_error_code!(32),
+    stub_without_error_code!(33),
+    stub_without_error_code!(34),
+    stub_without_error_code!(35),
+    stub_without_error_code!(36),
+    stub_without_error_code!(37),
+    stub_without_error_code!(38),
+    stub_without_error_code!(39),
+    stub_without_error_code!(40),
+    stub_without_error_code!(41),
+    stub_without_error_code!(42),
+    stub_without_error_code!(43),
+    stub_without_error_code!(44),
+    stub_without_error_code!(45),
+    stub_without_error_code!(46),
+    stub_without_error_code!(47),
     ".balign 16",
     ".global isr_common",
     "isr_common:",
@@ -98,6 +122,10 @@ global_asm!(
     "mov rdi, rsp",
     "cld",
     "call {handler}",
+    // The way back to the app from a TrapFrame at RSP (also taken by a syscall whose return to the app
+    // changed its whole context, from the scratch page's exit frame).
+    ".global exception_return",
+    "exception_return:",
     crate::pkru_gate_leave!(),
     "pop r15",
     "pop r14",
@@ -141,16 +169,64 @@ extern "C" fn exception_handler(frame: &mut TrapFrame) {
     handle_exception(frame);
 }
 
-/// Called for every exception with the saved registers. Returns only when the app may continue.
+/// Called for every exception and interrupt with the saved registers. Returns only when the app may
+/// continue (with the frame as it left it: a signal handler's context, say).
 fn handle_exception(frame: &mut TrapFrame) {
     let fault_address = if frame.vector == 14 { Cr2::read_raw() } else { 0 };
-    // SAFETY: exceptions do not nest with other kernel code: the kernel's own copies back their pages
-    // first (see `machine`), so this entry is the only one running.
+    // SAFETY: entries do not nest: the kernel's own copies back their pages first (see `machine`), and it
+    // runs with interrupts off, so this entry is the only one running.
     let (process, machine) = unsafe { machine::process_and_machine() };
+    if timer::PIC_VECTORS.contains(&(frame.vector as u8)) {
+        if frame.vector == u64::from(timer::TIMER_VECTOR) {
+            timer::end_of_interrupt();
+            machine.timer_fired();
+            process.timer_interrupt(machine);
+            super::return_to_app(process, machine, frame, None);
+        }
+        // The other lines are masked: a spurious interrupt (IRQ 7 or 15) needs no end of interrupt.
+        return;
+    }
     if frame.vector == 14 && machine.demand_fault(process.vmas(), frame.error_code, frame.rip, fault_address) {
         return;
     }
+    let in_kernel = !frame.is_user_mode() && machine.in_kernel_text(frame.rip);
+    if !in_kernel {
+        if let Some(info) = signal_for(process, machine, frame, fault_address) {
+            let trap = TrapInfo { error_code: frame.error_code, trapno: frame.vector, cr2: fault_address };
+            let mut ctx = super::context_of(frame);
+            if process.fault(machine, &mut ctx, info, trap).is_ok() {
+                super::store_context(machine, frame, &ctx);
+                super::return_to_app(process, machine, frame, None);
+                return;
+            }
+        }
+    }
     crash_on_exception(machine, frame, fault_address)
+}
+
+/// The signal an exception of the app raises, as Linux maps them (`None`: not the app's, it ends the VM).
+fn signal_for(process: &Process, machine: &mut ArchMachine, frame: &TrapFrame, fault_address: u64) -> Option<SigInfo> {
+    let rip = frame.rip;
+    Some(match frame.vector {
+        0 => SigInfo::fault(SIGFPE, FPE_INTDIV, rip),
+        1 => SigInfo::fault(SIGTRAP, TRAP_TRACE, rip),
+        3 => SigInfo::kernel(SIGTRAP),
+        4 | 5 | 10 | 11 | 12 | 13 => SigInfo::kernel(SIGSEGV),
+        6 => SigInfo::fault(SIGILL, ILL_ILLOPN, rip),
+        14 => {
+            if frame.error_code & fault::PROTECTION_KEY != 0 {
+                let pkey = machine.memory.translate(fault_address).map_or(0, |(_, flags)| u32::from(flags.pkey));
+                SigInfo::pkey_fault(fault_address, pkey)
+            } else if process.vmas().find(fault_address).is_some() {
+                SigInfo::fault(SIGSEGV, SEGV_ACCERR, fault_address)
+            } else {
+                SigInfo::fault(SIGSEGV, SEGV_MAPERR, fault_address)
+            }
+        }
+        16 | 19 => SigInfo::fault(SIGFPE, machine.fpu_exception_code(frame.vector == 19), rip),
+        17 => SigInfo::fault(SIGBUS, BUS_ADRALN, fault_address),
+        _ => return None,
+    })
 }
 
 /// An exception the app does not survive. Out of line, so the syscall and demand-paging paths above stay

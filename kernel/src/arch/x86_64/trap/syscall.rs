@@ -5,8 +5,8 @@
 //! RSP is never written. The app's caller-saved registers are saved in a [`SyscallFrame`], the syscall
 //! runs, and the frame (with RAX = the result) is restored.
 //!
-//! - `syscall_entry_cpl0` (`none` and `mpk`): the app runs at CPL0, so the return is POPFQ + JMP RCX
-//!   rather than SYSRET (which always returns to CPL3). In `mpk` mode the PKRU gates switch keys on the
+//! - `syscall_entry_cpl0` (`none` and `mpk`): the app runs at CPL0, so the return is POPFQ + STI + JMP
+//!   RCX rather than SYSRET (which always returns to CPL3). In `mpk` mode the PKRU gates switch keys on the
 //!   way in and out. The app's arithmetic flags are restored exactly in `none` mode; in `mpk` mode the
 //!   exit gate's compare clobbers them, which the x86-64 Linux syscall ABI allows ("cc" is clobbered).
 //! - `syscall_entry_ring3`: classic SYSCALL/SYSRET from and to CPL3.
@@ -15,7 +15,7 @@ use core::arch::global_asm;
 
 use kernel::SyscallResult;
 
-use crate::arch::x86_64::frame::SyscallFrame;
+use crate::arch::x86_64::frame::{SyscallFrame, TrapFrame};
 use crate::arch::x86_64::halt::fatal;
 use crate::arch::x86_64::registers::{MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use crate::arch::x86_64::sync::CpuLocal;
@@ -36,6 +36,11 @@ pub fn syscall_stack_top() -> u64 {
 
 /// Saves the rest of a [`SyscallFrame`] (the entry has pushed the app's RSP), calls the dispatcher and
 /// restores the registers; RCX and R11 then hold the return address and the RFLAGS to resume with.
+///
+/// When the dispatcher says the return has work to do (a signal to deliver, a frame to restore), the
+/// slow path pushes the callee-saved registers too (the Rust code restored the app's values into them),
+/// so the whole context is on the stack, calls [`syscall_return_work`], and leaves through
+/// `exception_return` from the exit frame it wrote: the app resumes with IRETQ there, whatever mode.
 macro_rules! save_frame {
     () => {
         concat!(
@@ -51,6 +56,8 @@ macro_rules! save_frame {
             "mov rdi, rsp\n",
             "cld\n",
             "call {dispatch}\n",
+            "test eax, eax\n",
+            "jnz syscall_slow_path\n",
             "pop rdi\n",
             "pop rsi\n",
             "pop rdx\n",
@@ -73,10 +80,16 @@ global_asm!(
     "lea rsp, [rip + {stack} + {stack_size}]",
     "push qword ptr [rip + {scratch}]", // the app's RSP
     save_frame!(),
+    // RFLAGS without IF until the last instruction: an interrupt must not arrive on the way out (still on
+    // the kernel's stack, or between the exit gate and the app). STI's one-instruction shadow makes the
+    // app's first instruction the first an interrupt can arrive before; the app always resumes with IF
+    // on, as on Linux.
     "push r11",
+    "and qword ptr [rsp], {not_if}",
     "popfq",
     "pop rsp",
     crate::pkru_syscall_gate_leave!(),
+    "sti",
     "jmp rcx",
     "",
     ".global syscall_entry_ring3",
@@ -143,13 +156,31 @@ global_asm!(
     "push 0x2",
     "popfq",
     crate::pkru_syscall_gate_leave!(),
+    "sti",
     "jmp rcx",
+    "",
+    // The slow path of every SYSCALL entry (see `save_frame!`), with the SyscallFrame at RSP.
+    ".global syscall_slow_path",
+    "syscall_slow_path:",
+    "push r15",
+    "push r14",
+    "push r13",
+    "push r12",
+    "push rbp",
+    "push rbx",
+    "mov rdi, rsp",
+    "call {return_work}",
+    "lea rsp, [rip + {scratch} + {exit_frame}]",
+    "jmp exception_return",
     ".popsection",
     scratch = sym SCRATCH,
     tables = sym TABLES,
     stack = sym SYSCALL_STACK,
     stack_size = const SYSCALL_STACK_SIZE,
     dispatch = sym syscall_dispatch,
+    not_if = const !0x200i64,
+    return_work = sym syscall_return_work,
+    exit_frame = const tables::EXIT_FRAME_OFFSET,
     fetch = const isolation::paging::fault::FETCH,
     mpk_flag = const MPK_FLAG_OFFSET,
     pkru_kernel = const pkru::PKRU_KERNEL,
@@ -210,25 +241,26 @@ unsafe fn boot_write_msr(msr: u32, value: u64) {
     };
 }
 
-/// Called by the entries with the app's saved registers; writes the result into `frame.rax`.
-extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    handle_syscall(frame);
-}
-
-/// RFLAGS bits an app may keep across a syscall: CF, PF, AF, ZF, SF, TF, IF, DF, OF, AC, ID (never
-/// IOPL, NT, RF or VM, which SYSRET/IRETQ would otherwise load from a corrupted frame).
-const USER_RFLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
-
-/// Runs one syscall for the app; the result goes back in `frame.rax`.
-pub fn handle_syscall(frame: &mut SyscallFrame) {
-    frame.rflags = app_rflags(frame.rflags);
+/// Called by the entries with the app's saved registers; writes the result into `frame.rax`. Returns
+/// nonzero when the return to the app has work to do with its whole context: the entry then saves the
+/// rest of the registers and calls [`syscall_return_work`] (the slow path, see the entries).
+extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
+    frame.rflags = super::app_rflags(frame.rflags);
     check_return_address(frame.rip);
-    frame.rax = run_syscall(frame.number(), &frame.args);
-}
-
-/// The RFLAGS the app resumes with: the arithmetic and app-settable bits of `rflags`, bit 1 set.
-fn app_rflags(rflags: u64) -> u64 {
-    (rflags & USER_RFLAGS) | 0x2
+    // SAFETY: one syscall at a time; nothing else holds the process or the machine during it.
+    let (process, machine) = unsafe { machine::process_and_machine() };
+    let number = frame.number();
+    machine.syscall_number = number;
+    match process.syscall(machine, number, &frame.args, frame.rsp) {
+        SyscallResult::Return(value) => frame.rax = value as u64,
+        SyscallResult::Exit(status) => console::exit(status),
+        SyscallResult::Killed(signal) => super::killed(signal as u32),
+    }
+    let work = process.has_return_work();
+    if !work {
+        machine.arm_timer(process);
+    }
+    u64::from(work)
 }
 
 fn check_return_address(rip: u64) {
@@ -238,19 +270,49 @@ fn check_return_address(rip: u64) {
     }
 }
 
-/// Runs syscall `number`; returns its result (RAX) unless the app ends.
-fn run_syscall(number: u64, args: &[u64; 6]) -> u64 {
-    // SAFETY: one syscall at a time; nothing else holds the process or the machine during it.
+/// A syscall's registers with the callee-saved ones the slow path pushed below them.
+#[repr(C)]
+pub struct FullSyscallFrame {
+    pub rbx: u64,
+    pub rbp: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub frame: SyscallFrame,
+}
+
+/// The slow path's Rust side: the return work with the app's whole context, which goes into the
+/// scratch page's exit frame; the entry then leaves through `exception_return` (IRETQ from that frame).
+extern "C" fn syscall_return_work(full: &FullSyscallFrame) {
+    // SAFETY: as in `syscall_dispatch`, which has returned.
     let (process, machine) = unsafe { machine::process_and_machine() };
-    match process.syscall(machine, number, args) {
-        SyscallResult::Return(value) => value as u64,
-        SyscallResult::Exit(status) => console::exit(status),
-        SyscallResult::Killed(signal) => {
-            let _ = core::fmt::Write::write_fmt(
-                &mut console::Log,
-                format_args!("secure-run kernel: the app was killed by signal {signal}\n"),
-            );
-            console::exit(128 + signal)
-        }
-    }
+    let f = &full.frame;
+    let [rdi, rsi, rdx, r10, r8, r9] = f.args;
+    // SAFETY: the scratch page is written only by entries, one at a time; the exit path reads it next.
+    let exit = unsafe { &mut tables::SCRATCH.get().exit_frame };
+    *exit = TrapFrame {
+        rax: f.rax,
+        rbx: full.rbx,
+        rcx: f.rip, // SYSCALL's clobbers, as the app would see them after SYSRET
+        rdx,
+        rsi,
+        rdi,
+        rbp: full.rbp,
+        rsp: f.rsp,
+        r8,
+        r9,
+        r10,
+        r11: f.rflags,
+        r12: full.r12,
+        r13: full.r13,
+        r14: full.r14,
+        r15: full.r15,
+        rip: f.rip,
+        rflags: f.rflags,
+        ..TrapFrame::ZERO
+    };
+    super::store_context(machine, exit, &super::context_of(exit));
+    let number = machine.syscall_number;
+    super::return_to_app(process, machine, exit, Some(number));
 }

@@ -1,0 +1,343 @@
+//! Generating and delivering signals: queueing one for the process or a thread, running what is due when
+//! the kernel returns to the app ([`Process::return_to_app`]: handler frames, restarted syscalls,
+//! `rt_sigreturn`), and CPU exceptions turned into signals ([`Process::fault`]).
+//!
+//! Isolation: frames are written and read through the same checked copies as syscall buffers; what
+//! `rt_sigreturn` takes from the app is the general registers, RIP (canonical, lower half) and the
+//! arithmetic RFLAGS bits; never segments, privileged flags (IOPL, IF, NT, VM) or PKRU, and the FPU state
+//! goes through FXRSTOR only after its MXCSR is made valid.
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use core::fmt::Write;
+
+use super::frame::{self, FrameContents, TrapInfo, UserContext, FPU_STATE_SIZE, FRAME_SIZE, RED_ZONE};
+use super::info::SigInfo;
+use super::{Disposition, SigAction, SigSet, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER};
+use super::{SIGSEGV, SS_AUTODISARM};
+use crate::errno::Errno;
+use crate::machine::Machine;
+use crate::process::Process;
+use crate::signal::queue::QueueError;
+use crate::syscall::nr;
+use crate::user;
+
+/// Who a signal is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Any thread that does not block it (kill, timers, SIGEV_SIGNAL).
+    Process,
+    /// This thread (tkill, tgkill, faults, SIGPIPE).
+    Thread(i32),
+}
+
+/// How the process goes on after the kernel's work on the way back to the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// The app continues with the (possibly changed) context.
+    App,
+    /// A signal's default action ends the process (status 128 + signal).
+    Killed { signal: u32, core: bool },
+}
+
+/// RFLAGS a handler starts with cleared: DF (the ABI wants it clear at calls), TF, RF.
+const HANDLER_CLEARED_RFLAGS: u64 = (1 << 10) | (1 << 8) | (1 << 16);
+/// The FXSAVE image of a freshly initialised FPU (FCW 0x37f, MXCSR 0x1f80): what a handler starts with.
+fn initial_fpu_state() -> [u8; FPU_STATE_SIZE] {
+    let mut state = [0u8; FPU_STATE_SIZE];
+    state[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+    state[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    state
+}
+
+impl Process {
+    /// Queues `info` for `target`. A signal the process ignores (and that is not blocked) is discarded
+    /// as it arrives, as Linux does. EAGAIN when a real-time queue is full.
+    pub(crate) fn send_signal(&mut self, info: SigInfo, target: Target) -> Result<(), Errno> {
+        let signal = info.signo();
+        let thread = self.thread();
+        let blocked = thread.mask.contains(signal);
+        if !blocked && self.actions.disposition(signal) == Disposition::Ignore {
+            return Ok(());
+        }
+        let queue = match target {
+            Target::Process => &mut self.pending,
+            Target::Thread(_) => &mut self.thread_mut().pending,
+        };
+        match queue.push(info) {
+            Ok(_) => Ok(()),
+            Err(QueueError::Full) => Err(Errno::EAGAIN),
+        }
+    }
+
+    /// The next signal the current thread can take (its own queue first, then the process's), if any.
+    fn next_deliverable(&self) -> Option<(u32, bool)> {
+        let thread = self.thread();
+        let own = thread.pending.next(thread.mask);
+        let shared = self.pending.next(thread.mask);
+        match (own, shared) {
+            (Some(a), Some(b)) => {
+                let first = SigSet::of(a).union(SigSet::of(b)).first().unwrap_or(a);
+                Some((first, first == a))
+            }
+            (Some(a), None) => Some((a, true)),
+            (None, Some(b)) => Some((b, false)),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the return to the app has work to do (a signal to take, a frame to restore). Cheap: the arch
+    /// side asks after every syscall.
+    pub fn has_return_work(&self) -> bool {
+        let thread = self.thread();
+        thread.sigreturn || !thread.pending.set().union(self.pending.set()).minus(thread.mask).is_empty()
+    }
+
+    /// Whether a pending signal would interrupt a wait now (one the thread does not block and does not
+    /// ignore).
+    pub(crate) fn signal_interrupts(&self) -> bool {
+        let thread = self.thread();
+        let ready = thread.pending.set().union(self.pending.set()).minus(thread.mask);
+        (1..=super::NSIG)
+            .any(|signal| ready.contains(signal) && self.actions.disposition(signal) != Disposition::Ignore)
+    }
+
+    fn take_signal(&mut self, signal: u32, own: bool) -> Option<SigInfo> {
+        let info = if own { self.thread_mut().pending.take(signal) } else { self.pending.take(signal) }?;
+        if info.code() == super::info::SI_TIMER {
+            self.timer_signal_delivered(&info);
+        }
+        Some(info)
+    }
+
+    /// The kernel's work on the way back to the app, with the app's whole context: `rt_sigreturn`, then
+    /// every deliverable signal (a frame per handler, innermost last, as Linux stacks them), and the
+    /// result of an interrupted syscall (`syscall`: its number, when the app is coming back from one)
+    /// turned into EINTR or a restart.
+    pub fn return_to_app<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext, syscall: Option<u64>) -> Resume {
+        let mut syscall = syscall;
+        if core::mem::take(&mut self.thread_mut().sigreturn) {
+            syscall = None;
+            if self.sigreturn(m, ctx).is_err() {
+                if let Resume::Killed { signal, core } = self.force_sigsegv(m, ctx) {
+                    return Resume::Killed { signal, core };
+                }
+            }
+        }
+        // Every signal at most once per return (a real-time queue cannot keep this loop going).
+        for _ in 0..crate::signal::queue::MAX_QUEUED {
+            let Some((signal, own)) = self.next_deliverable() else { break };
+            let Some(info) = self.take_signal(signal, own) else { break };
+            match self.actions.disposition(signal) {
+                Disposition::Ignore => continue,
+                Disposition::Kill { core } => {
+                    self.trace_killed(m, signal);
+                    return Resume::Killed { signal, core };
+                }
+                Disposition::Handle(action) => {
+                    if let Some(number) = syscall.take() {
+                        Self::restart_for_handler(ctx, number, action);
+                    }
+                    if self.push_frame(m, ctx, &info, action, TrapInfo::default()).is_err() {
+                        if let Resume::Killed { signal, core } = self.force_sigsegv(m, ctx) {
+                            return Resume::Killed { signal, core };
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(number) = syscall {
+            self.restart_without_handler(ctx, number);
+        }
+        Resume::App
+    }
+
+    /// An interrupted syscall's result when a handler is about to run (signal(7)).
+    fn restart_for_handler(ctx: &mut UserContext, number: u64, action: SigAction) {
+        let errno = Errno(-(ctx.rax as i64) as i32);
+        if !errno.is_restart() {
+            return;
+        }
+        let restart = errno == Errno::ERESTARTNOINTR || (errno == Errno::ERESTARTSYS && action.has(SA_RESTART));
+        if restart {
+            ctx.rax = number;
+            ctx.rip = ctx.rip.wrapping_sub(2); // back onto the SYSCALL instruction (0F 05)
+        } else {
+            ctx.rax = Errno::EINTR.to_return() as u64;
+        }
+    }
+
+    /// An interrupted syscall whose signal ran no handler: it continues (`restart_syscall` resumes a
+    /// timed wait where it was).
+    fn restart_without_handler(&mut self, ctx: &mut UserContext, number: u64) {
+        let errno = Errno(-(ctx.rax as i64) as i32);
+        if !errno.is_restart() {
+            return;
+        }
+        ctx.rax = if errno == Errno::ERESTART_RESTARTBLOCK { nr::RESTART_SYSCALL } else { number };
+        ctx.rip = ctx.rip.wrapping_sub(2);
+    }
+
+    /// Builds a handler's frame on the app's stack (or its alternate stack) and points the context at the
+    /// handler. Err when the frame cannot be written (the stack is full or unmapped): SIGSEGV follows.
+    fn push_frame<M: Machine>(
+        &mut self,
+        m: &mut M,
+        ctx: &mut UserContext,
+        info: &SigInfo,
+        action: SigAction,
+        trap: TrapInfo,
+    ) -> Result<(), Errno> {
+        if !action.has(SA_RESTORER) {
+            // x86-64 has no kernel-provided return trampoline: every C library sets SA_RESTORER.
+            return Err(Errno::EFAULT);
+        }
+        let signal = info.signo();
+        let altstack = self.thread().altstack;
+        let switch_stack = action.has(SA_ONSTACK) && altstack.enabled() && !altstack.contains(ctx.rsp);
+        let top = if switch_stack { altstack.sp.wrapping_add(altstack.size) } else { ctx.rsp.wrapping_sub(RED_ZONE) };
+        let layout = frame::layout(top).ok_or(Errno::EFAULT)?;
+        let on_altstack = switch_stack || altstack.contains(ctx.rsp);
+        if on_altstack && !altstack.contains(layout.frame + 1) {
+            return Err(Errno::EFAULT); // it would overflow the alternate stack
+        }
+        let mut fpu = [0u8; FPU_STATE_SIZE];
+        m.save_fpu(&mut fpu);
+        let stack_flags = altstack.flags_at(ctx.rsp) | (altstack.flags & SS_AUTODISARM);
+        let mask = self.thread_mut().saved_mask.take().unwrap_or(self.thread().mask);
+        let bytes = frame::encode(&FrameContents {
+            context: ctx,
+            trap,
+            mask,
+            stack: altstack.to_bytes(stack_flags),
+            info,
+            restorer: action.restorer,
+            fpstate: layout.fpstate,
+        });
+        user::write(&self.vmas, m, layout.fpstate, &fpu)?;
+        user::write(&self.vmas, m, layout.frame, &bytes)?;
+        self.trace_signal(m, info);
+        *ctx = UserContext {
+            rip: action.handler,
+            rsp: layout.frame,
+            rdi: u64::from(signal),
+            rsi: layout.frame + frame::INFO_OFFSET,
+            rdx: layout.frame + frame::UCONTEXT_OFFSET,
+            rax: 0,
+            rflags: ctx.rflags & !HANDLER_CLEARED_RFLAGS,
+            ..*ctx
+        };
+        m.restore_fpu(&initial_fpu_state());
+        let thread = self.thread_mut();
+        let mut blocked = thread.mask.union(action.mask);
+        if !action.has(SA_NODEFER) {
+            blocked.insert(signal);
+        }
+        thread.mask = blocked.as_mask();
+        if switch_stack && altstack.flags & SS_AUTODISARM != 0 {
+            thread.altstack = super::AltStack::default();
+        }
+        if action.has(SA_RESETHAND) {
+            self.actions.set(signal, SigAction::default());
+        }
+        Ok(())
+    }
+
+    /// `rt_sigreturn`, done with the whole context: restores what the frame below the app's stack pointer
+    /// saved. Err for a frame that cannot be read or names a non-canonical RIP.
+    fn sigreturn<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext) -> Result<(), Errno> {
+        let frame_at = ctx.rsp.wrapping_sub(8);
+        let raw: [u8; FRAME_SIZE] = user::read_array(&self.vmas, m, frame_at)?;
+        let decoded = frame::decode(&raw);
+        let mut restored = decoded.context;
+        if restored.rip >= isolation::paging::LOWER_HALF_END {
+            return Err(Errno::EFAULT);
+        }
+        restored.rflags = (0x202 & !frame::SIGRETURN_RFLAGS) | (restored.rflags & frame::SIGRETURN_RFLAGS);
+        if decoded.fpstate == 0 {
+            m.restore_fpu(&initial_fpu_state());
+        } else {
+            if !decoded.fpstate.is_multiple_of(16) {
+                return Err(Errno::EFAULT);
+            }
+            let mut state: [u8; FPU_STATE_SIZE] = user::read_array(&self.vmas, m, decoded.fpstate)?;
+            let mut current = [0u8; FPU_STATE_SIZE];
+            m.save_fpu(&mut current);
+            frame::sanitize_fpu_state(&mut state, &current);
+            m.restore_fpu(&state);
+        }
+        self.thread_mut().mask = decoded.mask.as_mask();
+        // Linux ignores every error but EFAULT here (a handler on the alternate stack cannot change it).
+        let _ = self.set_altstack(decoded.stack, restored.rsp);
+        *ctx = restored;
+        if self.trace {
+            let line = alloc::format!("rt_sigreturn({{mask={:#x}}}) = {:#x}\n", decoded.mask.0, restored.rax);
+            m.console(kernel_abi::Stream::Log, line.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// A handler could not be set up, or a frame could not be restored: SIGSEGV, which kills unless a
+    /// handler for it can run (Linux's `force_sigsegv`).
+    fn force_sigsegv<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext) -> Resume {
+        let info = SigInfo::kernel(SIGSEGV);
+        match self.fault(m, ctx, info, TrapInfo::default()) {
+            Ok(()) => Resume::App,
+            Err(resume) => resume,
+        }
+    }
+
+    /// A CPU exception in the app raised `info`'s signal: its handler runs now (on the faulting context),
+    /// unless the signal is blocked or ignored, which, as on Linux, kills (a fault cannot be ignored
+    /// without looping on the faulting instruction). Err: how the process ends.
+    pub fn fault<M: Machine>(
+        &mut self,
+        m: &mut M,
+        ctx: &mut UserContext,
+        info: SigInfo,
+        trap: TrapInfo,
+    ) -> Result<(), Resume> {
+        let signal = info.signo();
+        let killed = Resume::Killed { signal, core: true };
+        if self.thread().mask.contains(signal) {
+            self.trace_killed(m, signal);
+            return Err(killed);
+        }
+        match self.actions.disposition(signal) {
+            Disposition::Handle(action) => {
+                if self.push_frame(m, ctx, &info, action, trap).is_ok() {
+                    return Ok(());
+                }
+                // Cannot set up the handler: the signal's default action, as for an ignored fault.
+                self.actions.set(signal, SigAction::default());
+                self.trace_killed(m, signal);
+                Err(if signal == SIGSEGV { killed } else { Resume::Killed { signal: SIGSEGV, core: true } })
+            }
+            Disposition::Ignore | Disposition::Kill { .. } => {
+                self.trace_killed(m, signal);
+                Err(killed)
+            }
+        }
+    }
+
+    fn trace_signal<M: Machine>(&self, m: &mut M, info: &SigInfo) {
+        if !self.trace {
+            return;
+        }
+        let name = super::name(info.signo());
+        let mut line = String::new();
+        let _ = write!(line, "--- {name} {{si_signo={name}, si_code={}", info.code());
+        if super::SigSet::SYNCHRONOUS.contains(info.signo()) {
+            let _ = write!(line, ", si_addr={:#x}", info.addr());
+        }
+        line.push_str("} ---\n");
+        m.console(kernel_abi::Stream::Log, line.as_bytes());
+    }
+
+    fn trace_killed<M: Machine>(&self, m: &mut M, signal: u32) {
+        if self.trace {
+            let line = alloc::format!("+++ killed by {} +++\n", super::name(signal));
+            m.console(kernel_abi::Stream::Log, line.as_bytes());
+        }
+    }
+}
