@@ -1,7 +1,7 @@
 //! The syscall layer: decodes a syscall's number and arguments, checks them, and runs it against the
 //! process state. One module per family; this one owns the dispatcher and the result types.
 //!
-//! Blocking: a syscall that must wait returns [`Stop::Block`] with what it waits for ([`Wait`]); the
+//! Blocking: a syscall that must wait returns `Stop::Block` with what it waits for (`Wait`); the
 //! dispatcher waits (idling the machine until the deadline or the next timer), then runs the syscall again
 //! with the same arguments, which now finds its condition, or its deadline passed (a timeout becomes one
 //! deadline, kept in the thread's [`crate::thread::Restart`] across re-executions). A signal that is
