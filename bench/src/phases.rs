@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use kernel_abi::IsolationMode;
 use vmm::backend::{self, Backend, RunConfig};
-use vmm::exit::{CollectingSink, StopReason};
+use vmm::devices::console::CollectingSink;
+use vmm::exit::StopReason;
 use vmm::run::{BackendChoice, RunOptions};
 
 use crate::stats::millis;

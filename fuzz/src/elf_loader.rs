@@ -14,8 +14,9 @@ use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel_abi::{IsolationMode, RegionKind, PERM_EXEC};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use vmm::arch::x86_64::layout::{IMAGE_START, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 use vmm::elf::{self, AppElf, AppKind, KernelElf, MAX_APP_SPAN, MAX_SEGMENT_ALIGN};
-use vmm::image::{Bytes, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use vmm::image::Bytes;
 use vmm::loader::{self, LoadRequest, LoadedVm};
 
 /// Guest memory for the built image: small, so that oversized apps fail fast (as they would at run time).
@@ -165,8 +166,7 @@ fn check_layout(app: &AppElf, kernel: &KernelElf, layout: &VmLayout) {
 fn check_image(app: &AppElf, data: &[u8], layout: &VmLayout, vm: &LoadedVm) {
     let image = &vm.image;
     assert_eq!(image.memory_size, MEMORY_SIZE);
-    let low = LOW_MEMORY_END + TRAMPOLINE_SIZE;
-    let mut previous_end = low;
+    let mut previous_end = IMAGE_START;
     for chunk in &image.chunks {
         let end = chunk.guest_phys.checked_add(chunk.bytes.len() as u64).expect("chunk end overflows");
         assert!(

@@ -6,12 +6,13 @@
 //! - [`backend`]: the two ways to run it (KVM, QEMU TCG) and [`exit`], the guest-facing port protocol;
 //! - [`mount`]: host directories packed for the guest file system; [`host`]: the host's TSC frequency;
 //! - [`run`]: one run end to end; [`report`]: crash reports.
+pub mod arch;
 pub mod backend;
+pub mod devices;
 pub mod elf;
 pub mod exit;
 pub mod host;
 pub mod image;
-pub mod initial_stack;
 pub mod loader;
 pub mod mount;
 pub mod report;

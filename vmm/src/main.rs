@@ -128,10 +128,10 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid timeout"))
 }
 
-/// Guest memory bounds: enough for the kernel and a small app, and what QEMU's PC machine maps below its
+/// Guest memory bounds: enough for the kernel and a small app, and what QEMU's machines map below their
 /// PCI hole.
 const MIN_MEMORY: u64 = 32 << 20;
-const MAX_MEMORY: u64 = 3 << 30;
+const MAX_MEMORY: u64 = vmm::arch::x86_64::layout::MAX_MEMORY_SIZE;
 
 fn options(cli: Cli) -> Result<RunOptions, String> {
     if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || !cli.memory.is_multiple_of(2 << 20) {

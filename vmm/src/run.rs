@@ -15,8 +15,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng, TryRngCore};
 
 use crate::backend::{self, Backend, BackendError, RunConfig};
+use crate::devices::console::ConsoleSink;
 use crate::elf::{self, ElfError};
-use crate::exit::{ConsoleSink, GuestOutcome, StopReason};
+use crate::exit::{GuestOutcome, StopReason};
 use crate::loader::{self, LoadError, LoadRequest, LoadedVm};
 use crate::report::CrashReport;
 

@@ -8,7 +8,9 @@ use isolation::paging::{map, PageFlags, PhysMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 use kernel_abi::CrashRecord;
 
 use super::*;
-use crate::exit::{CollectingSink, StopReason};
+use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
+use crate::devices::console::CollectingSink;
+use crate::exit::StopReason;
 use crate::image::Chunk;
 
 const MEMORY_SIZE: u64 = 32 << 20;
