@@ -141,7 +141,7 @@ fn phases_section(out: &mut String, results: &Results) {
     let _ = writeln!(out, "## Where a boot's time goes\n");
     let _ = writeln!(
         out,
-        "Measured in-process through the vmm library (`vmm::run::prepare`, `vmm::run::select_backend`, \
+        "Measured in-process through the vmm library (`vmm::run::prepare`, `vmm::policy::select_backend`, \
          `vmm::backend::run` with a collecting sink) on `boot_probe`, a no-libc guest whose first act is to \
          print its time-stamp counter. On KVM here the guest reads the host's TSC unchanged, so the host's \
          TSC when `backend::run` starts and the guest's at app entry bound backend start + kernel init; VM \

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use kernel_abi::{exit_code, IsolationMode};
-use vmm::run::{self, BackendChoice, RunOptions};
+use vmm::policy::BackendChoice;
+use vmm::run::{self, RunOptions};
 
 /// Run a static x86-64 Linux program inside a single-purpose VM with secure-run's own small kernel,
 /// isolated from that kernel's memory.
@@ -50,7 +51,8 @@ struct Cli {
     #[arg(long)]
     print_layout: bool,
 
-    /// Write a JSON report of the run (exit status, crash, layout, seed) to FILE.
+    /// Write a JSON report of the run (exit status, crash, layout, seed) to FILE; its fields are listed
+    /// in docs/report.md.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
 
