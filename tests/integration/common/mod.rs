@@ -3,10 +3,11 @@
 //! - [`guests`]: builds the programs in `tests/guests/` once per run.
 //! - [`run`]: runs secure-run or a guest natively, with a hard timeout, and asserts on the result.
 //! - [`fixtures`]: files to mount into guests.
-//! - [`elf`]: just enough ELF to make malformed copies of a guest.
 //! - the macros below: one test body, one `#[test]` per (backend, isolation) mode.
+//!
+//! Malformed copies of a guest are made with `vmm::elf::write::ElfWriter`, the ELF writer the VMM's own
+//! tests use.
 
-pub mod elf;
 pub mod fixtures;
 pub mod guests;
 pub mod run;

@@ -13,11 +13,18 @@
 //! data. Keeping image bytes out of the first 8 KiB matters: QEMU looks there for a Linux setup header
 //! and a multiboot header *before* it considers PVH, so image bytes there could change how it boots.
 
+use goblin::elf::header::ET_EXEC;
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE};
+use goblin::elf64::header::SIZEOF_EHDR;
+use goblin::elf64::program_header::SIZEOF_PHDR;
+use goblin::elf64::section_header::SIZEOF_SHDR;
+
 use crate::arch::x86_64::gdt::{self, BOOT_GDT_LIMIT, CODE_SELECTOR, DATA_SELECTOR};
 use crate::arch::x86_64::layout::{
     BOOT_GDT_ADDR, BOOT_GDT_OFFSET, PAGE_TABLE_ROOT_LIMIT, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE,
 };
 use crate::arch::x86_64::regs::{EFER_MSR, ENTRY_CR0, ENTRY_CR4, ENTRY_EFER_SET};
+use crate::elf::write::{self, ElfWriter};
 use crate::image::{Chunk, MemoryImage, VcpuEntry};
 
 /// Where segment data starts in the file (QEMU scans the first 8 KiB for other boot protocols).
@@ -166,6 +173,8 @@ pub enum PvhError {
     TooManySegments(usize),
     #[error("a chunk at {0:#x} overflows the address space")]
     ChunkOverflow(u64),
+    #[error("cannot write the PVH boot ELF: {0}")]
+    Write(String),
 }
 
 /// One PT_LOAD to write.
@@ -201,16 +210,6 @@ fn segments<'a>(trampoline: &'a [u8], chunks: &'a [Chunk]) -> Result<Vec<Segment
     Ok(out)
 }
 
-const ELF_HEADER_SIZE: u64 = 64;
-const PROGRAM_HEADER_SIZE: u64 = 56;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
-const EM_X86_64: u16 = 62;
-const ET_EXEC: u16 = 2;
-
 /// The note: namesz, descsz, type, "Xen\0", then the entry as a 64-bit value. The entry is a 32-bit
 /// address, but QEMU's reader of 64-bit ELF notes loads a native-width word, so the desc is 8 bytes (as
 /// Linux's x86-64 PVH note is); Xen reads numeric notes of any width.
@@ -228,30 +227,6 @@ fn align_up(value: u64, align: u64) -> u64 {
     value.div_ceil(align) * align
 }
 
-/// One program header; `p_vaddr` = `p_paddr` = `address`.
-struct ProgramHeader {
-    kind: u32,
-    flags: u32,
-    offset: u64,
-    address: u64,
-    file_size: u64,
-    memory_size: u64,
-    align: u64,
-}
-
-impl ProgramHeader {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend(self.kind.to_le_bytes());
-        out.extend(self.flags.to_le_bytes());
-        out.extend(self.offset.to_le_bytes());
-        out.extend(self.address.to_le_bytes()); // p_vaddr
-        out.extend(self.address.to_le_bytes()); // p_paddr
-        out.extend(self.file_size.to_le_bytes());
-        out.extend(self.memory_size.to_le_bytes());
-        out.extend(self.align.to_le_bytes());
-    }
-}
-
 /// The PVH boot ELF for `image`, entering the kernel at `entry` through the trampoline.
 /// Callers validate the image first (chunks inside RAM, not overlapping the trampoline page).
 pub fn build_boot_elf(image: &MemoryImage, entry: &VcpuEntry) -> Result<Vec<u8>, PvhError> {
@@ -262,72 +237,35 @@ pub fn build_boot_elf(image: &MemoryImage, entry: &VcpuEntry) -> Result<Vec<u8>,
     let segments = segments(&trampoline, &image.chunks)?;
     let phnum = u16::try_from(segments.len() + 1).map_err(|_| PvhError::TooManySegments(image.chunks.len()))?;
     let note = xen_note();
-    let note_offset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * u64::from(phnum);
-    let mut data_offset = align_up(note_offset + note.len() as u64, PAGE).max(DATA_START);
-
-    let mut out = Vec::new();
-    // ELF header.
-    out.extend(b"\x7fELF");
-    out.extend([2, 1, 1, 0]); // ELFCLASS64, little-endian, version 1, System V ABI
-    out.extend([0; 8]);
-    out.extend(ET_EXEC.to_le_bytes());
-    out.extend(EM_X86_64.to_le_bytes());
-    out.extend(1u32.to_le_bytes()); // e_version
-    out.extend(TRAMPOLINE_ADDR.to_le_bytes()); // e_entry
-    out.extend(ELF_HEADER_SIZE.to_le_bytes()); // e_phoff
-    out.extend(0u64.to_le_bytes()); // e_shoff
-    out.extend(0u32.to_le_bytes()); // e_flags
-    out.extend((ELF_HEADER_SIZE as u16).to_le_bytes());
-    out.extend((PROGRAM_HEADER_SIZE as u16).to_le_bytes());
-    out.extend(phnum.to_le_bytes());
-    out.extend(64u16.to_le_bytes()); // e_shentsize
-    out.extend(0u16.to_le_bytes()); // e_shnum
-    out.extend(0u16.to_le_bytes()); // e_shstrndx
-
-    // Program headers; each segment's data at an offset congruent to its address modulo the page size.
+    let note_offset = (SIZEOF_EHDR + SIZEOF_PHDR * usize::from(phnum)) as u64;
     let note_size = note.len() as u64;
-    ProgramHeader {
-        kind: PT_NOTE,
-        flags: PF_R,
-        offset: note_offset,
-        address: 0,
-        file_size: note_size,
-        memory_size: note_size,
-        align: 4,
-    }
-    .write(&mut out);
-    let mut placements = Vec::with_capacity(segments.len());
+    let mut data_offset = align_up(note_offset + note_size, PAGE).max(DATA_START);
+
+    let mut elf = ElfWriter::new(ET_EXEC, TRAMPOLINE_ADDR);
+    // As linkers write it, although there are no section headers.
+    elf.header.e_shentsize = SIZEOF_SHDR as u16;
+    elf.program_header(write::segment(PT_NOTE, PF_R, note_offset, 0, note_size, note_size, 4))
+        .contents(note_offset, note);
+    // Each segment's data at an offset congruent to its address modulo the page size.
     for segment in &segments {
         let offset = align_up(data_offset, PAGE) + segment.guest_phys % PAGE;
         let size = segment.file_size();
-        let flags = PF_R | PF_W | PF_X;
-        ProgramHeader {
-            kind: PT_LOAD,
-            flags,
-            offset,
-            address: segment.guest_phys,
-            file_size: size,
-            memory_size: size,
-            align: PAGE,
+        elf.program_header(write::segment(PT_LOAD, PF_R | PF_W | PF_X, offset, segment.guest_phys, size, size, PAGE));
+        let mut at = offset;
+        for part in &segment.parts {
+            elf.contents(at, *part);
+            at += part.len() as u64;
         }
-        .write(&mut out);
-        placements.push(offset);
         data_offset = offset + size;
     }
-    out.extend(&note);
-    for (segment, offset) in segments.iter().zip(placements) {
-        out.resize(offset as usize, 0);
-        for part in &segment.parts {
-            out.extend_from_slice(part);
-        }
-    }
-    Ok(out)
+    elf.write().map_err(|error| PvhError::Write(error.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use goblin::elf::{program_header::PT_LOAD as GOBLIN_PT_LOAD, Elf};
+    use goblin::elf::header::EM_X86_64;
+    use goblin::elf::Elf;
 
     const ENTRY: VcpuEntry =
         VcpuEntry { rip: 0xffff_8000_1234_5678, rdi: 0xdead_beef_0000, page_table_root: 0x30_0000 };
@@ -371,7 +309,7 @@ mod tests {
         assert!(elf.is_64);
         assert_eq!(elf.header.e_machine, EM_X86_64);
         assert_eq!(elf.entry, TRAMPOLINE_ADDR);
-        let loads: Vec<_> = elf.program_headers.iter().filter(|ph| ph.p_type == GOBLIN_PT_LOAD).collect();
+        let loads: Vec<_> = elf.program_headers.iter().filter(|ph| ph.p_type == PT_LOAD).collect();
         let summary: Vec<(u64, u64)> = loads.iter().map(|ph| (ph.p_paddr, ph.p_filesz)).collect();
         assert_eq!(summary, [(TRAMPOLINE_ADDR, TRAMPOLINE_SIZE), (0x20_0000, 150), (0x40_0123, 5000)]);
         for ph in &loads {
