@@ -112,26 +112,52 @@ pub struct CrashReport {
     pub registers: Registers,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Registers {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
+/// The general registers at the fault, named, in the order the reports list them (a JSON object in
+/// `--report`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registers(pub [(&'static str, u64); 18]);
+
+impl Registers {
+    pub fn of(record: &CrashRecord) -> Self {
+        let r = record;
+        Self([
+            ("rip", r.rip),
+            ("rsp", r.rsp),
+            ("rflags", r.rflags),
+            ("rax", r.rax),
+            ("rbx", r.rbx),
+            ("rcx", r.rcx),
+            ("rdx", r.rdx),
+            ("rsi", r.rsi),
+            ("rdi", r.rdi),
+            ("rbp", r.rbp),
+            ("r8", r.r8),
+            ("r9", r.r9),
+            ("r10", r.r10),
+            ("r11", r.r11),
+            ("r12", r.r12),
+            ("r13", r.r13),
+            ("r14", r.r14),
+            ("r15", r.r15),
+        ])
+    }
+
+    /// `name=0x...` for the registers at `indices` of the list, separated by spaces.
+    fn line(&self, indices: std::ops::Range<usize>) -> String {
+        let named = self.0.get(indices).unwrap_or_default().iter().map(|(name, value)| format!("{name}={value:#x}"));
+        named.collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Serialize for Registers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 impl CrashReport {
@@ -153,26 +179,7 @@ impl CrashReport {
             rip: record.rip,
             rip_region: region_name(record.rip),
             in_kernel: record.in_kernel != 0,
-            registers: Registers {
-                rip: record.rip,
-                rsp: record.rsp,
-                rflags: record.rflags,
-                rax: record.rax,
-                rbx: record.rbx,
-                rcx: record.rcx,
-                rdx: record.rdx,
-                rsi: record.rsi,
-                rdi: record.rdi,
-                rbp: record.rbp,
-                r8: record.r8,
-                r9: record.r9,
-                r10: record.r10,
-                r11: record.r11,
-                r12: record.r12,
-                r13: record.r13,
-                r14: record.r14,
-                r15: record.r15,
-            },
+            registers: Registers::of(record),
         }
     }
 
@@ -214,28 +221,8 @@ impl CrashReport {
             if let Some(region) = &self.rip_region {
                 text.push_str(&format!(" ({region})"));
             }
-            let r = &self.registers;
-            text.push_str(&format!(
-                "\n  rsp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}\n  \
-                 r8={:#x} r9={:#x} r10={:#x} r11={:#x} r12={:#x} r13={:#x} r14={:#x} r15={:#x}",
-                r.rsp,
-                r.rflags,
-                r.rax,
-                r.rbx,
-                r.rcx,
-                r.rdx,
-                r.rsi,
-                r.rdi,
-                r.rbp,
-                r.r8,
-                r.r9,
-                r.r10,
-                r.r11,
-                r.r12,
-                r.r13,
-                r.r14,
-                r.r15
-            ));
+            // Without RIP, said above: RSP to RBP, then R8 to R15.
+            text.push_str(&format!("\n  {}\n  {}", self.registers.line(1..10), self.registers.line(10..18)));
         }
         text.push_str(&format!("\n  {context}"));
         text
@@ -407,6 +394,41 @@ mod tests {
         assert!(text.contains("SIGSEGV"), "{text}");
         assert!(text.contains("write of address 0x0: unmapped address (in no mapped region)"), "{text}");
         assert!(text.contains("rip 0x400010 (app segment)"), "{text}");
+    }
+
+    #[test]
+    fn the_paragraph_lists_the_registers_and_ends_with_the_context() {
+        let record = CrashRecord {
+            vector: 6,
+            rip: 0x40_0010,
+            rsp: 0x1,
+            rflags: 0x2,
+            rax: 0x3,
+            rbx: 0x4,
+            rcx: 0x5,
+            rdx: 0x6,
+            rsi: 0x7,
+            rdi: 0x8,
+            rbp: 0x9,
+            r8: 0x10,
+            r9: 0x11,
+            r10: 0x12,
+            r11: 0x13,
+            r12: 0x14,
+            r13: 0x15,
+            r14: 0x16,
+            r15: 0x17,
+            ..Default::default()
+        };
+        let text = CrashReport::new(&record, &regions()).paragraph("seed 1");
+        assert!(
+            text.ends_with(
+                "; at rip 0x400010 (app segment)\n  \
+                 rsp=0x1 rflags=0x2 rax=0x3 rbx=0x4 rcx=0x5 rdx=0x6 rsi=0x7 rdi=0x8 rbp=0x9\n  \
+                 r8=0x10 r9=0x11 r10=0x12 r11=0x13 r12=0x14 r13=0x15 r14=0x16 r15=0x17\n  seed 1"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

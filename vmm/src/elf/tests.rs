@@ -99,6 +99,27 @@ fn kernel() -> Vec<u8> {
     written(&kernel_elf())
 }
 
+/// The kernel fixture with its dynamic entries changed by `change`.
+fn kernel_with_dynamic(change: impl FnOnce(&mut [(u64, u64); 3])) -> Vec<u8> {
+    let mut dynamic = KERNEL_DYNAMIC_ENTRIES;
+    change(&mut dynamic);
+    written(&kernel_elf_with(&dynamic, &KERNEL_RELOCATIONS))
+}
+
+/// The kernel fixture with its relocations changed by `change`.
+fn kernel_with_relocations(change: impl FnOnce(&mut [(u64, u64, u64); 2])) -> Vec<u8> {
+    let mut relocations = KERNEL_RELOCATIONS;
+    change(&mut relocations);
+    written(&kernel_elf_with(&KERNEL_DYNAMIC_ENTRIES, &relocations))
+}
+
+/// The error parsing [`exec`] with `change` made to it.
+fn exec_err(change: impl FnOnce(&mut ElfWriter<'static>)) -> ElfError {
+    let mut elf = exec_elf();
+    change(&mut elf);
+    app_err(&written(&elf))
+}
+
 fn app_err(b: &[u8]) -> ElfError {
     match parse_app(b) {
         Ok(app) => panic!("accepted: {app:?}"),
@@ -166,9 +187,7 @@ fn test_pt_phdr_is_used() {
 
 #[test]
 fn test_bad_magic() {
-    let mut elf = exec_elf();
-    elf.header.e_ident[0] = 0x7e;
-    assert_eq!(app_err(&written(&elf)), ElfError::BadMagic);
+    assert_eq!(exec_err(|elf| elf.header.e_ident[0] = 0x7e), ElfError::BadMagic);
     assert!(app_err(b"#!/bin/sh\n").to_string().contains("not an ELF file"));
     assert_eq!(app_err(&[]), ElfError::BadMagic);
 }
@@ -191,9 +210,7 @@ fn test_bad_class32() {
 
 #[test]
 fn test_bad_class() {
-    let mut elf = exec_elf();
-    elf.header.e_ident[EI_CLASS] = 3;
-    assert_eq!(app_err(&written(&elf)), ElfError::BadClass(3));
+    assert_eq!(exec_err(|elf| elf.header.e_ident[EI_CLASS] = 3), ElfError::BadClass(3));
 }
 
 #[test]
@@ -213,9 +230,7 @@ fn test_bad_data_encoding() {
 
 #[test]
 fn test_bad_machine() {
-    let mut elf = exec_elf();
-    elf.header.e_machine = EM_AARCH64;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.header.e_machine = EM_AARCH64);
     assert!(matches!(e, ElfError::WrongMachine { machine: EM_AARCH64, .. }));
     assert!(e.to_string().contains("not an x86-64 program"), "{e}");
 }
@@ -223,9 +238,7 @@ fn test_bad_machine() {
 #[test]
 fn test_bad_type() {
     for e_type in [ET_REL, ET_CORE, 0] {
-        let mut elf = exec_elf();
-        elf.header.e_type = e_type;
-        let e = app_err(&written(&elf));
+        let e = exec_err(|elf| elf.header.e_type = e_type);
         assert!(matches!(e, ElfError::NotExecutable { .. }));
         assert!(e.to_string().contains("not an executable"), "{e}");
     }
@@ -284,38 +297,30 @@ fn test_bad_truncated_dynamic() {
 
 #[test]
 fn test_bad_program_header_size() {
-    let mut elf = exec_elf();
-    elf.header.e_phentsize = 32;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.header.e_phentsize = 32);
     assert_eq!(e, ElfError::BadProgramHeaderSize(32));
     assert!(e.to_string().contains("inconsistent"));
 }
 
 #[test]
 fn test_bad_too_many_program_headers() {
-    let mut elf = exec_elf();
-    elf.header.e_phnum = 0xffff;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.header.e_phnum = 0xffff);
     assert_eq!(e, ElfError::TooManyProgramHeaders(0xffff));
     assert!(e.to_string().contains("inconsistent"));
-    elf.header.e_phnum = MAX_PROGRAM_HEADERS + 1;
-    assert_eq!(app_err(&written(&elf)), ElfError::TooManyProgramHeaders(MAX_PROGRAM_HEADERS + 1));
+    let e = exec_err(|elf| elf.header.e_phnum = MAX_PROGRAM_HEADERS + 1);
+    assert_eq!(e, ElfError::TooManyProgramHeaders(MAX_PROGRAM_HEADERS + 1));
 }
 
 #[test]
 fn test_bad_file_size_exceeds_memory_size() {
-    let mut elf = exec_elf();
-    elf.program_headers[1].p_memsz = 0x80;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.program_headers[1].p_memsz = 0x80);
     assert_eq!(e, ElfError::FileSizeExceedsMemorySize { index: 1, file_size: 0x100, mem_size: 0x80 });
     assert!(e.to_string().contains("inconsistent"));
 }
 
 #[test]
 fn test_bad_file_range_overflow() {
-    let mut elf = exec_elf();
-    elf.program_headers[1].p_offset = u64::MAX - 0x10;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.program_headers[1].p_offset = u64::MAX - 0x10);
     assert!(matches!(e, ElfError::FileRangeOverflow { index: 1, .. }));
     assert!(e.to_string().contains("inconsistent"));
 }
@@ -332,9 +337,7 @@ fn test_bad_address_overflow() {
 
 #[test]
 fn test_bad_non_canonical() {
-    let mut elf = exec_elf();
-    elf.program_headers[1].p_vaddr = LOWER_HALF_END - 0x800 + 0x200;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.program_headers[1].p_vaddr = LOWER_HALF_END - 0x800 + 0x200);
     assert_eq!(e, ElfError::NonCanonical { index: 1, end: LOWER_HALF_END - 0x600 + 0x1000 });
     assert!(e.to_string().contains("inconsistent"));
 }
@@ -349,18 +352,17 @@ fn test_bad_below_lowest_address() {
 
 #[test]
 fn test_bad_alignment() {
-    let mut elf = exec_elf();
-    elf.program_headers[1].p_align = 0x1800;
-    let e = app_err(&written(&elf));
+    let e = exec_err(|elf| elf.program_headers[1].p_align = 0x1800);
     assert_eq!(e, ElfError::BadAlignment { index: 1, align: 0x1800 });
     assert!(e.to_string().contains("inconsistent"));
 }
 
 #[test]
 fn test_bad_alignment_too_large() {
-    let mut elf = exec_elf();
-    elf.program_headers[1].p_align = 1 << 40;
-    assert_eq!(app_err(&written(&elf)), ElfError::AlignmentTooLarge { index: 1, align: 1 << 40 });
+    assert_eq!(
+        exec_err(|elf| elf.program_headers[1].p_align = 1 << 40),
+        ElfError::AlignmentTooLarge { index: 1, align: 1 << 40 }
+    );
 }
 
 #[test]
@@ -395,9 +397,7 @@ fn test_bad_no_loadable_segment() {
 #[test]
 fn test_bad_entry() {
     for entry in [0, 0x40_1200, 0x40_0200, u64::MAX] {
-        let mut elf = exec_elf();
-        elf.header.e_entry = entry;
-        let e = app_err(&written(&elf));
+        let e = exec_err(|elf| elf.header.e_entry = entry);
         assert_eq!(e, ElfError::EntryNotExecutable { entry });
         assert!(e.to_string().contains("inconsistent"));
     }
@@ -484,27 +484,21 @@ fn test_bad_kernel_interpreter() {
 
 #[test]
 fn test_bad_kernel_unsupported_relocation() {
-    let mut relocations = KERNEL_RELOCATIONS;
-    relocations[1].1 = u64::from(R_X86_64_64) | (1 << 32);
-    let e = kernel_err(&written(&kernel_elf_with(&KERNEL_DYNAMIC_ENTRIES, &relocations)));
+    let e = kernel_err(&kernel_with_relocations(|relocations| relocations[1].1 = u64::from(R_X86_64_64) | (1 << 32)));
     assert_eq!(e, ElfError::UnsupportedRelocation { index: 1, r_type: R_X86_64_64, name: "X86_64_64" });
     assert!(e.to_string().contains("X86_64_64"));
 }
 
 #[test]
 fn test_kernel_none_relocation_skipped() {
-    let mut relocations = KERNEL_RELOCATIONS;
-    relocations[0].1 = u64::from(R_X86_64_NONE);
-    let b = written(&kernel_elf_with(&KERNEL_DYNAMIC_ENTRIES, &relocations));
+    let b = kernel_with_relocations(|relocations| relocations[0].1 = u64::from(R_X86_64_NONE));
     assert_eq!(parse_kernel(&b).unwrap().relocations.len(), 1);
 }
 
 #[test]
 fn test_bad_kernel_relocation_out_of_image() {
     for offset in [0x15fc, 0x1100, 0x1_0000, u64::MAX - 3] {
-        let mut relocations = KERNEL_RELOCATIONS;
-        relocations[0].0 = offset;
-        let b = written(&kernel_elf_with(&KERNEL_DYNAMIC_ENTRIES, &relocations));
+        let b = kernel_with_relocations(|relocations| relocations[0].0 = offset);
         assert_eq!(kernel_err(&b), ElfError::RelocationOutOfImage { index: 0, offset });
     }
 }
@@ -524,25 +518,19 @@ fn test_bad_kernel_relocation_format() {
 
 #[test]
 fn test_bad_kernel_missing_dynamic_entry() {
-    let mut dynamic = KERNEL_DYNAMIC_ENTRIES;
-    dynamic[1].0 = DT_FLAGS_1; // instead of DT_RELASZ
-    let b = written(&kernel_elf_with(&dynamic, &KERNEL_RELOCATIONS));
+    let b = kernel_with_dynamic(|dynamic| dynamic[1].0 = DT_FLAGS_1); // instead of DT_RELASZ
     assert_eq!(kernel_err(&b), ElfError::MissingDynamicEntry("DT_RELASZ"));
 }
 
 #[test]
 fn test_bad_kernel_relocation_entry_size() {
-    let mut dynamic = KERNEL_DYNAMIC_ENTRIES;
-    dynamic[2].1 = 16;
-    let b = written(&kernel_elf_with(&dynamic, &KERNEL_RELOCATIONS));
+    let b = kernel_with_dynamic(|dynamic| dynamic[2].1 = 16);
     assert_eq!(kernel_err(&b), ElfError::BadRelocationEntrySize(16));
 }
 
 #[test]
 fn test_bad_kernel_relocation_table_size() {
-    let mut dynamic = KERNEL_DYNAMIC_ENTRIES;
-    dynamic[1].1 = 47;
-    let b = written(&kernel_elf_with(&dynamic, &KERNEL_RELOCATIONS));
+    let b = kernel_with_dynamic(|dynamic| dynamic[1].1 = 47);
     assert_eq!(kernel_err(&b), ElfError::BadRelocationTableSize(47));
 }
 
@@ -550,9 +538,7 @@ fn test_bad_kernel_relocation_table_size() {
 fn test_bad_kernel_relocation_table_not_loaded() {
     // Past the file-backed part of the data segment (in its bss), and wrapping around.
     for (vaddr, size) in [(0x1380, 0x120), (0x1400, 24), (u64::MAX - 23, 48)] {
-        let mut dynamic = KERNEL_DYNAMIC_ENTRIES;
-        (dynamic[0].1, dynamic[1].1) = (vaddr, size);
-        let b = written(&kernel_elf_with(&dynamic, &KERNEL_RELOCATIONS));
+        let b = kernel_with_dynamic(|dynamic| (dynamic[0].1, dynamic[1].1) = (vaddr, size));
         assert_eq!(kernel_err(&b), ElfError::RelocationTableNotLoaded { vaddr, size });
     }
 }
@@ -576,9 +562,7 @@ fn test_bad_kernel_base() {
 
 #[test]
 fn test_bad_kernel_relocation_overflow() {
-    let mut relocations = KERNEL_RELOCATIONS;
-    relocations[0].2 = (-0x2000i64) as u64;
-    let b = written(&kernel_elf_with(&KERNEL_DYNAMIC_ENTRIES, &relocations));
+    let b = kernel_with_relocations(|relocations| relocations[0].2 = (-0x2000i64) as u64);
     let kernel = parse_kernel(&b).unwrap();
     assert_eq!(load_image(&kernel, &b, 0x1000), Err(ElfError::RelocationOverflow { offset: 0x1300, base: 0x1000 }));
     assert!(load_image(&kernel, &b, 0x2000).is_ok());
