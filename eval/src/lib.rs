@@ -1,4 +1,4 @@
-//! secure-run's security evaluation (issue 8): the attack corpus as data, and what the runner
+//! secure-run's security evaluation: the attack corpus as data, and what the runner
 //! (`cargo run --release -p eval`, binary `secure-run-eval`) and the integration tests
 //! (`tests/integration/attacks.rs`) share to run it.
 //!

@@ -1,7 +1,8 @@
 //! `elf_loader`: arbitrary bytes as an app ELF, through everything the VMM does with it before a
-//! backend runs: `parse_app`, the mpk-mode inspection (W^X and the instruction scan), `plan_layout`
-//! (fixed and randomized) with the real embedded kernel, `build` (the MemoryImage: kernel relocation,
-//! segment chunks, page tables, boot info) and the QEMU backend's PVH boot ELF.
+//! backend runs: `parse_app`, the mpk-mode inspection (`vmm::policy::inspect_app`: W^X and the
+//! instruction scan), `plan_layout` (fixed and randomized) with the real embedded kernel, `build` (the
+//! MemoryImage: kernel relocation, segment chunks, page tables, boot info) and the QEMU backend's PVH
+//! boot ELF.
 //!
 //! Checked: nothing panics; an accepted app satisfies every property `parse_app` documents; the layout
 //! keeps kernel, app and physical map apart; every chunk of the image lies inside guest memory above the
@@ -78,11 +79,9 @@ fn check_app(app: &AppElf, data: &[u8]) {
 }
 
 /// The mpk-mode load-time inspection (what `vmm::run` does before building): must not panic, and a
-/// finding must point into an executable segment's file bytes.
+/// finding of the scan must point into an executable segment's file bytes.
 fn inspect(app: &AppElf, data: &[u8]) {
-    for segment in &app.segments {
-        let _ = isolation::wx::check_wx(segment.perms);
-    }
+    let _ = vmm::policy::inspect_app(app, data, "/app", false);
     let code = app
         .segments
         .iter()

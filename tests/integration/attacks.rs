@@ -1,4 +1,4 @@
-//! Issue "MPK isolation" and "ring3" acceptance, and the threat model's hostile-guest claims.
+//! The `mpk` and `ring3` claims of threat-model.md, checked by attack, and its hostile-guest claims.
 //!
 //! - The attack corpus (`eval/src/corpus.rs`, guests in `tests/guests/attacks/`): one test per attack and
 //!   mode, `attacks::<attack>::<mode>`, asserting the status, how far the attack got (stdout) and the
@@ -162,7 +162,7 @@ fn corpus_covers_every_tested_mode() {
     }
 }
 
-/// The threat model's "the VMM treats the whole guest as hostile" (DESIGN.md "must hold" 7), for what
+/// The threat model's "the VMM treats the whole guest as hostile" (threat-model.md V1), for what
 /// `boot.rs` does not already cover (console floods and port garbage are there).
 mod hostile_guest {
     use kernel_abi::exit_code::{USAGE, VMM_ERROR};

@@ -76,6 +76,12 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the --report file {path}: {source} (is its directory there and writable?)")]
+    WriteReport {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Load(#[from] LoadError),
     #[error("{0}")]
@@ -289,7 +295,7 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     if let Some(path) = &options.report {
         RunReport::new(code, &outcome, crash.as_ref(), layout, &setup)
             .write(path)
-            .map_err(|source| RunError::Io { what: format!("--report {} (writing)", path.display()), source })?;
+            .map_err(|source| RunError::WriteReport { path: path.display().to_string(), source })?;
     }
     Ok(code)
 }
@@ -325,7 +331,7 @@ fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Op
 mod tests {
     use isolation::scan::{scan_forbidden_instructions, ForbiddenInstruction};
 
-    /// DESIGN.md "must hold" 1 and 5, on the kernel this binary ships: after boot, the kernel's executable
+    /// threat-model.md M3 and M6, on the kernel this binary ships: after boot, the kernel's executable
     /// text (which a CPL0 app can jump into) holds WRPKRU only at the gates, each followed by the compare
     /// that halts on a forged value; no instruction that changes keys, paging or descriptor tables exists
     /// outside the boot-only section the kernel unmaps; and the boot section does hold the boot's

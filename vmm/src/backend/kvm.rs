@@ -169,7 +169,8 @@ pub(super) fn run(
     if config.needs_pku && !offers_pku(&kvm_vm.cpuid) {
         return Err(BackendError::PkuUnavailable);
     }
-    // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (FACTS.md).
+    // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (seen on this
+    // project's nested KVM).
     kvm_vm.vcpu.set_cpuid2(&kvm_vm.cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
     let mut guest = kvm_vm.attach_memory(image.memory_size)?;
     write_image(&guest.memory, image, entry)?;

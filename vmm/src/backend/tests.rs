@@ -451,7 +451,7 @@ fn probes_describe_this_host() {
     assert!(caps.usable, "{:?}", caps.notes);
     assert_eq!(caps.cpl0_emulated, std::path::Path::new("/sys/module/kvm_pvm").exists());
     if caps.cpl0_emulated {
-        // FACTS.md: the nested KVM here offers no protection keys.
+        // docs/design.md ("This project's machines"): the nested KVM here offers no protection keys.
         assert!(!caps.pku);
     }
     assert!(qemu_available().unwrap().ends_with("qemu-system-x86_64"));

@@ -1,6 +1,7 @@
 //! Validation and parsing of the two ELF files the VMM loads: the app (untrusted, from the user or a
-//! fuzzer) and the guest kernel (ours, a static PIE, validated all the same); and, in [`write`], the
-//! one ELF writer (the PVH boot ELF, and the tests' well-formed and malformed files).
+//! fuzzer) and the guest kernel (ours, a static PIE, validated all the same); and, in
+//! [`write`](mod@write), the one ELF writer (the PVH boot ELF, and the tests' well-formed and malformed
+//! files).
 //!
 //! Validate first, then act: [`parse_app`] and [`parse_kernel`] check every header field, offset and size
 //! with checked arithmetic before anything is copied, and return one [`ElfError`] variant per failure.

@@ -156,6 +156,7 @@ impl<'a> ElfWriter<'a> {
 
     /// The file's bytes.
     pub fn write(&self) -> Result<Vec<u8>, ElfWriteError> {
+        // Where `len` bytes from file offset `offset` end, as an index into the file.
         let end = |offset: u64, len: usize| {
             offset
                 .checked_add(len as u64)

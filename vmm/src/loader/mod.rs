@@ -3,18 +3,18 @@
 //! the initial page tables written and the boot info filled in — one [`MemoryImage`] and [`VcpuEntry`]
 //! that either backend can run.
 //!
-//! [`build`] runs named steps over one [`ImageBuilder`]; each step allocates guest-physical memory upwards
+//! [`build`] runs named steps over one `ImageBuilder`; each step allocates guest-physical memory upwards
 //! from [`IMAGE_START`], in the order `crate::arch::x86_64::layout` draws, and records what it placed:
 //! chunks of bytes, the regions the boot info lists, and the mappings the page tables will hold.
-//! 1. the boot info's page (filled last) and the app's path ([`ImageBuilder::place_blob`]);
-//! 2. [`place_kernel`]: the kernel, relocated for its virtual base;
-//! 3. [`place_app`]: the app's segments;
-//! 4. stdin, the packed files and the random prefix ([`ImageBuilder::place_blob`]);
-//! 5. [`map_physmap_and_trampoline`]: the kernel's physical map and the identity-mapped trampoline;
-//! 6. [`place_initial_stack`]: the process areas, and the app's initial stack at the stack's top;
-//! 7. [`write_page_tables`]: the tables for every mapping, the last allocation;
-//! 8. [`fill_boot_info`]: everything the kernel needs to find, in its versioned boot info;
-//! 9. [`region_reports`](regions::region_reports): the regions as `--print-layout` and `--report` show
+//! 1. the boot info's page (filled last) and the app's path (`place_blob`);
+//! 2. `place_kernel`: the kernel, relocated for its virtual base;
+//! 3. `place_app`: the app's segments;
+//! 4. stdin, the packed files and the random prefix (`place_blob`);
+//! 5. `map_physmap_and_trampoline`: the kernel's physical map and the identity-mapped trampoline;
+//! 6. `place_initial_stack`: the process areas, and the app's initial stack at the stack's top;
+//! 7. `write_page_tables`: the tables for every mapping, the last allocation;
+//! 8. `fill_boot_info`: everything the kernel needs to find, in its versioned boot info;
+//! 9. `region_reports`: the regions as `--print-layout` and `--report` show
 //!    them.
 
 mod initial_stack;
