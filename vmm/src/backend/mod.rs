@@ -1,8 +1,9 @@
 //! The two ways to run a [`MemoryImage`]: KVM (fast, where the host allows it) and QEMU TCG (correct
-//! everywhere), and the probes the backend policy decides with.
+//! everywhere), and the probes the backend policy ([`crate::policy`]) decides with.
 //!
-//! Both start the guest in the same state — the 64-bit entry [`VcpuEntry`] describes, GDTR on the
-//! trampoline's GDT — and both report through the same console decoder and [`GuestOutcome`].
+//! Both start the guest in the same state — the 64-bit entry of [`crate::arch::x86_64::regs`] with the
+//! [`VcpuEntry`]'s values, GDTR on the boot GDT — and both report through the same console decoder
+//! ([`crate::devices::console`]) and [`GuestOutcome`].
 //! - [`kvm`]: one memory slot, vCPU entered directly in long mode, exits handled by
 //!   [`crate::exit::handle_exit`]; the timeout kicks the vCPU out of `KVM_RUN` with a signal.
 //! - [`qemu`]: writes a PVH boot ELF ([`pvh`]) and runs `qemu-system-x86_64 -accel tcg`, decoding its
