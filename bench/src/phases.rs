@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use kernel_abi::IsolationMode;
 use vmm::backend::{self, Backend, RunConfig};
-use vmm::exit::{CollectingSink, StopReason};
-use vmm::run::{BackendChoice, RunOptions};
+use vmm::devices::console::CollectingSink;
+use vmm::exit::StopReason;
+use vmm::policy::BackendChoice;
+use vmm::run::RunOptions;
 
 use crate::stats::millis;
 
@@ -78,7 +80,7 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
     let vm = vmm::run::prepare(&options, &[], 1).map_err(|error| error.to_string())?;
     let setup = started.elapsed();
     let selecting = Instant::now();
-    let (chosen, _) = vmm::run::select_backend(choice, isolation).map_err(|error| error.to_string())?;
+    let (chosen, _) = vmm::policy::select_backend(choice, isolation).map_err(|error| error.to_string())?;
     let select = selecting.elapsed();
     let config =
         RunConfig { timeout: options.timeout, needs_pku: isolation == IsolationMode::Mpk, ..RunConfig::default() };

@@ -141,7 +141,7 @@ fn phases_section(out: &mut String, results: &Results) {
     let _ = writeln!(out, "## Where a boot's time goes\n");
     let _ = writeln!(
         out,
-        "Measured in-process through the vmm library (`vmm::run::prepare`, `vmm::run::select_backend`, \
+        "Measured in-process through the vmm library (`vmm::run::prepare`, `vmm::policy::select_backend`, \
          `vmm::backend::run` with a collecting sink) on `boot_probe`, a no-libc guest whose first act is to \
          print its time-stamp counter. On KVM here the guest reads the host's TSC unchanged, so the host's \
          TSC when `backend::run` starts and the guest's at app entry bound backend start + kernel init; VM \
@@ -213,7 +213,7 @@ fn phases_section(out: &mut String, results: &Results) {
     let _ = writeln!(
         out,
         "\nReading it: on this nested KVM (kvm_pvm) every instruction the kernel runs at CPL0 is emulated \
-         (roughly 1–1.5 µs each, FACTS.md), so **kernel init** costs one to one and a half microseconds per \
+         (roughly 1–1.5 µs each, design.md), so **kernel init** costs one to one and a half microseconds per \
          instruction it runs (about 3,400 for the boot of the C hello), while creating the VM takes about one \
          millisecond; the ring3 app itself runs natively. What the kernel spends its instructions on, and \
          what was moved to the VMM or removed to get the boot there from about 44,000, is in \
@@ -281,7 +281,7 @@ fn syscall_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
          native, the kernel is not), which is why a round trip costs several 10⁵ cycles there: about 100 \
          instructions of entry and dispatch at roughly 1.5 µs each; on hardware KVM it would be a native \
          SYSCALL/SYSRET pair plus the entry path. `ring3` is slower than `none` on this KVM because SYSCALL \
-         from ring 3 does not leave CPL3 here (FACTS.md): each call arrives as a page fault at LSTAR, which \
+         from ring 3 does not leave CPL3 here (design.md): each call arrives as a page fault at LSTAR, which \
          the kernel's #PF entry recognises as a syscall before anything else (boot-profile.md, third pass) — \
          an exception delivery more, and a few more emulated instructions. Under QEMU TCG, `mpk` pays for two \
          WRPKRU per round trip, which TCG implements by flushing its software TLB, so it is far slower than \

@@ -276,7 +276,7 @@ pub fn run_all(options: &Options) -> Results {
         let asm = series(&guests::HELLO_ASM, &mut rss);
         let c = match series(&guests::HELLO_C, &mut Vec::new()) {
             // glibc's start-up uses SSE; where the app runs at CPL0 (`none`, `mpk`) a nested KVM that
-            // emulates CPL0 code stops the VM on it (FACTS.md). The run happened and failed this way.
+            // emulates CPL0 code stops the VM on it (docs/design.md). The run happened and failed this way.
             Cell::Failed(reason) if config.backend == Some(Backend::Kvm) && reason.contains("KVM internal error 1") => {
                 Cell::NotApplicable(
                     "glibc's SSE code at CPL0 stops this nested KVM (it emulates CPL0 code; use ring3)".into(),

@@ -14,7 +14,7 @@ pub fn attacks_dir() -> PathBuf {
     repo_root().join("tests").join("guests").join("attacks")
 }
 
-/// The guest that does nothing: the app of the `--print-layout` run.
+/// The guest that does nothing: the app of the run whose `--report` gives the kernel's layout.
 pub const LAYOUT_PROBE: &str = "exit0";
 
 /// Builds `tests/guests/attacks/<name>.S` into `out_dir/<name>` unless the binary is newer than the source

@@ -1,47 +1,46 @@
-//! Where the attacks aim: the regions of `secure-run --print-layout` (parsed from its stderr) and the
-//! WRPKRU instructions of the kernel's own PKRU gates (found in the kernel ELF).
+//! Where the attacks aim: the regions of the `secure-run --report` JSON (docs/report.md) and the WRPKRU
+//! instructions of the kernel's own PKRU gates (found in the kernel ELF).
 
 use isolation::scan::{scan_forbidden_instructions, ForbiddenInstruction};
+use serde::Deserialize;
 
-/// One line of `--print-layout`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The `version` of the `--report` JSON this reads.
+pub const REPORT_VERSION: u64 = 1;
+
+/// One region of the report's `layout.regions`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Region {
+    #[serde(rename = "virt_start")]
     pub start: u64,
+    #[serde(rename = "virt_end")]
     pub end: u64,
     pub perms: String,
+    #[serde(rename = "pkey")]
     pub key: Option<u32>,
     pub name: String,
 }
 
-/// Parses the region lines of `secure-run --print-layout` (on stderr):
-/// `  0x00007e0000000000-0x00007e0000005000 r-- phys 0x103000     key 1  kernel rodata`.
-pub fn parse_layout(stderr: &str) -> Vec<Region> {
-    stderr.lines().filter_map(parse_region).collect()
-}
-
-fn parse_region(line: &str) -> Option<Region> {
-    let mut tokens = line.split_whitespace().peekable();
-    let (start, end) = tokens.next()?.split_once('-')?;
-    let start = parse_hex(start)?;
-    let end = parse_hex(end)?;
-    let perms = tokens.next()?.to_owned();
-    if tokens.next()? != "phys" {
-        return None;
+/// The regions of a `secure-run --report` JSON document, in the report's (address) order.
+pub fn layout_from_report(json: &str) -> Result<Vec<Region>, String> {
+    #[derive(Deserialize)]
+    struct Report {
+        version: u64,
+        layout: Layout,
     }
-    if tokens.next()? == "on" {
-        tokens.next()?; // "demand"
+    #[derive(Deserialize)]
+    struct Layout {
+        regions: Vec<Region>,
     }
-    let mut key = None;
-    if tokens.peek() == Some(&"key") {
-        tokens.next();
-        key = Some(tokens.next()?.parse().ok()?);
+    let report: Report =
+        serde_json::from_str(json).map_err(|error| format!("the --report JSON does not parse: {error}"))?;
+    if report.version != REPORT_VERSION {
+        return Err(format!(
+            "the --report JSON is version {}, this reads version {REPORT_VERSION}: build secure-run and eval from \
+             the same tree",
+            report.version
+        ));
     }
-    let name = tokens.collect::<Vec<_>>().join(" ");
-    (!name.is_empty()).then_some(Region { start, end, perms, key, name })
-}
-
-fn parse_hex(text: &str) -> Option<u64> {
-    u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()
+    Ok(report.layout.regions)
 }
 
 /// The regions named `name`, in address order.
@@ -121,12 +120,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_layout_lines_with_and_without_keys() {
-        let text = "secure-run: layout (seed 1)\n  0x0000000000412000-0x0000000040412000 rw- phys on demand    key 0  app brk heap\n  \
-                    0x00007e0000000000-0x00007e0000005000 r-- phys 0x103000     key 1  kernel rodata\n  \
-                    0x00007d0000000000-0x00007d0010000000 rw- phys 0x0           kernel physical map\n  \
-                    entropy (bits): kernel base 0\n";
-        let regions = parse_layout(text);
+    fn reads_regions_with_and_without_keys_from_the_report() {
+        let json = r#"{
+            "version": 1,
+            "exit_code": 0,
+            "layout": {
+                "regions": [
+                    { "name": "app brk heap", "kind": "app brk heap", "virt_start": 4268032,
+                      "virt_end": 1078009856, "phys_start": null, "perms": "rw-", "pkey": 0 },
+                    { "name": "kernel rodata", "kind": "kernel rodata", "virt_start": 138538465099776,
+                      "virt_end": 138538465120256, "phys_start": 1060864, "perms": "r--", "pkey": 1 },
+                    { "name": "kernel physical map", "kind": "kernel physical map", "virt_start": 137438953472000,
+                      "virt_end": 137439221907456, "phys_start": 0, "perms": "rw-", "pkey": null }
+                ],
+                "entropy_bits": { "kernel": 0, "app": 0, "physmap": 0, "stack": 0, "brk": 0, "mmap": 0 }
+            }
+        }"#;
+        let regions = layout_from_report(json).unwrap();
         assert_eq!(regions.len(), 3);
         assert_eq!(regions[0].name, "app brk heap");
         assert_eq!(
@@ -141,5 +151,12 @@ mod tests {
         );
         assert_eq!(regions[2].key, None);
         assert_eq!(regions[2].name, "kernel physical map");
+    }
+
+    #[test]
+    fn refuses_another_report_version() {
+        let error = layout_from_report(r#"{ "version": 2, "layout": { "regions": [] } }"#).unwrap_err();
+        assert!(error.contains("version 2"), "{error}");
+        assert!(layout_from_report("not json").is_err());
     }
 }

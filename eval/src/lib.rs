@@ -1,4 +1,4 @@
-//! secure-run's security evaluation (issue 8): the attack corpus as data, and what the runner
+//! secure-run's security evaluation: the attack corpus as data, and what the runner
 //! (`cargo run --release -p eval`, binary `secure-run-eval`) and the integration tests
 //! (`tests/integration/attacks.rs`) share to run it.
 //!
@@ -6,7 +6,7 @@
 //!   expected in each (backend, isolation) mode.
 //! - [`outcome`]: classifying what a run ended with (refused at load, fault, gate halt, EFAULT, ran to
 //!   completion).
-//! - [`kernel`]: where the attacks aim: the regions `secure-run --print-layout` prints and the kernel's
+//! - [`kernel`]: where the attacks aim: the regions of the `secure-run --report` JSON and the kernel's
 //!   own PKRU gates.
 //! - [`guests`]: building the attack guests (`gcc -nostdlib -static`).
 

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use eval::corpus::Targets;
 use eval::guests::{build_attack_guest, repo_root, LAYOUT_PROBE};
-use eval::kernel::{kernel_gates, lowest_load_address, parse_layout, Gate};
+use eval::kernel::{kernel_gates, layout_from_report, lowest_load_address, Gate};
 use eval::{classify, Backend, Isolation, Mode, Outcome, ATTACKS};
 
 const COMMAND: &str = "cargo run --release -p eval";
@@ -102,16 +102,20 @@ fn execute(secure_run: &Path, args: &[String], stdin: &[u8]) -> Result<Finished,
     })
 }
 
+/// The kernel's regions (from the `--report` of one run of the layout probe, written into `guests`) and
+/// its gates at their run-time addresses.
 fn targets(secure_run: &Path, guests: &Path, mode: Mode) -> Result<Targets, String> {
     let probe = build_attack_guest(LAYOUT_PROBE, guests)?;
+    let report = guests.join("layout-probe-report.json");
     // The kernel's layout is the same in every isolation mode without --aslr.
-    let mut args: Vec<String> =
-        ["--backend", mode.backend.name(), "--isolation", "none", "--print-layout"].map(str::to_owned).to_vec();
-    args.push(probe.display().to_string());
-    let layout = execute(secure_run, &args, b"")?;
-    let regions = parse_layout(&layout.stderr);
+    let mut args: Vec<String> = ["--backend", mode.backend.name(), "--isolation", "none"].map(str::to_owned).to_vec();
+    args.extend(["--report".to_owned(), report.display().to_string(), probe.display().to_string()]);
+    let run = execute(secure_run, &args, b"")?;
+    let json = std::fs::read_to_string(&report)
+        .map_err(|error| format!("the layout probe wrote no --report ({error}):\n{}", run.stderr))?;
+    let regions = layout_from_report(&json)?;
     if regions.is_empty() {
-        return Err(format!("--print-layout printed no regions:\n{}", layout.stderr));
+        return Err(format!("the --report of the layout probe lists no regions:\n{json}"));
     }
     let kernel = vmm::run::EMBEDDED_KERNEL;
     let base = isolation::layout::FIXED_KERNEL_BASE - lowest_load_address(kernel)?;

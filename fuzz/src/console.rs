@@ -1,6 +1,6 @@
 //! `console`: an arbitrary console byte stream (what a hostile guest writes to port 0xe9) through
-//! `vmm::exit::ConsoleDecoder`, fed whole and in arbitrary chunkings, and through `handle_exit` as
-//! port-I/O exits mixed with other exits.
+//! `vmm::devices::console::ConsoleDecoder`, fed whole and in arbitrary chunkings, and through
+//! `vmm::exit::handle_exit` as port-I/O exits mixed with other exits.
 //!
 //! Checked: nothing panics; every chunking gives exactly the result of one feed (payloads, status, crash
 //! record, garbage and frame counts, truncation flags); forwarded output stays within the configured
@@ -8,7 +8,8 @@
 //! HLT, shutdown and hypervisor failures.
 
 use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
-use vmm::exit::{handle_exit, Action, CollectingSink, ConsoleDecoder, ExitState, GuestExitEvent};
+use vmm::devices::console::{CollectingSink, ConsoleDecoder};
+use vmm::exit::{handle_exit, Action, ExitState, GuestExitEvent};
 
 use super::input::Reader;
 

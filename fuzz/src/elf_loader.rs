@@ -1,7 +1,8 @@
 //! `elf_loader`: arbitrary bytes as an app ELF, through everything the VMM does with it before a
-//! backend runs: `parse_app`, the mpk-mode inspection (W^X and the instruction scan), `plan_layout`
-//! (fixed and randomized) with the real embedded kernel, `build` (the MemoryImage: kernel relocation,
-//! segment chunks, page tables, boot info) and the QEMU backend's PVH boot ELF.
+//! backend runs: `parse_app`, the mpk-mode inspection (`vmm::policy::inspect_app`: W^X and the
+//! instruction scan), `plan_layout` (fixed and randomized) with the real embedded kernel, `build` (the
+//! MemoryImage: kernel relocation, segment chunks, page tables, boot info) and the QEMU backend's PVH
+//! boot ELF.
 //!
 //! Checked: nothing panics; an accepted app satisfies every property `parse_app` documents; the layout
 //! keeps kernel, app and physical map apart; every chunk of the image lies inside guest memory above the
@@ -14,8 +15,9 @@ use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel_abi::{IsolationMode, RegionKind, PERM_EXEC};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use vmm::arch::x86_64::layout::{IMAGE_START, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 use vmm::elf::{self, AppElf, AppKind, KernelElf, MAX_APP_SPAN, MAX_SEGMENT_ALIGN};
-use vmm::image::{Bytes, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use vmm::image::Bytes;
 use vmm::loader::{self, LoadRequest, LoadedVm};
 
 /// Guest memory for the built image: small, so that oversized apps fail fast (as they would at run time).
@@ -77,11 +79,9 @@ fn check_app(app: &AppElf, data: &[u8]) {
 }
 
 /// The mpk-mode load-time inspection (what `vmm::run` does before building): must not panic, and a
-/// finding must point into an executable segment's file bytes.
+/// finding of the scan must point into an executable segment's file bytes.
 fn inspect(app: &AppElf, data: &[u8]) {
-    for segment in &app.segments {
-        let _ = isolation::wx::check_wx(segment.perms);
-    }
+    let _ = vmm::policy::inspect_app(app, data, "/app", false);
     let code = app
         .segments
         .iter()
@@ -165,8 +165,7 @@ fn check_layout(app: &AppElf, kernel: &KernelElf, layout: &VmLayout) {
 fn check_image(app: &AppElf, data: &[u8], layout: &VmLayout, vm: &LoadedVm) {
     let image = &vm.image;
     assert_eq!(image.memory_size, MEMORY_SIZE);
-    let low = LOW_MEMORY_END + TRAMPOLINE_SIZE;
-    let mut previous_end = low;
+    let mut previous_end = IMAGE_START;
     for chunk in &image.chunks {
         let end = chunk.guest_phys.checked_add(chunk.bytes.len() as u64).expect("chunk end overflows");
         assert!(

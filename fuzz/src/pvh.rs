@@ -7,8 +7,9 @@
 
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
+use vmm::arch::x86_64::layout::TRAMPOLINE_ADDR;
 use vmm::backend::pvh::{build_boot_elf, trampoline_page, PvhError};
-use vmm::image::{Chunk, MemoryImage, VcpuEntry, TRAMPOLINE_ADDR};
+use vmm::image::{Chunk, MemoryImage, VcpuEntry};
 
 use super::input::Reader;
 

@@ -1,4 +1,4 @@
-//! Issue 3, the Linux ABI: C guests built three ways (glibc static, glibc static-PIE, musl static) and a
+//! The Linux ABI: C guests built three ways (glibc static, glibc static-PIE, musl static) and a
 //! Rust std guest, each run under secure-run and natively, compared byte for byte (stdout and status).
 //! The guests check themselves where a value cannot be printed (addresses, times) and print "ok" or
 //! "FAILED"; `native::guests_c_build_and_run_natively` proves they pass on the host.

@@ -1,6 +1,9 @@
-//! Issue "ASLR": what `--aslr` and `--seed` promise, checked on real boots.
+//! What `--aslr` and `--seed` promise, checked on real boots; the layout comes from the `--report` JSON
+//! (docs/report.md).
 
 use std::collections::HashSet;
+
+use eval::kernel::layout_from_report;
 
 use crate::common::*;
 
@@ -39,40 +42,25 @@ tests_in_modes!(
     }
 );
 
-/// One `--print-layout` region line: `  0xSTART-0xEND perms phys ... NAME`.
-fn regions(stderr: &str) -> Vec<(u64, u64, String)> {
-    stderr
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim_start();
-            let (range, rest) = line.split_once(' ')?;
-            let (start, end) = range.split_once('-')?;
-            let parse = |text: &str| u64::from_str_radix(text.strip_prefix("0x")?, 16).ok();
-            let name = rest.rsplit("  ").next()?.trim().to_owned();
-            Some((parse(start)?, parse(end)?, name))
-        })
-        .collect()
-}
-
 tests_in_modes!(
     [qemu_mpk]
     fn thirty_boots_never_reuse_or_overlap_bases(mode) {
         let mut kernel_bases = HashSet::new();
         let mut app_bases = HashSet::new();
         for seed in 100..130u64 {
-            let result = SecureRun::new(mode)
-                .options(["--aslr", "--print-layout", "--seed", &seed.to_string()])
-                .run(&addresses_app(), &[]);
+            let (result, report) = SecureRun::new(mode)
+                .options(["--aslr", "--seed", &seed.to_string()])
+                .run_reporting(&addresses_app(), &[]);
             assert_status(&result, 0);
-            let mut regions = regions(&result.stderr);
-            assert!(regions.len() >= 8, "too few regions in --print-layout:\n{}", result.stderr);
-            let kernel = regions.iter().filter(|(_, _, name)| name.starts_with("kernel ") && !name.contains("physical")).map(|r| r.0).min();
-            let app = regions.iter().filter(|(_, _, name)| name == "app segment").map(|r| r.0).min();
+            let mut regions = layout_from_report(&report).unwrap_or_else(|error| panic!("{error}\n{report}"));
+            assert!(regions.len() >= 8, "too few regions in the --report:\n{report}");
+            let kernel = regions.iter().filter(|region| region.name.starts_with("kernel ") && !region.name.contains("physical")).map(|region| region.start).min();
+            let app = regions.iter().filter(|region| region.name == "app segment").map(|region| region.start).min();
             assert!(kernel_bases.insert(kernel.expect("a kernel region")), "kernel base repeated (seed {seed})");
             assert!(app_bases.insert(app.expect("an app region")), "app base repeated (seed {seed})");
-            regions.sort();
+            regions.sort_by_key(|region| (region.start, region.end));
             for pair in regions.windows(2) {
-                assert!(pair[0].1 <= pair[1].0, "regions overlap (seed {seed}): {:?} and {:?}", pair[0], pair[1]);
+                assert!(pair[0].end <= pair[1].start, "regions overlap (seed {seed}): {:?} and {:?}", pair[0], pair[1]);
             }
         }
     }
@@ -81,19 +69,20 @@ tests_in_modes!(
 tests_in_modes!(
     [qemu_mpk]
     fn print_layout_reports_the_entropy_targets(mode) {
-        let result = SecureRun::new(mode).options(["--aslr", "--print-layout"]).run(&addresses_app(), &[]);
+        let (result, report) =
+            SecureRun::new(mode).options(["--aslr", "--print-layout"]).run_reporting(&addresses_app(), &[]);
         assert_status(&result, 0);
-        let line = result.stderr.lines().find(|line| line.contains("entropy (bits)")).expect("an entropy line");
-        let bits = |name: &str| -> u32 {
-            let after = line.split(name).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
-            after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-        };
-        // Issue "ASLR" targets at the default memory size.
-        assert!(bits("kernel base") >= 30, "{line}");
-        assert!(bits("app base") >= 30, "{line}");
-        assert!(bits("stack") >= 30, "{line}");
-        assert!(bits("mmap base") >= 28, "{line}");
-        assert!(bits("brk") >= 28, "{line}");
+        // The text for people, and the same numbers for programs in the report.
+        result.stderr.lines().find(|line| line.contains("entropy (bits)")).expect("an entropy line");
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        let entropy = &report["layout"]["entropy_bits"];
+        let bits = |name: &str| -> u64 { entropy[name].as_u64().unwrap_or_else(|| panic!("no {name} in {entropy}")) };
+        // The ASLR targets (threat-model.md) at the default memory size.
+        assert!(bits("kernel") >= 30, "{entropy}");
+        assert!(bits("app") >= 30, "{entropy}");
+        assert!(bits("stack") >= 30, "{entropy}");
+        assert!(bits("mmap") >= 28, "{entropy}");
+        assert!(bits("brk") >= 28, "{entropy}");
     }
 );
 
@@ -123,14 +112,11 @@ tests_in_modes!(
 tests_in_modes!(
     [qemu_mpk]
     fn report_json_has_the_crash_the_layout_and_the_seed(mode) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("report.json");
         let app = guest(Toolchain::Asm, "null_write");
-        let result = SecureRun::new(mode)
-            .options(["--aslr", "--seed", "42", "--report", path.to_str().unwrap()])
-            .run(&app, &[]);
+        let (result, report) = SecureRun::new(mode).options(["--aslr", "--seed", "42"]).run_reporting(&app, &[]);
         assert_status(&result, 139);
-        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(report["version"], 1, "docs/report.md's version");
         assert_eq!(report["exit_code"], 139);
         assert_eq!(report["seed"], 42);
         assert_eq!(report["aslr"], true);

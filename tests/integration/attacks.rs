@@ -1,4 +1,4 @@
-//! Issue "MPK isolation" and "ring3" acceptance, and the threat model's hostile-guest claims.
+//! The `mpk` and `ring3` claims of threat-model.md, checked by attack, and its hostile-guest claims.
 //!
 //! - The attack corpus (`eval/src/corpus.rs`, guests in `tests/guests/attacks/`): one test per attack and
 //!   mode, `attacks::<attack>::<mode>`, asserting the status, how far the attack got (stdout) and the
@@ -8,14 +8,14 @@
 //! - `hostile_guest`: a CPL0 app forging the kernel's console frames, and absurd boot requests. The
 //!   VMM must never panic, hang or trust what it reads.
 //!
-//! Kernel addresses come from `secure-run --print-layout` (the layout is fixed without `--aslr`) and the
-//! kernel gates from the embedded kernel ELF, so nothing here hard-codes an address.
+//! Kernel addresses come from the `secure-run --report` JSON of one run (the layout is fixed without
+//! `--aslr`) and the kernel gates from the embedded kernel ELF, so nothing here hard-codes an address.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use eval::corpus::{attack, Targets};
-use eval::kernel::{kernel_gates, lowest_load_address, parse_layout, Gate};
+use eval::kernel::{kernel_gates, layout_from_report, lowest_load_address, Gate};
 
 use crate::common::*;
 
@@ -31,15 +31,15 @@ fn attack_guest(name: &str) -> PathBuf {
     eval::guests::build_attack_guest(name, &guests_out_dir()).unwrap_or_else(|error| panic!("{error}"))
 }
 
-/// The kernel's regions (from one `--print-layout` run) and its gates at their run-time addresses.
+/// The kernel's regions (from the `--report` of one run) and its gates at their run-time addresses.
 fn targets() -> &'static Targets {
     static TARGETS: OnceLock<Targets> = OnceLock::new();
     TARGETS.get_or_init(|| {
         let probe = attack_guest(eval::guests::LAYOUT_PROBE);
-        let result = SecureRun::new(Mode::named("qemu_none")).options(["--print-layout"]).run(&probe, &[]);
+        let (result, report) = SecureRun::new(Mode::named("qemu_none")).run_reporting(&probe, &[]);
         assert_status(&result, 0);
-        let regions = parse_layout(&result.stderr);
-        assert!(!regions.is_empty(), "--print-layout printed no regions\n{}", result.report());
+        let regions = layout_from_report(&report).unwrap_or_else(|error| panic!("{error}\n{report}"));
+        assert!(!regions.is_empty(), "the --report lists no regions\n{report}\n{}", result.report());
         let kernel = vmm::run::EMBEDDED_KERNEL;
         let base = isolation::layout::FIXED_KERNEL_BASE - lowest_load_address(kernel).expect("kernel ELF");
         let gates = kernel_gates(kernel)
@@ -162,7 +162,7 @@ fn corpus_covers_every_tested_mode() {
     }
 }
 
-/// The threat model's "the VMM treats the whole guest as hostile" (DESIGN.md "must hold" 7), for what
+/// The threat model's "the VMM treats the whole guest as hostile" (threat-model.md V1), for what
 /// `boot.rs` does not already cover (console floods and port garbage are there).
 mod hostile_guest {
     use kernel_abi::exit_code::{USAGE, VMM_ERROR};

@@ -1,4 +1,4 @@
-//! Issue 2, the boot path: assembly guests (no libc, no SSE) on both backends with `--isolation none`.
+//! The boot path: assembly guests (no libc, no SSE) on both backends, in the modes of `boot_test!`.
 //! Output and status pass through exactly; faults, timeouts, output floods and a guest that drives the
 //! VMM's ports itself all end in a documented status, never in a hang or a panic of secure-run.
 
@@ -85,7 +85,7 @@ boot_test!(
     }
 );
 
-/// Flood runs write at most this much. KVM in `none` mode emulates every CPL0 instruction (FACTS.md):
+/// Flood runs write at most this much. KVM in `none` mode emulates every CPL0 instruction (docs/design.md):
 /// about 25 s per MiB of output here, against about 2.5 s on QEMU.
 const FLOOD_HARD_TIMEOUT: Duration = Duration::from_secs(180);
 

@@ -1,4 +1,4 @@
-//! Issue 3: Debian's static busybox (a real glibc program with many applets), applet by applet. Each
+//! Debian's static busybox (a real glibc program with many applets), applet by applet. Each
 //! case runs natively and under secure-run, with the fixture directory mounted at `/data` (its host path
 //! stands in natively and is mapped back in the output), and must match byte for byte.
 //! One process per VM: no pipes or shell command lists, so input comes from files or stdin.
@@ -14,7 +14,7 @@ pub fn busybox() -> PathBuf {
     let path = path.expect("busybox is not installed: install the Debian package `busybox-static`");
     let bytes = std::fs::read(&path).unwrap();
     assert!(
-        !crate::common::elf::has_interpreter(&bytes),
+        goblin::elf::Elf::parse(&bytes).unwrap().interpreter.is_none(),
         "{} is dynamically linked: install the Debian package `busybox-static` (not `busybox`)",
         path.display()
     );

@@ -1,13 +1,16 @@
-//! Bad command lines and files secure-run must refuse before it starts a VM, with the exit codes of
-//! DESIGN.md ("Exit status") and a message that says what is wrong. Each malformed file is a patched
-//! copy of a real guest, written to a temporary directory by the test itself.
+//! Bad command lines and files secure-run must refuse before it starts a VM, with the exit codes of the
+//! README ("Exit status") and a message that says what is wrong. Each malformed file is a patched copy of
+//! a real guest (patched with `vmm::elf::write::ElfWriter`), written to a temporary directory by the test
+//! itself.
 
 use std::path::{Path, PathBuf};
 
+use goblin::elf::header::{EI_CLASS, ELFCLASS32, EM_AARCH64};
+use goblin::elf::program_header::PT_LOAD;
 use kernel_abi::exit_code::{CANNOT_EXECUTE, NOT_FOUND, USAGE};
 use tempfile::TempDir;
+use vmm::elf::write::ElfWriter;
 
-use crate::common::elf::{self, *};
 use crate::common::*;
 
 /// A temporary directory holding `name` with `bytes`, and the file's path.
@@ -21,6 +24,13 @@ fn file_with(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
 /// `exit42.S` built by gcc: a real, tiny static ELF to patch.
 fn exit42_bytes() -> Vec<u8> {
     std::fs::read(guest(Toolchain::Asm, "exit42")).unwrap()
+}
+
+/// `bytes` with `change` made to their headers.
+fn patched(bytes: &[u8], change: impl FnOnce(&mut ElfWriter<'_>)) -> Vec<u8> {
+    let mut elf = ElfWriter::edit(bytes).expect("the guest is a little-endian ELF64 file");
+    change(&mut elf);
+    elf.write().expect("the patched headers are written")
 }
 
 /// Runs secure-run on `path` (no mode options: refusal comes before any backend is chosen) and checks
@@ -62,16 +72,14 @@ fn shell_script_is_not_an_elf_file() {
 
 #[test]
 fn elfclass32_is_refused_as_32_bit() {
-    let mut bytes = exit42_bytes();
-    bytes[EI_CLASS] = ELFCLASS32;
+    let bytes = patched(&exit42_bytes(), |elf| elf.header.e_ident[EI_CLASS] = ELFCLASS32);
     let (_dir, path) = file_with("class32", &bytes);
     assert_refused(&path, CANNOT_EXECUTE, "32-bit ELF");
 }
 
 #[test]
 fn aarch64_machine_is_not_an_x86_64_program() {
-    let mut bytes = exit42_bytes();
-    write_u16(&mut bytes, E_MACHINE, EM_AARCH64);
+    let bytes = patched(&exit42_bytes(), |elf| elf.header.e_machine = EM_AARCH64);
     let (_dir, path) = file_with("aarch64", &bytes);
     assert_refused(&path, CANNOT_EXECUTE, "not an x86-64 program");
 }
@@ -91,10 +99,9 @@ fn static_binary_cut_in_half_is_truncated() {
     // A glibc static binary (~800 KB), so that the cut lands inside a loadable segment.
     let bytes = std::fs::read(guest(Toolchain::GccStatic, "exit_codes")).unwrap();
     let half = bytes.len() / 2;
-    let cut_inside_a_segment = elf::program_headers(&bytes).into_iter().any(|header| {
-        let offset = elf::read_u64(&bytes, header + P_OFFSET) as usize;
-        let size = elf::read_u64(&bytes, header + P_FILESZ) as usize;
-        elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && offset < half && half < offset + size
+    let cut_inside_a_segment = ElfWriter::edit(&bytes).unwrap().program_headers.iter().any(|header| {
+        let (offset, size) = (header.p_offset as usize, header.p_filesz as usize);
+        header.p_type == PT_LOAD && offset < half && half < offset + size
     });
     assert!(cut_inside_a_segment, "test precondition: half the file should end inside a PT_LOAD segment");
     let (_dir, path) = file_with("half", &bytes[..half]);
@@ -104,11 +111,11 @@ fn static_binary_cut_in_half_is_truncated() {
 #[test]
 fn program_header_table_past_the_end_is_truncated() {
     // The real count of headers, but a table that starts so late that only its first entry fits.
-    let mut bytes = exit42_bytes();
-    let phentsize = usize::from(elf::read_u16(&bytes, E_PHENTSIZE));
-    assert!(elf::read_u16(&bytes, E_PHNUM) >= 2, "test precondition: exit42 has at least two program headers");
-    let late = (bytes.len() - phentsize) as u64;
-    write_u64(&mut bytes, E_PHOFF, late);
+    let original = exit42_bytes();
+    let bytes = patched(&original, |elf| {
+        assert!(elf.header.e_phnum >= 2, "test precondition: exit42 has at least two program headers");
+        elf.header.e_phoff = (original.len() - usize::from(elf.header.e_phentsize)) as u64;
+    });
     let (_dir, path) = file_with("phoff", &bytes);
     assert_refused(&path, CANNOT_EXECUTE, "truncated");
 }
@@ -117,11 +124,11 @@ fn program_header_table_past_the_end_is_truncated() {
 fn program_header_count_past_the_end_is_refused() {
     // One more header than the file could hold (and far from PN_XNUM, 0xffff, which means something
     // else). Refused either as truncated or as an implausible count; the status is what matters.
-    let mut bytes = exit42_bytes();
-    let phoff = elf::read_u64(&bytes, E_PHOFF) as usize;
-    let phentsize = usize::from(elf::read_u16(&bytes, E_PHENTSIZE));
-    let phnum = (bytes.len() - phoff) / phentsize + 1;
-    write_u16(&mut bytes, E_PHNUM, u16::try_from(phnum).unwrap());
+    let original = exit42_bytes();
+    let bytes = patched(&original, |elf| {
+        let room = (original.len() as u64 - elf.header.e_phoff) / u64::from(elf.header.e_phentsize);
+        elf.header.e_phnum = u16::try_from(room + 1).unwrap();
+    });
     let (_dir, path) = file_with("phnum", &bytes);
     let result = SecureRun::without_mode().run(&path, &[]);
     assert_status(&result, CANNOT_EXECUTE);
@@ -131,15 +138,14 @@ fn program_header_count_past_the_end_is_refused() {
 
 #[test]
 fn file_size_above_memory_size_is_inconsistent() {
-    let mut bytes = exit42_bytes();
-    let load = elf::program_headers(&bytes)
-        .into_iter()
-        .find(|&header| {
-            elf::read_u32(&bytes, header + P_TYPE) == PT_LOAD && elf::read_u64(&bytes, header + P_FILESZ) > 0
-        })
-        .expect("exit42 has a PT_LOAD with file contents");
-    let filesz = elf::read_u64(&bytes, load + P_FILESZ);
-    write_u64(&mut bytes, load + P_MEMSZ, filesz - 1);
+    let bytes = patched(&exit42_bytes(), |elf| {
+        let load = elf
+            .program_headers
+            .iter_mut()
+            .find(|header| header.p_type == PT_LOAD && header.p_filesz > 0)
+            .expect("exit42 has a PT_LOAD with file contents");
+        load.p_memsz = load.p_filesz - 1;
+    });
     let (_dir, path) = file_with("filesz", &bytes);
     assert_refused(&path, CANNOT_EXECUTE, "inconsistent");
 }

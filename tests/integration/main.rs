@@ -5,10 +5,12 @@
 //!
 //! - `native`: every guest builds with every toolchain and behaves as expected natively (no VM needed).
 //! - `cli`: bad command lines and unrunnable files (no VM needed).
-//! - `boot`: issue 2, the boot path: assembly guests on both backends without isolation.
-//! - `abi`: issue 3, the Linux ABI: C guests (glibc static and static-PIE, musl) and a Rust std guest,
-//!   each compared byte for byte with its native run.
-//! - `busybox`: issue 3, Debian's static busybox, applet by applet, compared with its native run.
+//! - `boot`: the boot path: assembly guests on both backends.
+//! - `abi`: the Linux ABI: C guests (glibc static and static-PIE, musl) and a Rust std guest, each
+//!   compared byte for byte with its native run.
+//! - `busybox`: Debian's static busybox, applet by applet, compared with its native run.
+//! - `aslr`: what `--aslr` and `--seed` promise; `attacks`: the attack corpus in every mode, and the
+//!   hostile guest; `threat_model`: every test threat-model.md cites exists.
 
 #[macro_use]
 mod common;

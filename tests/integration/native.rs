@@ -3,7 +3,9 @@
 //! comparisons in `abi` and `busybox` meaningful: a guest whose output is not deterministic, or
 //! differs between glibc and musl, fails here first.
 
-use crate::common::elf::{self, ET_DYN, ET_EXEC, E_TYPE};
+use goblin::elf::header::{ET_DYN, ET_EXEC, ET_REL};
+use goblin::elf::Elf;
+
 use crate::common::*;
 
 /// Assembly guests: exact native behaviour. Port I/O faults at CPL3, so the port guests die of SIGSEGV
@@ -37,7 +39,7 @@ fn guests_asm_build_and_run_natively() {
     );
 
     let object = std::fs::read(guest(Toolchain::AsmObject, "exit42")).unwrap();
-    assert_eq!(elf::read_u16(&object, E_TYPE), 1, "gcc -c makes an ET_REL object");
+    assert_eq!(Elf::parse(&object).unwrap().header.e_type, ET_REL, "gcc -c makes an ET_REL object");
 }
 
 /// The endless loop really is endless: still running after half a second.
@@ -134,7 +136,7 @@ fn guests_rust_build_and_run_natively() {
 #[test]
 fn guests_refused_kinds_link_as_intended() {
     let dynamic = std::fs::read(guest(Toolchain::GccDynamic, "exit_codes")).unwrap();
-    assert!(elf::has_interpreter(&dynamic), "plain gcc output has PT_INTERP");
+    assert!(Elf::parse(&dynamic).unwrap().interpreter.is_some(), "plain gcc output has PT_INTERP");
     assert_output(
         &run_native(&guest(Toolchain::GccDynamic, "exit_codes"), &["exit", "3"], &[], None),
         3,
@@ -153,6 +155,7 @@ fn guests_busybox_is_static_and_runs() {
 #[track_caller]
 fn assert_static_executable(path: &std::path::Path, expected_type: u16) {
     let bytes = std::fs::read(path).unwrap();
-    assert!(!elf::has_interpreter(&bytes), "{} is dynamically linked", path.display());
-    assert_eq!(elf::read_u16(&bytes, E_TYPE), expected_type, "ELF type of {}", path.display());
+    let elf = Elf::parse(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    assert!(elf.interpreter.is_none(), "{} is dynamically linked", path.display());
+    assert_eq!(elf.header.e_type, expected_type, "ELF type of {}", path.display());
 }

@@ -1,18 +1,23 @@
 //! The secure-run VMM: loads a static Linux ELF, plans the layout, builds the memory image, and runs it
 //! on KVM or QEMU.
 //!
-//! - [`elf`]: validation of untrusted app ELFs and of the guest kernel;
-//! - [`loader`]: the guest's initial memory (layout, page tables, boot info) as a [`image::MemoryImage`];
-//! - [`backend`]: the two ways to run it (KVM, QEMU TCG) and [`exit`], the guest-facing port protocol;
-//! - [`mount`]: host directories packed for the guest file system; [`host`]: the host's TSC frequency;
-//! - [`run`]: one run end to end; [`report`]: crash reports.
+//! - [`run`]: one run end to end; [`policy`]: the backend choice and the `mpk` inspection;
+//!   [`report`]: crash reports, `--print-layout` and the `--report` JSON;
+//! - [`elf`]: validation of untrusted app ELFs and of the guest kernel, and the one ELF writer;
+//! - [`loader`]: the guest's initial memory (page tables, initial stack, boot info) as an
+//!   [`image::MemoryImage`]; [`arch`]: the fixed guest-physical layout, boot GDT and entry registers;
+//! - [`backend`]: the two ways to run it (KVM, QEMU TCG); [`exit`]: what a VM exit does;
+//!   [`devices`]: the debug console;
+//! - [`mount`]: host directories packed for the guest file system; [`host`]: the host's TSC frequency.
+pub mod arch;
 pub mod backend;
+pub mod devices;
 pub mod elf;
 pub mod exit;
 pub mod host;
 pub mod image;
-pub mod initial_stack;
 pub mod loader;
 pub mod mount;
+pub mod policy;
 pub mod report;
 pub mod run;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use kernel_abi::{exit_code, IsolationMode};
-use vmm::run::{self, BackendChoice, RunOptions};
+use vmm::policy::BackendChoice;
+use vmm::run::{self, RunOptions};
 
 /// Run a static x86-64 Linux program inside a single-purpose VM with secure-run's own small kernel,
 /// isolated from that kernel's memory.
@@ -50,7 +51,8 @@ struct Cli {
     #[arg(long)]
     print_layout: bool,
 
-    /// Write a JSON report of the run (exit status, crash, layout, seed) to FILE.
+    /// Write a JSON report of the run (exit status, crash, layout, seed) to FILE; its fields are listed
+    /// in docs/report.md.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
 
@@ -128,10 +130,10 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a valid timeout"))
 }
 
-/// Guest memory bounds: enough for the kernel and a small app, and what QEMU's PC machine maps below its
+/// Guest memory bounds: enough for the kernel and a small app, and what QEMU's machines map below their
 /// PCI hole.
 const MIN_MEMORY: u64 = 32 << 20;
-const MAX_MEMORY: u64 = 3 << 30;
+const MAX_MEMORY: u64 = vmm::arch::x86_64::layout::MAX_MEMORY_SIZE;
 
 fn options(cli: Cli) -> Result<RunOptions, String> {
     if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || !cli.memory.is_multiple_of(2 << 20) {

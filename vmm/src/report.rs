@@ -1,9 +1,21 @@
-//! What a run ended with, in words: the one-paragraph crash report on stderr and the `--report` JSON.
+//! What a run ended with and how it was laid out, for people and for programs: the one-paragraph crash
+//! report on stderr ([`CrashReport`]), the `--print-layout` text ([`LayoutReport::text`]) and the
+//! `--report` JSON ([`RunReport`], documented field by field in docs/report.md). The text and the JSON
+//! are made from the same values, so they cannot disagree.
 
-use kernel_abi::{exit_code, signal, CrashRecord, CRASH_GATE_VIOLATION, CRASH_KERNEL_PANIC};
+use std::io::Write;
+use std::path::Path;
+
+use kernel_abi::{exit_code, signal, CrashRecord, IsolationMode, CRASH_GATE_VIOLATION, CRASH_KERNEL_PANIC};
 use serde::Serialize;
 
-use crate::loader::RegionReport;
+use crate::backend::Backend;
+use crate::exit::{GuestOutcome, StopReason};
+use crate::loader::{LoadedVm, RegionReport};
+
+/// The `version` of the `--report` JSON. Raised whenever a field changes meaning or goes away (adding
+/// one does not).
+pub const REPORT_VERSION: u32 = 1;
 
 /// How a CPU exception in the app maps to a Linux signal.
 pub fn signal_for_vector(vector: u64) -> (i32, &'static str) {
@@ -100,26 +112,52 @@ pub struct CrashReport {
     pub registers: Registers,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Registers {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-    pub rax: u64,
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
+/// The general registers at the fault, named, in the order the reports list them (a JSON object in
+/// `--report`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registers(pub [(&'static str, u64); 18]);
+
+impl Registers {
+    pub fn of(record: &CrashRecord) -> Self {
+        let r = record;
+        Self([
+            ("rip", r.rip),
+            ("rsp", r.rsp),
+            ("rflags", r.rflags),
+            ("rax", r.rax),
+            ("rbx", r.rbx),
+            ("rcx", r.rcx),
+            ("rdx", r.rdx),
+            ("rsi", r.rsi),
+            ("rdi", r.rdi),
+            ("rbp", r.rbp),
+            ("r8", r.r8),
+            ("r9", r.r9),
+            ("r10", r.r10),
+            ("r11", r.r11),
+            ("r12", r.r12),
+            ("r13", r.r13),
+            ("r14", r.r14),
+            ("r15", r.r15),
+        ])
+    }
+
+    /// `name=0x...` for the registers at `indices` of the list, separated by spaces.
+    fn line(&self, indices: std::ops::Range<usize>) -> String {
+        let named = self.0.get(indices).unwrap_or_default().iter().map(|(name, value)| format!("{name}={value:#x}"));
+        named.collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Serialize for Registers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 impl CrashReport {
@@ -141,26 +179,7 @@ impl CrashReport {
             rip: record.rip,
             rip_region: region_name(record.rip),
             in_kernel: record.in_kernel != 0,
-            registers: Registers {
-                rip: record.rip,
-                rsp: record.rsp,
-                rflags: record.rflags,
-                rax: record.rax,
-                rbx: record.rbx,
-                rcx: record.rcx,
-                rdx: record.rdx,
-                rsi: record.rsi,
-                rdi: record.rdi,
-                rbp: record.rbp,
-                r8: record.r8,
-                r9: record.r9,
-                r10: record.r10,
-                r11: record.r11,
-                r12: record.r12,
-                r13: record.r13,
-                r14: record.r14,
-                r15: record.r15,
-            },
+            registers: Registers::of(record),
         }
     }
 
@@ -202,31 +221,150 @@ impl CrashReport {
             if let Some(region) = &self.rip_region {
                 text.push_str(&format!(" ({region})"));
             }
-            let r = &self.registers;
-            text.push_str(&format!(
-                "\n  rsp={:#x} rflags={:#x} rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}\n  \
-                 r8={:#x} r9={:#x} r10={:#x} r11={:#x} r12={:#x} r13={:#x} r14={:#x} r15={:#x}",
-                r.rsp,
-                r.rflags,
-                r.rax,
-                r.rbx,
-                r.rcx,
-                r.rdx,
-                r.rsi,
-                r.rdi,
-                r.rbp,
-                r.r8,
-                r.r9,
-                r.r10,
-                r.r11,
-                r.r12,
-                r.r13,
-                r.r14,
-                r.r15
-            ));
+            // Without RIP, said above: RSP to RBP, then R8 to R15.
+            text.push_str(&format!("\n  {}\n  {}", self.registers.line(1..10), self.registers.line(10..18)));
         }
         text.push_str(&format!("\n  {context}"));
         text
+    }
+}
+
+/// How a run was set up, as every report names it (the crash paragraph ends with it, so the run can
+/// be replayed).
+#[derive(Clone, Copy, Debug)]
+pub struct RunSetup {
+    pub seed: u64,
+    pub aslr: bool,
+    pub backend: Backend,
+    pub isolation: IsolationMode,
+}
+
+impl RunSetup {
+    /// `backend kvm, isolation ring3, seed 7 (replay with --seed 7 --aslr)`.
+    pub fn replay_context(&self) -> String {
+        let seed = self.seed;
+        format!(
+            "backend {}, isolation {}, seed {seed} (replay with --seed {seed}{})",
+            self.backend.name(),
+            self.isolation.name(),
+            if self.aslr { " --aslr" } else { "" }
+        )
+    }
+}
+
+/// The guest's layout: every region, and how many bits of entropy each randomized base has.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayoutReport<'a> {
+    /// Sorted by virtual address.
+    pub regions: &'a [RegionReport],
+    pub entropy_bits: EntropyBits,
+}
+
+/// Bits of entropy of each base (0 without `--aslr`, and for an ET_EXEC app's own base).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EntropyBits {
+    pub kernel: u32,
+    pub app: u32,
+    pub physmap: u32,
+    pub stack: u32,
+    pub brk: u32,
+    pub mmap: u32,
+}
+
+impl<'a> LayoutReport<'a> {
+    pub fn of(vm: &'a LoadedVm) -> Self {
+        let (vm_entropy, process_entropy) = (vm.layout.entropy, vm.process.entropy);
+        Self {
+            regions: &vm.regions,
+            entropy_bits: EntropyBits {
+                kernel: vm_entropy.kernel_bits,
+                app: vm_entropy.app_bits,
+                physmap: vm_entropy.physmap_bits,
+                stack: process_entropy.stack_bits,
+                brk: process_entropy.brk_bits,
+                mmap: process_entropy.mmap_bits,
+            },
+        }
+    }
+
+    /// `--print-layout`: one line per region, then the entropy of each base.
+    pub fn text(&self, seed: u64) -> String {
+        let mut text = format!("secure-run: layout (seed {seed})\n");
+        for region in self.regions {
+            let phys = region.phys_start.map_or_else(|| "on demand".to_string(), |phys| format!("{phys:#x}"));
+            let key = region.pkey.map_or_else(String::new, |key| format!(" key {key}"));
+            text.push_str(&format!(
+                "  {:#018x}-{:#018x} {} phys {:<12}{key}  {}\n",
+                region.virt_start, region.virt_end, region.perms, phys, region.name
+            ));
+        }
+        let bits = self.entropy_bits;
+        text.push_str(&format!(
+            "  entropy (bits): kernel base {}, app base {}, physical map {}, stack {}, brk {}, mmap base {}\n",
+            bits.kernel, bits.app, bits.physmap, bits.stack, bits.brk, bits.mmap
+        ));
+        text
+    }
+}
+
+/// The `--report` JSON: one object, the fields in docs/report.md.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport<'a> {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// secure-run's exit status.
+    pub exit_code: i32,
+    /// The status the app exited with, if it did.
+    pub app_status: Option<i32>,
+    /// Why the VM stopped, in words.
+    pub stop: String,
+    pub timed_out: bool,
+    pub crash: Option<&'a CrashReport>,
+    pub seed: u64,
+    pub aslr: bool,
+    pub backend: &'static str,
+    pub isolation: &'static str,
+    pub layout: LayoutReport<'a>,
+    /// The app's output went past `--max-output` and the rest was dropped.
+    pub output_truncated: bool,
+    /// Console bytes outside well-formed frames.
+    pub garbage_console_bytes: u64,
+    /// From starting the backend to the VM's end.
+    pub wall_time_ms: f64,
+}
+
+impl<'a> RunReport<'a> {
+    pub fn new(
+        exit_code: i32,
+        outcome: &GuestOutcome,
+        crash: Option<&'a CrashReport>,
+        layout: LayoutReport<'a>,
+        setup: &RunSetup,
+    ) -> Self {
+        Self {
+            version: REPORT_VERSION,
+            exit_code,
+            app_status: outcome.status,
+            stop: outcome.stop.to_string(),
+            timed_out: outcome.stop == StopReason::Timeout,
+            crash,
+            seed: setup.seed,
+            aslr: setup.aslr,
+            backend: setup.backend.name(),
+            isolation: setup.isolation.name(),
+            layout,
+            output_truncated: outcome.output_truncated,
+            garbage_console_bytes: outcome.garbage_bytes,
+            wall_time_ms: outcome.wall_time.as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Writes the report to `path` as pretty-printed JSON and a newline.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer_pretty(&mut file, self)?;
+        file.write_all(b"\n")?;
+        file.flush()
     }
 }
 
@@ -259,6 +397,41 @@ mod tests {
     }
 
     #[test]
+    fn the_paragraph_lists_the_registers_and_ends_with_the_context() {
+        let record = CrashRecord {
+            vector: 6,
+            rip: 0x40_0010,
+            rsp: 0x1,
+            rflags: 0x2,
+            rax: 0x3,
+            rbx: 0x4,
+            rcx: 0x5,
+            rdx: 0x6,
+            rsi: 0x7,
+            rdi: 0x8,
+            rbp: 0x9,
+            r8: 0x10,
+            r9: 0x11,
+            r10: 0x12,
+            r11: 0x13,
+            r12: 0x14,
+            r13: 0x15,
+            r14: 0x16,
+            r15: 0x17,
+            ..Default::default()
+        };
+        let text = CrashReport::new(&record, &regions()).paragraph("seed 1");
+        assert!(
+            text.ends_with(
+                "; at rip 0x400010 (app segment)\n  \
+                 rsp=0x1 rflags=0x2 rax=0x3 rbx=0x4 rcx=0x5 rdx=0x6 rsi=0x7 rdi=0x8 rbp=0x9\n  \
+                 r8=0x10 r9=0x11 r10=0x12 r11=0x13 r12=0x14 r13=0x15 r14=0x16 r15=0x17\n  seed 1"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn signals_follow_linux() {
         assert_eq!(CrashReport::new(&CrashRecord { vector: 6, ..Default::default() }, &[]).exit_code(), 132);
         assert_eq!(CrashReport::new(&CrashRecord { vector: 0, ..Default::default() }, &[]).exit_code(), 136);
@@ -266,6 +439,113 @@ mod tests {
         assert_eq!(CrashReport::new(&CrashRecord { vector: 13, ..Default::default() }, &[]).exit_code(), 139);
         let kernel = CrashRecord { vector: 14, in_kernel: 1, ..Default::default() };
         assert_eq!(CrashReport::new(&kernel, &[]).exit_code(), 125);
+    }
+
+    /// Every `name.path` a JSON value has (`[]` for array elements), for comparing with docs/report.md.
+    fn key_paths(value: &serde_json::Value, prefix: &str, paths: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    key_paths(value, &path, paths);
+                    paths.insert(path);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    key_paths(item, &format!("{prefix}[]"), paths);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The field paths docs/report.md's table lists (`a.{b,c}` stands for `a.b` and `a.c`).
+    fn documented_paths() -> std::collections::BTreeSet<String> {
+        let mut paths = std::collections::BTreeSet::new();
+        for line in include_str!("../../docs/report.md").lines() {
+            let Some(path) = line.strip_prefix("| `").and_then(|rest| rest.split('`').next()) else { continue };
+            match path.split_once('{') {
+                Some((prefix, names)) => {
+                    paths.extend(names.trim_end_matches('}').split(',').map(|name| format!("{prefix}{name}")));
+                }
+                None => {
+                    paths.insert(path.to_string());
+                }
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn report_json_has_the_documented_version_and_fields() {
+        let record = CrashRecord {
+            vector: 14,
+            error_code: 0x6,
+            fault_address: 0,
+            rip: 0x40_0010,
+            rsp: u64::MAX,
+            ..Default::default()
+        };
+        let crash = CrashReport::new(&record, &regions());
+        let outcome = GuestOutcome {
+            status: None,
+            crash: Some(record),
+            stop: StopReason::ExitPort,
+            garbage_bytes: 3,
+            output_truncated: false,
+            log_truncated: false,
+            unhandled_accesses: 0,
+            exits: 0,
+            first_exit_after: None,
+            wall_time: std::time::Duration::from_millis(12),
+        };
+        let regions = regions();
+        let layout = LayoutReport {
+            regions: &regions,
+            entropy_bits: EntropyBits { kernel: 34, app: 0, physmap: 25, stack: 34, brk: 30, mmap: 34 },
+        };
+        let setup = RunSetup { seed: 42, aslr: true, backend: Backend::Qemu, isolation: IsolationMode::Mpk };
+        let report = RunReport::new(crash.exit_code(), &outcome, Some(&crash), layout, &setup);
+        let json = serde_json::to_value(&report).unwrap();
+
+        assert_eq!(REPORT_VERSION, 1, "docs/report.md documents version 1");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["exit_code"], 139);
+        assert_eq!(
+            (json["seed"].clone(), json["aslr"].clone(), json["backend"].clone()),
+            (42.into(), true.into(), "qemu".into())
+        );
+        assert_eq!(json["isolation"], "mpk");
+        assert_eq!(json["crash"]["page_fault"]["access"], "write");
+        assert_eq!(json["crash"]["registers"]["rsp"].as_u64(), Some(u64::MAX), "64-bit values stay exact");
+        assert_eq!(json["layout"]["regions"][0]["kind"], "app segment");
+        assert_eq!(json["layout"]["entropy_bits"]["physmap"], 25);
+        assert_eq!(json["garbage_console_bytes"], 3);
+        assert_eq!(json["wall_time_ms"], 12.0);
+
+        let mut written = std::collections::BTreeSet::new();
+        key_paths(&json, "", &mut written);
+        let documented = documented_paths();
+        let undocumented: Vec<_> = written.difference(&documented).collect();
+        let not_written: Vec<_> = documented.difference(&written).collect();
+        assert!(undocumented.is_empty(), "fields missing from docs/report.md: {undocumented:?}");
+        assert!(not_written.is_empty(), "docs/report.md lists fields the report lacks: {not_written:?}");
+    }
+
+    #[test]
+    fn print_layout_text_lists_every_region_and_the_entropy() {
+        let regions = regions();
+        let layout = LayoutReport {
+            regions: &regions,
+            entropy_bits: EntropyBits { kernel: 34, app: 0, physmap: 25, stack: 34, brk: 30, mmap: 34 },
+        };
+        assert_eq!(
+            layout.text(7),
+            "secure-run: layout (seed 7)\n  \
+             0x0000000000400000-0x0000000000401000 r-x phys 0x0           app segment\n  \
+             entropy (bits): kernel base 34, app base 0, physical map 25, stack 34, brk 30, mmap base 34\n"
+        );
     }
 
     #[test]

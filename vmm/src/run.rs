@@ -1,5 +1,6 @@
-//! One run of an app: read and validate it, plan and build the guest, pick a backend, run, and turn
-//! the outcome into secure-run's exit status (DESIGN.md "Exit status").
+//! One run of an app end to end: read and validate it, plan and build the guest ([`prepare`]), pick a
+//! backend ([`crate::policy`]), run it, and turn the outcome into secure-run's exit status and reports
+//! ([`crate::report`]). The exit statuses are the README's.
 
 use std::cell::OnceCell;
 use std::ffi::OsString;
@@ -15,24 +16,18 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng, TryRngCore};
 
 use crate::backend::{self, Backend, BackendError, RunConfig};
+use crate::devices::console::ConsoleSink;
 use crate::elf::{self, ElfError};
-use crate::exit::{ConsoleSink, GuestOutcome, StopReason};
+use crate::exit::{GuestOutcome, StopReason};
 use crate::loader::{self, LoadError, LoadRequest, LoadedVm};
-use crate::report::CrashReport;
+use crate::policy::{self, BackendChoice, PolicyError};
+use crate::report::{CrashReport, LayoutReport, RunReport, RunSetup};
 
 /// The guest kernel built with this VMM.
 pub static EMBEDDED_KERNEL: &[u8] = include_bytes!(env!("SECURE_RUN_EMBEDDED_KERNEL"));
 
 /// The most stdin bytes captured for the guest.
 pub const STDIN_LIMIT: u64 = 64 << 20;
-
-/// Which backend the user asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendChoice {
-    Auto,
-    Kvm,
-    Qemu,
-}
 
 /// Everything a run needs (the CLI fills it; tests and benchmarks may too).
 #[derive(Clone, Debug)]
@@ -73,8 +68,6 @@ pub enum RunError {
         #[source]
         source: ElfError,
     },
-    #[error("refusing to run {path}: {reason}")]
-    Refused { path: String, reason: String },
     #[error("the guest kernel image is invalid: {0}")]
     BadKernel(#[source] ElfError),
     #[error("cannot read {what}: {source}")]
@@ -83,12 +76,18 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the --report file {path}: {source} (is its directory there and writable?)")]
+    WriteReport {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Load(#[from] LoadError),
     #[error("{0}")]
     Backend(#[from] BackendError),
-    #[error("{0}")]
-    Unsupported(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error("{0}")]
     Mount(#[from] crate::mount::MountError),
     #[error("stdin is larger than {STDIN_LIMIT} bytes; the guest receives stdin as a captured file")]
@@ -99,7 +98,8 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::NotFound { .. } => exit_code::NOT_FOUND,
-            Self::CannotExecute { .. } | Self::BadElf { .. } | Self::Refused { .. } => exit_code::CANNOT_EXECUTE,
+            Self::CannotExecute { .. } | Self::BadElf { .. } => exit_code::CANNOT_EXECUTE,
+            Self::Policy(error) => error.exit_code(),
             Self::Mount(_) => exit_code::USAGE,
             _ => exit_code::VMM_ERROR,
         }
@@ -180,70 +180,6 @@ fn read_stdin() -> Result<Vec<u8>, RunError> {
     Ok(bytes)
 }
 
-/// What KVM offers on this host, probed once per process (opening /dev/kvm and creating a probe VM costs
-/// milliseconds).
-fn kvm_probe() -> &'static backend::KvmCapabilities {
-    static PROBE: std::sync::OnceLock<backend::KvmCapabilities> = std::sync::OnceLock::new();
-    PROBE.get_or_init(backend::probe_kvm)
-}
-
-/// Picks the backend for `choice` and `isolation` on this host (DESIGN.md "Backends").
-pub fn select_backend(choice: BackendChoice, isolation: IsolationMode) -> Result<(Backend, Option<String>), RunError> {
-    choose_backend(choice, isolation, kvm_probe)
-}
-
-/// [`select_backend`] with what KVM offers from `kvm`, called only if `choice` may mean KVM.
-fn choose_backend<'a>(
-    choice: BackendChoice,
-    isolation: IsolationMode,
-    kvm: impl FnOnce() -> &'a backend::KvmCapabilities,
-) -> Result<(Backend, Option<String>), RunError> {
-    match choice {
-        BackendChoice::Qemu => Ok((Backend::Qemu, None)),
-        BackendChoice::Kvm => {
-            let kvm = kvm();
-            if !kvm.usable {
-                return Err(RunError::Unsupported(format!(
-                    "--backend kvm: KVM is not usable here ({}); use --backend qemu",
-                    kvm.notes.join("; ")
-                )));
-            }
-            if isolation == IsolationMode::Mpk && (!kvm.pku || kvm.cpl0_emulated) {
-                return Err(RunError::Unsupported(
-                    "--backend kvm cannot enforce --isolation mpk here: this host's KVM does not offer \
-                     protection keys to guests (or emulates guest kernel code); use --backend qemu, or \
-                     --isolation ring3 on KVM"
-                        .into(),
-                ));
-            }
-            Ok((Backend::Kvm, None))
-        }
-        BackendChoice::Auto => {
-            let kvm = kvm();
-            let kvm_fits = kvm.usable
-                && match isolation {
-                    IsolationMode::Ring3 => true,
-                    IsolationMode::None => !kvm.cpl0_emulated,
-                    IsolationMode::Mpk => kvm.pku && !kvm.cpl0_emulated,
-                };
-            if kvm_fits {
-                return Ok((Backend::Kvm, None));
-            }
-            let why = if !kvm.usable {
-                "KVM is not usable"
-            } else if isolation == IsolationMode::Mpk && !kvm.pku {
-                "KVM here offers no protection keys"
-            } else {
-                "KVM here emulates guest kernel code"
-            };
-            Ok((
-                Backend::Qemu,
-                Some(format!("secure-run: note: running on QEMU (TCG): {why} for --isolation {}", isolation.name())),
-            ))
-        }
-    }
-}
-
 fn kernel_bytes(options: &RunOptions) -> Result<Bytes, RunError> {
     match &options.kernel {
         None => Ok(Bytes::from_static(EMBEDDED_KERNEL)),
@@ -255,7 +191,7 @@ fn kernel_bytes(options: &RunOptions) -> Result<Bytes, RunError> {
 
 /// Plans and builds the guest for `options` without running it.
 pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
-    prepare_with(options, stdin, seed, kvm_probe)
+    prepare_with(options, stdin, seed, policy::kvm_probe)
 }
 
 /// [`prepare`], asking `kvm` for the TSC frequency if the host does not say it otherwise.
@@ -271,7 +207,7 @@ fn prepare_with<'a>(
     let shown = options.app.display().to_string();
     let app = elf::parse_app(&app_file).map_err(|source| RunError::BadElf { path: shown.clone(), source })?;
     if options.isolation == IsolationMode::Mpk {
-        inspect_app(&app, &app_file, &shown, options.strict_inspection)?;
+        policy::inspect_app(&app, &app_file, &shown, options.strict_inspection)?;
     }
     if options.aslr && app.kind == elf::AppKind::Exec {
         eprintln!(
@@ -317,41 +253,6 @@ fn prepare_with<'a>(
     Ok(loader::build(&request, &layout, kernel_seed)?)
 }
 
-/// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state:
-/// every executable byte is scanned at every offset (DESIGN.md "must hold" 2), and no segment may be
-/// writable and executable at once (3). The kernel repeats the scan whenever memory becomes executable.
-fn inspect_app(app: &elf::AppElf, file: &[u8], shown: &str, strict: bool) -> Result<(), RunError> {
-    for segment in &app.segments {
-        if let Err(violation) = isolation::wx::check_wx(segment.perms) {
-            return Err(RunError::Refused {
-                path: shown.to_string(),
-                reason: format!("segment at {:#x}: {violation}", segment.vaddr),
-            });
-        }
-    }
-    let code = app
-        .segments
-        .iter()
-        .filter(|segment| segment.perms & kernel_abi::PERM_EXEC != 0)
-        .map(|segment| (segment.vaddr, app.segment_bytes(segment, file)));
-    if let Some(finding) = isolation::scan::first_refused(&isolation::scan::scan_code_regions(code), strict) {
-        let file_offset = app
-            .segments
-            .iter()
-            .find(|segment| (segment.vaddr..segment.vaddr + segment.file_size).contains(&finding.offset))
-            .map_or(0, |segment| segment.file_offset + (finding.offset - segment.vaddr));
-        return Err(RunError::Refused {
-            path: shown.to_string(),
-            reason: format!(
-                "its code contains {} at link address {:#x} (file offset {file_offset:#x}); in --isolation mpk \
-                 the app runs at CPL0, where that instruction would defeat the isolation",
-                finding.instruction, finding.offset
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// The host TSC frequency in kHz, which guests see too (see [`crate::host`]). KVM is asked only when the
 /// host does not say it otherwise.
 fn host_tsc_khz<'a>(kvm: impl FnOnce() -> &'a backend::KvmCapabilities) -> u64 {
@@ -370,13 +271,14 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     let probe = OnceCell::new();
     let kvm = || &probe.get_or_init(backend::open_kvm).0;
     let vm = prepare_with(options, &stdin, seed, kvm)?;
-    let (backend, notice) = choose_backend(options.backend, options.isolation, kvm)?;
+    let (backend, notice) = policy::choose_backend(options.backend, options.isolation, kvm)?;
     let kvm_vm = probe.into_inner().and_then(|(_, kvm_vm)| kvm_vm).filter(|_| backend == Backend::Kvm);
     if let Some(notice) = notice {
         eprintln!("{notice}");
     }
+    let layout = LayoutReport::of(&vm);
     if options.print_layout {
-        eprint!("{}", layout_text(&vm, seed));
+        eprint!("{}", layout.text(seed));
     }
     let config = RunConfig {
         timeout: options.timeout,
@@ -388,15 +290,12 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     let mut sink = ProcessSink { stdout: std::io::stdout(), stderr: std::io::stderr() };
     let outcome = backend::run_in(backend, kvm_vm, &vm.image, &vm.entry, &config, &mut sink)?;
     let _ = std::io::stdout().flush();
-    let context = format!(
-        "backend {}, isolation {}, seed {seed} (replay with --seed {seed}{})",
-        backend.name(),
-        options.isolation.name(),
-        if options.aslr { " --aslr" } else { "" }
-    );
-    let (code, crash) = exit_status(&outcome, &vm, &context);
+    let setup = RunSetup { seed, aslr: options.aslr, backend, isolation: options.isolation };
+    let (code, crash) = exit_status(&outcome, &vm, &setup.replay_context());
     if let Some(path) = &options.report {
-        write_report(path, &outcome, &vm, seed, backend, options, code, crash.as_ref())?;
+        RunReport::new(code, &outcome, crash.as_ref(), layout, &setup)
+            .write(path)
+            .map_err(|source| RunError::WriteReport { path: path.display().to_string(), source })?;
     }
     Ok(code)
 }
@@ -428,77 +327,11 @@ fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Op
     }
 }
 
-/// `--print-layout`: one line per region, then the entropy of each base.
-pub fn layout_text(vm: &LoadedVm, seed: u64) -> String {
-    let mut text = format!("secure-run: layout (seed {seed})\n");
-    for region in &vm.regions {
-        let phys = region.phys_start.map_or_else(|| "on demand".to_string(), |phys| format!("{phys:#x}"));
-        let key = region.pkey.map_or_else(String::new, |key| format!(" key {key}"));
-        text.push_str(&format!(
-            "  {:#018x}-{:#018x} {} phys {:<12}{key}  {}\n",
-            region.virt_start, region.virt_end, region.perms, phys, region.name
-        ));
-    }
-    let vm_entropy = vm.layout.entropy;
-    let process_entropy = vm.process.entropy;
-    text.push_str(&format!(
-        "  entropy (bits): kernel base {}, app base {}, physical map {}, stack {}, brk {}, mmap base {}\n",
-        vm_entropy.kernel_bits,
-        vm_entropy.app_bits,
-        vm_entropy.physmap_bits,
-        process_entropy.stack_bits,
-        process_entropy.brk_bits,
-        process_entropy.mmap_bits
-    ));
-    text
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_report(
-    path: &Path,
-    outcome: &GuestOutcome,
-    vm: &LoadedVm,
-    seed: u64,
-    backend: Backend,
-    options: &RunOptions,
-    exit_code: i32,
-    crash: Option<&CrashReport>,
-) -> Result<(), RunError> {
-    let report = serde_json::json!({
-        "exit_code": exit_code,
-        "app_status": outcome.status,
-        "stop": outcome.stop.to_string(),
-        "timed_out": outcome.stop == StopReason::Timeout,
-        "crash": crash,
-        "seed": seed,
-        "aslr": options.aslr,
-        "backend": backend.name(),
-        "isolation": options.isolation.name(),
-        "layout": {
-            "regions": vm.regions,
-            "entropy_bits": {
-                "kernel": vm.layout.entropy.kernel_bits,
-                "app": vm.layout.entropy.app_bits,
-                "physmap": vm.layout.entropy.physmap_bits,
-                "stack": vm.process.entropy.stack_bits,
-                "brk": vm.process.entropy.brk_bits,
-                "mmap": vm.process.entropy.mmap_bits,
-            },
-        },
-        "output_truncated": outcome.output_truncated,
-        "garbage_console_bytes": outcome.garbage_bytes,
-        "wall_time_ms": outcome.wall_time.as_secs_f64() * 1000.0,
-    });
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    std::fs::write(path, text + "\n")
-        .map_err(|source| RunError::Io { what: format!("--report {} (writing)", path.display()), source })
-}
-
 #[cfg(test)]
 mod tests {
     use isolation::scan::{scan_forbidden_instructions, ForbiddenInstruction};
 
-    /// DESIGN.md "must hold" 1 and 5, on the kernel this binary ships: after boot, the kernel's executable
+    /// threat-model.md M3 and M6, on the kernel this binary ships: after boot, the kernel's executable
     /// text (which a CPL0 app can jump into) holds WRPKRU only at the gates, each followed by the compare
     /// that halts on a forged value; no instruction that changes keys, paging or descriptor tables exists
     /// outside the boot-only section the kernel unmaps; and the boot section does hold the boot's

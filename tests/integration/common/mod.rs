@@ -3,10 +3,11 @@
 //! - [`guests`]: builds the programs in `tests/guests/` once per run.
 //! - [`run`]: runs secure-run or a guest natively, with a hard timeout, and asserts on the result.
 //! - [`fixtures`]: files to mount into guests.
-//! - [`elf`]: just enough ELF to make malformed copies of a guest.
 //! - the macros below: one test body, one `#[test]` per (backend, isolation) mode.
+//!
+//! Malformed copies of a guest are made with `vmm::elf::write::ElfWriter`, the ELF writer the VMM's own
+//! tests use.
 
-pub mod elf;
 pub mod fixtures;
 pub mod guests;
 pub mod run;
@@ -43,14 +44,14 @@ macro_rules! tests_in_modes {
     };
 }
 
-/// The modes of the boot tests (issue 2): both backends, no isolation.
+/// The modes of the boot tests (`boot.rs`): both backends, every isolation mode.
 macro_rules! boot_test {
     (fn $name:ident($arg:ident) $body:block) => {
         tests_in_modes!([qemu_none, kvm_none, qemu_mpk_aslr, qemu_ring3, kvm_ring3] fn $name($arg) $body);
     };
 }
 
-/// The modes of the Linux ABI tests (issue 3: C, Rust and busybox guests). The one place to change them.
+/// The modes of the Linux ABI tests (C, Rust and busybox guests). The one place to change them.
 macro_rules! abi_test {
     (fn $name:ident($arg:ident) $body:block) => {
         tests_in_modes!([qemu_none, qemu_mpk_aslr, qemu_ring3, kvm_ring3_aslr] fn $name($arg) $body);

@@ -180,6 +180,18 @@ impl SecureRun {
         self
     }
 
+    /// Runs `app` like [`run`](Self::run) with `--report FILE` added, and returns the JSON report the run
+    /// wrote (docs/report.md), failing the test if it wrote none.
+    pub fn run_reporting(&self, app: &Path, app_args: &[&str]) -> (RunResult, String) {
+        let dir = tempfile::Builder::new().prefix("secure-run-report-").tempdir().expect("a temporary directory");
+        let path = dir.path().join("report.json");
+        let result =
+            self.clone().options(["--report", path.to_str().expect("UTF-8 temporary path")]).run(app, app_args);
+        let report = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("no --report written ({error})\n{}", result.report()));
+        (result, report)
+    }
+
     /// Runs `app` with `app_args` and waits for it.
     pub fn run(&self, app: &Path, app_args: &[&str]) -> RunResult {
         let mut args = self.options.clone();
@@ -354,9 +366,6 @@ pub fn assert_no_panic(result: &RunResult) {
     );
 }
 
-/// Asserts that a run under secure-run behaved exactly like the native run of the same binary: same
-/// status, same stdout byte for byte. (stderr is not compared: secure-run may add notices to it.)
-#[track_caller]
 /// The instruction for which `mpk` mode must refuse `app` at load, found by scanning its executable
 /// segments independently of the VMM: one the kernel's configuration cannot neutralize
 /// (`isolation::scan::first_refused`). Real binaries contain such byte sequences by chance (a musl
@@ -374,6 +383,7 @@ pub fn mpk_refusal(app: &Path) -> Option<isolation::scan::Finding> {
 
 /// Like [`assert_same_as_native`], but in `mpk` mode an app holding an instruction the kernel cannot
 /// neutralize must instead be refused at load (126) with that instruction and its address named.
+#[track_caller]
 pub fn assert_same_as_native_or_refused(mode: Mode, app: &Path, guest: &RunResult, native: &RunResult) {
     if mode.isolation == Isolation::Mpk {
         if let Some(finding) = mpk_refusal(app) {
@@ -388,6 +398,9 @@ pub fn assert_same_as_native_or_refused(mode: Mode, app: &Path, guest: &RunResul
     assert_same_as_native(guest, native);
 }
 
+/// Asserts that a run under secure-run behaved exactly like the native run of the same binary: same
+/// status, same stdout byte for byte. (stderr is not compared: secure-run may add notices to it.)
+#[track_caller]
 pub fn assert_same_as_native(guest: &RunResult, native: &RunResult) {
     if guest.status != native.status || guest.stdout != native.stdout {
         let first_difference = guest.stdout.iter().zip(&native.stdout).position(|(a, b)| a != b);

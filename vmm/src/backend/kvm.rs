@@ -11,15 +11,16 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use isolation::paging::{translate, PhysMemory};
-use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::{pvh, BackendError, RunConfig};
-use crate::exit::{
-    handle_exit, Action, ConsoleDecoder, ConsoleSink, ExitState, GuestExitEvent, GuestOutcome, StopReason,
-};
-use crate::image::{MemoryImage, VcpuEntry, TRAMPOLINE_ADDR};
+use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
+use crate::arch::x86_64::regs;
+use crate::devices::console::{ConsoleDecoder, ConsoleSink};
+use crate::exit::{handle_exit, Action, ExitState, GuestExitEvent, GuestOutcome, StopReason};
+use crate::image::{MemoryImage, VcpuEntry};
 
 /// What the host's KVM can do, for the backend policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -168,7 +169,8 @@ pub(super) fn run(
     if config.needs_pku && !offers_pku(&kvm_vm.cpuid) {
         return Err(BackendError::PkuUnavailable);
     }
-    // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (FACTS.md).
+    // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (seen on this
+    // project's nested KVM).
     kvm_vm.vcpu.set_cpuid2(&kvm_vm.cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
     let mut guest = kvm_vm.attach_memory(image.memory_size)?;
     write_image(&guest.memory, image, entry)?;
@@ -224,48 +226,13 @@ fn prefault(memory: &GuestMemoryMmap, address: u64, length: usize) {
     unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
 }
 
-/// Sets the state the PVH trampoline reaches on QEMU: long mode, paging on, flat 64-bit segments.
+/// Sets the state the PVH trampoline reaches on QEMU ([`regs`]): long mode, paging on, flat 64-bit
+/// segments.
 fn set_long_mode_entry(vcpu: &VcpuFd, entry: &VcpuEntry) -> Result<(), BackendError> {
     let mut sregs = vcpu.get_sregs().map_err(kvm_error("read the vCPU's special registers"))?;
-    let code = segment_register(pvh::CODE_SELECTOR, pvh::GDT);
-    let data = segment_register(pvh::DATA_SELECTOR, pvh::GDT);
-    sregs.cs = code;
-    sregs.ds = data;
-    sregs.es = data;
-    sregs.fs = data;
-    sregs.gs = data;
-    sregs.ss = data;
-    sregs.gdt = kvm_dtable { base: pvh::trampoline_gdt_address(), limit: pvh::TRAMPOLINE_GDT_LIMIT, padding: [0; 3] };
-    // An empty IDT, as the trampoline loads: an exception before the kernel's IDT is a triple fault.
-    sregs.idt = kvm_dtable { base: 0, limit: 0, padding: [0; 3] };
-    sregs.cr0 = pvh::ENTRY_CR0;
-    sregs.cr3 = entry.page_table_root;
-    sregs.cr4 = pvh::ENTRY_CR4;
-    sregs.efer = pvh::ENTRY_EFER;
+    regs::set_entry_sregs(&mut sregs, entry);
     vcpu.set_sregs(&sregs).map_err(kvm_error("set the vCPU's special registers"))?;
-    let regs = kvm_regs { rip: entry.rip, rdi: entry.rdi, rflags: 0x2, ..Default::default() };
-    vcpu.set_regs(&regs).map_err(kvm_error("set the vCPU's registers"))
-}
-
-/// The segment register state a `mov` of `selector` would load from `gdt` (as Firecracker derives its
-/// `kvm_segment`s from its GDT entries, so the two cannot disagree).
-fn segment_register(selector: u16, gdt: [u64; 3]) -> kvm_segment {
-    let fields = kernel_abi::gdt::SegmentFields::of(gdt[usize::from(selector >> 3)]);
-    kvm_segment {
-        base: u64::from(fields.base),
-        limit: fields.limit,
-        selector,
-        type_: fields.type_,
-        present: u8::from(fields.present),
-        dpl: fields.dpl,
-        db: u8::from(fields.db),
-        s: u8::from(fields.s),
-        l: u8::from(fields.l),
-        g: u8::from(fields.g),
-        avl: u8::from(fields.avl),
-        unusable: 0,
-        padding: 0,
-    }
+    vcpu.set_regs(&regs::entry_regs(entry)).map_err(kvm_error("set the vCPU's registers"))
 }
 
 /// The `KVM_RUN` loop: a few lines around [`handle_exit`].
@@ -409,19 +376,5 @@ fn timespec(duration: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: libc::time_t::try_from(duration.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(duration.subsec_nanos()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segment_registers_come_from_the_gdt_descriptors() {
-        let code = segment_register(pvh::CODE_SELECTOR, pvh::GDT);
-        assert_eq!((code.base, code.limit, code.selector, code.type_), (0, 0xffff_ffff, 0x8, 0xb));
-        assert_eq!((code.present, code.dpl, code.s, code.l, code.db, code.g), (1, 0, 1, 1, 0, 1));
-        let data = segment_register(pvh::DATA_SELECTOR, pvh::GDT);
-        assert_eq!((data.selector, data.type_, data.l, data.db), (0x10, 0x3, 0, 1));
     }
 }

@@ -1,8 +1,9 @@
 //! The two ways to run a [`MemoryImage`]: KVM (fast, where the host allows it) and QEMU TCG (correct
-//! everywhere), and the probes the backend policy decides with.
+//! everywhere), and the probes the backend policy ([`crate::policy`]) decides with.
 //!
-//! Both start the guest in the same state — the 64-bit entry [`VcpuEntry`] describes, GDTR on the
-//! trampoline's GDT — and both report through the same console decoder and [`GuestOutcome`].
+//! Both start the guest in the same state — the 64-bit entry of [`crate::arch::x86_64::regs`] with the
+//! [`VcpuEntry`]'s values, GDTR on the boot GDT — and both report through the same console decoder
+//! ([`crate::devices::console`]) and [`GuestOutcome`].
 //! - [`kvm`]: one memory slot, vCPU entered directly in long mode, exits handled by
 //!   [`crate::exit::handle_exit`]; the timeout kicks the vCPU out of `KVM_RUN` with a signal.
 //! - [`qemu`]: writes a PVH boot ELF ([`pvh`]) and runs `qemu-system-x86_64 -accel tcg`, decoding its
@@ -15,8 +16,12 @@ pub mod qemu;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit::{ConsoleSink, GuestOutcome, DEFAULT_LOG_LIMIT, DEFAULT_OUTPUT_LIMIT};
-use crate::image::{MemoryImage, VcpuEntry, LOW_MEMORY_END, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
+use crate::devices::console::{ConsoleSink, DEFAULT_LOG_LIMIT, DEFAULT_OUTPUT_LIMIT};
+use crate::exit::GuestOutcome;
+use isolation::paging::PAGE_SIZE;
+
+use crate::arch::x86_64::layout::{IMAGE_START, PAGE_TABLE_ROOT_LIMIT};
+use crate::image::{MemoryImage, VcpuEntry};
 
 pub use kvm::{open_kvm, probe_kvm, KvmCapabilities, KvmVm};
 pub use qemu::{qemu_available, QemuMachine};
@@ -130,31 +135,27 @@ pub fn run_in(
     }
 }
 
-/// Where chunks may go: after the legacy area and the trampoline page.
-const FIRST_CHUNK_ADDR: u64 = LOW_MEMORY_END + TRAMPOLINE_SIZE;
-const PAGE: u64 = 0x1000;
-
-/// Checks what both backends rely on: page-granular memory size, chunks inside RAM above the trampoline
-/// and not overlapping each other, a page-table root in RAM below 4 GiB (the 32-bit PVH entry loads it).
+/// Checks what both backends rely on: page-granular memory size, chunks inside RAM from [`IMAGE_START`]
+/// (above the trampoline page) and not overlapping each other, a page-table root in RAM below
+/// [`PAGE_TABLE_ROOT_LIMIT`] (the 32-bit PVH entry loads it).
 pub fn validate_image(image: &MemoryImage, entry: &VcpuEntry) -> Result<(), BackendError> {
     let invalid = |message: String| Err(BackendError::InvalidImage(message));
-    if !image.memory_size.is_multiple_of(PAGE) || image.memory_size < FIRST_CHUNK_ADDR + PAGE {
+    if !image.memory_size.is_multiple_of(PAGE_SIZE) || image.memory_size < IMAGE_START + PAGE_SIZE {
         return invalid(format!(
-            "memory size {:#x} must be a multiple of 4 KiB and more than {FIRST_CHUNK_ADDR:#x}",
+            "memory size {:#x} must be a multiple of 4 KiB and more than {IMAGE_START:#x}",
             image.memory_size
         ));
     }
-    const _: () = assert!(TRAMPOLINE_ADDR + TRAMPOLINE_SIZE == FIRST_CHUNK_ADDR);
     let mut ranges = Vec::with_capacity(image.chunks.len());
     for chunk in &image.chunks {
         let end = chunk.guest_phys.checked_add(chunk.bytes.len() as u64);
         match end {
-            Some(end) if chunk.guest_phys >= FIRST_CHUNK_ADDR && end <= image.memory_size => {
+            Some(end) if chunk.guest_phys >= IMAGE_START && end <= image.memory_size => {
                 ranges.push((chunk.guest_phys, end));
             }
             _ => {
                 return invalid(format!(
-                    "chunk at {:#x} ({} bytes) is outside [{FIRST_CHUNK_ADDR:#x}, {:#x})",
+                    "chunk at {:#x} ({} bytes) is outside [{IMAGE_START:#x}, {:#x})",
                     chunk.guest_phys,
                     chunk.bytes.len(),
                     image.memory_size
@@ -167,7 +168,11 @@ pub fn validate_image(image: &MemoryImage, entry: &VcpuEntry) -> Result<(), Back
         return invalid(format!("chunks at {:#x} and {:#x} overlap", pair[0].0, pair[1].0));
     }
     let root = entry.page_table_root;
-    if !root.is_multiple_of(PAGE) || root < FIRST_CHUNK_ADDR || root >= image.memory_size || root >= 1 << 32 {
+    if !root.is_multiple_of(PAGE_SIZE)
+        || root < IMAGE_START
+        || root >= image.memory_size
+        || root >= PAGE_TABLE_ROOT_LIMIT
+    {
         return invalid(format!("page-table root {root:#x} must be a page in RAM above the trampoline, below 4 GiB"));
     }
     Ok(())

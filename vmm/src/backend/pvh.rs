@@ -3,32 +3,29 @@
 //! QEMU's `-kernel` loads each PT_LOAD at its `p_paddr` and, because of the Xen
 //! `XEN_ELFNOTE_PHYS32_ENTRY` note, enters [`TRAMPOLINE_ADDR`] in 32-bit protected mode with paging off
 //! (EBX = `hvm_start_info`, which we ignore). The trampoline turns that into exactly the state the KVM
-//! backend sets directly: long mode, CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE, EFER = LME|LMA|NXE,
-//! CR3 = the image's page-table root, CS = 0x8 (64-bit), DS/ES/SS/FS/GS = 0x10, GDTR = its own GDT,
-//! RDI = the boot-info address, and jumps to the kernel's entry. The page tables map the trampoline page
-//! identity (virtual = physical) and executable, so the code keeps running when paging comes on.
+//! backend sets directly ([`crate::arch::x86_64::regs`]): long mode, the entry CR0, CR4 and EFER,
+//! CR3 = the image's page-table root, CS and DS/ES/SS/FS/GS from the boot GDT
+//! ([`crate::arch::x86_64::gdt`], which the trampoline page holds), RDI = the boot-info address, and
+//! jumps to the kernel's entry. The page tables map the trampoline page identity (virtual = physical) and
+//! executable, so the code keeps running when paging comes on.
 //!
 //! File layout: ELF header, program headers, the note, zero padding up to [`DATA_START`], then segment
 //! data. Keeping image bytes out of the first 8 KiB matters: QEMU looks there for a Linux setup header
 //! and a multiboot header *before* it considers PVH, so image bytes there could change how it boots.
 
-use kernel_abi::gdt;
+use goblin::elf::header::ET_EXEC;
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE};
+use goblin::elf64::header::SIZEOF_EHDR;
+use goblin::elf64::program_header::SIZEOF_PHDR;
+use goblin::elf64::section_header::SIZEOF_SHDR;
 
-use crate::image::{Chunk, MemoryImage, VcpuEntry, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
-
-/// CR0 at kernel entry: PE | MP | ET | NE | WP | PG.
-pub const ENTRY_CR0: u64 = 0x8005_0033;
-/// CR4 at kernel entry: PAE.
-pub const ENTRY_CR4: u64 = 0x20;
-/// EFER bits the trampoline sets: LME | NXE (the CPU adds LMA when paging comes on).
-pub const ENTRY_EFER_SET: u64 = (1 << 8) | (1 << 11);
-/// EFER at kernel entry: LME | LMA | NXE.
-pub const ENTRY_EFER: u64 = ENTRY_EFER_SET | (1 << 10);
-/// The trampoline's GDT: the kernel's code and data descriptors at the kernel's selectors
-/// (`kernel_abi::gdt`), so the kernel's own GDT changes nothing when it replaces this one.
-pub const GDT: [u64; 3] = [0, gdt::KERNEL_CODE, gdt::KERNEL_DATA];
-pub use kernel_abi::gdt::{KERNEL_CODE_SELECTOR as CODE_SELECTOR, KERNEL_DATA_SELECTOR as DATA_SELECTOR};
-const EFER_MSR: u32 = 0xc000_0080;
+use crate::arch::x86_64::gdt::{self, BOOT_GDT_LIMIT, CODE_SELECTOR, DATA_SELECTOR};
+use crate::arch::x86_64::layout::{
+    BOOT_GDT_ADDR, BOOT_GDT_OFFSET, PAGE_TABLE_ROOT_LIMIT, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE,
+};
+use crate::arch::x86_64::regs::{EFER_MSR, ENTRY_CR0, ENTRY_CR4, ENTRY_EFER_SET};
+use crate::elf::write::{self, ElfWriter};
+use crate::image::{Chunk, MemoryImage, VcpuEntry};
 
 /// The local APIC's registers (the architectural default base).
 const LOCAL_APIC_BASE: u32 = 0xfee0_0000;
@@ -40,16 +37,14 @@ const PAGE: u64 = 0x1000;
 /// `XEN_ELFNOTE_PHYS32_ENTRY`: the 32-bit physical entry point of a PVH kernel.
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
-// The trampoline. It lives in a read-only section of the host binary; `trampoline_page` copies it out
-// and patches the three parameter quadwords. Absolute addresses in the 32-bit part are computed by the
+// The trampoline. It lives in a read-only section of the host binary; `trampoline_page` copies it out,
+// patches the three parameter quadwords and adds the boot GDT at BOOT_GDT_OFFSET. Absolute addresses in the 32-bit part are computed by the
 // assembler as TRAMPOLINE_ADDR + (label - start), so the bytes are only correct at TRAMPOLINE_ADDR.
 core::arch::global_asm!(
     ".pushsection .rodata.secure_run_pvh,\"a\"",
     ".balign 16",
     ".globl secure_run_pvh_start",
     ".hidden secure_run_pvh_start",
-    ".globl secure_run_pvh_gdt",
-    ".hidden secure_run_pvh_gdt",
     ".globl secure_run_pvh_cr3",
     ".hidden secure_run_pvh_cr3",
     ".globl secure_run_pvh_rip",
@@ -99,14 +94,9 @@ core::arch::global_asm!(
     "mov rdi, [rip + .Lsecure_run_pvh_rdi]",
     "mov rax, [rip + .Lsecure_run_pvh_rip]",
     "jmp rax",
-    ".balign 8",
-    "secure_run_pvh_gdt:",
-    ".quad 0",
-    ".quad {code_descriptor}",
-    ".quad {data_descriptor}",
     "secure_run_pvh_gdt_pointer:",
-    ".word 3 * 8 - 1",
-    ".long {base} + (secure_run_pvh_gdt - secure_run_pvh_start)",
+    ".word {gdt_limit}",
+    ".long {gdt_address}",
     "secure_run_pvh_idt_pointer:",
     ".word 0",
     ".long 0",
@@ -130,13 +120,12 @@ core::arch::global_asm!(
     efer_set = const ENTRY_EFER_SET,
     code_selector = const CODE_SELECTOR,
     data_selector = const DATA_SELECTOR,
-    code_descriptor = const GDT[1],
-    data_descriptor = const GDT[2],
+    gdt_limit = const BOOT_GDT_LIMIT,
+    gdt_address = const BOOT_GDT_ADDR,
 );
 
 extern "C" {
     static secure_run_pvh_start: u8;
-    static secure_run_pvh_gdt: u8;
     static secure_run_pvh_cr3: u8;
     static secure_run_pvh_rip: u8;
     static secure_run_pvh_rdi: u8;
@@ -146,7 +135,6 @@ extern "C" {
 /// The assembled trampoline and the offsets of its parts.
 struct Template {
     bytes: &'static [u8],
-    gdt: usize,
     cr3: usize,
     rip: usize,
     rdi: usize,
@@ -162,23 +150,15 @@ fn template() -> Template {
     let bytes = unsafe { std::slice::from_raw_parts(&raw const secure_run_pvh_start, end - start) };
     Template {
         bytes,
-        gdt: offset(&raw const secure_run_pvh_gdt),
         cr3: offset(&raw const secure_run_pvh_cr3),
         rip: offset(&raw const secure_run_pvh_rip),
         rdi: offset(&raw const secure_run_pvh_rdi),
     }
 }
 
-/// Guest-physical address of the trampoline's GDT (the KVM backend points GDTR there too, so both
-/// backends enter the kernel with the same GDTR).
-pub fn trampoline_gdt_address() -> u64 {
-    TRAMPOLINE_ADDR + template().gdt as u64
-}
-
-/// Limit of the trampoline's GDT.
-pub const TRAMPOLINE_GDT_LIMIT: u16 = (GDT.len() * 8 - 1) as u16;
-
-/// The trampoline page for `entry`: code, GDT and parameters, zero padded to [`TRAMPOLINE_SIZE`].
+/// The trampoline page for `entry`: code and parameters, the boot GDT at [`BOOT_GDT_OFFSET`], zero
+/// padded to [`TRAMPOLINE_SIZE`]. The KVM backend writes the same page, so both backends start the
+/// kernel with the same memory and GDT.
 pub fn trampoline_page(entry: &VcpuEntry) -> Vec<u8> {
     let template = template();
     let mut page = vec![0u8; TRAMPOLINE_SIZE as usize];
@@ -187,6 +167,9 @@ pub fn trampoline_page(entry: &VcpuEntry) -> Vec<u8> {
     {
         page[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     }
+    let table = gdt::boot_gdt_bytes();
+    let at = BOOT_GDT_OFFSET as usize;
+    page[at..at + table.len()].copy_from_slice(&table);
     page
 }
 
@@ -199,6 +182,8 @@ pub enum PvhError {
     TooManySegments(usize),
     #[error("a chunk at {0:#x} overflows the address space")]
     ChunkOverflow(u64),
+    #[error("cannot write the PVH boot ELF: {0}")]
+    Write(String),
 }
 
 /// One PT_LOAD to write.
@@ -234,16 +219,6 @@ fn segments<'a>(trampoline: &'a [u8], chunks: &'a [Chunk]) -> Result<Vec<Segment
     Ok(out)
 }
 
-const ELF_HEADER_SIZE: u64 = 64;
-const PROGRAM_HEADER_SIZE: u64 = 56;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
-const EM_X86_64: u16 = 62;
-const ET_EXEC: u16 = 2;
-
 /// The note: namesz, descsz, type, "Xen\0", then the entry as a 64-bit value. The entry is a 32-bit
 /// address, but QEMU's reader of 64-bit ELF notes loads a native-width word, so the desc is 8 bytes (as
 /// Linux's x86-64 PVH note is); Xen reads numeric notes of any width.
@@ -261,106 +236,45 @@ fn align_up(value: u64, align: u64) -> u64 {
     value.div_ceil(align) * align
 }
 
-/// One program header; `p_vaddr` = `p_paddr` = `address`.
-struct ProgramHeader {
-    kind: u32,
-    flags: u32,
-    offset: u64,
-    address: u64,
-    file_size: u64,
-    memory_size: u64,
-    align: u64,
-}
-
-impl ProgramHeader {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend(self.kind.to_le_bytes());
-        out.extend(self.flags.to_le_bytes());
-        out.extend(self.offset.to_le_bytes());
-        out.extend(self.address.to_le_bytes()); // p_vaddr
-        out.extend(self.address.to_le_bytes()); // p_paddr
-        out.extend(self.file_size.to_le_bytes());
-        out.extend(self.memory_size.to_le_bytes());
-        out.extend(self.align.to_le_bytes());
-    }
-}
-
 /// The PVH boot ELF for `image`, entering the kernel at `entry` through the trampoline.
 /// Callers validate the image first (chunks inside RAM, not overlapping the trampoline page).
 pub fn build_boot_elf(image: &MemoryImage, entry: &VcpuEntry) -> Result<Vec<u8>, PvhError> {
-    if entry.page_table_root >= 1 << 32 {
+    if entry.page_table_root >= PAGE_TABLE_ROOT_LIMIT {
         return Err(PvhError::PageTableRootAbove4G(entry.page_table_root));
     }
     let trampoline = trampoline_page(entry);
     let segments = segments(&trampoline, &image.chunks)?;
     let phnum = u16::try_from(segments.len() + 1).map_err(|_| PvhError::TooManySegments(image.chunks.len()))?;
     let note = xen_note();
-    let note_offset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * u64::from(phnum);
-    let mut data_offset = align_up(note_offset + note.len() as u64, PAGE).max(DATA_START);
-
-    let mut out = Vec::new();
-    // ELF header.
-    out.extend(b"\x7fELF");
-    out.extend([2, 1, 1, 0]); // ELFCLASS64, little-endian, version 1, System V ABI
-    out.extend([0; 8]);
-    out.extend(ET_EXEC.to_le_bytes());
-    out.extend(EM_X86_64.to_le_bytes());
-    out.extend(1u32.to_le_bytes()); // e_version
-    out.extend(TRAMPOLINE_ADDR.to_le_bytes()); // e_entry
-    out.extend(ELF_HEADER_SIZE.to_le_bytes()); // e_phoff
-    out.extend(0u64.to_le_bytes()); // e_shoff
-    out.extend(0u32.to_le_bytes()); // e_flags
-    out.extend((ELF_HEADER_SIZE as u16).to_le_bytes());
-    out.extend((PROGRAM_HEADER_SIZE as u16).to_le_bytes());
-    out.extend(phnum.to_le_bytes());
-    out.extend(64u16.to_le_bytes()); // e_shentsize
-    out.extend(0u16.to_le_bytes()); // e_shnum
-    out.extend(0u16.to_le_bytes()); // e_shstrndx
-
-    // Program headers; each segment's data at an offset congruent to its address modulo the page size.
+    let note_offset = (SIZEOF_EHDR + SIZEOF_PHDR * usize::from(phnum)) as u64;
     let note_size = note.len() as u64;
-    ProgramHeader {
-        kind: PT_NOTE,
-        flags: PF_R,
-        offset: note_offset,
-        address: 0,
-        file_size: note_size,
-        memory_size: note_size,
-        align: 4,
-    }
-    .write(&mut out);
-    let mut placements = Vec::with_capacity(segments.len());
+    let mut data_offset = align_up(note_offset + note_size, PAGE).max(DATA_START);
+
+    let mut elf = ElfWriter::new(ET_EXEC, TRAMPOLINE_ADDR);
+    // As linkers write it, although there are no section headers.
+    elf.header.e_shentsize = SIZEOF_SHDR as u16;
+    elf.program_header(write::segment(PT_NOTE, PF_R, note_offset, 0, note_size, note_size, 4))
+        .contents(note_offset, note);
+    // Each segment's data at an offset congruent to its address modulo the page size.
     for segment in &segments {
         let offset = align_up(data_offset, PAGE) + segment.guest_phys % PAGE;
         let size = segment.file_size();
-        let flags = PF_R | PF_W | PF_X;
-        ProgramHeader {
-            kind: PT_LOAD,
-            flags,
-            offset,
-            address: segment.guest_phys,
-            file_size: size,
-            memory_size: size,
-            align: PAGE,
+        elf.program_header(write::segment(PT_LOAD, PF_R | PF_W | PF_X, offset, segment.guest_phys, size, size, PAGE));
+        let mut at = offset;
+        for part in &segment.parts {
+            elf.contents(at, *part);
+            at += part.len() as u64;
         }
-        .write(&mut out);
-        placements.push(offset);
         data_offset = offset + size;
     }
-    out.extend(&note);
-    for (segment, offset) in segments.iter().zip(placements) {
-        out.resize(offset as usize, 0);
-        for part in &segment.parts {
-            out.extend_from_slice(part);
-        }
-    }
-    Ok(out)
+    elf.write().map_err(|error| PvhError::Write(error.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use goblin::elf::{program_header::PT_LOAD as GOBLIN_PT_LOAD, Elf};
+    use goblin::elf::header::EM_X86_64;
+    use goblin::elf::Elf;
 
     const ENTRY: VcpuEntry =
         VcpuEntry { rip: 0xffff_8000_1234_5678, rdi: 0xdead_beef_0000, page_table_root: 0x30_0000 };
@@ -369,22 +283,23 @@ mod tests {
     fn trampoline_fits_its_page_and_carries_the_parameters() {
         let template = template();
         assert!(template.bytes.len() < 256, "trampoline is {} bytes", template.bytes.len());
+        assert!(template.bytes.len() as u64 <= BOOT_GDT_OFFSET, "the trampoline's code runs into the GDT");
         let page = trampoline_page(&ENTRY);
         assert_eq!(page.len(), TRAMPOLINE_SIZE as usize);
         let quad = |offset: usize| u64::from_le_bytes(page[offset..offset + 8].try_into().unwrap());
         assert_eq!(quad(template.cr3), ENTRY.page_table_root);
         assert_eq!(quad(template.rip), ENTRY.rip);
         assert_eq!(quad(template.rdi), ENTRY.rdi);
-        assert_eq!([quad(template.gdt), quad(template.gdt + 8), quad(template.gdt + 16)], GDT);
-        // The GDT pointer after the GDT: limit, then the absolute base.
-        let pointer = template.gdt + 24;
-        assert_eq!(u16::from_le_bytes([page[pointer], page[pointer + 1]]), TRAMPOLINE_GDT_LIMIT);
-        let base = u32::from_le_bytes(page[pointer + 2..pointer + 6].try_into().unwrap());
-        assert_eq!(u64::from(base), trampoline_gdt_address());
-        // It starts with CLI; CLD; LGDT [abs32].
+        let table = BOOT_GDT_OFFSET as usize;
+        assert_eq!([quad(table), quad(table + 8), quad(table + 16)], gdt::BOOT_GDT);
+        // It starts with CLI; CLD; LGDT [abs32], whose operand is the GDT pointer: limit, then the base.
         assert_eq!(&page[..5], &[0xfa, 0xfc, 0x0f, 0x01, 0x15]);
         let lgdt_operand = u32::from_le_bytes(page[5..9].try_into().unwrap());
-        assert_eq!(u64::from(lgdt_operand), TRAMPOLINE_ADDR + pointer as u64);
+        let pointer = (u64::from(lgdt_operand) - TRAMPOLINE_ADDR) as usize;
+        assert!(pointer + 6 <= template.bytes.len(), "the GDT pointer is in the trampoline's code");
+        assert_eq!(u16::from_le_bytes([page[pointer], page[pointer + 1]]), BOOT_GDT_LIMIT);
+        let base = u32::from_le_bytes(page[pointer + 2..pointer + 6].try_into().unwrap());
+        assert_eq!(u64::from(base), BOOT_GDT_ADDR);
     }
 
     #[test]
@@ -403,7 +318,7 @@ mod tests {
         assert!(elf.is_64);
         assert_eq!(elf.header.e_machine, EM_X86_64);
         assert_eq!(elf.entry, TRAMPOLINE_ADDR);
-        let loads: Vec<_> = elf.program_headers.iter().filter(|ph| ph.p_type == GOBLIN_PT_LOAD).collect();
+        let loads: Vec<_> = elf.program_headers.iter().filter(|ph| ph.p_type == PT_LOAD).collect();
         let summary: Vec<(u64, u64)> = loads.iter().map(|ph| (ph.p_paddr, ph.p_filesz)).collect();
         assert_eq!(summary, [(TRAMPOLINE_ADDR, TRAMPOLINE_SIZE), (0x20_0000, 150), (0x40_0123, 5000)]);
         for ph in &loads {

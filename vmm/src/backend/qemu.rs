@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use kernel_abi::{CONSOLE_PORT, EXIT_PORT};
 
 use super::{pvh, BackendError, RunConfig};
-use crate::exit::{ConsoleDecoder, ConsoleSink, ExitState, GuestOutcome, StopReason};
+use crate::arch::x86_64::layout::MAX_MEMORY_SIZE;
+use crate::devices::console::{ConsoleDecoder, ConsoleSink};
+use crate::exit::{ExitState, GuestOutcome, StopReason};
 use crate::image::{MemoryImage, VcpuEntry};
 
 /// The QEMU machine type.
@@ -35,8 +37,6 @@ pub enum QemuMachine {
 
 /// Extra RAM above the image's `memory_size` for the firmware's own use (see the module docs).
 pub const RAM_SLACK: u64 = 4 << 20;
-/// Largest `memory_size` QEMU gets: RAM stays contiguous below the 32-bit PCI hole on both machines.
-pub const MAX_MEMORY_SIZE: u64 = 3 << 30;
 /// How much of QEMU's stderr is kept for error messages.
 const STDERR_CAP: usize = 16 << 10;
 /// The size of one read from QEMU's stdout.

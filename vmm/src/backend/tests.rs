@@ -8,7 +8,9 @@ use isolation::paging::{map, PageFlags, PhysMemory, HUGE_PAGE_SIZE, PAGE_SIZE};
 use kernel_abi::CrashRecord;
 
 use super::*;
-use crate::exit::{CollectingSink, StopReason};
+use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
+use crate::devices::console::CollectingSink;
+use crate::exit::StopReason;
 use crate::image::Chunk;
 
 const MEMORY_SIZE: u64 = 32 << 20;
@@ -449,7 +451,7 @@ fn probes_describe_this_host() {
     assert!(caps.usable, "{:?}", caps.notes);
     assert_eq!(caps.cpl0_emulated, std::path::Path::new("/sys/module/kvm_pvm").exists());
     if caps.cpl0_emulated {
-        // FACTS.md: the nested KVM here offers no protection keys.
+        // docs/design.md ("This project's machines"): the nested KVM here offers no protection keys.
         assert!(!caps.pku);
     }
     assert!(qemu_available().unwrap().ends_with("qemu-system-x86_64"));
