@@ -504,6 +504,66 @@ pub const ATTACKS: &[Attack] = &[
         ],
     },
     Attack {
+        name: "forged_sigreturn_flags",
+        guest: "forged_sigreturn",
+        what: "rt_sigreturn with a forged frame: RFLAGS with IOPL 3, NT and VM",
+        options: &[],
+        args: &[Arg::Literal("flags"), Arg::Literal("0")],
+        stdin: b"",
+        // The kernel takes only the arithmetic flags (and TF, AC) from a frame, in every mode.
+        expect: &[expect(ALL, 0, &["sigreturn returned\n", "IOPL 0\n"], &[])],
+    },
+    Attack {
+        name: "forged_sigreturn_segments",
+        guest: "forged_sigreturn",
+        what: "rt_sigreturn with a forged frame: the kernel's CS and SS selectors",
+        options: &[],
+        args: &[Arg::Literal("segments"), Arg::Literal("0")],
+        stdin: b"",
+        expect: &[
+            // Segments never come from the frame: a CPL3 app stays at CPL3.
+            expect(RING3, 0, &["sigreturn returned\n", "3\n"], &[]),
+            expect(CPL0, 0, &["sigreturn returned\n", "0\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "forged_sigreturn_rip",
+        guest: "forged_sigreturn",
+        what: "rt_sigreturn with a forged frame: RIP in the kernel's data",
+        options: &[],
+        args: &[Arg::Literal("rip"), Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[
+            // As if the app had jumped there itself: kernel data is not executable, and supervisor in ring3.
+            expect(RING3, 139, &["forging RIP\n"], &["SIGSEGV", "instruction fetch", "supervisor-page violation (in kernel data)"]),
+            expect(CPL0, 139, &["forging RIP\n"], &["SIGSEGV", "instruction fetch", "page-protection violation (in kernel data)"]),
+        ],
+    },
+    Attack {
+        name: "forged_sigreturn_fpu",
+        guest: "forged_sigreturn",
+        what: "rt_sigreturn with a forged FPU area (reserved MXCSR bits, XSAVE header asking for PKRU), then load kernel data",
+        options: &[],
+        args: &[Arg::Literal("xsave"), Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[
+            // FXRSTOR of the sanitized area, no #GP in the kernel, PKRU untouched: the keys still hold.
+            expect(
+                MPK,
+                139,
+                &["sigreturn returned\n", "loading from the target\n"],
+                &["SIGSEGV", "protection-key violation (kernel data, protection key 2)"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["sigreturn returned\n", "loading from the target\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel data)"],
+            ),
+            expect(NONE, 0, &["sigreturn returned\n", "loaded\n"], &[]),
+        ],
+    },
+    Attack {
         name: "privileged_instructions",
         guest: "privileged_instructions",
         what: "CLI; STI, MOV from CR0, OUT to port 0x80",

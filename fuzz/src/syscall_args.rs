@@ -1,6 +1,8 @@
 //! `syscall_args`: arbitrary sequences of (syscall number, six arguments) through the kernel's real
 //! syscall layer (`kernel::Process::syscall`), compiled for the host over the model machine
-//! (`kernel::model::ModelMachine`), with app memory planted with bytes and pointers in between.
+//! (`kernel::model::ModelMachine`), with app memory planted with bytes and pointers in between. After
+//! each call the way back to the app runs as the trap code takes it (expired timers, then signal
+//! delivery and sigreturn onto and off the app's stack).
 //!
 //! Checked after every call: nothing panics; the machine was never asked to touch a page the app does not
 //! have (the model counts those) nor anything in the kernel's reserved ranges (checked here, on every
@@ -16,7 +18,8 @@ use isolation::paging::{LOWER_HALF_END, PAGE_SIZE};
 use kernel::mm::VmaList;
 use kernel::model::ModelMachine;
 use kernel::{
-    Fault, Inspection, Machine, MapError, Process, ProcessConfig, Segment, SharedId, SyscallResult, SYSCALLS,
+    Fault, Inspection, Machine, MapError, Process, ProcessConfig, Resume, Segment, SharedId, SyscallResult,
+    UserContext, SYSCALLS,
 };
 use kernel_abi::{Stream, PERM_EXEC, PERM_READ, PERM_WRITE};
 
@@ -128,6 +131,12 @@ impl Machine for GuardedMachine {
     }
     fn console(&mut self, stream: Stream, data: &[u8]) {
         self.model.console(stream, data)
+    }
+    fn save_fpu(&mut self, state: &mut [u8; 512]) {
+        self.model.save_fpu(state)
+    }
+    fn restore_fpu(&mut self, state: &[u8; 512]) {
+        self.model.restore_fpu(state)
     }
     fn monotonic_ns(&mut self) -> u64 {
         self.model.monotonic_ns()
@@ -250,6 +259,8 @@ pub fn run(data: &[u8]) {
     let (mut kernel, mut machine) = boot(config & 1 != 0, enforce_wx, inspection);
     check(&kernel, &machine, enforce_wx, "boot");
     let mut last = 0i64;
+    // The app's registers at each system call: signal frames go on its stack, sigreturn reads them back.
+    let mut ctx = UserContext { rsp: STACK_START + STACK_LEN - 256, rip: TEXT, ..UserContext::default() };
     for _ in 0..MAX_RECORDS {
         if input.is_empty() {
             break;
@@ -274,11 +285,22 @@ pub fn run(data: &[u8]) {
                 for arg in &mut args {
                     *arg = argument(&mut input, &kernel, last);
                 }
-                let result = kernel.syscall(&mut machine, nr, &args);
-                check(&kernel, &machine, enforce_wx, &format!("syscall {nr} {args:#x?} = {result:?}"));
+                let result = kernel.syscall(&mut machine, nr, &args, ctx.rsp);
+                let after = format!("syscall {nr} {args:#x?} = {result:?}");
+                check(&kernel, &machine, enforce_wx, &after);
                 match result {
                     SyscallResult::Return(value) => last = value,
                     SyscallResult::Exit(_) | SyscallResult::Killed(_) => break,
+                }
+                // The way back to the app, as the trap code takes it: expired timers, then signals.
+                ctx.rax = last as u64;
+                kernel.timer_interrupt(&mut machine);
+                if kernel.has_return_work() {
+                    let resume = kernel.return_to_app(&mut machine, &mut ctx, Some(nr));
+                    check(&kernel, &machine, enforce_wx, &format!("the return from {after}"));
+                    if let Resume::Killed { .. } = resume {
+                        break;
+                    }
                 }
             }
         }

@@ -130,6 +130,53 @@ pub fn c_cases() -> Vec<CCase> {
             .lines(&["atexit handler ran"]),
         CCase::new("underscore_exit_4", "exit_codes").args(&["_exit", "4"]).status(4).variant_specific(),
         CCase::new("abort_is_sigabrt", "exit_codes").args(&["abort"]).status(134).variant_specific(),
+        CCase::new("signal_segv_fix_and_return", "signals")
+            .args(&["segv_fix"])
+            .lines(&["write retried after the handler fixed the protection ok", "SEGV_ACCERR at the address ok"]),
+        CCase::new("signal_null_read_siglongjmp", "signals")
+            .args(&["null_longjmp"])
+            .lines(&["NULL read: SEGV_MAPERR at 0 ok"]),
+        CCase::new("signal_fpe_division_by_zero", "signals")
+            .args(&["fpe"])
+            .lines(&["division by zero: SIGFPE FPE_INTDIV ok"]),
+        CCase::new("signal_ill_ud2", "signals").args(&["ill"]).lines(&["ud2: SIGILL ILL_ILLOPN ok"]),
+        CCase::new("signal_faults_on_the_alternate_stack", "signals")
+            .args(&["altstack_faults"])
+            .lines(&["fault handled on the alternate stack ok"]),
+        CCase::new("signal_stack_overflow_on_the_alternate_stack", "signals")
+            .args(&["recursion"])
+            .lines(&["stack overflow caught on the alternate stack ok"]),
+        CCase::new("signal_ucontext_rip", "signals")
+            .args(&["ucontext"])
+            .lines(&["ucontext RIP is the faulting instruction ok", "execution went on after the skipped store ok"]),
+        CCase::new("signal_raise_and_kill_self", "signals")
+            .args(&["raise_kill"])
+            .lines(&["raise: delivered, SI_TKILL ok", "kill to self: delivered, SI_USER ok"]),
+        CCase::new("signal_blocked_pending_delivered", "signals")
+            .args(&["blocked_pending"])
+            .lines(&["blocked: pending, not delivered ok", "unblocked: delivered once (standard signals merge) ok"]),
+        CCase::new("signal_sigqueue_value", "signals").args(&["sigqueue"]).lines(&["sigqueue: value and SI_QUEUE ok"]),
+        CCase::new("signal_realtime_queue_order", "signals")
+            .args(&["rt_order"])
+            .lines(&["real-time order: 21 22 23 31 32 33"]),
+        CCase::new("signal_setitimer_sigsuspend", "signals")
+            .args(&["itimer_sigsuspend"])
+            .lines(&["setitimer: three SIGALRMs through sigsuspend ok"]),
+        CCase::new("signal_alarm_interrupts_nanosleep", "signals")
+            .args(&["alarm_nanosleep"])
+            .lines(&["alarm interrupts nanosleep: EINTR ok", "time left reported ok"]),
+        CCase::new("signal_sa_restart_pipe_read", "signals")
+            .args(&["restart_read"])
+            .lines(&["SA_RESTART: the read restarted and got the handler's byte ok"]),
+        CCase::new("signal_sigpipe_ignored_epipe", "signals")
+            .args(&["sigpipe_ignored"])
+            .lines(&["SIGPIPE ignored: EPIPE ok"]),
+        CCase::new("signal_resethand", "signals")
+            .args(&["resethand"])
+            .status(140)
+            .lines(&["SA_RESETHAND: handler ran once, then SIG_DFL ok"]),
+        CCase::new("signal_abort_status", "signals").args(&["abort"]).status(134),
+        CCase::new("signal_sigterm_status", "signals").args(&["sigterm"]).status(143),
     ]
 }
 
@@ -178,6 +225,24 @@ c_test!(prot_none_keeps_contents);
 c_test!(prot_none_page_faults);
 c_test!(tmp_files);
 c_test!(shared_file_mappings);
+c_test!(signal_segv_fix_and_return);
+c_test!(signal_null_read_siglongjmp);
+c_test!(signal_fpe_division_by_zero);
+c_test!(signal_ill_ud2);
+c_test!(signal_faults_on_the_alternate_stack);
+c_test!(signal_stack_overflow_on_the_alternate_stack);
+c_test!(signal_ucontext_rip);
+c_test!(signal_raise_and_kill_self);
+c_test!(signal_blocked_pending_delivered);
+c_test!(signal_sigqueue_value);
+c_test!(signal_realtime_queue_order);
+c_test!(signal_setitimer_sigsuspend);
+c_test!(signal_alarm_interrupts_nanosleep);
+c_test!(signal_sa_restart_pipe_read);
+c_test!(signal_sigpipe_ignored_epipe);
+c_test!(signal_resethand);
+c_test!(signal_abort_status);
+c_test!(signal_sigterm_status);
 c_test!(read_mounted_dir);
 c_test!(write_mounted_dir);
 c_test!(clocks);

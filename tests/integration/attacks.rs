@@ -126,6 +126,11 @@ attack_test!(kernel_pointer_syscall);
 attack_test!(kernel_pointer_direct);
 // 12. Privileged instructions.
 attack_test!(privileged_instructions);
+// 13. rt_sigreturn with forged frames: flags, segments, RIP, FPU state.
+attack_test!(forged_sigreturn_flags);
+attack_test!(forged_sigreturn_segments);
+attack_test!(forged_sigreturn_rip);
+attack_test!(forged_sigreturn_fpu);
 
 /// The XRSTOR attack sizes its XSAVE area from CPUID leaf 0xD at run time. Natively, in a host process,
 /// XRSTOR runs under the host kernel's XCR0 — the same configuration the nested KVM's CPL3 code runs

@@ -13,6 +13,7 @@ use std::fmt;
 use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
 
 use crate::devices::console::{self, ConsoleDecoder, ConsoleSink};
+use crate::devices::timer::{self, PitPic};
 
 /// How many guest-triggered warnings one run reports before it reports only counts.
 pub const WARNING_LIMIT: u32 = 8;
@@ -114,6 +115,10 @@ pub struct GuestOutcome {
 /// The device state that exits act on: the console decoder and counters.
 pub struct ExitState<'s> {
     pub decoder: ConsoleDecoder,
+    /// The timer interrupt (KVM only: QEMU has its own PIT and PIC).
+    pub timer: PitPic,
+    /// Guest time of the exit being handled (ns since the VM started), set by the run loop.
+    pub now: u64,
     sink: &'s mut dyn ConsoleSink,
     unhandled_accesses: u64,
     warnings: u32,
@@ -122,7 +127,7 @@ pub struct ExitState<'s> {
 
 impl<'s> ExitState<'s> {
     pub fn new(decoder: ConsoleDecoder, sink: &'s mut dyn ConsoleSink) -> Self {
-        Self { decoder, sink, unhandled_accesses: 0, warnings: 0, exits: 0 }
+        Self { decoder, timer: PitPic::default(), now: 0, sink, unhandled_accesses: 0, warnings: 0, exits: 0 }
     }
 
     /// Feeds console bytes that arrived outside a VM exit (QEMU's pipe).
@@ -192,9 +197,12 @@ pub fn handle_exit(exit: GuestExitEvent<'_>, state: &mut ExitState<'_>) -> Actio
             Action::Continue
         }
         GuestExitEvent::IoOut { port: EXIT_PORT, .. } => Action::Stop(StopReason::ExitPort),
-        // The kernel masks the legacy 8259 PIC at boot (QEMU's machines have one); without a PIC here
-        // the writes have nothing to do, and nothing to report.
-        GuestExitEvent::IoOut { port: 0x20 | 0x21 | 0xa0 | 0xa1, .. } => Action::Continue,
+        GuestExitEvent::IoOut { port, data } if timer::is_timer_port(port) => {
+            for &byte in data.iter() {
+                state.timer.write(port, byte, state.now);
+            }
+            Action::Continue
+        }
         GuestExitEvent::IoOut { port, data } => {
             state.unhandled(format_args!("guest wrote {} byte(s) to port {port:#x}, which has no device", data.len()));
             Action::Continue

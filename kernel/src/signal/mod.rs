@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(set.first(), Some(SIGSEGV));
         set.remove(SIGSEGV);
         assert_eq!(set.first(), Some(SIGHUP));
-        assert_eq!(SigSet(u64::MAX).as_mask().contains(SIGKILL), false);
+        assert!(!SigSet(u64::MAX).as_mask().contains(SIGKILL));
         assert_eq!(SigSet::EMPTY.first(), None);
         assert_eq!(SigSet::of(64).first(), Some(64));
     }

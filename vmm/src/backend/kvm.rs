@@ -180,7 +180,15 @@ pub(super) fn run(
     let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
     let mut first_exit = None;
     let deadline = config.timeout.map(Deadline::arm).transpose()?;
-    let stop = run_loop(&mut guest.vcpu, &guest.memory, entry, &mut state, deadline.as_ref(), &mut first_exit)?;
+    let guest_timer = KickTimer::new()?;
+    let stop = run_loop(
+        &mut guest.vcpu,
+        &guest.memory,
+        entry,
+        &mut state,
+        Timers { deadline: deadline.as_ref(), guest: &guest_timer, started },
+        &mut first_exit,
+    )?;
     drop(deadline);
     let first_exit_after = first_exit.map(|at: Instant| at - started);
     let wall_time = started.elapsed();
@@ -241,12 +249,25 @@ fn run_loop(
     memory: &GuestMemoryMmap,
     entry: &VcpuEntry,
     state: &mut ExitState<'_>,
-    deadline: Option<&Deadline>,
+    timers: Timers<'_>,
     first_exit: &mut Option<Instant>,
 ) -> Result<StopReason, BackendError> {
+    let mut kick_armed_for = None;
     loop {
-        if deadline.is_some_and(Deadline::passed) {
+        if timers.deadline.is_some_and(Deadline::passed) {
             return Ok(StopReason::Timeout);
+        }
+        state.now = timers.started.elapsed().as_nanos() as u64;
+        inject_timer_interrupt(vcpu, state)?;
+        // Kick KVM_RUN out when the guest's timer expires (repeating until it is injected, so a kick
+        // that lands just before KVM_RUN is not lost).
+        let expires_at = state.timer.expires_at();
+        if expires_at != kick_armed_for {
+            match expires_at {
+                Some(at) => timers.guest.arm(Duration::from_nanos(at.saturating_sub(state.now)))?,
+                None => timers.guest.disarm()?,
+            }
+            kick_armed_for = expires_at;
         }
         let result = vcpu.run();
         first_exit.get_or_insert_with(Instant::now);
@@ -258,7 +279,7 @@ fn run_loop(
             Ok(VcpuExit::Hlt) => GuestExitEvent::Hlt,
             Ok(VcpuExit::Shutdown) => GuestExitEvent::Shutdown,
             Ok(VcpuExit::FailEntry(reason, _)) => GuestExitEvent::FailEntry { reason },
-            Ok(VcpuExit::Intr) => GuestExitEvent::Interrupted,
+            Ok(VcpuExit::Intr | VcpuExit::IrqWindowOpen) => GuestExitEvent::Interrupted,
             Ok(VcpuExit::InternalError) => internal_error(vcpu, memory, entry),
             Ok(other) => GuestExitEvent::Unknown(format!("{other:?}")),
             Err(error) if matches!(error.errno(), libc::EINTR | libc::EAGAIN) => GuestExitEvent::Interrupted,
@@ -268,6 +289,47 @@ fn run_loop(
             return Ok(reason);
         }
     }
+}
+
+/// The timers the vCPU loop watches.
+struct Timers<'t> {
+    /// `--timeout`.
+    deadline: Option<&'t Deadline>,
+    /// Kicks `KVM_RUN` out when the guest's timer interrupt is due.
+    guest: &'t KickTimer,
+    /// When the VM started: guest time 0.
+    started: Instant,
+}
+
+// KVM_INTERRUPT (not wrapped by kvm-ioctls): inject an external interrupt without an in-kernel irqchip.
+vmm_sys_util::ioctl_iow_nr!(KVM_INTERRUPT, kvm_bindings::KVMIO, 0x86, kvm_bindings::kvm_interrupt);
+
+/// Injects the guest timer's vector when it is due and the vCPU can take it (IF set, no event being
+/// delivered); else asks KVM to exit as soon as it can.
+fn inject_timer_interrupt(vcpu: &mut VcpuFd, state: &mut ExitState<'_>) -> Result<(), BackendError> {
+    state.timer.poll(state.now);
+    let vector = state.timer.ready();
+    let run = vcpu.get_kvm_run();
+    let can_inject = run.ready_for_interrupt_injection != 0 && run.if_flag != 0;
+    match vector {
+        Some(vector) if can_inject => {
+            run.request_interrupt_window = 0;
+            let interrupt = kvm_bindings::kvm_interrupt { irq: u32::from(vector) };
+            // SAFETY: KVM_INTERRUPT reads one `kvm_interrupt` from the pointer, which lives for the call;
+            // the fd is this VM's vCPU.
+            let result = unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&*vcpu, KVM_INTERRUPT(), &interrupt) };
+            if result != 0 {
+                return Err(BackendError::Kvm {
+                    action: "inject the timer interrupt",
+                    source: vmm_sys_util::errno::Error::last(),
+                });
+            }
+            state.timer.acknowledge();
+        }
+        Some(_) => run.request_interrupt_window = 1,
+        None => run.request_interrupt_window = 0,
+    }
+    Ok(())
 }
 
 /// Describes an internal error: the suberror, RIP and the instruction bytes there (found through the
@@ -324,20 +386,16 @@ fn install_kick_handler() -> Result<(), BackendError> {
 /// lands between the loop's deadline check and `KVM_RUN` is not lost).
 const KICK_INTERVAL: Duration = Duration::from_millis(5);
 
-/// When the vCPU loop must stop, and the timer that interrupts `KVM_RUN` then.
-///
-/// A POSIX timer sends the kick signal to this thread at the deadline and every [`KICK_INTERVAL`] after;
-/// the loop checks the deadline after every exit. No watchdog thread to start, wake and join on every
-/// run.
-struct Deadline {
-    at: Instant,
+/// A POSIX timer that sends the kick signal to the vCPU thread (whose no-op handler, installed without
+/// `SA_RESTART`, makes `KVM_RUN` return `EINTR`); once armed it repeats every [`KICK_INTERVAL`] until
+/// disarmed, which closes the race of a kick landing just before `KVM_RUN` starts.
+struct KickTimer {
     timer: libc::timer_t,
 }
 
-impl Deadline {
-    /// Arms the kick timer for `timeout` from now, aimed at the calling thread.
-    fn arm(timeout: Duration) -> Result<Self, BackendError> {
-        let at = Instant::now() + timeout;
+impl KickTimer {
+    /// A disarmed timer aimed at the calling thread.
+    fn new() -> Result<Self, BackendError> {
         // SAFETY: all-zero is a valid `sigevent`; the fields set below select a signal to one thread.
         let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
         event.sigev_notify = libc::SIGEV_THREAD_ID;
@@ -349,24 +407,52 @@ impl Deadline {
         if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut event, &mut timer) } != 0 {
             return Err(BackendError::Signal(format!("timer_create: {}", std::io::Error::last_os_error())));
         }
-        let deadline = Self { at, timer };
-        let spec = libc::itimerspec { it_interval: timespec(KICK_INTERVAL), it_value: timespec(timeout) };
-        // SAFETY: `timer` was created above; `spec` is valid for reads.
-        if unsafe { libc::timer_settime(deadline.timer, 0, &spec, std::ptr::null_mut()) } != 0 {
+        Ok(Self { timer })
+    }
+
+    fn set(&self, spec: &libc::itimerspec) -> Result<(), BackendError> {
+        // SAFETY: `timer` was created by `new`; `spec` is valid for reads.
+        if unsafe { libc::timer_settime(self.timer, 0, spec, std::ptr::null_mut()) } != 0 {
             return Err(BackendError::Signal(format!("timer_settime: {}", std::io::Error::last_os_error())));
         }
-        Ok(deadline)
+        Ok(())
+    }
+
+    /// Kicks after `after`, then every [`KICK_INTERVAL`].
+    fn arm(&self, after: Duration) -> Result<(), BackendError> {
+        self.set(&libc::itimerspec { it_interval: timespec(KICK_INTERVAL), it_value: timespec(after) })
+    }
+
+    fn disarm(&self) -> Result<(), BackendError> {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        self.set(&libc::itimerspec { it_interval: zero, it_value: zero })
+    }
+}
+
+impl Drop for KickTimer {
+    fn drop(&mut self) {
+        // SAFETY: the timer was created by `new` and is deleted once.
+        unsafe { libc::timer_delete(self.timer) };
+    }
+}
+
+/// When the vCPU loop must stop (`--timeout`), with the kick that interrupts `KVM_RUN` then. No watchdog
+/// thread to start, wake and join on every run.
+struct Deadline {
+    at: Instant,
+    _kick: KickTimer,
+}
+
+impl Deadline {
+    /// Arms the kick for `timeout` from now.
+    fn arm(timeout: Duration) -> Result<Self, BackendError> {
+        let kick = KickTimer::new()?;
+        kick.arm(timeout)?;
+        Ok(Self { at: Instant::now() + timeout, _kick: kick })
     }
 
     fn passed(&self) -> bool {
         Instant::now() >= self.at
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        // SAFETY: the timer was created by `arm` and is deleted once.
-        unsafe { libc::timer_delete(self.timer) };
     }
 }
 
