@@ -472,6 +472,38 @@ pub const ATTACKS: &[Attack] = &[
         ],
     },
     Attack {
+        name: "jump_to_entry_gate_under_timer",
+        guest: "jump_to_gate",
+        what: "jump to the SYSCALL entry gate with a timer interrupt pending (CLI, wait, STI, jump)",
+        options: &["--timeout", "5"],
+        args: &[Arg::Gate(GateChoice::ChecksForgedValue), Arg::Literal("timer")],
+        stdin: b"",
+        expect: &[
+            // The interrupt arrives at the gate's first instruction, in kernel text, where kernel code
+            // never takes one (its entries run with IF clear): the kernel halts the VM as a gate
+            // violation rather than resume kernel code with the app's registers. `none` has the same
+            // check. At CPL3 CLI itself is privileged.
+            expect(
+                MPK,
+                139,
+                &["timer running\n", "jumping to the gate with an interrupt pending\n"],
+                &["protection-key gate violation"],
+            ),
+            expect(
+                RING3,
+                139,
+                &["timer running\n", "jumping to the gate with an interrupt pending\n"],
+                &["SIGSEGV", "general protection fault (#GP)", "(app segment)"],
+            ),
+            expect(
+                NONE,
+                139,
+                &["timer running\n", "jumping to the gate with an interrupt pending\n"],
+                &["protection-key gate violation"],
+            ),
+        ],
+    },
+    Attack {
         name: "kernel_pointer_syscall",
         guest: "kernel_pointer_syscall",
         what: "write(1, kernel, 16) and read(0, kernel, 16): the kernel as a confused deputy",

@@ -149,6 +149,12 @@ pub fn format_line<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64
                     Arg::Octal => {
                         let _ = write!(out, "0{:o}", value as u32);
                     }
+                    Arg::Signal => match value as u32 {
+                        signal @ 1..=crate::signal::NSIG => out.push_str(&crate::signal::name(signal)),
+                        other => {
+                            let _ = write!(out, "{}", other as i32);
+                        }
+                    },
                     Arg::Ptr if value == 0 => out.push_str("NULL"),
                     Arg::Ptr => {
                         let _ = write!(out, "{value:#x}");

@@ -162,6 +162,9 @@ pub fn c_cases() -> Vec<CCase> {
         CCase::new("signal_setitimer_sigsuspend", "signals")
             .args(&["itimer_sigsuspend"])
             .lines(&["setitimer: three SIGALRMs through sigsuspend ok"]),
+        CCase::new("signal_fast_interval_timer_lets_the_app_run", "signals")
+            .args(&["fast_itimer"])
+            .lines(&["a 50 us interval timer: handlers ran and the app went on ok"]),
         CCase::new("signal_alarm_interrupts_nanosleep", "signals")
             .args(&["alarm_nanosleep"])
             .lines(&["alarm interrupts nanosleep: EINTR ok", "time left reported ok"]),
@@ -237,6 +240,7 @@ c_test!(signal_blocked_pending_delivered);
 c_test!(signal_sigqueue_value);
 c_test!(signal_realtime_queue_order);
 c_test!(signal_setitimer_sigsuspend);
+c_test!(signal_fast_interval_timer_lets_the_app_run);
 c_test!(signal_alarm_interrupts_nanosleep);
 c_test!(signal_sa_restart_pipe_read);
 c_test!(signal_sigpipe_ignored_epipe);
@@ -287,6 +291,39 @@ abi_test!(
         let app = guest(Toolchain::Asm, "start_stack");
         let result = SecureRun::new(mode).env(&["A=1", "B=2"]).run(&app, &["x", "y"]);
         assert_output(&result, 0, b"start stack ok\n");
+    }
+);
+
+abi_test!(
+    fn trace_syscalls_shows_signal_deliveries_and_returns(mode) {
+        let app = guest(Toolchain::GccStatic, "signals");
+        let traced = SecureRun::new(mode).options(["--trace-syscalls"]);
+        let result = traced.run(&app, &["segv_fix"]);
+        assert_status(&result, 0);
+        let stderr = &result.stderr;
+        assert!(stderr.contains("rt_sigaction(SIGSEGV, "), "{}", result.report());
+        assert!(
+            stderr.contains("--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_ACCERR, si_addr=0x"),
+            "{}",
+            result.report()
+        );
+        assert!(stderr.contains("rt_sigreturn({mask=[]}) = "), "{}", result.report());
+        let result = traced.run(&app, &["sigterm"]);
+        assert_status(&result, 143);
+        let stderr = &result.stderr;
+        let tail: Vec<&str> = stderr.lines().filter(|line| line.contains("SIGTERM")).collect();
+        assert_eq!(tail, ["kill(1, SIGTERM) = 0", "+++ killed by SIGTERM +++"], "{}", result.report());
+    }
+);
+
+abi_test!(
+    fn rust_signal_handlers_see_and_change_the_faulting_context(mode) {
+        let app = guest(Toolchain::RustMusl, "signal_rip");
+        let native = run_native(&app, &[], &[], None);
+        assert_status(&native, 0);
+        assert!(native.stdout.ends_with(b"rust signal handlers ok\n"), "{}", native.report());
+        let in_vm = SecureRun::new(mode).run(&app, &[]);
+        assert_output(&in_vm, 0, &native.stdout);
     }
 );
 

@@ -120,6 +120,7 @@ attack_test!(mprotect_wx_wrpkru);
 // 10. The kernel's own gates with forged registers.
 attack_test!(jump_to_exit_gate);
 attack_test!(jump_to_entry_gate);
+attack_test!(jump_to_entry_gate_under_timer);
 attack_test!(jump_to_exception_entry_gate);
 // 11. Kernel pointers as system-call buffers, and the direct load that shows the address is mapped.
 attack_test!(kernel_pointer_syscall);

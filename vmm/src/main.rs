@@ -13,8 +13,9 @@ use vmm::run::{self, RunOptions};
 /// Run a static x86-64 Linux program inside a single-purpose VM with secure-run's own small kernel,
 /// isolated from that kernel's memory.
 ///
-/// Prints what the app prints and exits with its status. A fault kills the app like a signal would
-/// (SIGSEGV → 139, SIGILL → 132, SIGFPE → 136, SIGBUS → 135) with a crash report on stderr.
+/// Prints what the app prints and exits with its status. Signals reach the app's handlers as on Linux;
+/// a fault or signal it does not handle kills it with 128 + signal (SIGSEGV → 139, SIGILL → 132,
+/// SIGFPE → 136, SIGBUS → 135, SIGABRT → 134), a fault with a crash report on stderr.
 /// secure-run's own failures: 124 timeout, 125 VMM or backend error, 126 the app cannot be executed,
 /// 127 app not found, 2 usage error.
 #[derive(Parser, Debug)]

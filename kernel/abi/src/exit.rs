@@ -12,7 +12,7 @@ pub mod exit_code {
     pub const CANNOT_EXECUTE: i32 = 126;
     /// The app file does not exist.
     pub const NOT_FOUND: i32 = 127;
-    /// A fault kills the app like this signal would: 128 + signal.
+    /// The app killed by `signal` (a fault or signal it did not handle): 128 + signal.
     pub const fn killed_by(signal: i32) -> i32 {
         128 + signal
     }

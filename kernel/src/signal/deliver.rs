@@ -8,9 +8,6 @@
 //! goes through FXRSTOR only after its MXCSR is made valid.
 #![forbid(unsafe_code)]
 
-use alloc::string::String;
-use core::fmt::Write;
-
 use super::frame::{self, FrameContents, TrapInfo, UserContext, FPU_STATE_SIZE, FRAME_SIZE, RED_ZONE};
 use super::info::SigInfo;
 use super::{Disposition, SigAction, SigSet, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER};
@@ -271,7 +268,7 @@ impl Process {
         let _ = self.set_altstack(decoded.stack, restored.rsp);
         *ctx = restored;
         if self.trace {
-            let line = alloc::format!("rt_sigreturn({{mask={:#x}}}) = {:#x}\n", decoded.mask.0, restored.rax);
+            let line = alloc::format!("rt_sigreturn({{mask={}}}) = {}\n", decoded.mask.trace(), restored.rax as i64);
             m.console(kernel_abi::Stream::Log, line.as_bytes());
         }
         Ok(())
@@ -324,13 +321,7 @@ impl Process {
         if !self.trace {
             return;
         }
-        let name = super::name(info.signo());
-        let mut line = String::new();
-        let _ = write!(line, "--- {name} {{si_signo={name}, si_code={}", info.code());
-        if super::SigSet::SYNCHRONOUS.contains(info.signo()) {
-            let _ = write!(line, ", si_addr={:#x}", info.addr());
-        }
-        line.push_str("} ---\n");
+        let line = alloc::format!("--- {} {} ---\n", super::name(info.signo()), info.trace());
         m.console(kernel_abi::Stream::Log, line.as_bytes());
     }
 

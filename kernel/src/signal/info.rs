@@ -1,10 +1,15 @@
 //! `siginfo_t`: the 128 bytes that say why a signal arrived, as Linux lays them out on x86-64.
 
+use alloc::string::String;
+use core::fmt::Write;
+
 pub use linux_raw_sys::general::{
     BUS_ADRALN, BUS_ADRERR, FPE_FLTDIV, FPE_FLTINV, FPE_FLTOVF, FPE_FLTRES, FPE_FLTSUB, FPE_FLTUND, FPE_INTDIV,
     FPE_INTOVF, ILL_ILLOPN, ILL_PRVOPC, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR, SI_KERNEL, SI_QUEUE, SI_TIMER, SI_TKILL,
     SI_USER, TRAP_BRKPT, TRAP_TRACE,
 };
+
+use super::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
 
 /// Size of `siginfo_t`.
 pub const SIGINFO_SIZE: usize = 128;
@@ -113,7 +118,50 @@ impl SigInfo {
         self.u32_at(ERRNO) as i32
     }
     pub fn addr(&self) -> u64 {
-        u64::from_le_bytes(self.raw[ADDR..ADDR + 8].try_into().unwrap_or_default())
+        self.u64_at(ADDR)
+    }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.raw[at..at + 8].try_into().unwrap_or_default())
+    }
+
+    /// The fields strace shows, as it shows them:
+    /// `{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x18}`.
+    pub fn trace(&self) -> String {
+        let signo = self.signo();
+        let code = self.code();
+        let mut out = String::new();
+        let _ = write!(out, "{{si_signo={}, si_code=", super::name(signo));
+        match code_name(signo, code) {
+            Some(name) => out.push_str(name),
+            None => {
+                let _ = write!(out, "{code}");
+            }
+        }
+        let value = self.u64_at(VALUE);
+        let ptr = if value == 0 { String::from("NULL") } else { alloc::format!("{value:#x}") };
+        if code == SI_USER as i32 || code == SI_TKILL || code == SI_QUEUE {
+            let _ = write!(out, ", si_pid={}, si_uid={}", self.u32_at(PID) as i32, self.u32_at(UID));
+            if code == SI_QUEUE {
+                let _ = write!(out, ", si_value={{int={}, ptr={ptr}}}", value as i32);
+            }
+        } else if code == SI_TIMER {
+            let (id, overrun) = (self.u32_at(TIMER_ID) as i32, self.u32_at(OVERRUN) as i32);
+            let _ =
+                write!(out, ", si_timerid={id}, si_overrun={overrun}, si_value={{int={}, ptr={ptr}}}", value as i32);
+        } else if code > 0 && super::SigSet::SYNCHRONOUS.contains(signo) {
+            match self.addr() {
+                0 => out.push_str(", si_addr=NULL"),
+                addr => {
+                    let _ = write!(out, ", si_addr={addr:#x}");
+                }
+            }
+            if signo == SIGSEGV && code == SEGV_PKUERR as i32 {
+                let _ = write!(out, ", si_pkey={}", self.u32_at(PKEY));
+            }
+        }
+        out.push('}');
+        out
     }
 
     /// A timer's signal with its overrun count updated (the timer fired again before delivery).
@@ -126,10 +174,53 @@ impl SigInfo {
     }
 }
 
+/// The name of `code` for `signo` (`SI_*` for any signal, the fault codes for the synchronous ones).
+fn code_name(signo: u32, code: i32) -> Option<&'static str> {
+    Some(match code {
+        0 => "SI_USER",
+        0x80 => "SI_KERNEL",
+        -1 => "SI_QUEUE",
+        -2 => "SI_TIMER",
+        -3 => "SI_MESGQ",
+        -4 => "SI_ASYNCIO",
+        -5 => "SI_SIGIO",
+        -6 => "SI_TKILL",
+        _ => {
+            let names: &[&str] = match signo {
+                SIGSEGV => &["SEGV_MAPERR", "SEGV_ACCERR", "SEGV_BNDERR", "SEGV_PKUERR"],
+                SIGILL => &[
+                    "ILL_ILLOPC",
+                    "ILL_ILLOPN",
+                    "ILL_ILLADR",
+                    "ILL_ILLTRP",
+                    "ILL_PRVOPC",
+                    "ILL_PRVREG",
+                    "ILL_COPROC",
+                    "ILL_BADSTK",
+                ],
+                SIGFPE => &[
+                    "FPE_INTDIV",
+                    "FPE_INTOVF",
+                    "FPE_FLTDIV",
+                    "FPE_FLTOVF",
+                    "FPE_FLTUND",
+                    "FPE_FLTRES",
+                    "FPE_FLTINV",
+                    "FPE_FLTSUB",
+                ],
+                SIGBUS => &["BUS_ADRALN", "BUS_ADRERR", "BUS_OBJERR"],
+                SIGTRAP => &["TRAP_BRKPT", "TRAP_TRACE"],
+                _ => &[],
+            };
+            return usize::try_from(code).ok().and_then(|code| code.checked_sub(1)).and_then(|i| names.get(i)).copied();
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linux_raw_sys::general::{SIGALRM, SIGRTMIN, SIGSEGV, SIGUSR1};
+    use linux_raw_sys::general::{SIGALRM, SIGPIPE, SIGRTMIN, SIGUSR1};
 
     #[test]
     fn fields_sit_where_linux_puts_them() {
@@ -143,6 +234,32 @@ mod tests {
         assert_eq!((timer.code(), timer.bytes()[16], timer.bytes()[20], timer.bytes()[24]), (SI_TIMER, 3, 5, 0x77));
         let sent = SigInfo::sent(SIGUSR1, SI_TKILL, 1);
         assert_eq!((sent.code(), sent.bytes()[16]), (SI_TKILL, 1));
+    }
+
+    #[test]
+    fn trace_shows_what_strace_shows() {
+        assert_eq!(
+            SigInfo::fault(SIGSEGV, SEGV_MAPERR, 0x18).trace(),
+            "{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x18}"
+        );
+        assert_eq!(
+            SigInfo::pkey_fault(0x1000, 1).trace(),
+            "{si_signo=SIGSEGV, si_code=SEGV_PKUERR, si_addr=0x1000, si_pkey=1}"
+        );
+        assert_eq!(
+            SigInfo::fault(SIGILL, ILL_ILLOPN, 0x40).trace(),
+            "{si_signo=SIGILL, si_code=ILL_ILLOPN, si_addr=0x40}"
+        );
+        assert_eq!(
+            SigInfo::sent(SIGUSR1, SI_TKILL, 1).trace(),
+            "{si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=1, si_uid=0}"
+        );
+        assert_eq!(
+            SigInfo::timer(SIGALRM, 3, 1, 0x77).trace(),
+            "{si_signo=SIGALRM, si_code=SI_TIMER, si_timerid=3, si_overrun=1, si_value={int=119, ptr=0x77}}"
+        );
+        assert_eq!(SigInfo::kernel(SIGPIPE).trace(), "{si_signo=SIGPIPE, si_code=SI_KERNEL}");
+        assert_eq!(SigInfo::fault(SIGSEGV, 9, 0).trace(), "{si_signo=SIGSEGV, si_code=9, si_addr=NULL}");
     }
 
     #[test]

@@ -87,6 +87,16 @@ impl SigSet {
         let pick = if synchronous != 0 { synchronous } else { self.0 };
         (pick != 0).then(|| pick.trailing_zeros() + 1)
     }
+    /// The set as strace shows a mask: `[]`, `[USR1 ALRM]`, `~[]` for every signal; the names without
+    /// `SIG`.
+    pub fn trace(self) -> alloc::string::String {
+        let (prefix, set) = if self.0.count_ones() > 32 { ("~", Self(!self.0)) } else { ("", self) };
+        let names: alloc::vec::Vec<_> = (1..=NSIG)
+            .filter(|&signal| set.contains(signal))
+            .map(|signal| alloc::string::String::from(name(signal).trim_start_matches("SIG")))
+            .collect();
+        alloc::format!("{prefix}[{}]", names.join(" "))
+    }
 }
 
 /// What a signal does when its disposition is `SIG_DFL`.
@@ -288,6 +298,18 @@ pub fn name(signal: u32) -> alloc::borrow::Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_print_as_strace_prints_them() {
+        assert_eq!(SigSet::EMPTY.trace(), "[]");
+        let mut set = SigSet::EMPTY;
+        set.insert(SIGUSR1);
+        set.insert(SIGALRM);
+        set.insert(SIGRTMIN + 2);
+        assert_eq!(set.trace(), "[USR1 ALRM RT_2]");
+        assert_eq!(SigSet(u64::MAX).trace(), "~[]");
+        assert_eq!(SigSet(!SigSet::of(SIGTERM).0).trace(), "~[TERM]");
+    }
 
     #[test]
     fn sets_order_synchronous_signals_first() {

@@ -25,6 +25,8 @@ pub enum Arg {
     Octal,
     /// A pointer (`NULL` or hex).
     Ptr,
+    /// A signal number, by name (`SIGUSR1`; 0 and out-of-range numbers in decimal).
+    Signal,
 }
 
 /// How the tracer prints the return value.
@@ -95,7 +97,7 @@ syscalls! {
         MPROTECT = 10, "mprotect", [Ptr, UInt, Hex], Int => p.sys_mprotect(m, a[0], a[1], a[2]);
         MUNMAP = 11, "munmap", [Ptr, UInt], Int => p.sys_munmap(m, a[0], a[1]);
         BRK = 12, "brk", [Ptr], Hex => p.sys_brk(m, a[0]);
-        RT_SIGACTION = 13, "rt_sigaction", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigaction(m, a[0], a[1], a[2], a[3]);
+        RT_SIGACTION = 13, "rt_sigaction", [Signal, Ptr, Ptr, UInt], Int => p.sys_rt_sigaction(m, a[0], a[1], a[2], a[3]);
         RT_SIGPROCMASK = 14, "rt_sigprocmask", [Int, Ptr, Ptr, UInt], Int => p.sys_rt_sigprocmask(m, a[0], a[1], a[2], a[3]);
         RT_SIGRETURN = 15, "rt_sigreturn", [], NoReturn => p.sys_rt_sigreturn();
         IOCTL = 16, "ioctl", [Fd, Hex, Hex], Int => p.sys_ioctl(m, a[0], a[1], a[2]);
@@ -119,7 +121,7 @@ syscalls! {
         SETITIMER = 38, "setitimer", [Int, Ptr, Ptr], Int => p.sys_setitimer(m, a[0], a[1], a[2]);
         GETPID = 39, "getpid", [], Int => p.sys_getpid(number, a[0]);
         EXIT = 60, "exit", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
-        KILL = 62, "kill", [Int, Int], Int => p.sys_kill(a[0], a[1]);
+        KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
         FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
         FSYNC = 74, "fsync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
@@ -153,14 +155,14 @@ syscalls! {
         GETSID = 124, "getsid", [Int], Int => p.sys_getpid(number, a[0]);
         RT_SIGPENDING = 127, "rt_sigpending", [Ptr, UInt], Int => p.sys_rt_sigpending(m, a[0], a[1]);
         RT_SIGTIMEDWAIT = 128, "rt_sigtimedwait", [Ptr, Ptr, Ptr, UInt], Int => p.sys_rt_sigtimedwait(m, a[0], a[1], a[2], a[3]);
-        RT_SIGQUEUEINFO = 129, "rt_sigqueueinfo", [Int, Int, Ptr], Int => p.sys_rt_sigqueueinfo(m, a[0], a[1], a[2]);
+        RT_SIGQUEUEINFO = 129, "rt_sigqueueinfo", [Int, Signal, Ptr], Int => p.sys_rt_sigqueueinfo(m, a[0], a[1], a[2]);
         RT_SIGSUSPEND = 130, "rt_sigsuspend", [Ptr, UInt], Int => p.sys_rt_sigsuspend(m, a[0], a[1]);
         SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int => p.sys_sigaltstack(m, a[0], a[1]);
         ARCH_PRCTL = 158, "arch_prctl", [Hex, Hex], Int => p.sys_arch_prctl(m, a[0], a[1]);
         SETRLIMIT = 160, "setrlimit", [Int, Ptr], Int => p.sys_prlimit64(m, 0, a[0], a[1], 0);
         GETTID = 186, "gettid", [], Int => p.sys_getpid(number, a[0]);
         TIME = 201, "time", [Ptr], Int => p.sys_time(m, a[0]);
-        TKILL = 200, "tkill", [Int, Int], Int => p.sys_tkill(a[0], a[1]);
+        TKILL = 200, "tkill", [Int, Signal], Int => p.sys_tkill(a[0], a[1]);
         FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int => p.sys_futex(m, a[0], a[1], a[2], a[3]);
         SCHED_SETAFFINITY = 203, "sched_setaffinity", [Int, UInt, Ptr], Int => p.sys_sched_setaffinity(m, a[0], a[1], a[2]);
         SCHED_GETAFFINITY = 204, "sched_getaffinity", [Int, UInt, Ptr], Int => p.sys_sched_getaffinity(m, a[0], a[1], a[2]);
@@ -176,7 +178,7 @@ syscalls! {
         CLOCK_GETRES = 229, "clock_getres", [Int, Ptr], Int => p.sys_clock_getres(m, a[0], a[1]);
         CLOCK_NANOSLEEP = 230, "clock_nanosleep", [Int, Int, Ptr, Ptr], Int => p.sys_clock_nanosleep(m, a[0], a[1], a[2], a[3]);
         EXIT_GROUP = 231, "exit_group", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
-        TGKILL = 234, "tgkill", [Int, Int, Int], Int => p.sys_tgkill(a[0], a[1], a[2]);
+        TGKILL = 234, "tgkill", [Int, Int, Signal], Int => p.sys_tgkill(a[0], a[1], a[2]);
         OPENAT = 257, "openat", [DirFd, Path, OpenFlags, Octal], Int => p.sys_openat(m, a[0], a[1], a[2], a[3]);
         MKDIRAT = 258, "mkdirat", [DirFd, Path, Octal], Int => p.sys_mkdirat(m, a[0], a[1], a[2]);
         NEWFSTATAT = 262, "newfstatat", [DirFd, Path, Ptr, Hex], Int => p.sys_newfstatat(m, a[0], a[1], a[2], a[3] as u32);
@@ -189,7 +191,7 @@ syscalls! {
         PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int => p.sys_ppoll(m, a[0], a[1], a[2], a[3], a[4]);
         SET_ROBUST_LIST = 273, "set_robust_list", [Ptr, UInt], Int => p.sys_set_robust_list(a[0], a[1]);
         DUP3 = 292, "dup3", [Fd, Fd, Hex], Int => p.sys_dup3(a[0], a[1], a[2]);
-        RT_TGSIGQUEUEINFO = 297, "rt_tgsigqueueinfo", [Int, Int, Int, Ptr], Int => p.sys_rt_tgsigqueueinfo(m, a[0], a[1], a[2], a[3]);
+        RT_TGSIGQUEUEINFO = 297, "rt_tgsigqueueinfo", [Int, Int, Signal, Ptr], Int => p.sys_rt_tgsigqueueinfo(m, a[0], a[1], a[2], a[3]);
         PIPE2 = 293, "pipe2", [Ptr, Hex], Int => p.sys_pipe2(m, a[0], a[1]);
         PRLIMIT64 = 302, "prlimit64", [Int, Int, Ptr, Ptr], Int => p.sys_prlimit64(m, a[0], a[1], a[2], a[3]);
         RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int => p.sys_renameat2(m, a[0], a[1], a[2], a[3], a[4] as u32);
@@ -237,9 +239,10 @@ mod docs {
              The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
              every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). Limits of a\n\
              single-process unikernel: no `fork`/`clone`/`execve`, one thread; signals are delivered to handlers\n\
-             (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); a wait that nothing can\n\
-             end (an empty pipe, a futex with no timeout, and no timer armed) ends the app with SIGKILL instead\n\
-             of hanging.\n\n\
+             (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); timers (`alarm`,\n\
+             `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\
+             count the time it does not spend waiting; a wait that nothing can end (an empty pipe, a futex\n\
+             with no timeout, and no timer armed) ends the app with SIGKILL instead of hanging.\n\n\
              This file is generated from `kernel/src/syscall/table.rs` and checked by its tests\n\
              (`UPDATE_DOCS=1 cargo test -p kernel docs` rewrites it).\n\n\
              | number | name | arguments |\n|---:|---|---|\n",

@@ -64,6 +64,9 @@ pub unsafe fn slots() -> (&'static mut Option<Process>, &'static mut Option<Arch
     unsafe { (PROCESS.get(), MACHINE.get()) }
 }
 
+/// The most a timer count is stretched to let the app run (see [`ArchMachine::arm_timer`]).
+pub const MAX_TIMER_OVERHEAD_NS: u64 = 10_000_000;
+
 /// The hardware side of [`kernel::Machine`]: guest-physical memory and what the kernel knows of the CPU
 /// and the clocks.
 pub struct ArchMachine {
@@ -82,6 +85,11 @@ pub struct ArchMachine {
     pub syscall_number: u64,
     /// When the timer interrupt is armed to fire (monotonic ns), if it is.
     pub timer_armed_until: Option<u64>,
+    /// Set by a timer interrupt: when its count ended, so that the next count gives the app at least as
+    /// long to run as the interrupt took (see [`ArchMachine::arm_timer`]).
+    pub timer_expired_at: Option<u64>,
+    /// No count ends before this (monotonic ns): the app's share after the last timer interrupt.
+    pub timer_not_before: u64,
 }
 
 fn page_flags(perms: u32) -> PageFlags {
@@ -155,13 +163,26 @@ impl ArchMachine {
 
     /// Arms the timer interrupt for the process's next timer (before the app resumes); masks it when none
     /// is running. The PIT counts at most about 55 ms: a later deadline takes several interrupts.
+    ///
+    /// Forward progress: after a timer interrupt, the next count never ends sooner than that interrupt
+    /// took (from its count's end to this re-arming: delivery and handling), at most
+    /// [`MAX_TIMER_OVERHEAD_NS`]. Where interrupts are slow (a hypervisor that emulates the kernel, or a
+    /// host that delays the injection) a short interval timer would otherwise expire again before the
+    /// app ran one instruction; the app keeps at least half of the CPU, and its timers fire late by at
+    /// most that overhead, as they do on an overloaded Linux.
     pub fn arm_timer(&mut self, process: &Process) {
+        if let Some(expired) = self.timer_expired_at.take() {
+            let now = kernel::Machine::monotonic_ns(self);
+            let overhead = now.saturating_sub(expired).min(MAX_TIMER_OVERHEAD_NS);
+            self.timer_not_before = now.saturating_add(overhead);
+        }
         let Some(deadline) = process.next_timer_deadline(self) else {
             if self.timer_armed_until.take().is_some() {
                 timer::disarm();
             }
             return;
         };
+        let deadline = deadline.max(self.timer_not_before);
         if self.timer_armed_until.is_some_and(|armed| armed <= deadline) {
             return; // an interrupt comes first anyway
         }
@@ -173,7 +194,7 @@ impl ArchMachine {
 
     /// The timer interrupt came: nothing is armed any more.
     pub fn timer_fired(&mut self) {
-        self.timer_armed_until = None;
+        self.timer_expired_at = self.timer_armed_until.take();
     }
 
     /// The si_code of a floating-point exception (#MF: x87, `simd`: #XM), from the unmasked exception

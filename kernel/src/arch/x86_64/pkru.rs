@@ -93,6 +93,9 @@ macro_rules! pkru_syscall_gate_enter {
             "wrpkru\n",
             "cmp eax, {pkru_kernel}\n",
             "jne {violation}\n",
+            // A CPL0 app may jump here instead of executing SYSCALL (which clears IF through FMASK): no
+            // interrupt may arrive once the kernel runs.
+            "cli\n",
             "mov rax, [rip + {scratch} + 8]\n",
             "mov rcx, [rip + {scratch} + 16]\n",
             "mov rdx, [rip + {scratch} + 24]\n",

@@ -263,6 +263,8 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
         app_cpl3: mode == IsolationMode::Ring3,
         syscall_number: 0,
         timer_armed_until: None,
+        timer_expired_at: None,
+        timer_not_before: 0,
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.

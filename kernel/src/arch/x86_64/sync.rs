@@ -1,4 +1,4 @@
-//! Global state of a single-CPU kernel that never enables interrupts.
+//! Global state of a single-CPU kernel whose code runs with interrupts off (the app runs with them on).
 
 use core::cell::UnsafeCell;
 
@@ -6,9 +6,9 @@ use core::cell::UnsafeCell;
 /// kernel code (boot, syscall and exception handlers run to completion one at a time).
 pub struct CpuLocal<T>(UnsafeCell<T>);
 
-// SAFETY: there is one CPU and kernel code never runs concurrently with itself (no interrupts are
-// enabled, entries do not nest except for faults that end the VM), so no two references coexist across
-// threads of execution.
+// SAFETY: there is one CPU and kernel code never runs concurrently with itself (it runs with interrupts
+// off, an interrupt that lands in kernel text ends the VM, entries do not nest except for faults that
+// end the VM), so no two references coexist across threads of execution.
 unsafe impl<T> Sync for CpuLocal<T> {}
 
 impl<T> CpuLocal<T> {

@@ -329,3 +329,25 @@ fn interval_and_posix_timers() {
     assert_eq!(h.call(TIMER_DELETE, &[id]), 0);
     assert_eq!(h.err(TIMER_DELETE, &[id]), Errno::EINVAL);
 }
+
+#[test]
+fn the_trace_shows_deliveries_sigreturns_and_deaths_as_strace_does() {
+    let mut h = Harness::with(|c| c.trace = true);
+    h.handle(SIGUSR1, SA_SIGINFO, 0);
+    assert_eq!(h.call(KILL, &[1, SIGUSR1]), 0);
+    assert_eq!(h.return_from_handler(), 0);
+    assert_eq!(h.result(TGKILL, &[1, 1, 15]), SyscallResult::Killed(15));
+    let log = alloc::string::String::from_utf8(h.m.log.clone()).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|line| !line.starts_with("rt_sigaction")).collect();
+    assert_eq!(
+        lines,
+        [
+            "kill(1, SIGUSR1) = 0",
+            "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_USER, si_pid=1, si_uid=0} ---",
+            "rt_sigreturn({mask=[]}) = 0",
+            "tgkill(1, 1, SIGTERM) = 0",
+            "+++ killed by SIGTERM +++",
+        ]
+    );
+    assert!(log.starts_with("rt_sigaction(SIGUSR1, "), "{log}");
+}

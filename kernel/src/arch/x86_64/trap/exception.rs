@@ -178,6 +178,14 @@ fn handle_exception(frame: &mut TrapFrame) {
     let (process, machine) = unsafe { machine::process_and_machine() };
     if timer::PIC_VECTORS.contains(&(frame.vector as u8)) {
         if frame.vector == u64::from(timer::TIMER_VECTOR) {
+            // Kernel code runs with interrupts off (SYSCALL clears IF, the SYSCALL gate clears it after its
+            // check, every other entry is an interrupt gate): an interrupt inside kernel text means a CPL0
+            // app jumped into kernel code with IF set. Resuming there would run the kernel with the app's
+            // registers and PKRU; stop the VM as a gate violation instead.
+            if !frame.is_user_mode() && machine.in_kernel_text(frame.rip) {
+                // SAFETY: the violation path uses only supervisor memory and never returns.
+                unsafe { tables::gate_violation() }
+            }
             timer::end_of_interrupt();
             machine.timer_fired();
             process.timer_interrupt(machine);
@@ -192,7 +200,10 @@ fn handle_exception(frame: &mut TrapFrame) {
     let in_kernel = !frame.is_user_mode() && machine.in_kernel_text(frame.rip);
     if !in_kernel {
         if let Some(info) = signal_for(process, machine, frame, fault_address) {
-            let trap = TrapInfo { error_code: frame.error_code, trapno: frame.vector, cr2: fault_address };
+            // The app is the user whatever its privilege level: a page fault's code says so (U/S), as
+            // Linux's does for code at CPL3, also where the app runs at CPL0 (mpk, none).
+            let error_code = if frame.vector == 14 { frame.error_code | fault::USER } else { frame.error_code };
+            let trap = TrapInfo { error_code, trapno: frame.vector, cr2: fault_address };
             let mut ctx = super::context_of(frame);
             if process.fault(machine, &mut ctx, info, trap).is_ok() {
                 super::store_context(machine, frame, &ctx);

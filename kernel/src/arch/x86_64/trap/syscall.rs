@@ -75,6 +75,8 @@ global_asm!(
     ".pushsection .text.secure_run_syscall, \"ax\"",
     ".global syscall_entry_cpl0",
     "syscall_entry_cpl0:",
+    // SYSCALL cleared IF; a jump here from a CPL0 app might not have (see also the gate).
+    "cli",
     "mov [rip + {scratch}], rsp",
     crate::pkru_syscall_gate_enter!(),
     "lea rsp, [rip + {stack} + {stack_size}]",
