@@ -1,10 +1,14 @@
 //! The KVM backend: one memory slot, one vCPU entered directly in 64-bit mode, a `KVM_RUN` loop around
-//! [`handle_exit`], and a timer that kicks the vCPU out of `KVM_RUN` when the timeout expires.
+//! [`handle_exit`], and two timers that kick the vCPU out of `KVM_RUN`: one when `--timeout` expires,
+//! one when the guest's timer interrupt is due.
 //!
-//! The vCPU runs on the calling thread (so the console sink need not be `Send`). On timeout a POSIX
-//! timer (`Deadline`) signals that thread, whose no-op handler is installed without `SA_RESTART`, so
-//! `KVM_RUN` returns `EINTR` and the loop sees the deadline passed. The timer repeats the signal until the
-//! loop has stopped, which closes the race of a signal arriving just before `KVM_RUN` starts.
+//! The vCPU runs on the calling thread (so the console sink need not be `Send`). Each kick is a POSIX
+//! timer (`KickTimer`) that signals that thread, whose no-op handler is installed without
+//! `SA_RESTART`, so `KVM_RUN` returns `EINTR`; the timer repeats the signal until the loop has acted,
+//! which closes the race of a signal arriving just before `KVM_RUN` starts. The guest's timer is the
+//! PIT/8259 model of `devices::timer` (no in-kernel irqchip): before each `KVM_RUN` the loop injects its
+//! vector with `KVM_INTERRUPT` when it is due and the vCPU can take it, else asks KVM for an
+//! interrupt-window exit.
 
 use std::path::Path;
 use std::sync::OnceLock;
