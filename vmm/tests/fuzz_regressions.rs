@@ -51,30 +51,19 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
     files.len()
 }
 
-#[test]
-fn elf_loader_regressions() {
-    assert!(replay("elf_loader", elf_loader::run) > 0, "no elf_loader inputs found");
+/// One test per target, named after it: every stored input replays through the target's checks, and
+/// there is at least one.
+macro_rules! replays {
+    ($($target:ident),*) => {$(
+        #[test]
+        fn $target() {
+            let target = stringify!($target);
+            assert!(replay(target, $target::run) > 0, "no {target} inputs found");
+        }
+    )*};
 }
 
-#[test]
-fn syscall_args_regressions() {
-    assert!(replay("syscall_args", syscall_args::run) > 0, "no syscall_args inputs found");
-}
-
-#[test]
-fn inspection_regressions() {
-    assert!(replay("inspection", inspection::run) > 0, "no inspection inputs found");
-}
-
-#[test]
-fn console_regressions() {
-    assert!(replay("console", console::run) > 0, "no console inputs found");
-}
-
-#[test]
-fn pvh_regressions() {
-    assert!(replay("pvh", pvh::run) > 0, "no pvh inputs found");
-}
+replays!(elf_loader, syscall_args, inspection, console, pvh);
 
 /// The replay is only worth something if the checks can fail: a reference-scan mismatch must be caught.
 #[test]

@@ -13,7 +13,6 @@ use crate::fs::{Device, NodeKind};
 use crate::machine::Machine;
 use crate::process::Process;
 use crate::user;
-use kernel_abi::Stream;
 
 pub use linux_raw_sys::general::{SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET};
 
@@ -158,30 +157,12 @@ impl Process {
     ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
         let mut bounce = vec![0u8; total.min(CHUNK)];
-        let mut done = 0usize;
-        while done < total {
-            let want = (total - done).min(CHUNK);
+        chunked(total, |done, want| {
             let at = pos.saturating_add(done as u64);
-            let n = match self.read_source(m, file, at, &mut bounce[..want], first && done == 0) {
-                Ok(n) => n,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            };
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = user::write(&self.vmas, m, addr + done as u64, &bounce[..n]) {
-                if done == 0 {
-                    return Err(e.into());
-                }
-                break;
-            }
-            done += n;
-            if n < want {
-                break;
-            }
-        }
-        Ok(done)
+            let n = self.read_source(m, file, at, &mut bounce[..want], first && done == 0)?;
+            user::write(&self.vmas, m, addr + done as u64, &bounce[..n])?;
+            Ok(n)
+        })
     }
 
     fn write_loop<M: Machine>(
@@ -195,50 +176,20 @@ impl Process {
     ) -> Result<usize, Stop> {
         let total = usize::try_from(len).unwrap_or(usize::MAX);
         if let FileKind::Console(stream) = file.kind {
-            return self.console_loop(m, stream, addr, total);
+            // Straight from app memory, no kernel buffer (the common case: every `printf`).
+            return chunked(total, |done, want| {
+                let at = addr + done as u64;
+                user::check_read(&self.vmas, at, want as u64)?;
+                m.console_from_user(&self.vmas, stream, at, want).map_err(|_| Errno::EFAULT)?;
+                Ok(want)
+            });
         }
         let mut bounce = vec![0u8; total.min(CHUNK)];
-        let mut done = 0usize;
-        while done < total {
-            let want = (total - done).min(CHUNK);
-            if let Err(e) = user::read(&self.vmas, m, addr + done as u64, &mut bounce[..want]) {
-                if done == 0 {
-                    return Err(e.into());
-                }
-                break;
-            }
+        chunked(total, |done, want| {
+            user::read(&self.vmas, m, addr + done as u64, &mut bounce[..want])?;
             let at = pos.saturating_add(done as u64);
-            let n = match self.write_sink(m, file, at, &bounce[..want], first && done == 0) {
-                Ok(n) => n,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            };
-            done += n;
-            if n < want {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    /// [`Self::write_loop`] to stdout or stderr: straight from app memory, no kernel buffer (the common
-    /// case: every `printf`). Stops at the first chunk that cannot be read.
-    fn console_loop<M: Machine>(&mut self, m: &mut M, stream: Stream, addr: u64, total: usize) -> Result<usize, Stop> {
-        let mut done = 0usize;
-        while done < total {
-            let want = (total - done).min(CHUNK);
-            let at = addr + done as u64;
-            let sent = user::check_read(&self.vmas, at, want as u64)
-                .and_then(|()| m.console_from_user(&self.vmas, stream, at, want).map_err(|_| Errno::EFAULT));
-            if sent.is_err() {
-                if done == 0 {
-                    return Err(Errno::EFAULT.into());
-                }
-                break;
-            }
-            done += want;
-        }
-        Ok(done)
+            self.write_sink(m, file, at, &bounce[..want], first && done == 0)
+        })
     }
 
     /// The position a write at the description's offset starts at (end of file with O_APPEND).
@@ -418,4 +369,25 @@ impl Process {
 /// Access-mode checks shared with the file syscalls.
 pub(crate) fn access_allows_write(flags: u32) -> bool {
     matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
+}
+
+/// Moves `total` bytes in chunks of at most [`CHUNK`]: `step(done, want)` moves up to `want` bytes and says
+/// how many. A short chunk ends the transfer; so does an error, which is the result only if nothing had
+/// moved yet (after a partial transfer Linux returns the short count).
+fn chunked(total: usize, mut step: impl FnMut(usize, usize) -> Result<usize, Stop>) -> Result<usize, Stop> {
+    let mut done = 0usize;
+    while done < total {
+        let want = (total - done).min(CHUNK);
+        match step(done, want) {
+            Ok(n) => {
+                done += n;
+                if n < want {
+                    break;
+                }
+            }
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }

@@ -19,14 +19,4 @@
 1:	print_str "mapped\n"
 	mov	wrpkru_ret(%rip), %eax	/* from data: the app's own code must pass inspection */
 	mov	%eax, (%rbx)
-	print_str "calling the new WRPKRU\n"
-	xor	%eax, %eax
-	xor	%ecx, %ecx
-	xor	%edx, %edx
-	call	*%rbx
-	print_str "WRPKRU executed\n"
-	exit_with 0
-
-	.data
-wrpkru_ret:
-	.byte	0x0f, 0x01, 0xef, 0xc3	/* WRPKRU; RET */
+	call_wrpkru_at %rbx

@@ -28,14 +28,4 @@
 	test	%r12, %r12
 	jz	2f
 	exit_with 1
-2:	print_str "calling the new WRPKRU\n"
-	xor	%eax, %eax
-	xor	%ecx, %ecx
-	xor	%edx, %edx
-	call	*%rbx
-	print_str "WRPKRU executed\n"
-	exit_with 0
-
-	.data
-wrpkru_ret:
-	.byte	0x0f, 0x01, 0xef, 0xc3	/* WRPKRU; RET */
+2:	call_wrpkru_at %rbx

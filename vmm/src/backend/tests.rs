@@ -377,26 +377,20 @@ fn qemu_survives_garbage() {
     garbage(Backend::Qemu);
 }
 
-#[test]
-fn kvm_reports_triple_fault() {
-    let (outcome, _) = run_guest(
-        Backend::Kvm,
-        guest_code!(secure_run_test_fault_start, secure_run_test_fault_end),
-        0,
-        &with_timeout(20),
-    );
+fn reports_triple_fault(backend: Backend) {
+    let code = guest_code!(secure_run_test_fault_start, secure_run_test_fault_end);
+    let (outcome, _) = run_guest(backend, code, 0, &with_timeout(20));
     assert_eq!(outcome.stop, StopReason::TripleFault);
 }
 
 #[test]
+fn kvm_reports_triple_fault() {
+    reports_triple_fault(Backend::Kvm);
+}
+
+#[test]
 fn qemu_reports_triple_fault() {
-    let (outcome, _) = run_guest(
-        Backend::Qemu,
-        guest_code!(secure_run_test_fault_start, secure_run_test_fault_end),
-        0,
-        &with_timeout(20),
-    );
-    assert_eq!(outcome.stop, StopReason::TripleFault);
+    reports_triple_fault(Backend::Qemu);
 }
 
 #[test]

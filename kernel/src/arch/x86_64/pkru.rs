@@ -37,21 +37,60 @@ impl GateData {
     }
 }
 
+/// The checked write itself: PKRU = the operand named `$value` (`"pkru_kernel"` or `"pkru_app"`), then
+/// the compare that catches a jump to the WRPKRU with another EAX. Clobbers EAX, ECX, EDX.
+#[macro_export]
+macro_rules! pkru_checked_write {
+    ($value:literal) => {
+        concat!(
+            "mov eax, {",
+            $value,
+            "}\n",
+            "xor ecx, ecx\n",
+            "xor edx, edx\n",
+            "wrpkru\n",
+            "cmp eax, {",
+            $value,
+            "}\n",
+            "jne {violation}\n",
+        )
+    };
+}
+
+/// A gate around [`pkru_checked_write!`] that runs only in `mpk` mode; `$park` keeps RAX, RCX and RDX
+/// in the scratch page across it (the SYSCALL gates, where they hold the app's values or the result).
+#[macro_export]
+macro_rules! pkru_gate {
+    ($value:literal) => {
+        concat!(
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 71f\n",
+            $crate::pkru_checked_write!($value),
+            "71:\n",
+        )
+    };
+    ($value:literal, park $(, $after_check:literal)?) => {
+        concat!(
+            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
+            "jz 71f\n",
+            "mov [rip + {scratch} + 8], rax\n",
+            "mov [rip + {scratch} + 16], rcx\n",
+            "mov [rip + {scratch} + 24], rdx\n",
+            $crate::pkru_checked_write!($value),
+            $($after_check,)?
+            "mov rax, [rip + {scratch} + 8]\n",
+            "mov rcx, [rip + {scratch} + 16]\n",
+            "mov rdx, [rip + {scratch} + 24]\n",
+            "71:\n",
+        )
+    };
+}
+
 /// Exception entry, after the trap frame is saved (RAX, RCX, RDX are free): switch to the kernel's PKRU.
 #[macro_export]
 macro_rules! pkru_gate_enter {
     () => {
-        concat!(
-            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
-            "jz 71f\n",
-            "mov eax, {pkru_kernel}\n",
-            "xor ecx, ecx\n",
-            "xor edx, edx\n",
-            "wrpkru\n",
-            "cmp eax, {pkru_kernel}\n",
-            "jne {violation}\n",
-            "71:\n",
-        )
+        $crate::pkru_gate!("pkru_kernel")
     };
 }
 
@@ -62,45 +101,18 @@ macro_rules! pkru_gate_enter {
 #[macro_export]
 macro_rules! pkru_gate_leave {
     () => {
-        concat!(
-            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
-            "jz 73f\n",
-            "mov eax, {pkru_app}\n",
-            "xor ecx, ecx\n",
-            "xor edx, edx\n",
-            "wrpkru\n",
-            "cmp eax, {pkru_app}\n",
-            "jne {violation}\n",
-            "73:\n",
-        )
+        $crate::pkru_gate!("pkru_app")
     };
 }
 
 /// SYSCALL entry (CPL0 modes): RAX, RCX and RDX hold the app's syscall number, return address and third
-/// argument, so they are parked in the scratch page around the WRPKRU.
+/// argument, so they are parked in the scratch page around the WRPKRU. A CPL0 app may jump here instead
+/// of executing SYSCALL (which clears IF through FMASK): the CLI after the check keeps interrupts out of
+/// the kernel.
 #[macro_export]
 macro_rules! pkru_syscall_gate_enter {
     () => {
-        concat!(
-            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
-            "jz 74f\n",
-            "mov [rip + {scratch} + 8], rax\n",
-            "mov [rip + {scratch} + 16], rcx\n",
-            "mov [rip + {scratch} + 24], rdx\n",
-            "mov eax, {pkru_kernel}\n",
-            "xor ecx, ecx\n",
-            "xor edx, edx\n",
-            "wrpkru\n",
-            "cmp eax, {pkru_kernel}\n",
-            "jne {violation}\n",
-            // A CPL0 app may jump here instead of executing SYSCALL (which clears IF through FMASK): no
-            // interrupt may arrive once the kernel runs.
-            "cli\n",
-            "mov rax, [rip + {scratch} + 8]\n",
-            "mov rcx, [rip + {scratch} + 16]\n",
-            "mov rdx, [rip + {scratch} + 24]\n",
-            "74:\n",
-        )
+        $crate::pkru_gate!("pkru_kernel", park, "cli\n")
     };
 }
 
@@ -109,22 +121,6 @@ macro_rules! pkru_syscall_gate_enter {
 #[macro_export]
 macro_rules! pkru_syscall_gate_leave {
     () => {
-        concat!(
-            "test byte ptr [rip + {tables} + {mpk_flag}], 1\n",
-            "jz 75f\n",
-            "mov [rip + {scratch} + 8], rax\n",
-            "mov [rip + {scratch} + 16], rcx\n",
-            "mov [rip + {scratch} + 24], rdx\n",
-            "mov eax, {pkru_app}\n",
-            "xor ecx, ecx\n",
-            "xor edx, edx\n",
-            "wrpkru\n",
-            "cmp eax, {pkru_app}\n",
-            "jne {violation}\n",
-            "mov rax, [rip + {scratch} + 8]\n",
-            "mov rcx, [rip + {scratch} + 16]\n",
-            "mov rdx, [rip + {scratch} + 24]\n",
-            "75:\n",
-        )
+        $crate::pkru_gate!("pkru_app", park)
     };
 }
