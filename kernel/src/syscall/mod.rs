@@ -113,7 +113,28 @@ impl Process {
     /// app runs on its alternate stack).
     pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6], user_sp: u64) -> SyscallResult {
         self.user_sp = user_sp;
-        let mut outcome = self.dispatch(m, nr, args);
+        let outcome = self.dispatch(m, nr, args);
+        if let Ok(value) = outcome {
+            // The common case, kept short (on an emulating hypervisor every kernel instruction costs a
+            // microsecond): a value, and no restart block, temporary mask or trace line to see to.
+            let thread = self.thread();
+            if !self.trace && thread.restart.is_none() && thread.saved_mask.is_none() {
+                return SyscallResult::Return(value);
+            }
+        }
+        self.finish_syscall(m, nr, args, outcome)
+    }
+
+    /// The rest of [`Process::syscall`]: waits and reruns, the restart block, the temporary mask, the
+    /// trace line.
+    #[inline(never)]
+    fn finish_syscall<M: Machine>(
+        &mut self,
+        m: &mut M,
+        nr: u64,
+        args: &[u64; 6],
+        mut outcome: SysResult,
+    ) -> SyscallResult {
         while let Err(Stop::Block(wait)) = outcome {
             self.thread_mut().restart = Some(Restart { nr, args: *args, deadline: wait.deadline });
             outcome = match self.wait(m, &wait) {

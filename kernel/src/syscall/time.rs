@@ -216,6 +216,11 @@ impl Process {
         }
     }
 
+    /// Whether any timer runs (when none does and none did, the hardware timer needs no attention).
+    pub fn timers_armed(&self) -> bool {
+        self.timers.any_armed()
+    }
+
     /// When the arch side's timer must interrupt the app next (monotonic ns), if any timer is armed.
     pub fn next_timer_deadline<M: Machine>(&self, m: &mut M) -> Option<u64> {
         if !self.timers.any_armed() {

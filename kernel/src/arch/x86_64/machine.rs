@@ -170,7 +170,17 @@ impl ArchMachine {
     /// host that delays the injection) a short interval timer would otherwise expire again before the
     /// app ran one instruction; the app keeps at least half of the CPU, and its timers fire late by at
     /// most that overhead, as they do on an overloaded Linux.
+    #[inline]
     pub fn arm_timer(&mut self, process: &Process) {
+        // Nothing armed, nothing just fired, no timer running: the common case, kept short.
+        if self.timer_armed_until.is_none() && self.timer_expired_at.is_none() && !process.timers_armed() {
+            return;
+        }
+        self.rearm_timer(process);
+    }
+
+    #[inline(never)]
+    fn rearm_timer(&mut self, process: &Process) {
         if let Some(expired) = self.timer_expired_at.take() {
             let now = kernel::Machine::monotonic_ns(self);
             let overhead = now.saturating_sub(expired).min(MAX_TIMER_OVERHEAD_NS);
