@@ -260,7 +260,10 @@ fn render(machine: &Machine, host: eval::Host, rows: &[Row]) -> String {
          host's configuration (WRPKRU only where the host OS turned protection keys on, else #UD); in \
          `ring3` no key protects the kernel (supervisor pages do), so that is not an escape. \
          `jump_to_entry_gate` in `mpk`: the gate's check accepts EAX = 0 (the kernel's PKRU), so \
-         the jump is a system call with forged registers; the app loops re-entering until `--timeout`.\n",
+         the jump is a system call with forged registers; the app loops re-entering until `--timeout`. \
+         `forged_sigreturn_flags` and `forged_sigreturn_segments` run to completion in every mode by \
+         design: the kernel ignored the forged fields, and the app prints what it resumed with (IOPL 0, \
+         its own CPL), which the expectation checks.\n",
     );
     text
 }

@@ -114,13 +114,16 @@ impl Process {
     pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6], user_sp: u64) -> SyscallResult {
         self.user_sp = user_sp;
         let outcome = self.dispatch(m, nr, args);
-        if let Ok(value) = outcome {
-            // The common case, kept short (on an emulating hypervisor every kernel instruction costs a
-            // microsecond): a value, and no restart block, temporary mask or trace line to see to.
-            let thread = self.thread();
-            if !self.trace && thread.restart.is_none() && thread.saved_mask.is_none() {
-                return SyscallResult::Return(value);
-            }
+        // The common case, kept short (on an emulating hypervisor every kernel instruction costs a
+        // microsecond): a value or an error, and no restart block, temporary mask or trace line to see to.
+        let value = match outcome {
+            Ok(value) => value,
+            Err(Stop::Errno(errno)) => errno.to_return(),
+            Err(_) => return self.finish_syscall(m, nr, args, outcome),
+        };
+        let thread = self.thread();
+        if !self.trace && thread.restart.is_none() && thread.saved_mask.is_none() {
+            return SyscallResult::Return(value);
         }
         self.finish_syscall(m, nr, args, outcome)
     }
