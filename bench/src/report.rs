@@ -277,16 +277,17 @@ fn syscall_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
     }
     let _ = writeln!(
         out,
-        "\nOn KVM here every syscall enters our kernel, whose code is emulated at CPL0 (the ring3 app is \
-         native, the kernel is not), which is why a round trip costs several 10⁵ cycles there: about 150 \
-         instructions of entry, dispatch and the signal checks on the way back at roughly 1.5 µs each \
-         (boot-profile.md); on hardware KVM it would be a native SYSCALL/SYSRET pair plus the entry path. `ring3` is slower than `none` on this KVM because SYSCALL \
-         from ring 3 does not leave CPL3 here (design.md): each call arrives as a page fault at LSTAR, which \
-         the kernel's #PF entry recognises as a syscall before anything else (boot-profile.md, third pass) — \
-         an exception delivery more, and a few more emulated instructions. Under QEMU TCG, `mpk` pays for two \
-         WRPKRU per round trip, which TCG implements by flushing its software TLB, so it is far slower than \
-         `none` or `ring3` there; on hardware WRPKRU costs tens of cycles (FlexOS measured 62–108 cycles \
-         per MPK gate).\n"
+        "\nOn KVM here every syscall enters our kernel, whose code is emulated at CPL0 (the ring3 app \
+         is native, the kernel is not), which is why a round trip costs several 10⁵ cycles there: \
+         about 150 instructions of entry, dispatch and the signal checks on the way back at roughly \
+         1.5 µs each (boot-profile.md); on hardware KVM it would be a native SYSCALL/SYSRET pair plus \
+         the entry path. `ring3` is slower than `none` on this KVM because SYSCALL from ring 3 does \
+         not leave CPL3 here (design.md): each call arrives as a page fault at LSTAR, which the \
+         kernel's #PF entry recognises as a syscall before anything else (boot-profile.md, third pass) \
+         — an exception delivery more, and a few more emulated instructions. Under QEMU TCG, `mpk` \
+         pays for two WRPKRU per round trip, which TCG implements by flushing its software TLB, so it \
+         is far slower than `none` or `ring3` there; on hardware WRPKRU costs tens of cycles (FlexOS \
+         measured 62–108 cycles per MPK gate).\n"
     );
 }
 
