@@ -8,6 +8,7 @@
 //! - [`exit`]: secure-run's exit codes and the signals behind them;
 //! - [`gdt`]: the segment descriptors and selectors of both sides' GDTs;
 //! - [`seed`]: which random stream of the kernel seed is which;
+//! - [`timer`]: the PC timer ports (PIT, 8259) behind the kernel's timer interrupt;
 //! - [`archive`]: the packed `--mount` files.
 //!
 //! The raw structs derive zerocopy's traits: the VMM writes them as bytes and the kernel views bytes as
@@ -23,6 +24,7 @@ pub mod crash;
 pub mod exit;
 pub mod gdt;
 pub mod seed;
+pub mod timer;
 
 pub use boot_info::*;
 pub use console::*;

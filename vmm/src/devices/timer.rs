@@ -7,15 +7,7 @@
 //! [`PitPic::ready`] says which vector to inject, [`PitPic::acknowledge`] records the injection. Every
 //! value comes from the guest: nothing here can fail or allocate.
 
-/// The PIT's input clock.
-pub const PIT_HZ: u64 = 1_193_182;
-
-pub const PIC1_COMMAND: u16 = 0x20;
-pub const PIC1_DATA: u16 = 0x21;
-pub const PIC2_COMMAND: u16 = 0xa0;
-pub const PIC2_DATA: u16 = 0xa1;
-pub const PIT_CHANNEL0: u16 = 0x40;
-pub const PIT_COMMAND: u16 = 0x43;
+use kernel_abi::timer::{PIC1_COMMAND, PIC1_DATA, PIC2_COMMAND, PIC2_DATA, PIT_CHANNEL0, PIT_COMMAND, PIT_HZ};
 
 /// Whether `port` belongs to this device.
 pub const fn is_timer_port(port: u16) -> bool {

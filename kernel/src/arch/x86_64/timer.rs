@@ -7,23 +7,16 @@
 //! Interrupts are enabled only while the app runs (the kernel keeps IF clear), so the interrupt always
 //! arrives from the app; the kernel's own waits watch the clock instead.
 
+use kernel_abi::timer::{PIC1_COMMAND, PIC1_DATA, PIC2_COMMAND, PIC2_DATA, PIT_CHANNEL0, PIT_COMMAND, PIT_HZ};
 use x86_64::instructions::port::Port;
 
 /// The timer's vector: the first after the 32 exceptions.
 pub const TIMER_VECTOR: u8 = 0x20;
 /// The vectors the master and slave PIC deliver (IRQ 0-7, 8-15); IRQ 7 and 15 may arrive spurious.
 pub const PIC_VECTORS: core::ops::Range<u8> = 0x20..0x30;
-/// The PIT's input clock.
-pub const PIT_HZ: u64 = 1_193_182;
 /// The longest one-shot count (16 bits): about 55 ms; longer waits re-arm on each interrupt.
 const MAX_COUNT: u64 = 0xffff;
 
-const PIC1_COMMAND: u16 = 0x20;
-const PIC1_DATA: u16 = 0x21;
-const PIC2_COMMAND: u16 = 0xa0;
-const PIC2_DATA: u16 = 0xa1;
-const PIT_CHANNEL0: u16 = 0x40;
-const PIT_COMMAND: u16 = 0x43;
 const EOI: u8 = 0x20;
 
 fn out(port: u16, value: u8) {
