@@ -200,6 +200,17 @@ pub fn format_line<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64
     out
 }
 
+impl Process {
+    /// Writes one line of the trace (a signal delivered, a sigreturn, a death), if tracing is on.
+    pub(crate) fn trace_line<M: Machine>(&self, m: &mut M, line: core::fmt::Arguments<'_>) {
+        if self.trace {
+            let mut text = alloc::fmt::format(line);
+            text.push('\n');
+            m.console(Stream::Log, text.as_bytes());
+        }
+    }
+}
+
 /// Emits the trace line of one syscall.
 pub fn emit<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) {
     let mut line = format_line(kernel, m, nr, args, result);

@@ -67,34 +67,33 @@ impl Process {
         }
     }
 
-    /// The next signal the current thread can take (its own queue first, then the process's), if any.
+    /// The signals pending for the current thread: its own and the process's.
+    pub(crate) fn pending_signals(&self) -> SigSet {
+        self.thread().pending.set().union(self.pending.set())
+    }
+
+    /// The pending signals the current thread does not block.
+    fn ready_signals(&self) -> SigSet {
+        self.pending_signals().minus(self.thread().mask)
+    }
+
+    /// The next signal the current thread can take, and whether it is in the thread's own queue (taken
+    /// from there first) rather than the process's.
     fn next_deliverable(&self) -> Option<(u32, bool)> {
-        let thread = self.thread();
-        let own = thread.pending.next(thread.mask);
-        let shared = self.pending.next(thread.mask);
-        match (own, shared) {
-            (Some(a), Some(b)) => {
-                let first = SigSet::of(a).union(SigSet::of(b)).first().unwrap_or(a);
-                Some((first, first == a))
-            }
-            (Some(a), None) => Some((a, true)),
-            (None, Some(b)) => Some((b, false)),
-            (None, None) => None,
-        }
+        let signal = self.ready_signals().first()?;
+        Some((signal, self.thread().pending.set().contains(signal)))
     }
 
     /// Whether the return to the app has work to do (a signal to take, a frame to restore). Cheap: the arch
     /// side asks after every syscall.
     pub fn has_return_work(&self) -> bool {
-        let thread = self.thread();
-        thread.sigreturn || !thread.pending.set().union(self.pending.set()).minus(thread.mask).is_empty()
+        self.thread().sigreturn || !self.ready_signals().is_empty()
     }
 
     /// Whether a pending signal would interrupt a wait now (one the thread does not block and does not
     /// ignore).
     pub(crate) fn signal_interrupts(&self) -> bool {
-        let thread = self.thread();
-        let ready = thread.pending.set().union(self.pending.set()).minus(thread.mask);
+        let ready = self.ready_signals();
         (1..=super::NSIG)
             .any(|signal| ready.contains(signal) && self.actions.disposition(signal) != Disposition::Ignore)
     }
@@ -213,7 +212,7 @@ impl Process {
         });
         user::write(&self.vmas, m, layout.fpstate, &fpu)?;
         user::write(&self.vmas, m, layout.frame, &bytes)?;
-        self.trace_signal(m, info);
+        self.trace_line(m, format_args!("--- {} {} ---", super::name(signal), info.trace()));
         *ctx = UserContext {
             rip: action.handler,
             rsp: layout.frame,
@@ -267,10 +266,7 @@ impl Process {
         // Linux ignores every error but EFAULT here (a handler on the alternate stack cannot change it).
         let _ = self.set_altstack(decoded.stack, restored.rsp);
         *ctx = restored;
-        if self.trace {
-            let line = alloc::format!("rt_sigreturn({{mask={}}}) = {}\n", decoded.mask.trace(), restored.rax as i64);
-            m.console(kernel_abi::Stream::Log, line.as_bytes());
-        }
+        self.trace_line(m, format_args!("rt_sigreturn({{mask={}}}) = {}", decoded.mask.trace(), restored.rax as i64));
         Ok(())
     }
 
@@ -317,18 +313,7 @@ impl Process {
         }
     }
 
-    fn trace_signal<M: Machine>(&self, m: &mut M, info: &SigInfo) {
-        if !self.trace {
-            return;
-        }
-        let line = alloc::format!("--- {} {} ---\n", super::name(info.signo()), info.trace());
-        m.console(kernel_abi::Stream::Log, line.as_bytes());
-    }
-
     fn trace_killed<M: Machine>(&self, m: &mut M, signal: u32) {
-        if self.trace {
-            let line = alloc::format!("+++ killed by {} +++\n", super::name(signal));
-            m.console(kernel_abi::Stream::Log, line.as_bytes());
-        }
+        self.trace_line(m, format_args!("+++ killed by {} +++", super::name(signal)));
     }
 }

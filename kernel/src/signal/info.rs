@@ -121,6 +121,18 @@ impl SigInfo {
         self.u64_at(ADDR)
     }
 
+    /// A timer's signal (SI_TIMER): which timer, and how often it expired again before delivery.
+    pub fn timer_id(&self) -> i32 {
+        self.u32_at(TIMER_ID) as i32
+    }
+    pub fn overrun(&self) -> i32 {
+        self.u32_at(OVERRUN) as i32
+    }
+    /// Whether this is the signal of POSIX timer `id`.
+    pub fn is_from_timer(&self, id: i32) -> bool {
+        self.code() == SI_TIMER && self.timer_id() == id
+    }
+
     fn u64_at(&self, at: usize) -> u64 {
         u64::from_le_bytes(self.raw[at..at + 8].try_into().unwrap_or_default())
     }
@@ -146,7 +158,7 @@ impl SigInfo {
                 let _ = write!(out, ", si_value={{int={}, ptr={ptr}}}", value as i32);
             }
         } else if code == SI_TIMER {
-            let (id, overrun) = (self.u32_at(TIMER_ID) as i32, self.u32_at(OVERRUN) as i32);
+            let (id, overrun) = (self.timer_id(), self.overrun());
             let _ =
                 write!(out, ", si_timerid={id}, si_overrun={overrun}, si_value={{int={}, ptr={ptr}}}", value as i32);
         } else if code > 0 && super::SigSet::SYNCHRONOUS.contains(signo) {

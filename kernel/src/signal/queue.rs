@@ -54,7 +54,7 @@ impl Pending {
         Some(info)
     }
 
-    /// Updates the pending instance of `signal` from `timer_id` (its overrun), if one is queued.
+    /// The queued instance of `signal` that `matches` accepts (a timer's, whose overrun is updated).
     pub fn find_timer_signal(&mut self, signal: u32, matches: impl Fn(&SigInfo) -> bool) -> Option<&mut SigInfo> {
         self.infos.iter_mut().find(|info| info.signo() == signal && matches(info))
     }

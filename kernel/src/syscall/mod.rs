@@ -174,8 +174,7 @@ impl Process {
         loop {
             let now = m.monotonic_ns();
             self.expire_timers(now);
-            let pending = self.thread().pending.set().union(self.pending.set());
-            if pending.0 & wait.wake_on.0 != 0 {
+            if self.pending_signals().0 & wait.wake_on.0 != 0 {
                 return Ok(());
             }
             if self.signal_interrupts() {

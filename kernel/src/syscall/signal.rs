@@ -209,9 +209,7 @@ impl Process {
         if sigsetsize > SIGSET_SIZE {
             return Err(Errno::EINVAL.into());
         }
-        let thread = self.thread();
-        let pending = thread.pending.set().union(self.pending.set());
-        let blocked_pending = SigSet(pending.0 & thread.mask.0);
+        let blocked_pending = SigSet(self.pending_signals().0 & self.thread().mask.0);
         let bytes = blocked_pending.0.to_le_bytes();
         user::write(&self.vmas, m, set, &bytes[..sigsetsize as usize])?;
         Ok(0)

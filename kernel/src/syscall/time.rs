@@ -3,7 +3,7 @@
 
 use super::{int_arg, SysResult};
 use crate::signal::deliver::Target;
-use crate::signal::info::{SigInfo, SI_TIMER};
+use crate::signal::info::SigInfo;
 use crate::signal::{SIGALRM, SIGPROF, SIGVTALRM};
 use crate::timer::{Arming, Notify, PosixTimer, Source, TimerClock};
 
@@ -188,15 +188,13 @@ impl Process {
                     let Some(timer) = self.timers.posix(id) else { continue };
                     let Notify::Signal { signo, value, thread } = timer.notify else { continue };
                     let target = thread.map_or(Target::Process, Target::Thread);
-                    let is_this_timer =
-                        |info: &SigInfo| info.code() == SI_TIMER && info.bytes()[16..20] == id.to_le_bytes();
+                    let is_this_timer = |info: &SigInfo| info.is_from_timer(id);
                     let queue = match target {
                         Target::Process => &mut self.pending,
                         Target::Thread(_) => &mut self.thread_mut().pending,
                     };
                     if let Some(queued) = queue.find_timer_signal(signo, is_this_timer) {
-                        let overrun = i32::from_le_bytes(queued.bytes()[20..24].try_into().unwrap_or_default());
-                        queued.set_overrun(overrun.saturating_add(missed).saturating_add(1));
+                        queued.set_overrun(queued.overrun().saturating_add(missed).saturating_add(1));
                         continue;
                     }
                     let _ = self.send_signal(SigInfo::timer(signo, id, missed, value), target);
@@ -209,10 +207,8 @@ impl Process {
 
     /// A timer's signal is being delivered: timer_getoverrun reports its overrun from now on.
     pub(crate) fn timer_signal_delivered(&mut self, info: &SigInfo) {
-        let id = i32::from_le_bytes(info.bytes()[16..20].try_into().unwrap_or_default());
-        let overrun = i32::from_le_bytes(info.bytes()[20..24].try_into().unwrap_or_default());
-        if let Some(timer) = self.timers.posix(id) {
-            timer.last_overrun = overrun;
+        if let Some(timer) = self.timers.posix(info.timer_id()) {
+            timer.last_overrun = info.overrun();
         }
     }
 
@@ -400,8 +396,7 @@ impl Process {
         let timer = self.timer_arg(id)?;
         self.timers.posix.retain(|t| t.id != timer.id);
         if let Notify::Signal { signo, .. } = timer.notify {
-            let is_this_timer =
-                |info: &SigInfo| info.code() == SI_TIMER && info.bytes()[16..20] == timer.id.to_le_bytes();
+            let is_this_timer = |info: &SigInfo| info.is_from_timer(timer.id);
             while let Some(info) = self.pending.find_timer_signal(signo, is_this_timer).copied() {
                 let _ = info;
                 self.pending.take(signo);
