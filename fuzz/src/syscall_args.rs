@@ -298,7 +298,7 @@ pub fn run(data: &[u8]) {
                 if kernel.has_return_work() {
                     let resume = kernel.return_to_app(&mut machine, &mut ctx, Some(nr));
                     check(&kernel, &machine, enforce_wx, &format!("the return from {after}"));
-                    if let Resume::Killed { .. } = resume {
+                    if let Resume::Killed { .. } | Resume::Exit(_) = resume {
                         break;
                     }
                 }

@@ -24,6 +24,10 @@ pub enum FileKind {
     Node(NodeId),
     PipeRead(PipeId),
     PipeWrite(PipeId),
+    /// An epoll instance (`crate::epoll`).
+    Epoll(usize),
+    /// An eventfd counter (`crate::epoll`).
+    EventFd(usize),
 }
 
 /// An open file description.

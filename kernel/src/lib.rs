@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod epoll;
 pub mod errno;
 pub mod fd;
 pub mod fs;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod pipe;
 pub mod process;
 pub mod random;
+pub mod sched;
 pub mod signal;
 pub mod syscall;
 pub mod thread;
@@ -31,7 +33,7 @@ pub mod user;
 
 pub use errno::Errno;
 pub use inspect::Inspection;
-pub use machine::{Fault, Machine, MapError, SharedId};
+pub use machine::{Fault, FpuState, Machine, MapError, SharedId};
 pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Uname, UNAME};
 pub use signal::deliver::{Resume, Target};
 pub use signal::frame::{TrapInfo, UserContext};

@@ -21,6 +21,18 @@ pub struct Fault {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SharedId(pub u32);
 
+/// The app's x87/SSE state as FXSAVE writes it: 512 bytes, 16-byte aligned, so the hardware side saves
+/// and loads it in place (where kernel code is emulated, every copy of it costs real time).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpuState(pub [u8; 512]);
+
+impl Default for FpuState {
+    fn default() -> Self {
+        Self([0; 512])
+    }
+}
+
 /// Why a mapping change failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapError {
@@ -72,9 +84,9 @@ pub trait Machine {
         Ok(())
     }
     /// Saves the app's x87/SSE state (the FXSAVE image) into `state`.
-    fn save_fpu(&mut self, state: &mut [u8; 512]);
+    fn save_fpu(&mut self, state: &mut FpuState);
     /// Loads the app's x87/SSE state from `state` (made valid for FXRSTOR by the caller).
-    fn restore_fpu(&mut self, state: &[u8; 512]);
+    fn restore_fpu(&mut self, state: &FpuState);
     /// Nanoseconds since boot; never decreases.
     fn monotonic_ns(&mut self) -> u64;
     /// Nanoseconds since the Unix epoch.

@@ -230,12 +230,12 @@ impl Machine for ModelMachine {
         }
     }
 
-    fn save_fpu(&mut self, state: &mut [u8; 512]) {
-        *state = self.fpu.as_deref().copied().unwrap_or([0; 512]);
+    fn save_fpu(&mut self, state: &mut crate::FpuState) {
+        state.0 = self.fpu.as_deref().copied().unwrap_or([0; 512]);
     }
 
-    fn restore_fpu(&mut self, state: &[u8; 512]) {
-        self.fpu = Some(Box::new(*state));
+    fn restore_fpu(&mut self, state: &crate::FpuState) {
+        self.fpu = Some(Box::new(state.0));
     }
 
     fn monotonic_ns(&mut self) -> u64 {

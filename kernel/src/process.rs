@@ -153,14 +153,17 @@ pub struct Process {
     pub(crate) fds: FdTable,
     pub(crate) fs: FileSystem,
     pub(crate) pipes: Pipes,
+    pub(crate) epolls: crate::epoll::Table<crate::epoll::Epoll>,
+    pub(crate) eventfds: crate::epoll::Table<crate::epoll::EventFd>,
     pub(crate) rng: RandomStream,
     pub(crate) cwd: NodeId,
     pub(crate) umask: u32,
     pub(crate) rlimits: [(u64, u64); RLIMIT_COUNT],
     pub(crate) brk: u64,
-    /// The process's threads (one today) and which of them runs.
+    /// The process's threads and which of them runs (see [`crate::sched`]).
     pub(crate) threads: alloc::vec::Vec<Thread>,
     pub(crate) current: usize,
+    pub(crate) sched: crate::sched::Scheduler,
     pub(crate) actions: Actions,
     /// Signals sent to the process as a whole.
     pub(crate) pending: Pending,
@@ -265,6 +268,8 @@ impl Process {
             fds,
             fs,
             pipes: Pipes::default(),
+            epolls: Default::default(),
+            eventfds: Default::default(),
             rng: RandomStream::new(config.seed, config.random_prefix),
             cwd: ROOT,
             umask: 0o022,
@@ -272,6 +277,7 @@ impl Process {
             brk: layout.brk.start,
             threads: alloc::vec![Thread::new(crate::syscall::proc::PID as i32)],
             current: 0,
+            sched: crate::sched::Scheduler::default(),
             actions: Actions::default(),
             pending: Pending::default(),
             timers: Timers::default(),
@@ -332,11 +338,14 @@ impl Process {
             *node_refs.entry(node).or_default() += 1;
         }
         let mut pipe_ends: alloc::collections::BTreeMap<usize, (u32, u32)> = alloc::collections::BTreeMap::new();
+        let (mut epolls, mut eventfds) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
         for file in self.fds.descriptions() {
             match file.kind {
                 FileKind::Node(id) => *node_refs.entry(id).or_default() += 1,
                 FileKind::PipeRead(id) => pipe_ends.entry(id).or_default().0 += 1,
                 FileKind::PipeWrite(id) => pipe_ends.entry(id).or_default().1 += 1,
+                FileKind::Epoll(id) => epolls.push(id),
+                FileKind::EventFd(id) => eventfds.push(id),
                 _ => {}
             }
         }
@@ -344,6 +353,12 @@ impl Process {
             if self.fs.node(id).map(|n| n.refs) != Some(refs) {
                 return Err("kernel: node reference count does not match open descriptions");
             }
+        }
+        epolls.sort_unstable();
+        eventfds.sort_unstable();
+        // Each epoll instance and eventfd belongs to exactly one open description.
+        if !epolls.iter().copied().eq(self.epolls.ids()) || !eventfds.iter().copied().eq(self.eventfds.ids()) {
+            return Err("kernel: epoll or eventfd objects do not match open descriptions");
         }
         for (id, pipe) in self.pipes.iter() {
             if pipe_ends.get(&id).copied().unwrap_or_default() != (pipe.readers, pipe.writers) {

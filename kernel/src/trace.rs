@@ -180,8 +180,11 @@ pub fn format_line<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64
             out.push(')');
         }
     }
-    let hex_ok = info(nr).is_some_and(|e| e.ret == Ret::Hex);
+    let ret = info(nr).map(|e| e.ret);
+    let hex_ok = ret == Some(Ret::Hex);
     match result {
+        // A thread's exit: the thread is gone, the process goes on.
+        SyscallResult::Return(_) if ret == Some(Ret::NoReturn) => out.push_str(" = ? (thread exit)"),
         SyscallResult::Return(v) if v < 0 && v > -4096 => {
             let errno = Errno(-v as i32);
             let _ = write!(out, " = {v} {}", errno.name().unwrap_or("E?"));
@@ -204,16 +207,27 @@ impl Process {
     /// Writes one line of the trace (a signal delivered, a sigreturn, a death), if tracing is on.
     pub(crate) fn trace_line<M: Machine>(&self, m: &mut M, line: core::fmt::Arguments<'_>) {
         if self.trace {
-            let mut text = alloc::fmt::format(line);
+            let mut text = self.thread_prefix();
+            let _ = core::fmt::Write::write_fmt(&mut text, line);
             text.push('\n');
             m.console(Stream::Log, text.as_bytes());
+        }
+    }
+
+    /// `[tid N] ` while the process has more than one thread (strace -f's `[pid N] `), else nothing.
+    fn thread_prefix(&self) -> String {
+        if self.threads.len() > 1 {
+            alloc::format!("[tid {}] ", self.thread().tid)
+        } else {
+            String::new()
         }
     }
 }
 
 /// Emits the trace line of one syscall.
 pub fn emit<M: Machine>(kernel: &Process, m: &mut M, nr: u64, args: &[u64; 6], result: SyscallResult) {
-    let mut line = format_line(kernel, m, nr, args, result);
+    let mut line = kernel.thread_prefix();
+    line.push_str(&format_line(kernel, m, nr, args, result));
     line.push('\n');
     m.console(Stream::Log, line.as_bytes());
 }

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::common::fixtures::pseudo_random_bytes;
+use crate::common::run::{mpk_refusal, Isolation};
 use crate::common::*;
 
 /// One run of a C guest: what it gets and what it must end with.
@@ -180,6 +181,48 @@ pub fn c_cases() -> Vec<CCase> {
             .lines(&["SA_RESETHAND: handler ran once, then SIG_DFL ok"]),
         CCase::new("signal_abort_status", "signals").args(&["abort"]).status(134),
         CCase::new("signal_sigterm_status", "signals").args(&["sigterm"]).status(143),
+        CCase::new("threads_mutex", "threads").args(&["mutex"]).lines(&["total=800000", "mutex total ok"]),
+        CCase::new("threads_join", "threads").args(&["join"]).lines(&["sum of joined values=61", "join values ok"]),
+        CCase::new("threads_tls", "threads")
+            .args(&["tls"])
+            .lines(&["worker tls values: 100 101 102 103", "tls and tids ok"]),
+        CCase::new("threads_condvar", "threads")
+            .args(&["condvar"])
+            .lines(&["items=2000 sum=3001001000 squares=5003003667667000", "condvar producer/consumer ok"]),
+        CCase::new("threads_once", "threads").args(&["once"]).lines(&["init ran 1 time(s)", "pthread_once ok"]),
+        CCase::new("threads_detached", "threads")
+            .args(&["detached"])
+            .lines(&["detached threads=8 sum=10200180000 semaphore=0", "detached with semaphores ok"]),
+        CCase::new("threads_recursive", "threads").args(&["recursive"]).lines(&[
+            "trylock from another thread while held 4 times: EBUSY",
+            "trylock from another thread while held once: EBUSY",
+            "contender got the mutex after the last unlock: yes",
+            "recursive mutex ok",
+        ]),
+        CCase::new("threads_exit_from_worker", "threads")
+            .args(&["exit_from_worker"])
+            .status(5)
+            .lines(&["main joins the worker", "worker calls exit(5)"]),
+        CCase::new("threads_spin", "threads").args(&["spin"]).lines(&["work hash=0a6c5f30961561a5", "preemption ok"]),
+        CCase::new("threads_pi_mutex", "threads").args(&["pi_mutex"]).lines(&[
+            "setprotocol PTHREAD_PRIO_INHERIT: OK",
+            "pthread_mutex_init with PTHREAD_PRIO_INHERIT: OK",
+            "total=60000",
+            "pi mutex ok",
+        ]),
+        CCase::new("threads_timedwait", "threads").args(&["timedwait"]).lines(&[
+            "cond_timedwait CLOCK_REALTIME: ETIMEDOUT",
+            "cond_timedwait CLOCK_MONOTONIC: ETIMEDOUT",
+            "sem_timedwait: ETIMEDOUT",
+            "mutex_timedlock of a held mutex: ETIMEDOUT",
+            "timed waits ok",
+        ]),
+        CCase::new("threads_signal_thread", "threads").args(&["signal_thread"]).lines(&[
+            "pthread_kill: handled by the target thread ok",
+            "kill: handled by the thread that unblocked it ok",
+            "kill: handled by the thread that does not block it ok",
+            "per-thread signals ok",
+        ]),
     ]
 }
 
@@ -262,6 +305,18 @@ c_test!(return_7_from_main);
 c_test!(exit_3_from_nested_function);
 c_test!(underscore_exit_4);
 c_test!(abort_is_sigabrt);
+c_test!(threads_mutex);
+c_test!(threads_join);
+c_test!(threads_tls);
+c_test!(threads_condvar);
+c_test!(threads_once);
+c_test!(threads_detached);
+c_test!(threads_recursive);
+c_test!(threads_exit_from_worker);
+c_test!(threads_spin);
+c_test!(threads_pi_mutex);
+c_test!(threads_timedwait);
+c_test!(threads_signal_thread);
 
 c_test!(
     fn read_only_mount_refuses_writes(mode, toolchain) {
@@ -337,5 +392,47 @@ abi_test!(
         let in_vm = SecureRun::new(mode).env(&env).run(&app, &args);
         assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
         assert_no_panic(&in_vm);
+    }
+);
+
+abi_test!(
+    fn rust_threads_match_native(mode) {
+        let app = guest(Toolchain::RustMusl, "threads");
+        let native = run_native(&app, &[], &[], None);
+        assert_status(&native, 0);
+        assert!(native.stdout.ends_with(b"rust threads ok\n"), "{}", native.report());
+        let in_vm = SecureRun::new(mode).run(&app, &[]);
+        assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+        assert_no_panic(&in_vm);
+    }
+);
+
+abi_test!(
+    fn threads_all_waiting_is_reported_as_a_deadlock(mode) {
+        // Natively this program never ends: main joins a thread waiting on a condition nobody signals.
+        let app = guest(Toolchain::GccStatic, "threads");
+        let result = SecureRun::new(mode).run(&app, &["deadlock"]);
+        if mode.isolation == Isolation::Mpk && mpk_refusal(&app).is_some() {
+            return assert_status(&result, kernel_abi::exit_code::CANNOT_EXECUTE);
+        }
+        assert_status(&result, 137);
+        assert_eq!(result.stdout_text(), "main joins a thread that waits forever\n", "{}", result.report());
+        assert_stderr_contains(&result, "deadlock: every thread waits and nothing can wake one (tid 1: futex wait; tid 2: futex wait");
+        assert_no_panic(&result);
+    }
+);
+
+abi_test!(
+    fn trace_syscalls_names_the_thread_of_each_line(mode) {
+        let app = guest(Toolchain::GccStatic, "threads");
+        let result = SecureRun::new(mode).options(["--trace-syscalls"]).run(&app, &["join"]);
+        assert_status(&result, 0);
+        let lines: Vec<&str> = result.stderr.lines().collect();
+        // glibc makes threads with clone3.
+        let first_clone = lines.iter().position(|line| line.contains("clone3(")).expect("a clone3 line");
+        assert!(!lines[first_clone - 1].starts_with("[tid "), "one thread: no prefix\n{}", result.report());
+        assert!(lines[first_clone].starts_with("[tid 1] clone3("), "{}", result.report());
+        assert!(lines.iter().any(|line| line.starts_with("[tid 2] ")), "{}", result.report());
+        assert!(lines.iter().any(|line| line.ends_with("exit(0) = ? (thread exit)")), "{}", result.report());
     }
 );

@@ -9,6 +9,7 @@
 //! - `abi`: the Linux ABI: C guests (glibc static and static-PIE, musl) and a Rust std guest, each
 //!   compared byte for byte with its native run.
 //! - `busybox`: Debian's static busybox, applet by applet, compared with its native run.
+//! - `go`: the Go programs Debian ships statically (threads, futexes, SIGURG preemption, epoll).
 //! - `aslr`: what `--aslr` and `--seed` promise; `attacks`: the attack corpus in every mode, and the
 //!   hostile guest; `threat_model`: every test threat-model.md cites exists.
 
@@ -21,5 +22,6 @@ mod attacks;
 mod boot;
 mod busybox;
 mod cli;
+mod go;
 mod native;
 mod threat_model;

@@ -132,6 +132,27 @@ fn guests_rust_build_and_run_natively() {
     assert_same_as_native(&run_native(&app, &["first", "second arg"], &["GREETING=hello"], None), &result);
 }
 
+/// The Rust threads guest: a static PIE for musl, status 0, the same output on every run (the panic
+/// hook's lines go to stderr, which is not compared).
+#[test]
+fn guests_rust_threads_build_and_run_natively() {
+    let app = guest(Toolchain::RustMusl, "threads");
+    assert_static_executable(&app, ET_DYN);
+    let result = run_native(&app, &[], &[], None);
+    assert_status(&result, 0);
+    let text = result.stdout_text();
+    for line in [
+        "joined sum: 400032496086 (expected 400032496086)",
+        "mutex counter: 200000 (strong count 1)",
+        "thread_local destructors ran for [0, 1, 2]; main's value 1",
+        "panicking thread: Err(Some(\"boom 42\"))",
+        "rust threads ok",
+    ] {
+        assert!(text.lines().any(|printed| printed == line), "missing line {line:?}\n{}", result.report());
+    }
+    assert_same_as_native(&run_native(&app, &[], &[], None), &result);
+}
+
 /// The inputs of the "refuses to run" tests are what they claim to be.
 #[test]
 fn guests_refused_kinds_link_as_intended() {

@@ -8,12 +8,12 @@
 //! goes through FXRSTOR only after its MXCSR is made valid.
 #![forbid(unsafe_code)]
 
-use super::frame::{self, FrameContents, TrapInfo, UserContext, FPU_STATE_SIZE, FRAME_SIZE, RED_ZONE};
+use super::frame::{self, FrameContents, TrapInfo, UserContext, FRAME_SIZE, RED_ZONE};
 use super::info::SigInfo;
 use super::{Disposition, SigAction, SigSet, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER};
 use super::{SIGSEGV, SS_AUTODISARM};
 use crate::errno::Errno;
-use crate::machine::Machine;
+use crate::machine::{FpuState, Machine};
 use crate::process::Process;
 use crate::signal::queue::QueueError;
 use crate::syscall::nr;
@@ -35,15 +35,17 @@ pub enum Resume {
     App,
     /// A signal's default action ends the process (status 128 + signal).
     Killed { signal: u32, core: bool },
+    /// The process ended with this exit status (its last thread exited while the return switched threads).
+    Exit(i32),
 }
 
 /// RFLAGS a handler starts with cleared: DF (the ABI wants it clear at calls), TF, RF.
 const HANDLER_CLEARED_RFLAGS: u64 = (1 << 10) | (1 << 8) | (1 << 16);
 /// The FXSAVE image of a freshly initialised FPU (FCW 0x37f, MXCSR 0x1f80): what a handler starts with.
-fn initial_fpu_state() -> [u8; FPU_STATE_SIZE] {
-    let mut state = [0u8; FPU_STATE_SIZE];
-    state[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
-    state[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+fn initial_fpu_state() -> FpuState {
+    let mut state = FpuState::default();
+    state.0[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+    state.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
     state
 }
 
@@ -52,19 +54,27 @@ impl Process {
     /// as it arrives, as Linux does. EAGAIN when a real-time queue is full.
     pub(crate) fn send_signal(&mut self, info: SigInfo, target: Target) -> Result<(), Errno> {
         let signal = info.signo();
-        let thread = self.thread();
-        let blocked = thread.mask.contains(signal);
+        let index = match target {
+            Target::Process => self.current,
+            Target::Thread(tid) => self.thread_index(tid).ok_or(Errno::ESRCH)?,
+        };
+        let blocked = self.threads[index].mask.contains(signal);
         if !blocked && self.actions.disposition(signal) == Disposition::Ignore {
             return Ok(());
         }
         let queue = match target {
             Target::Process => &mut self.pending,
-            Target::Thread(_) => &mut self.thread_mut().pending,
+            Target::Thread(_) => &mut self.threads[index].pending,
         };
         match queue.push(info) {
-            Ok(_) => Ok(()),
-            Err(QueueError::Full) => Err(Errno::EAGAIN),
+            Ok(_) => {}
+            Err(QueueError::Full) => return Err(Errno::EAGAIN),
         }
+        // Another thread's signal, or one the running thread blocks: the scheduler finds who takes it.
+        if index != self.current || blocked {
+            self.poke();
+        }
+        Ok(())
     }
 
     /// The signals pending for the current thread: its own and the process's.
@@ -84,18 +94,23 @@ impl Process {
         Some((signal, self.thread().pending.set().contains(signal)))
     }
 
-    /// Whether the return to the app has work to do (a signal to take, a frame to restore). Cheap: the arch
+    /// Whether the return to the app has work to do (a switch, a signal to take, a frame to restore). Cheap: the arch
     /// side asks after every syscall.
     pub fn has_return_work(&self) -> bool {
-        self.thread().sigreturn || !self.ready_signals().is_empty()
+        self.thread().sigreturn || self.sched.resched || !self.ready_signals().is_empty()
     }
 
     /// Whether a pending signal would interrupt a wait now (one the thread does not block and does not
-    /// ignore).
-    pub(crate) fn signal_interrupts(&self) -> bool {
-        let ready = self.ready_signals();
-        (1..=super::NSIG)
-            .any(|signal| ready.contains(signal) && self.actions.disposition(signal) != Disposition::Ignore)
+    /// ignore), leaving out the signals in `taken` (another thread's wait ends for them).
+    pub(crate) fn signal_interrupts_except(&self, taken: SigSet) -> bool {
+        let mut ready = self.ready_signals().minus(taken);
+        while let Some(signal) = ready.first() {
+            if self.actions.disposition(signal) != Disposition::Ignore {
+                return true;
+            }
+            ready.remove(signal);
+        }
+        false
     }
 
     fn take_signal(&mut self, signal: u32, own: bool) -> Option<SigInfo> {
@@ -106,12 +121,18 @@ impl Process {
         Some(info)
     }
 
-    /// The kernel's work on the way back to the app, with the app's whole context: `rt_sigreturn`, then
+    /// The kernel's work on the way back to the app, with the app's whole context: a switch to another
+    /// thread if one is due ([`crate::sched`]), `rt_sigreturn`, then
     /// every deliverable signal (a frame per handler, innermost last, as Linux stacks them), and the
     /// result of an interrupted syscall (`syscall`: its number, when the app is coming back from one)
     /// turned into EINTR or a restart.
     pub fn return_to_app<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext, syscall: Option<u64>) -> Resume {
         let mut syscall = syscall;
+        if self.sched.resched {
+            if let Err(end) = self.schedule(m, ctx, &mut syscall) {
+                return end;
+            }
+        }
         if core::mem::take(&mut self.thread_mut().sigreturn) {
             syscall = None;
             if self.sigreturn(m, ctx).is_err() {
@@ -197,7 +218,7 @@ impl Process {
         if on_altstack && !altstack.contains(layout.frame + 1) {
             return Err(Errno::EFAULT); // it would overflow the alternate stack
         }
-        let mut fpu = [0u8; FPU_STATE_SIZE];
+        let mut fpu = FpuState::default();
         m.save_fpu(&mut fpu);
         let stack_flags = altstack.flags_at(ctx.rsp) | (altstack.flags & SS_AUTODISARM);
         let mask = self.thread_mut().saved_mask.take().unwrap_or(self.thread().mask);
@@ -210,7 +231,7 @@ impl Process {
             restorer: action.restorer,
             fpstate: layout.fpstate,
         });
-        user::write(&self.vmas, m, layout.fpstate, &fpu)?;
+        user::write(&self.vmas, m, layout.fpstate, &fpu.0)?;
         user::write(&self.vmas, m, layout.frame, &bytes)?;
         self.trace_line(m, format_args!("--- {} {} ---", super::name(signal), info.trace()));
         *ctx = UserContext {
@@ -256,10 +277,11 @@ impl Process {
             if !decoded.fpstate.is_multiple_of(16) {
                 return Err(Errno::EFAULT);
             }
-            let mut state: [u8; FPU_STATE_SIZE] = user::read_array(&self.vmas, m, decoded.fpstate)?;
-            let mut current = [0u8; FPU_STATE_SIZE];
+            let mut state = FpuState::default();
+            user::read(&self.vmas, m, decoded.fpstate, &mut state.0)?;
+            let mut current = FpuState::default();
             m.save_fpu(&mut current);
-            frame::sanitize_fpu_state(&mut state, &current);
+            frame::sanitize_fpu_state(&mut state.0, &current.0);
             m.restore_fpu(&state);
         }
         self.thread_mut().mask = decoded.mask.as_mask();

@@ -61,8 +61,15 @@ impl Pending {
 
     /// Drops every instance of `signal` (its disposition became "ignore").
     pub fn discard(&mut self, signal: u32) {
-        self.infos.retain(|info| info.signo() != signal);
-        self.set.remove(signal);
+        self.remove_where(signal, |_| true);
+    }
+
+    /// Drops the instances of `signal` that `matches` accepts (a deleted timer's).
+    pub fn remove_where(&mut self, signal: u32, matches: impl Fn(&SigInfo) -> bool) {
+        self.infos.retain(|info| info.signo() != signal || !matches(info));
+        if !self.infos.iter().any(|info| info.signo() == signal) {
+            self.set.remove(signal);
+        }
     }
 
     /// The signal to deliver next among those not in `blocked`.
@@ -114,6 +121,20 @@ mod tests {
         assert_eq!(pending.next(SigSet::of(SIGSEGV).union(SigSet::of(SIGUSR1))), None);
         pending.discard(SIGUSR1);
         assert_eq!(pending.next(SigSet::EMPTY), Some(SIGSEGV));
+    }
+
+    #[test]
+    fn remove_where_drops_only_the_matching_instances() {
+        let mut pending = Pending::default();
+        for value in [1, 2, 1] {
+            pending.push(queued(SIGRTMIN, value)).unwrap();
+        }
+        pending.remove_where(SIGRTMIN, |info| info.bytes()[24] == 1);
+        assert_eq!(pending.take(SIGRTMIN).map(|info| info.bytes()[24]), Some(2));
+        assert!(pending.set().is_empty());
+        pending.push(queued(SIGRTMIN, 1)).unwrap();
+        pending.remove_where(SIGRTMIN, |info| info.bytes()[24] == 2);
+        assert!(pending.set().contains(SIGRTMIN), "a non-matching instance stays pending");
     }
 
     #[test]

@@ -24,6 +24,8 @@ impl Process {
             FileKind::Node(id) => self.fs.release(id),
             FileKind::PipeRead(id) => self.pipes.release(id, false),
             FileKind::PipeWrite(id) => self.pipes.release(id, true),
+            FileKind::Epoll(id) => self.epolls.release(id),
+            FileKind::EventFd(id) => self.eventfds.release(id),
             FileKind::Stdin | FileKind::Console(_) => {}
         }
     }

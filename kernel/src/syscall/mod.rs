@@ -1,17 +1,19 @@
 //! The syscall layer: decodes a syscall's number and arguments, checks them, and runs it against the
 //! process state. One module per family; this one owns the dispatcher and the result types.
 //!
-//! Blocking: a syscall that must wait returns `Stop::Block` with what it waits for (`Wait`); the
-//! dispatcher waits (idling the machine until the deadline or the next timer), then runs the syscall again
-//! with the same arguments, which now finds its condition, or its deadline passed (a timeout becomes one
-//! deadline, kept in the thread's [`crate::thread::Restart`] across re-executions). A signal that is
-//! deliverable ends the wait: the syscall returns EINTR or one of the restart codes, which the return to
-//! the app turns into EINTR or a restart (signal(7)). A wait that nothing can end (no deadline, no timer
-//! armed: nothing can deliver a signal, and a single thread cannot fill its own pipe) is reported as a
-//! deadlock on [`kernel_abi::Stream::Log`] and ends the app as if killed by SIGKILL (status 137), instead
-//! of hanging until the VMM's timeout. With `O_NONBLOCK` the app gets EAGAIN as on Linux.
+//! Blocking: a syscall that must wait returns `Stop::Block` with what it waits for (`Wait`); its thread
+//! parks and the scheduler ([`crate::sched`]) runs another thread, or idles until the deadline or the next
+//! timer. The wait ends by a futex wake (the call returns 0), by its deadline, by a signal, or, for pipes
+//! and poll, when the call runs again with the same arguments and finds its condition (a timeout becomes
+//! one deadline, kept in the thread's [`crate::thread::Restart`] across re-executions). A deliverable
+//! signal makes the call return EINTR or one of the restart codes, which the return to the app turns into
+//! EINTR or a restart (signal(7)). When no thread can run and nothing can end any wait (no deadline, no
+//! timer armed), the kernel reports a deadlock on [`kernel_abi::Stream::Log`] naming each thread's wait and
+//! ends the app as if killed by SIGKILL (status 137), instead of hanging until the VMM's timeout. With
+//! `O_NONBLOCK` the app gets EAGAIN as on Linux.
 #![forbid(unsafe_code)]
 
+pub mod epoll;
 pub mod fcntl;
 pub mod fs;
 pub mod mem;
@@ -21,6 +23,7 @@ pub mod proc;
 pub mod rw;
 pub mod signal;
 pub mod table;
+pub mod thread;
 pub mod time;
 
 #[cfg(test)]
@@ -32,8 +35,6 @@ use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::Process;
 use crate::signal::SigSet;
-use crate::thread::Restart;
-use crate::user;
 
 pub use linux_raw_sys::general::{
     AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_NOFOLLOW,
@@ -78,14 +79,35 @@ pub(crate) struct Wait {
     pub interrupted: Errno,
     /// Where to write the time left when a signal ends the wait (nanosleep's `rem`).
     pub remaining_to: Option<u64>,
+    /// What else ends the wait.
+    pub waker: Waker,
     /// What waits, for the deadlock report.
     pub what: &'static str,
+}
+
+/// What, besides its deadline and signals, ends a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waker {
+    /// Nothing else (sleeps, sigsuspend, sigtimedwait).
+    Nothing,
+    /// Another thread's syscall may have made the call able to go on (a pipe, poll): it runs again after
+    /// other threads' syscalls, and finds out.
+    Io,
+    /// A futex wake on `addr` whose bitset meets `bitset`; the call then returns 0.
+    Futex { addr: u64, bitset: u32 },
+    /// The PI futex at `addr` handed to this thread by its owner's FUTEX_UNLOCK_PI; the call returns 0.
+    FutexPi { addr: u64 },
 }
 
 impl Wait {
     /// A wait until `deadline` (or forever) that a signal interrupts with `interrupted`.
     pub(crate) const fn until(deadline: Option<u64>, interrupted: Errno, what: &'static str) -> Self {
-        Self { deadline, wake_on: SigSet::EMPTY, interrupted, remaining_to: None, what }
+        Self { deadline, wake_on: SigSet::EMPTY, interrupted, remaining_to: None, waker: Waker::Nothing, what }
+    }
+
+    /// The same wait, also ended by `waker`.
+    pub(crate) const fn woken_by(self, waker: Waker) -> Self {
+        Self { waker, ..self }
     }
 }
 
@@ -122,35 +144,43 @@ impl Process {
             Err(_) => return self.finish_syscall(m, nr, args, outcome),
         };
         let thread = self.thread();
-        if !self.trace && thread.restart.is_none() && thread.saved_mask.is_none() {
+        if !self.trace && thread.restart.is_none() && thread.saved_mask.is_none() && self.threads.len() == 1 {
             return SyscallResult::Return(value);
         }
         self.finish_syscall(m, nr, args, outcome)
     }
 
-    /// The rest of [`Process::syscall`]: waits and reruns, the restart block, the temporary mask, the
-    /// trace line.
+    /// The rest of [`Process::syscall`]: a wait (the thread parks, see [`crate::sched`]), then
+    /// [`Process::complete_syscall`].
     #[inline(never)]
-    fn finish_syscall<M: Machine>(
+    fn finish_syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6], outcome: SysResult) -> SyscallResult {
+        let outcome = match outcome {
+            Err(Stop::Block(wait)) => match self.block(m, nr, args, wait) {
+                Some(outcome) => outcome,
+                // Another thread runs next; this call's result comes when its wait ends (the value here is
+                // never seen: the switch saves this context and the completion writes RAX).
+                None => return SyscallResult::Return(0),
+            },
+            outcome => outcome,
+        };
+        self.complete_syscall(m, nr, args, outcome)
+    }
+
+    /// A syscall's end, when it returns to the app (now, or after its thread's wait): the restart block,
+    /// the temporary mask, the trace line; and the other threads' waits the call may have ended.
+    pub(crate) fn complete_syscall<M: Machine>(
         &mut self,
         m: &mut M,
         nr: u64,
         args: &[u64; 6],
-        mut outcome: SysResult,
+        outcome: SysResult,
     ) -> SyscallResult {
-        while let Err(Stop::Block(wait)) = outcome {
-            self.thread_mut().restart = Some(Restart { nr, args: *args, deadline: wait.deadline });
-            outcome = match self.wait(m, &wait) {
-                Ok(()) => self.dispatch(m, nr, args),
-                Err(stop) => Err(stop),
-            };
-        }
         let result = match outcome {
             Ok(value) => SyscallResult::Return(value),
             Err(Stop::Errno(errno)) => SyscallResult::Return(errno.to_return()),
             Err(Stop::Exit(status)) => SyscallResult::Exit(status),
             Err(Stop::Killed(signal)) => SyscallResult::Killed(signal),
-            Err(Stop::Block(_)) => SyscallResult::Return(Errno::EINTR.to_return()), // left by the loop above
+            Err(Stop::Block(_)) => SyscallResult::Return(Errno::EINTR.to_return()), // handled by the caller
         };
         let interrupted = matches!(result, SyscallResult::Return(v) if v == Errno::EINTR.to_return() || Errno(-v as i32).is_restart());
         let thread = self.thread_mut();
@@ -166,38 +196,10 @@ impl Process {
         if self.trace && nr != nr::RT_SIGRETURN {
             crate::trace::emit(self, m, nr, args, result);
         }
-        result
-    }
-
-    /// Waits as `wait` says, running the timers meanwhile. Ok: the call runs again; Err: it returns.
-    fn wait<M: Machine>(&mut self, m: &mut M, wait: &Wait) -> Result<(), Stop> {
-        loop {
-            let now = m.monotonic_ns();
-            self.expire_timers(now);
-            if self.pending_signals().0 & wait.wake_on.0 != 0 {
-                return Ok(());
-            }
-            if self.signal_interrupts() {
-                if let (Some(rem), Some(deadline)) = (wait.remaining_to, wait.deadline) {
-                    // Best effort, as on Linux: a bad `rem` does not change the result.
-                    let _ = user::write(&self.vmas, m, rem, &time::timespec(deadline.saturating_sub(now)));
-                }
-                return Err(Stop::Errno(wait.interrupted));
-            }
-            if wait.deadline.is_some_and(|deadline| now >= deadline) {
-                return Ok(());
-            }
-            let timer = self.timers.next_deadline(now, self.cpu_ns(now), false);
-            let until = match (wait.deadline, timer) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => match a.or(b) {
-                    Some(until) => until,
-                    None => return Err(self.deadlock(m, wait.what)),
-                },
-            };
-            m.idle_until(until);
-            self.idle_ns = self.idle_ns.saturating_add(m.monotonic_ns().saturating_sub(now));
+        if self.io_waiters() {
+            self.recheck_io_waits(m);
         }
+        result
     }
 
     /// The deadline of a call that may block for `timeout_ns` from now: the one it already has if it is
@@ -212,14 +214,5 @@ impl Process {
     /// Whether `deadline` has passed.
     pub(crate) fn passed<M: Machine>(m: &mut M, deadline: Option<u64>) -> bool {
         deadline.is_some_and(|deadline| m.monotonic_ns() >= deadline)
-    }
-
-    /// Reports a wait nothing can end and kills the app (see the module docs).
-    pub(crate) fn deadlock<M: Machine>(&mut self, m: &mut M, what: &str) -> Stop {
-        let mut line = alloc::string::String::from("secure-run kernel: deadlock: ");
-        line.push_str(what);
-        line.push_str(" would block forever (single-threaded guest, no timer armed); killing the app with SIGKILL\n");
-        m.console(kernel_abi::Stream::Log, line.as_bytes());
-        Stop::Killed(kernel_abi::signal::SIGKILL)
     }
 }

@@ -2,7 +2,7 @@
 
 use alloc::vec;
 
-use super::{count, int_arg, nr, Stop, SysResult, Wait};
+use super::{count, int_arg, nr, Stop, SysResult, Wait, Waker};
 use crate::errno::Errno;
 use crate::fd::FileKind;
 use crate::machine::Machine;
@@ -17,7 +17,7 @@ pub const FD_SETSIZE: u64 = 1024;
 
 impl Process {
     /// Ready events of `fd` for poll (POLLNVAL for a bad descriptor); `struct pollfd` holds the low 16 bits.
-    fn poll_ready(&self, fd: i32, events: u32) -> u32 {
+    pub(crate) fn poll_ready(&self, fd: i32, events: u32) -> u32 {
         let Ok((_, file)) = self.fds.get(fd) else { return POLLNVAL };
         let readable = POLLIN | POLLRDNORM;
         let writable = POLLOUT | POLLWRNORM;
@@ -38,6 +38,14 @@ impl Process {
                 Some(_) => 0,
                 None => POLLNVAL,
             },
+            FileKind::EventFd(id) => match self.eventfds.get(id) {
+                Some(e) => {
+                    (if e.counter > 0 { readable } else { 0 }) | (if e.counter < u64::MAX - 1 { writable } else { 0 })
+                }
+                None => POLLNVAL,
+            },
+            // An epoll instance is readable when one of its events is ready (not looked into here).
+            FileKind::Epoll(_) => 0,
         };
         ready & (events | POLLERR | POLLHUP | POLLNVAL)
     }
@@ -66,7 +74,7 @@ impl Process {
 
     /// ppoll and pselect6 wait with `sigmask` (if not NULL) in force; the old mask comes back when the
     /// call returns, or after the handler of a signal that interrupted it.
-    fn wait_with_mask<M: Machine>(&mut self, m: &mut M, sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
+    pub(crate) fn wait_with_mask<M: Machine>(&mut self, m: &mut M, sigmask: u64, sigsetsize: u64) -> Result<(), Errno> {
         if sigmask == 0 || self.thread().saved_mask.is_some() {
             return Ok(());
         }
@@ -106,7 +114,9 @@ impl Process {
         }
         user::write(&self.vmas, m, fds, &raw)?;
         if ready == 0 && !Self::passed(m, deadline) {
-            return Err(Stop::Block(Wait::until(deadline, interrupted, "poll with nothing ready and no timeout")));
+            return Err(Stop::Block(
+                Wait::until(deadline, interrupted, "poll with nothing ready and no timeout").woken_by(Waker::Io),
+            ));
         }
         count(ready)
     }
@@ -190,11 +200,10 @@ impl Process {
             }
         }
         if ready == 0 && !Self::passed(m, deadline) {
-            return Err(Stop::Block(Wait::until(
-                deadline,
-                Errno::ERESTARTNOHAND,
-                "select with nothing ready and no timeout",
-            )));
+            return Err(Stop::Block(
+                Wait::until(deadline, Errno::ERESTARTNOHAND, "select with nothing ready and no timeout")
+                    .woken_by(Waker::Io),
+            ));
         }
         if timeout != 0 && !pselect {
             // Linux writes back the time left.

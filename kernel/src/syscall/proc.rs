@@ -1,9 +1,9 @@
-//! Process identity and resources: ids, uname, sysinfo, rlimits, arch_prctl, futex, affinity, getrandom.
-//! The app is pid 1 (its own tid, process group and session) with parent 0, running as root.
+//! Process identity and resources: ids, uname, sysinfo, rlimits, arch_prctl, getrandom. The app is pid 1
+//! (its first thread's tid, its process group and session) with parent 0, running as root.
 
 use alloc::vec;
 
-use super::{int_arg, nr, Stop, SysResult, Wait, CHUNK};
+use super::{int_arg, nr, SysResult, CHUNK};
 use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::{Process, RLIMIT_COUNT, RLIMIT_NOFILE};
@@ -14,10 +14,7 @@ pub const ARCH_SET_GS: u32 = 0x1001;
 pub const ARCH_SET_FS: u32 = 0x1002;
 pub const ARCH_GET_FS: u32 = 0x1003;
 pub const ARCH_GET_GS: u32 = 0x1004;
-pub use linux_raw_sys::general::{
-    FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, FUTEX_WAIT, FUTEX_WAIT_BITSET,
-    FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, GRND_INSECURE, GRND_NONBLOCK, GRND_RANDOM,
-};
+pub use linux_raw_sys::general::{GRND_INSECURE, GRND_NONBLOCK, GRND_RANDOM};
 
 /// Largest getrandom request Linux serves in one call.
 pub const GETRANDOM_MAX: u64 = 33_554_431;
@@ -54,20 +51,6 @@ impl Process {
         let old = self.umask;
         self.umask = (mask as u32) & 0o777;
         Ok(i64::from(old))
-    }
-
-    pub(crate) fn sys_set_tid_address(&mut self, address: u64) -> SysResult {
-        let thread = self.thread_mut();
-        thread.clear_child_tid = address;
-        Ok(i64::from(thread.tid))
-    }
-
-    pub(crate) fn sys_set_robust_list(&mut self, head: u64, len: u64) -> SysResult {
-        if len != 24 {
-            return Err(Errno::EINVAL.into());
-        }
-        self.thread_mut().robust_list = (head, len);
-        Ok(0)
     }
 
     pub(crate) fn sys_uname<M: Machine>(&mut self, m: &mut M, buf: u64) -> SysResult {
@@ -153,92 +136,6 @@ impl Process {
             ARCH_SET_GS | ARCH_GET_GS => Err(Errno::ENOSYS.into()),
             _ => Err(Errno::EINVAL.into()),
         }
-    }
-
-    /// Single-threaded futex: nothing can wake a waiter, so a wait either fails at once (value changed:
-    /// EAGAIN), sleeps out its timeout (ETIMEDOUT), or is a deadlock. Wakes wake nobody.
-    pub(crate) fn sys_futex<M: Machine>(
-        &mut self,
-        m: &mut M,
-        uaddr: u64,
-        op: u64,
-        value: u64,
-        timeout: u64,
-    ) -> SysResult {
-        let op = op as u32;
-        let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-        if !uaddr.is_multiple_of(4) {
-            return Err(Errno::EINVAL.into());
-        }
-        match command {
-            FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-                let current = user::read_u32(&self.vmas, m, uaddr)?;
-                let resumed = self.thread().restart.is_some_and(|restart| restart.nr == nr::FUTEX);
-                if current != value as u32 && !resumed {
-                    return Err(Errno::EAGAIN.into());
-                }
-                let deadline = if timeout == 0 {
-                    None
-                } else if resumed {
-                    self.deadline_for(m, nr::FUTEX, None)
-                } else {
-                    let ns = self.read_timespec_ns(m, timeout)?;
-                    // FUTEX_WAIT takes a relative timeout; the bitset variant an absolute one.
-                    Some(if command == FUTEX_WAIT {
-                        m.monotonic_ns().saturating_add(ns)
-                    } else if op & FUTEX_CLOCK_REALTIME != 0 {
-                        let now = m.realtime_ns();
-                        m.monotonic_ns().saturating_add(ns.saturating_sub(now))
-                    } else {
-                        ns
-                    })
-                };
-                if Self::passed(m, deadline) {
-                    return Err(Errno::ETIMEDOUT.into());
-                }
-                // With one thread nothing but a signal handler can change the word, and only after the wait.
-                let interrupted = if deadline.is_some() { Errno::ERESTART_RESTARTBLOCK } else { Errno::ERESTARTSYS };
-                Err(Stop::Block(Wait::until(deadline, interrupted, "futex wait with no other thread to wake it")))
-            }
-            FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_REQUEUE => {
-                user::check_read(&self.vmas, uaddr, 4)?;
-                Ok(0)
-            }
-            FUTEX_CMP_REQUEUE => {
-                let current = user::read_u32(&self.vmas, m, uaddr)?;
-                // The expected value is the sixth argument, which this layer does not receive: accept.
-                let _ = current;
-                Ok(0)
-            }
-            FUTEX_WAKE_OP => Err(Errno::ENOSYS.into()),
-            _ => Err(Errno::ENOSYS.into()),
-        }
-    }
-
-    pub(crate) fn sys_sched_getaffinity<M: Machine>(&mut self, m: &mut M, pid: u64, len: u64, mask: u64) -> SysResult {
-        if !matches!(int_arg(pid), 0 | 1) {
-            return Err(Errno::ESRCH.into());
-        }
-        let len = u64::from(len as u32);
-        if len < 8 || len % 8 != 0 {
-            return Err(Errno::EINVAL.into());
-        }
-        user::write(&self.vmas, m, mask, &1u64.to_le_bytes())?;
-        Ok(8)
-    }
-
-    pub(crate) fn sys_sched_setaffinity<M: Machine>(&mut self, m: &mut M, pid: u64, len: u64, mask: u64) -> SysResult {
-        if !matches!(int_arg(pid), 0 | 1) {
-            return Err(Errno::ESRCH.into());
-        }
-        if u64::from(len as u32) < 8 {
-            return Err(Errno::EINVAL.into());
-        }
-        let cpus = user::read_u64(&self.vmas, m, mask)?;
-        if cpus & 1 == 0 {
-            return Err(Errno::EINVAL.into());
-        }
-        Ok(0)
     }
 
     pub(crate) fn sys_getrandom<M: Machine>(&mut self, m: &mut M, buf: u64, len: u64, flags: u64) -> SysResult {

@@ -4,8 +4,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{
-    count, Stop, SysResult, Wait, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR,
-    O_WRONLY,
+    count, Stop, SysResult, Wait, Waker, CHUNK, MAX_RW_COUNT, O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY,
+    O_RDWR, O_WRONLY,
 };
 use crate::errno::Errno;
 use crate::fd::{fd_arg, FileKind, OpenFile};
@@ -58,6 +58,9 @@ impl Process {
                 Ok(n)
             }
             FileKind::Console(_) | FileKind::PipeWrite(_) => Err(Errno::EBADF.into()),
+            FileKind::Epoll(_) => Err(Errno::EINVAL.into()),
+            FileKind::EventFd(_) if !first => Ok(0),
+            FileKind::EventFd(id) => self.eventfd_read(id, file.flags & O_NONBLOCK != 0, buf),
             FileKind::Node(id) => match self.fs.node(id).map(|n| &n.kind) {
                 Some(NodeKind::File(_)) => {
                     self.flush_shared(m, id, pos, buf.len() as u64);
@@ -83,7 +86,9 @@ impl Process {
                     } else if file.flags & O_NONBLOCK != 0 {
                         Err(Errno::EAGAIN.into())
                     } else {
-                        Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "read from an empty pipe")))
+                        Err(Stop::Block(
+                            Wait::until(None, Errno::ERESTARTSYS, "read from an empty pipe").woken_by(Waker::Io),
+                        ))
                     };
                 }
                 let n = pipe.buffer.len().min(buf.len());
@@ -110,6 +115,9 @@ impl Process {
                 Ok(data.len())
             }
             FileKind::Stdin | FileKind::PipeRead(_) => Err(Errno::EBADF.into()),
+            FileKind::Epoll(_) => Err(Errno::EINVAL.into()),
+            FileKind::EventFd(_) if !first => Ok(0),
+            FileKind::EventFd(id) => self.eventfd_write(id, file.flags & O_NONBLOCK != 0, data),
             FileKind::Node(id) => match self.fs.node(id).map(|n| &n.kind) {
                 Some(NodeKind::File(_)) => {
                     let now = m.realtime_ns();
@@ -133,7 +141,9 @@ impl Process {
                     } else if file.flags & O_NONBLOCK != 0 {
                         Err(Errno::EAGAIN.into())
                     } else {
-                        Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "write to a full pipe")))
+                        Err(Stop::Block(
+                            Wait::until(None, Errno::ERESTARTSYS, "write to a full pipe").woken_by(Waker::Io),
+                        ))
                     };
                 }
                 let n = space.min(data.len());

@@ -266,6 +266,7 @@ impl Process {
             wake_on: wanted,
             interrupted: Errno::EINTR,
             remaining_to: None,
+            waker: super::Waker::Nothing,
             what: "rt_sigtimedwait with no signal to come",
         }))
     }

@@ -108,7 +108,7 @@ syscalls! {
         ACCESS = 21, "access", [Path, Octal], Int => p.sys_faccessat(m, AT_FDCWD as u64, a[0], a[1] as u32, 0);
         PIPE = 22, "pipe", [Ptr], Int => p.sys_pipe2(m, a[0], 0);
         SELECT = 23, "select", [Int, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], None);
-        SCHED_YIELD = 24, "sched_yield", [], Int => Ok(0);
+        SCHED_YIELD = 24, "sched_yield", [], Int => p.sys_sched_yield();
         MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex => p.sys_mremap(m, a[0], a[1], a[2], a[3], a[4]);
         MSYNC = 26, "msync", [Ptr, UInt, Hex], Int => p.sys_msync(m, a[0], a[1], a[2]);
         MADVISE = 28, "madvise", [Ptr, UInt, Int], Int => p.sys_madvise(m, a[0], a[1], a[2]);
@@ -120,7 +120,8 @@ syscalls! {
         ALARM = 37, "alarm", [UInt], Int => p.sys_alarm(m, a[0]);
         SETITIMER = 38, "setitimer", [Int, Ptr, Ptr], Int => p.sys_setitimer(m, a[0], a[1], a[2]);
         GETPID = 39, "getpid", [], Int => p.sys_getpid(number, a[0]);
-        EXIT = 60, "exit", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
+        CLONE = 56, "clone", [Hex, Ptr, Ptr, Ptr, Ptr], Int => p.sys_clone(m, a);
+        EXIT = 60, "exit", [Int], NoReturn => p.sys_exit(m, a[0]);
         KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
         FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
@@ -160,10 +161,10 @@ syscalls! {
         SIGALTSTACK = 131, "sigaltstack", [Ptr, Ptr], Int => p.sys_sigaltstack(m, a[0], a[1]);
         ARCH_PRCTL = 158, "arch_prctl", [Hex, Hex], Int => p.sys_arch_prctl(m, a[0], a[1]);
         SETRLIMIT = 160, "setrlimit", [Int, Ptr], Int => p.sys_prlimit64(m, 0, a[0], a[1], 0);
-        GETTID = 186, "gettid", [], Int => p.sys_getpid(number, a[0]);
+        GETTID = 186, "gettid", [], Int => p.sys_gettid();
         TIME = 201, "time", [Ptr], Int => p.sys_time(m, a[0]);
         TKILL = 200, "tkill", [Int, Signal], Int => p.sys_tkill(a[0], a[1]);
-        FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int => p.sys_futex(m, a[0], a[1], a[2], a[3]);
+        FUTEX = 202, "futex", [Ptr, Int, Int, Ptr, Ptr, Int], Int => p.sys_futex(m, a);
         SCHED_SETAFFINITY = 203, "sched_setaffinity", [Int, UInt, Ptr], Int => p.sys_sched_setaffinity(m, a[0], a[1], a[2]);
         SCHED_GETAFFINITY = 204, "sched_getaffinity", [Int, UInt, Ptr], Int => p.sys_sched_getaffinity(m, a[0], a[1], a[2]);
         GETDENTS64 = 217, "getdents64", [Fd, Ptr, UInt], Int => p.sys_getdents64(m, a[0], a[1], a[2]);
@@ -190,14 +191,24 @@ syscalls! {
         PSELECT6 = 270, "pselect6", [Int, Ptr, Ptr, Ptr, Ptr, Ptr], Int => p.sys_select(m, a[0], a[1], a[2], a[3], a[4], Some(a[5]));
         PPOLL = 271, "ppoll", [Ptr, UInt, Ptr, Ptr, UInt], Int => p.sys_ppoll(m, a[0], a[1], a[2], a[3], a[4]);
         SET_ROBUST_LIST = 273, "set_robust_list", [Ptr, UInt], Int => p.sys_set_robust_list(a[0], a[1]);
+        GET_ROBUST_LIST = 274, "get_robust_list", [Int, Ptr, Ptr], Int => p.sys_get_robust_list(m, a[0], a[1], a[2]);
         DUP3 = 292, "dup3", [Fd, Fd, Hex], Int => p.sys_dup3(a[0], a[1], a[2]);
         RT_TGSIGQUEUEINFO = 297, "rt_tgsigqueueinfo", [Int, Int, Signal, Ptr], Int => p.sys_rt_tgsigqueueinfo(m, a[0], a[1], a[2], a[3]);
         PIPE2 = 293, "pipe2", [Ptr, Hex], Int => p.sys_pipe2(m, a[0], a[1]);
         PRLIMIT64 = 302, "prlimit64", [Int, Int, Ptr, Ptr], Int => p.sys_prlimit64(m, a[0], a[1], a[2], a[3]);
         RENAMEAT2 = 316, "renameat2", [DirFd, Path, DirFd, Path, Hex], Int => p.sys_renameat2(m, a[0], a[1], a[2], a[3], a[4] as u32);
+        EPOLL_CREATE = 213, "epoll_create", [Int], Int => p.sys_epoll_create(a[0]);
+        EPOLL_WAIT = 232, "epoll_wait", [Fd, Ptr, Int, Int], Int => p.sys_epoll_wait(m, a, number);
+        EPOLL_CTL = 233, "epoll_ctl", [Fd, Int, Fd, Ptr], Int => p.sys_epoll_ctl(m, a[0], a[1], a[2], a[3]);
+        EPOLL_PWAIT = 281, "epoll_pwait", [Fd, Ptr, Int, Int, Ptr, UInt], Int => p.sys_epoll_wait(m, a, number);
+        EVENTFD = 284, "eventfd", [UInt], Int => p.sys_eventfd2(a[0], 0);
+        EVENTFD2 = 290, "eventfd2", [UInt, Hex], Int => p.sys_eventfd2(a[0], a[1]);
+        EPOLL_CREATE1 = 291, "epoll_create1", [Hex], Int => p.sys_epoll_create1(a[0]);
         GETRANDOM = 318, "getrandom", [Ptr, UInt, Hex], Int => p.sys_getrandom(m, a[0], a[1], a[2]);
         STATX = 332, "statx", [DirFd, Path, Hex, Hex, Ptr], Int => p.sys_statx(m, a[0], a[1], a[2] as u32, a[3], a[4]);
         UTIMENSAT = 280, "utimensat", [DirFd, Ptr, Ptr, Hex], Int => p.sys_utimensat(m, a[0], a[1], a[2], a[3] as u32);
+        CLONE3 = 435, "clone3", [Ptr, UInt], Int => p.sys_clone3(m, a[0], a[1]);
+        EPOLL_PWAIT2 = 441, "epoll_pwait2", [Fd, Ptr, Int, Ptr, Ptr, UInt], Int => p.sys_epoll_wait(m, a, number);
         FACCESSAT2 = 439, "faccessat2", [DirFd, Path, Octal, Hex], Int => p.sys_faccessat(m, a[0], a[1], a[2] as u32, a[3] as u32);
     }
 }
@@ -238,11 +249,13 @@ mod docs {
             "# Supported Linux syscalls\n\n\
              The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
              every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). Limits of a\n\
-             single-process unikernel: no `fork`/`clone`/`execve`, one thread; signals are delivered to handlers\n\
+             single-process unikernel: no `fork`/`execve`; `clone`/`clone3` make threads (scheduled on one vCPU,\n\
+             preemptively); signals are delivered to handlers\n\
              (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); timers (`alarm`,\n\
              `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\
-             count the time it does not spend waiting; a wait that nothing can end (an empty pipe, a futex\n\
-             with no timeout, and no timer armed) ends the app with SIGKILL instead of hanging.\n\n\
+             count the time it does not spend waiting; when every thread waits and nothing can end a wait (an\n\
+             empty pipe, a futex with no timeout, and no timer armed) the app ends with SIGKILL instead of\n\
+             hanging.\n\n\
              This file is generated from `kernel/src/syscall/table.rs` and checked by its tests\n\
              (`UPDATE_DOCS=1 cargo test -p kernel docs` rewrites it).\n\n\
              | number | name | arguments |\n|---:|---|---|\n",

@@ -191,7 +191,10 @@ impl Process {
                     let is_this_timer = |info: &SigInfo| info.is_from_timer(id);
                     let queue = match target {
                         Target::Process => &mut self.pending,
-                        Target::Thread(_) => &mut self.thread_mut().pending,
+                        Target::Thread(tid) => match self.thread_index(tid) {
+                            Some(index) => &mut self.threads[index].pending,
+                            None => continue, // the thread has exited
+                        },
                     };
                     if let Some(queued) = queue.find_timer_signal(signo, is_this_timer) {
                         queued.set_overrun(queued.overrun().saturating_add(missed).saturating_add(1));
@@ -214,22 +217,30 @@ impl Process {
 
     /// Whether any timer runs (when none does and none did, the hardware timer needs no attention).
     pub fn timers_armed(&self) -> bool {
-        self.timers.any_armed()
+        self.timers.any_armed() || self.threads.len() > 1
     }
 
-    /// When the arch side's timer must interrupt the app next (monotonic ns), if any timer is armed.
+    /// When the arch side's timer must interrupt the app next (monotonic ns): the next timer, or the
+    /// scheduler's next slice end or wait deadline.
     pub fn next_timer_deadline<M: Machine>(&self, m: &mut M) -> Option<u64> {
+        let sched = self.sched_deadline();
         if !self.timers.any_armed() {
-            return None;
+            return sched;
         }
         let now = m.monotonic_ns();
-        self.timers.next_deadline(now, self.cpu_ns(now), true)
+        let timer = self.timers.next_deadline(now, self.cpu_ns(now), true);
+        match (timer, sched) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The arch side's timer interrupted the app: the timers due now queue their signals.
+    /// The arch side's timer interrupted the app: the timers due now queue their signals, and the
+    /// scheduler sees whether a switch is due.
     pub fn timer_interrupt<M: Machine>(&mut self, m: &mut M) {
         let now = m.monotonic_ns();
         self.expire_timers(now);
+        self.sched_tick(now);
     }
 
     /// An interval timer's arming as seen now, in `struct itimerval` form (interval, then value; µs).
@@ -396,10 +407,11 @@ impl Process {
         let timer = self.timer_arg(id)?;
         self.timers.posix.retain(|t| t.id != timer.id);
         if let Notify::Signal { signo, .. } = timer.notify {
+            // Its queued signal goes too, from whichever queue holds it (SIGEV_THREAD_ID: a thread's).
             let is_this_timer = |info: &SigInfo| info.is_from_timer(timer.id);
-            while let Some(info) = self.pending.find_timer_signal(signo, is_this_timer).copied() {
-                let _ = info;
-                self.pending.take(signo);
+            self.pending.remove_where(signo, is_this_timer);
+            for thread in &mut self.threads {
+                thread.pending.remove_where(signo, is_this_timer);
             }
         }
         Ok(0)

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 
 use isolation::paging::{fault, PageFlags, PAGE_SIZE};
 use kernel::mm::vma::VmaList;
-use kernel::{MapError, Process, SharedId};
+use kernel::{FpuState, MapError, Process, SharedId};
 use kernel_abi::{Stream, PERM_EXEC, PERM_WRITE};
 
 use super::halt::fatal;
@@ -211,8 +211,9 @@ impl ArchMachine {
     /// flags that are set (Linux's `fpu__exception_code`).
     pub fn fpu_exception_code(&mut self, simd: bool) -> u32 {
         use kernel::signal::info::{FPE_FLTDIV, FPE_FLTINV, FPE_FLTOVF, FPE_FLTRES, FPE_FLTUND};
-        let mut state = [0u8; 512];
-        kernel::Machine::save_fpu(self, &mut state);
+        let mut fpu = kernel::FpuState::default();
+        kernel::Machine::save_fpu(self, &mut fpu);
+        let state = fpu.0;
         let word = |at: usize| u32::from(u16::from_le_bytes([state[at], state[at + 1]]));
         let raised = if simd {
             let mxcsr = u32::from_le_bytes(state[24..28].try_into().unwrap_or_default());
@@ -386,20 +387,18 @@ impl kernel::Machine for ArchMachine {
         Ok(())
     }
 
-    fn save_fpu(&mut self, state: &mut [u8; 512]) {
-        let mut area = FxArea([0; 512]);
-        // SAFETY: FXSAVE64 writes exactly the 512-byte, 16-byte-aligned area; the kernel uses no x87/SSE
-        // itself, so the state is the app's. (FXSAVE runs where the nested KVM emulates CPL0 code.)
-        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags)) };
-        *state = area.0;
+    fn save_fpu(&mut self, state: &mut FpuState) {
+        // SAFETY: FXSAVE64 writes exactly the 512-byte area, 16-byte aligned by `FpuState`'s type; the kernel
+        // uses no x87/SSE itself, so the state is the app's. (FXSAVE runs where the nested KVM emulates CPL0
+        // code.)
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack, preserves_flags)) };
     }
 
-    fn restore_fpu(&mut self, state: &[u8; 512]) {
-        let area = FxArea(*state);
+    fn restore_fpu(&mut self, state: &FpuState) {
         // SAFETY: FXRSTOR64 reads the aligned area; its MXCSR was made valid by the caller (reserved bits
         // would raise #GP here), and FXRSTOR loads no protection-key or privileged state.
         unsafe {
-            core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags, readonly))
+            core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, preserves_flags, readonly))
         };
     }
 
@@ -448,7 +447,3 @@ fn for_each_frame_piece(frames: &[u64], offset: u64, len: usize, mut piece: impl
         done += n;
     }
 }
-
-/// An FXSAVE area (16-byte alignment required).
-#[repr(C, align(16))]
-struct FxArea([u8; 512]);

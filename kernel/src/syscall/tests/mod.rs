@@ -100,6 +100,7 @@ impl Harness {
                 match self.k.return_to_app(&mut self.m, &mut self.ctx, Some(nr)) {
                     Resume::App => result = SyscallResult::Return(self.ctx.rax as i64),
                     Resume::Killed { signal, .. } => result = SyscallResult::Killed(signal as i32),
+                    Resume::Exit(status) => result = SyscallResult::Exit(status),
                 }
             }
         }
@@ -175,4 +176,5 @@ mod random;
 mod rw;
 mod signal;
 mod table;
+mod thread;
 mod time;

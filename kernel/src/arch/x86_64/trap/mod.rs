@@ -81,6 +81,7 @@ pub fn return_to_app(process: &mut Process, machine: &mut ArchMachine, frame: &m
         match process.return_to_app(machine, &mut ctx, syscall) {
             Resume::App => store_context(machine, frame, &ctx),
             Resume::Killed { signal, .. } => killed(signal),
+            Resume::Exit(status) => console::exit(status),
         }
     }
     machine.arm_timer(process);
