@@ -132,10 +132,10 @@ impl Machine for GuardedMachine {
     fn console(&mut self, stream: Stream, data: &[u8]) {
         self.model.console(stream, data)
     }
-    fn save_fpu(&mut self, state: &mut [u8; 512]) {
+    fn save_fpu(&mut self, state: &mut kernel::FpuState) {
         self.model.save_fpu(state)
     }
-    fn restore_fpu(&mut self, state: &[u8; 512]) {
+    fn restore_fpu(&mut self, state: &kernel::FpuState) {
         self.model.restore_fpu(state)
     }
     fn monotonic_ns(&mut self) -> u64 {
