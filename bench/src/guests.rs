@@ -43,8 +43,10 @@ pub const SHA256_GLIBC: GuestSpec = GuestSpec { name: "sha256_glibc", source: "s
 pub const WRITES_NOLIBC: GuestSpec = GuestSpec { name: "writes_nolibc", source: "writes.c", flavor: Flavor::NoLibc };
 pub const WRITES_GLIBC: GuestSpec = GuestSpec { name: "writes_glibc", source: "writes.c", flavor: Flavor::Glibc };
 
-pub const ALL: [GuestSpec; 8] =
-    [HELLO_ASM, HELLO_C, BOOT_PROBE, SYSCALL_LOOP, SHA256_NOLIBC, SHA256_GLIBC, WRITES_NOLIBC, WRITES_GLIBC];
+pub const THREADS: GuestSpec = GuestSpec { name: "threads", source: "threads.c", flavor: Flavor::Glibc };
+
+pub const ALL: [GuestSpec; 9] =
+    [HELLO_ASM, HELLO_C, BOOT_PROBE, SYSCALL_LOOP, SHA256_NOLIBC, SHA256_GLIBC, WRITES_NOLIBC, WRITES_GLIBC, THREADS];
 
 /// The gcc flags for a flavor (`-fno-pie -no-pie`: ET_EXEC like a plain `gcc -static`).
 pub fn gcc_flags(flavor: Flavor) -> &'static [&'static str] {

@@ -100,6 +100,17 @@ pub struct SyscallRow {
 }
 
 #[derive(Clone, Debug)]
+pub struct ThreadRow {
+    pub config: Config,
+    /// Cycles per pthread_create + pthread_join of a thread that returns at once.
+    pub create_join: Cell,
+    /// Cycles per futex hand-off between two threads (FUTEX_WAKE in one, the FUTEX_WAIT return in the
+    /// other).
+    pub handoff: Cell,
+    pub iterations: String,
+}
+
+#[derive(Clone, Debug)]
 pub struct ComputeRow {
     pub program: &'static str,
     pub flavor: &'static str,
@@ -123,6 +134,7 @@ pub struct Results {
     pub phases: Vec<PhaseRow>,
     pub syscalls: Vec<SyscallRow>,
     pub compute: Vec<ComputeRow>,
+    pub threads: Vec<ThreadRow>,
     /// Peak RSS (MiB) of secure-run refusing `--backend kvm --isolation mpk` after building the image:
     /// the VMM without any guest memory.
     pub rss_without_vm: Cell,
@@ -363,6 +375,46 @@ pub fn run_all(options: &Options) -> Results {
         syscalls.push(SyscallRow { config, getpid, getpid_returned: returned, unknown });
     }
 
+    // Threads: create + join, and a contended futex hand-off.
+    let mut threads = Vec::new();
+    for config in [NATIVE, KVM_RING3, QEMU_NONE, QEMU_RING3, QEMU_MPK] {
+        eprintln!("bench: threads, {}", config.label());
+        // Where the hypervisor emulates kernel code a hand-off costs milliseconds: fewer rounds there.
+        let iterations = match config.backend {
+            None => "2000",
+            Some(Backend::Kvm) => "40",
+            Some(Backend::Qemu) => "400",
+        };
+        if let Some(reason) = not_applicable(config, &kvm) {
+            let na = Cell::NotApplicable(reason);
+            threads.push(ThreadRow { config, create_join: na.clone(), handoff: na, iterations: String::new() });
+            continue;
+        }
+        let measured = repeat(
+            repetitions.compute,
+            || run_once(options, config, guests.get(&guests::THREADS)?, &[iterations.to_string()]),
+            |run| {
+                let value = |name: &str, key: &str| -> Result<f64, String> {
+                    let line = run
+                        .stdout
+                        .lines()
+                        .find(|line| line.starts_with(&format!("threads {name} ")))
+                        .ok_or_else(|| format!("no {name} line in {:?}", runner::shorten(&run.stdout, 80)))?;
+                    field(line, key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("unreadable line {line:?}"))
+                };
+                Ok((value("create_join", "cycles_per_round_trip")?, value("futex_handoff", "cycles_per_handoff")?))
+            },
+        );
+        let (create_join, handoff) = match measured {
+            Ok(pairs) => (
+                cell(Ok(pairs.iter().map(|pair| pair.0).collect())),
+                cell(Ok(pairs.iter().map(|pair| pair.1).collect())),
+            ),
+            Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
+        };
+        threads.push(ThreadRow { config, create_join, handoff, iterations: iterations.to_string() });
+    }
+
     // CPU-bound and syscall-heavy programs.
     let mut compute = Vec::new();
     let mut native_digest: Option<String> = None;
@@ -439,6 +491,7 @@ pub fn run_all(options: &Options) -> Results {
         phases: phase_rows,
         syscalls,
         compute,
+        threads,
         rss_without_vm,
         elapsed: started.elapsed(),
     }

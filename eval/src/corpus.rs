@@ -513,6 +513,15 @@ pub const ATTACKS: &[Attack] = &[
         expect: &[expect(ALL, 0, &["write(1, kernel, 16) = -14\n", "read(0, kernel, 16) = -14\n"], &[])],
     },
     Attack {
+        name: "racing_thread",
+        guest: "racing_thread",
+        what: "a thread flips a writev buffer between app and kernel memory while the kernel uses it",
+        options: &[],
+        args: &[Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[expect(ALL, 0, &["leaked: 0\n", "both outcomes seen\n"], &[])],
+    },
+    Attack {
         name: "kernel_pointer_direct",
         guest: "kernel_pointer_syscall",
         what: "load directly from that kernel address (the contrast: it is mapped)",

@@ -255,7 +255,9 @@ fn render(machine: &Machine, host: eval::Host, rows: &[Row]) -> String {
     text.push_str(
         "\n`privileged_instructions` and `kernel_pointer_syscall` run to completion by design in some modes: at \
          CPL0 (`mpk`, `none`) CLI/STI, reading CR0 and port I/O are the app's to use and change no key or \
-         paging state; `kernel_pointer_syscall` completes after the kernel refused both calls with EFAULT. \
+         paging state; `kernel_pointer_syscall` completes after the kernel refused both calls with EFAULT, \
+         and `racing_thread` after every writev moved the app's bytes or failed with EFAULT (none moved \
+         kernel bytes). \
          In `kvm_ring3` on a nested KVM that runs CPL3 code natively, WRPKRU and XRSTOR execute under the \
          host's configuration (WRPKRU only where the host OS turned protection keys on, else #UD); in \
          `ring3` no key protects the kernel (supervisor pages do), so that is not an escape. \

@@ -1,5 +1,6 @@
-//! In-kernel pipes. Single-threaded: nothing else can fill an empty pipe or drain a full one while the
-//! app waits, so the syscall layer turns a would-block into EAGAIN (`O_NONBLOCK`) or a deadlock report.
+//! In-kernel pipes. A read from an empty pipe or a write to a full one waits (the thread parks until
+//! another thread's syscall changes the pipe, see `crate::sched`), or fails with EAGAIN (`O_NONBLOCK`);
+//! when no thread can ever change it, the kernel reports a deadlock.
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;

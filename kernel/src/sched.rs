@@ -1,7 +1,7 @@
 //! The scheduler: the process's threads on one vCPU.
 //!
 //! The kernel never sleeps inside a syscall. A syscall that must wait parks its thread
-//! ([`Run::Blocked`], its number and arguments in the thread's restart block) and the kernel returns to
+//! (`Run::Blocked`, its number and arguments in the thread's restart block) and the kernel returns to
 //! another thread; a parked call ends when its wait does: a futex wake hands it its result, a deadline or
 //! a signal ends it as the call's wait says, and a wait on a pipe or poll runs the call again after other
 //! threads' syscalls (the call finds out whether it can go on). So every kernel entry runs to its end on
@@ -410,6 +410,9 @@ impl Process {
 
     /// Drops exited threads (none is the running one), keeping `current` on the running thread.
     fn remove_exited(&mut self) {
+        if !self.threads.iter().any(|thread| thread.run == Run::Exited) {
+            return;
+        }
         let running = self.threads[self.current].tid;
         self.threads.retain(|thread| thread.run != Run::Exited);
         self.current = self.threads.iter().position(|thread| thread.tid == running).unwrap_or(0);

@@ -125,6 +125,8 @@ attack_test!(jump_to_exception_entry_gate);
 // 11. Kernel pointers as system-call buffers, and the direct load that shows the address is mapped.
 attack_test!(kernel_pointer_syscall);
 attack_test!(kernel_pointer_direct);
+// 11b. A second thread changing a syscall buffer while the kernel uses it.
+attack_test!(racing_thread);
 // 12. Privileged instructions.
 attack_test!(privileged_instructions);
 // 13. rt_sigreturn with forged frames: flags, segments, RIP, FPU state.

@@ -1,8 +1,8 @@
 //! Signal syscalls: actions, masks, sending, waiting for signals, the alternate stack, `rt_sigreturn`
 //! and `restart_syscall`. Delivery itself happens on the way back to the app (`crate::signal::deliver`).
 //!
-//! The process is pid 1 with one thread, tid 1: `kill(0 | 1 | -1, …)` and `tgkill(1, 1, …)` reach it,
-//! other pids and tids do not exist (ESRCH).
+//! The process is pid 1, its first thread tid 1: `kill(0 | 1 | -1, …)` reaches the process, `tgkill(1,
+//! tid, …)` and `tkill(tid, …)` one of its threads; other pids and tids do not exist (ESRCH).
 
 use super::{int_arg, Stop, SysResult, Wait};
 use crate::errno::Errno;

@@ -48,29 +48,28 @@ pub fn context_of(frame: &TrapFrame) -> UserContext {
 /// only the app's bits with IF on (the app always runs with interrupts on).
 pub fn store_context(machine: &ArchMachine, frame: &mut TrapFrame, ctx: &UserContext) {
     let (cs, ss) = machine.app_selectors();
-    *frame = TrapFrame {
-        rax: ctx.rax,
-        rbx: ctx.rbx,
-        rcx: ctx.rcx,
-        rdx: ctx.rdx,
-        rsi: ctx.rsi,
-        rdi: ctx.rdi,
-        rbp: ctx.rbp,
-        rsp: ctx.rsp,
-        r8: ctx.r8,
-        r9: ctx.r9,
-        r10: ctx.r10,
-        r11: ctx.r11,
-        r12: ctx.r12,
-        r13: ctx.r13,
-        r14: ctx.r14,
-        r15: ctx.r15,
-        rip: ctx.rip,
-        rflags: app_rflags(ctx.rflags) | RFLAGS_IF,
-        cs: u64::from(cs),
-        ss: u64::from(ss),
-        ..*frame
-    };
+    // Field by field, in place (the vector and error code stay): where kernel code is emulated, a
+    // struct-update copy of the whole frame costs real time.
+    frame.rax = ctx.rax;
+    frame.rbx = ctx.rbx;
+    frame.rcx = ctx.rcx;
+    frame.rdx = ctx.rdx;
+    frame.rsi = ctx.rsi;
+    frame.rdi = ctx.rdi;
+    frame.rbp = ctx.rbp;
+    frame.rsp = ctx.rsp;
+    frame.r8 = ctx.r8;
+    frame.r9 = ctx.r9;
+    frame.r10 = ctx.r10;
+    frame.r11 = ctx.r11;
+    frame.r12 = ctx.r12;
+    frame.r13 = ctx.r13;
+    frame.r14 = ctx.r14;
+    frame.r15 = ctx.r15;
+    frame.rip = ctx.rip;
+    frame.rflags = app_rflags(ctx.rflags) | RFLAGS_IF;
+    frame.cs = u64::from(cs);
+    frame.ss = u64::from(ss);
 }
 
 /// The kernel's work on the way back to the app from `frame` (a syscall's number in `syscall`), and
