@@ -166,6 +166,7 @@ pub(crate) fn pread_bytes(h: &mut Harness, fd: u64, len: usize, offset: u64) -> 
     h.read(buf, n as usize)
 }
 
+mod epoll;
 mod fcntl;
 mod fs;
 mod mem;
