@@ -45,8 +45,22 @@ pub const WRITES_GLIBC: GuestSpec = GuestSpec { name: "writes_glibc", source: "w
 
 pub const THREADS: GuestSpec = GuestSpec { name: "threads", source: "threads.c", flavor: Flavor::Glibc };
 
-pub const ALL: [GuestSpec; 9] =
-    [HELLO_ASM, HELLO_C, BOOT_PROBE, SYSCALL_LOOP, SHA256_NOLIBC, SHA256_GLIBC, WRITES_NOLIBC, WRITES_GLIBC, THREADS];
+/// The test suite's console-output guest (bulk writes, or stdio's putchar).
+pub const OUTPUT: GuestSpec =
+    GuestSpec { name: "output", source: "../../tests/guests/c/output.c", flavor: Flavor::Glibc };
+
+pub const ALL: [GuestSpec; 10] = [
+    HELLO_ASM,
+    HELLO_C,
+    BOOT_PROBE,
+    SYSCALL_LOOP,
+    SHA256_NOLIBC,
+    SHA256_GLIBC,
+    WRITES_NOLIBC,
+    WRITES_GLIBC,
+    THREADS,
+    OUTPUT,
+];
 
 /// The gcc flags for a flavor (`-fno-pie -no-pie`: ET_EXEC like a plain `gcc -static`).
 pub fn gcc_flags(flavor: Flavor) -> &'static [&'static str] {

@@ -100,6 +100,18 @@ pub struct SyscallRow {
 }
 
 #[derive(Clone, Debug)]
+pub struct OutputRow {
+    pub config: Config,
+    /// "4 KiB write()s" or "putchar (stdio)".
+    pub how: &'static str,
+    /// End-to-end wall time of writing [`OUTPUT_BYTES`] to stdout, ms.
+    pub wall: Cell,
+}
+
+/// What the output rows write: 4 MiB.
+pub const OUTPUT_BYTES: u64 = 4 << 20;
+
+#[derive(Clone, Debug)]
 pub struct ThreadRow {
     pub config: Config,
     /// Cycles per pthread_create + pthread_join of a thread that returns at once.
@@ -135,6 +147,7 @@ pub struct Results {
     pub syscalls: Vec<SyscallRow>,
     pub compute: Vec<ComputeRow>,
     pub threads: Vec<ThreadRow>,
+    pub output: Vec<OutputRow>,
     /// Peak RSS (MiB) of secure-run refusing `--backend kvm --isolation mpk` after building the image:
     /// the VMM without any guest memory.
     pub rss_without_vm: Cell,
@@ -375,6 +388,35 @@ pub fn run_all(options: &Options) -> Results {
         syscalls.push(SyscallRow { config, getpid, getpid_returned: returned, unknown });
     }
 
+    // Console output: 4 MiB to stdout, checked byte for byte against the native run's.
+    let mut output = Vec::new();
+    let mut native_output: Vec<Option<String>> = vec![None, None];
+    for config in [NATIVE, KVM_RING3, QEMU_NONE, QEMU_MPK] {
+        for (index, (how, chunk)) in [("4 KiB write()s", "4096"), ("putchar (stdio)", "1")].into_iter().enumerate() {
+            eprintln!("bench: stdout, {how}, {}", config.label());
+            if let Some(reason) = not_applicable(config, &kvm) {
+                output.push(OutputRow { config, how, wall: Cell::NotApplicable(reason) });
+                continue;
+            }
+            let args = ["bulk".to_string(), OUTPUT_BYTES.to_string(), chunk.to_string()];
+            let measured = repeat(
+                repetitions.compute,
+                || run_once(options, config, guests.get(&guests::OUTPUT)?, &args),
+                |run| {
+                    match &native_output[index] {
+                        None if config == NATIVE => native_output[index] = Some(run.stdout.clone()),
+                        Some(expected) if *expected != run.stdout => {
+                            return Err(format!("output differs from the native run's ({} bytes)", run.stdout.len()))
+                        }
+                        _ => {}
+                    }
+                    Ok(millis(run.wall))
+                },
+            );
+            output.push(OutputRow { config, how, wall: cell(measured) });
+        }
+    }
+
     // Threads: create + join, and a contended futex hand-off.
     let mut threads = Vec::new();
     for config in [NATIVE, KVM_RING3, QEMU_NONE, QEMU_RING3, QEMU_MPK] {
@@ -492,6 +534,7 @@ pub fn run_all(options: &Options) -> Results {
         syscalls,
         compute,
         threads,
+        output,
         rss_without_vm,
         elapsed: started.elapsed(),
     }

@@ -181,6 +181,8 @@ pub fn c_cases() -> Vec<CCase> {
             .lines(&["SA_RESETHAND: handler ran once, then SIG_DFL ok"]),
         CCase::new("signal_abort_status", "signals").args(&["abort"]).status(134),
         CCase::new("signal_sigterm_status", "signals").args(&["sigterm"]).status(143),
+        CCase::new("output_4mib_in_4k_writes", "output").args(&["bulk", "4194304", "4096"]),
+        CCase::new("output_4mib_through_putchar", "output").args(&["bulk", "4194304", "1"]),
         CCase::new("threads_mutex", "threads").args(&["mutex"]).lines(&["total=800000", "mutex total ok"]),
         CCase::new("threads_join", "threads").args(&["join"]).lines(&["sum of joined values=61", "join values ok"]),
         CCase::new("threads_tls", "threads")
@@ -305,6 +307,8 @@ c_test!(return_7_from_main);
 c_test!(exit_3_from_nested_function);
 c_test!(underscore_exit_4);
 c_test!(abort_is_sigabrt);
+c_test!(output_4mib_in_4k_writes);
+c_test!(output_4mib_through_putchar);
 c_test!(threads_mutex);
 c_test!(threads_join);
 c_test!(threads_tls);
@@ -434,5 +438,29 @@ abi_test!(
         assert!(lines[first_clone].starts_with("[tid 1] clone3("), "{}", result.report());
         assert!(lines.iter().any(|line| line.starts_with("[tid 2] ")), "{}", result.report());
         assert!(lines.iter().any(|line| line.ends_with("exit(0) = ? (thread exit)")), "{}", result.report());
+    }
+);
+
+abi_test!(
+    fn stdout_and_stderr_keep_their_order_in_one_pipe(mode) {
+        // Both streams into one pipe (2>&1), under secure-run and natively: the bytes must be the same.
+        let app = guest(Toolchain::GccStatic, "output");
+        let app = app.to_str().unwrap();
+        let sh = Path::new("/bin/sh");
+        let env = ["PATH=/usr/local/bin:/usr/bin:/bin"];
+        let native = run_native(sh, &["-c", "exec \"$@\" 2>&1", "sh", app, "interleave", "300"], &env, None);
+        assert_status(&native, 0);
+        let mut args = vec!["-c", "exec \"$@\" 2>&1", "sh", crate::common::run::SECURE_RUN];
+        args.extend(mode.args());
+        args.extend([app, "interleave", "300"]);
+        let in_vm = run_native(sh, &args, &env, None);
+        if mode.isolation == Isolation::Mpk && mpk_refusal(Path::new(app)).is_some() {
+            return assert_status(&in_vm, kernel_abi::exit_code::CANNOT_EXECUTE);
+        }
+        // secure-run's own notices (an ET_EXEC app under --aslr) come first on its stderr: skip them.
+        let text = in_vm.stdout_text();
+        let app_output: String = text.lines().filter(|line| !line.starts_with("secure-run: ")).map(|line| format!("{line}\n")).collect();
+        assert_status(&in_vm, 0);
+        assert_eq!(app_output, native.stdout_text(), "{}", in_vm.report());
     }
 );

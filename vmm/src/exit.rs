@@ -12,6 +12,7 @@ use std::fmt;
 
 use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
 
+use crate::devices::console::GuestRam;
 use crate::devices::console::{self, ConsoleDecoder, ConsoleSink};
 use crate::devices::timer::{self, PitPic};
 
@@ -70,6 +71,9 @@ pub enum StopReason {
     /// QEMU exited on its own (not through the guest's exit port): `code` is its exit status (`None` if
     /// killed by a signal), `stderr` the start of what it printed.
     QemuExited { code: Option<i32>, stderr: String },
+    /// The console ring named memory or streams it may not (a kernel bug, or an app in `none` mode
+    /// writing the kernel's memory).
+    ConsoleRing { message: String },
 }
 
 impl fmt::Display for StopReason {
@@ -83,6 +87,7 @@ impl fmt::Display for StopReason {
             Self::UnexpectedExit { description } => write!(f, "unexpected VM exit: {description}"),
             Self::QemuExited { code: Some(code), stderr } => write!(f, "QEMU exited with status {code}: {stderr}"),
             Self::QemuExited { code: None, stderr } => write!(f, "QEMU was killed by a signal: {stderr}"),
+            Self::ConsoleRing { message } => write!(f, "the guest's console ring is corrupt: {message}"),
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct ExitState<'s> {
     /// Guest time of the exit being handled (ns since the VM started), set by the run loop.
     pub now: u64,
     sink: &'s mut dyn ConsoleSink,
+    /// Guest memory and the console ring's guest-physical address, where the guest has a ring.
+    ring: Option<(&'s mut dyn GuestRam, u64)>,
     unhandled_accesses: u64,
     warnings: u32,
     exits: u64,
@@ -127,12 +134,36 @@ pub struct ExitState<'s> {
 
 impl<'s> ExitState<'s> {
     pub fn new(decoder: ConsoleDecoder, sink: &'s mut dyn ConsoleSink) -> Self {
-        Self { decoder, timer: PitPic::default(), now: 0, sink, unhandled_accesses: 0, warnings: 0, exits: 0 }
+        Self {
+            decoder,
+            timer: PitPic::default(),
+            now: 0,
+            sink,
+            ring: None,
+            unhandled_accesses: 0,
+            warnings: 0,
+            exits: 0,
+        }
     }
 
-    /// Feeds console bytes that arrived outside a VM exit (QEMU's pipe).
-    pub fn feed_console(&mut self, bytes: &[u8]) {
+    /// The same state, taking console-ring flushes from `ram` (the ring's page at `ring_phys`).
+    pub fn with_ring(self, ram: &'s mut dyn GuestRam, ring_phys: u64) -> Self {
+        if ring_phys == 0 {
+            return self;
+        }
+        Self { decoder: self.decoder.with_ring(), ring: Some((ram, ring_phys)), ..self }
+    }
+
+    /// Feeds console bytes (an exit's, or QEMU's pipe), taking the ring flush a doorbell in them asks for.
+    /// Err: the ring is corrupt; the run must stop.
+    pub fn feed_console(&mut self, bytes: &[u8]) -> Result<(), StopReason> {
         self.decoder.feed(bytes, self.sink);
+        if !self.decoder.take_doorbell() {
+            return Ok(());
+        }
+        // A doorbell is only recognised where there is a ring.
+        let Some((ram, ring_phys)) = &mut self.ring else { return Ok(()) };
+        self.decoder.take_ring(&mut **ram, *ring_phys, self.sink).map_err(|message| StopReason::ConsoleRing { message })
     }
 
     /// Reports a VMM diagnostic now (not rate-limited: for the VMM's own, non-guest-triggered notices).
@@ -192,10 +223,10 @@ impl<'s> ExitState<'s> {
 pub fn handle_exit(exit: GuestExitEvent<'_>, state: &mut ExitState<'_>) -> Action {
     state.exits = state.exits.saturating_add(1);
     match exit {
-        GuestExitEvent::IoOut { port: CONSOLE_PORT, data } => {
-            state.decoder.feed(data, state.sink);
-            Action::Continue
-        }
+        GuestExitEvent::IoOut { port: CONSOLE_PORT, data } => match state.feed_console(data) {
+            Ok(()) => Action::Continue,
+            Err(stop) => Action::Stop(stop),
+        },
         GuestExitEvent::IoOut { port: EXIT_PORT, .. } => Action::Stop(StopReason::ExitPort),
         GuestExitEvent::IoOut { port, data } if timer::is_timer_port(port) => {
             for &byte in data.iter() {

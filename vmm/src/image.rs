@@ -24,6 +24,9 @@ pub struct Chunk {
 pub struct MemoryImage {
     pub memory_size: u64,
     pub chunks: Vec<Chunk>,
+    /// Guest-physical address of the console ring's page (0: the guest has none), which the backend reads
+    /// flushes from (`kernel_abi::console`).
+    pub console_ring: u64,
 }
 
 /// What varies in the 64-bit state the kernel's entry point expects (the rest is fixed:

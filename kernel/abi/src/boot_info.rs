@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 /// `"SECRUN01"` little-endian: the first field of [`BootInfo`].
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SECRUN01");
 /// Bumped on every incompatible change of [`BootInfo`]; the kernel refuses any other value.
-pub const BOOT_INFO_VERSION: u32 = 2;
+pub const BOOT_INFO_VERSION: u32 = 3;
 
 /// How the app is separated from the kernel (`--isolation`).
 #[repr(u32)]
@@ -184,10 +184,12 @@ pub struct BootInfo {
     /// The first bytes of the kernel's random stream, computed by the VMM from `seed` (a multiple of 4
     /// bytes; the kernel continues the same stream in ChaCha20 once they are used up).
     pub random: PhysBlob,
+    /// Guest-physical address of the console ring's page (`crate::console`; 0: none, frames only).
+    pub console_ring: u64,
     pub region_count: u64,
     pub regions: [MappedRegion; MAX_REGIONS],
 }
-const _: () = assert!(size_of::<BootInfo>() == 272 + 32 * MAX_REGIONS);
+const _: () = assert!(size_of::<BootInfo>() == 280 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
 /// Refuse every forbidden instruction in app code, also those the kernel's configuration neutralizes.

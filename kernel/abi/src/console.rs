@@ -3,6 +3,16 @@
 //! Port 0xe9 is QEMU's `isa-debugcon`, 0xf4 its `isa-debug-exit`; the KVM backend implements the same two.
 //! Output travels as frames ([`FrameHeader`] then payload), so stdout, stderr, the exit status, crash
 //! records and kernel diagnostics share one channel.
+//!
+//! Bulk output (the app's writes, trace lines) goes by reference instead: the kernel lists the
+//! guest-physical pieces of the buffer in the console ring ([`RingHeader`], [`RingDescriptor`]: one page
+//! whose address the boot info gives, in memory the app cannot reach in `mpk` and `ring3`), with a new
+//! sequence number, and writes the one byte [`RING_DOORBELL`] to [`CONSOLE_PORT`] between frames. The VMM
+//! reads the listed bytes from guest memory, forwards them in order as if they had come in frames, and
+//! acknowledges by writing the sequence number into [`RingHeader::acked`]; the kernel waits for that
+//! before it reuses the ring or returns to the app. One port exit per flush instead of one per byte where
+//! string I/O exits per byte. A doorbell whose ring names no newer flush is ignored (an app at CPL0 that
+//! rings it replays nothing).
 
 use core::mem::size_of;
 
@@ -63,6 +73,55 @@ const _: () = assert!(size_of::<FrameHeader>() == 4);
 pub const FRAME_SYNC: u8 = 0xa5;
 /// The largest payload of one frame.
 pub const MAX_FRAME_PAYLOAD: usize = u16::MAX as usize;
+
+/// The console ring's header, at the start of its page.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RingHeader {
+    /// The sequence number of the flush the descriptors belong to (the doorbell names it).
+    pub seq: u64,
+    /// How many descriptors follow (at most [`RING_SLOTS`]).
+    pub count: u32,
+    pub reserved: u32,
+    /// Written by the VMM: the last sequence number it has taken.
+    pub acked: u64,
+    pub reserved2: u64,
+}
+const _: () = assert!(size_of::<RingHeader>() == 32);
+
+/// One piece of output in the console ring: `len` bytes of guest-physical memory at `phys` for `stream`
+/// (only [`Stream::Stdout`], [`Stream::Stderr`] and [`Stream::Log`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RingDescriptor {
+    pub phys: u64,
+    pub len: u32,
+    pub stream: u32,
+}
+const _: () = assert!(size_of::<RingDescriptor>() == 16);
+
+impl RingHeader {
+    pub const fn to_bytes(self) -> [u8; 32] {
+        zerocopy::transmute!(self)
+    }
+}
+
+impl RingDescriptor {
+    pub const fn to_bytes(self) -> [u8; 16] {
+        zerocopy::transmute!(self)
+    }
+}
+
+/// The byte that, between frames on [`CONSOLE_PORT`], asks the VMM to take the console ring's flush.
+pub const RING_DOORBELL: u8 = 0x5a;
+const _: () = assert!(RING_DOORBELL != FRAME_SYNC);
+
+/// The console ring's size: one page.
+pub const RING_SIZE: usize = 4096;
+/// Descriptors in the ring after its header.
+pub const RING_SLOTS: usize = (RING_SIZE - size_of::<RingHeader>()) / size_of::<RingDescriptor>();
+/// The most bytes one descriptor names (one page piece of a buffer at most, in practice).
+pub const RING_MAX_LEN: u32 = 1 << 20;
 
 impl FrameHeader {
     pub const fn new(stream: Stream, len: u16) -> Self {

@@ -22,7 +22,7 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMma
 use super::{pvh, BackendError, RunConfig};
 use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
 use crate::arch::x86_64::regs;
-use crate::devices::console::{ConsoleDecoder, ConsoleSink};
+use crate::devices::console::{ConsoleDecoder, ConsoleSink, GuestRam};
 use crate::exit::{handle_exit, Action, ExitState, GuestExitEvent, GuestOutcome, StopReason};
 use crate::image::{MemoryImage, VcpuEntry};
 
@@ -181,7 +181,9 @@ pub(super) fn run(
     set_long_mode_entry(&guest.vcpu, entry)?;
     install_kick_handler()?;
 
-    let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
+    let mut ram = KvmRam(&guest.memory);
+    let decoder = ConsoleDecoder::new(config.output_limit, config.log_limit);
+    let mut state = ExitState::new(decoder, sink).with_ring(&mut ram, image.console_ring);
     let mut first_exit = None;
     let deadline = config.timeout.map(Deadline::arm).transpose()?;
     let guest_timer = KickTimer::new()?;
@@ -353,6 +355,21 @@ fn internal_error(vcpu: &mut VcpuFd, memory: &GuestMemoryMmap, entry: &VcpuEntry
         Some(bytes)
     });
     GuestExitEvent::InternalError { suberror, rip, instruction }
+}
+
+/// Guest memory as the console ring reads it.
+struct KvmRam<'m>(&'m GuestMemoryMmap);
+
+impl GuestRam for KvmRam<'_> {
+    fn size(&self) -> u64 {
+        self.0.last_addr().raw_value().saturating_add(1)
+    }
+    fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
+        self.0.read_slice(buf, GuestAddress(phys)).is_ok()
+    }
+    fn write(&mut self, phys: u64, data: &[u8]) -> bool {
+        self.0.write_slice(data, GuestAddress(phys)).is_ok()
+    }
 }
 
 /// Read-only page-table walking over guest memory; out-of-range reads give 0 (not present).

@@ -312,6 +312,7 @@ mod tests {
                 Chunk { guest_phys: 0x40_0123, bytes: vec![3; 5000].into() },
                 Chunk { guest_phys: 0x30_0000, bytes: vec![].into() }, // empty: dropped
             ],
+            console_ring: 0,
         };
         let file = build_boot_elf(&image, &ENTRY).unwrap();
         let elf = Elf::parse(&file).unwrap();

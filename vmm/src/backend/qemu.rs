@@ -19,7 +19,7 @@ use kernel_abi::{CONSOLE_PORT, EXIT_PORT};
 
 use super::{pvh, BackendError, RunConfig};
 use crate::arch::x86_64::layout::MAX_MEMORY_SIZE;
-use crate::devices::console::{ConsoleDecoder, ConsoleSink};
+use crate::devices::console::{ConsoleDecoder, ConsoleSink, GuestRam};
 use crate::exit::{ExitState, GuestOutcome, StopReason};
 use crate::image::{MemoryImage, VcpuEntry};
 
@@ -63,13 +63,17 @@ fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> BackendError
     move |source| BackendError::QemuIo { action, source }
 }
 
-/// QEMU's arguments for a boot ELF at `kernel` and `memory_mib` MiB of RAM.
-pub fn command_line(machine: QemuMachine, memory_mib: u64, kernel: &Path) -> Vec<std::ffi::OsString> {
+/// QEMU's arguments for a boot ELF at `kernel` and `memory_mib` MiB of RAM, the RAM backed by the file
+/// at `ram_path` (shared: the VMM reads console-ring flushes from it).
+pub fn command_line(machine: QemuMachine, memory_mib: u64, kernel: &Path, ram_path: &Path) -> Vec<std::ffi::OsString> {
     let machine = match machine {
-        QemuMachine::Pc => "pc",
-        QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=on,pic=on,isa-serial=off",
+        QemuMachine::Pc => "pc,memory-backend=ram",
+        QemuMachine::Microvm => "microvm,x-option-roms=off,rtc=off,pit=on,pic=on,isa-serial=off,memory-backend=ram",
     };
+    let ram = format!("memory-backend-file,id=ram,size={memory_mib}M,share=on,mem-path={}", ram_path.display());
     let mut args: Vec<std::ffi::OsString> = [
+        "-object",
+        &ram,
         "-M",
         machine,
         "-accel",
@@ -127,9 +131,11 @@ pub(super) fn run(
     let kernel = dir.path().join("boot.elf");
     std::fs::write(&kernel, &elf).map_err(io_error("write the boot image"))?;
     let memory_mib = (image.memory_size + RAM_SLACK).div_ceil(1 << 20);
-    let args = command_line(config.qemu_machine, memory_mib, &kernel);
+    let mut ram = SharedRam::create(memory_mib << 20, image.memory_size)?;
+    let args = command_line(config.qemu_machine, memory_mib, &kernel, &ram.path());
 
-    let mut state = ExitState::new(ConsoleDecoder::new(config.output_limit, config.log_limit), sink);
+    let decoder = ConsoleDecoder::new(config.output_limit, config.log_limit);
+    let mut state = ExitState::new(decoder, sink).with_ring(&mut ram, image.console_ring);
     if config.verbose {
         let shown: Vec<_> = args.iter().map(|arg| arg.to_string_lossy()).collect();
         state.notice(&format!("qemu: {} {}", binary.display(), shown.join(" ")));
@@ -148,8 +154,12 @@ pub(super) fn run(
         let _ = child.kill();
         let _ = child.wait();
     }
-    let Supervised { status, timed_out, first_output, stderr } = result?;
-    let stop = if timed_out { StopReason::Timeout } else { stop_reason(status, stderr) };
+    let Supervised { status, timed_out, first_output, stderr, ring_error } = result?;
+    let stop = match ring_error {
+        Some(stop) => stop,
+        None if timed_out => StopReason::Timeout,
+        None => stop_reason(status, stderr),
+    };
     let first_exit_after = first_output.map(|at| at - started);
     let wall_time = started.elapsed();
     if config.verbose {
@@ -163,6 +173,64 @@ struct Supervised {
     timed_out: bool,
     first_output: Option<Instant>,
     stderr: String,
+    /// The console ring was corrupt: QEMU was stopped.
+    ring_error: Option<StopReason>,
+}
+
+/// The guest's RAM as QEMU maps it: an unlinked-on-drop memory file (`memfd`) QEMU opens through
+/// `/proc/self/fd` (the descriptor is inherited), mapped here too, so the VMM reads the console ring and
+/// the buffers it names where QEMU's guest wrote them.
+struct SharedRam {
+    file: std::fs::File,
+    map: memmap2::MmapMut,
+    /// The guest memory the kernel uses (`MemoryImage::memory_size`); the rest is QEMU's slack.
+    guest_size: u64,
+}
+
+impl SharedRam {
+    fn create(size: u64, guest_size: u64) -> Result<Self, BackendError> {
+        use std::os::fd::FromRawFd;
+        // No MFD_CLOEXEC: QEMU inherits the descriptor.
+        // SAFETY: a valid NUL-terminated name and flags; the call returns a new descriptor or -1.
+        let fd = unsafe { libc::memfd_create(c"secure-run-guest-ram".as_ptr(), 0) };
+        if fd < 0 {
+            return Err(io_error("create the guest RAM file")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a new descriptor this process owns and nothing else uses.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(size).map_err(io_error("size the guest RAM file"))?;
+        // SAFETY: the file is this run's own; QEMU writes it concurrently, which the accesses below
+        // tolerate (they copy bytes, and the protocol orders them: the guest waits for the ack).
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io_error("map the guest RAM file"))?;
+        Ok(Self { file, map, guest_size })
+    }
+
+    fn path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+
+    fn range(&self, phys: u64, len: usize) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(phys).ok()?;
+        let end = start.checked_add(len)?;
+        (end as u64 <= self.guest_size && end <= self.map.len()).then_some(start..end)
+    }
+}
+
+impl GuestRam for SharedRam {
+    fn size(&self) -> u64 {
+        self.guest_size
+    }
+    fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
+        let Some(range) = self.range(phys, buf.len()) else { return false };
+        buf.copy_from_slice(&self.map[range]);
+        true
+    }
+    fn write(&mut self, phys: u64, data: &[u8]) -> bool {
+        let Some(range) = self.range(phys, data.len()) else { return false };
+        self.map[range].copy_from_slice(data);
+        true
+    }
 }
 
 /// Streams QEMU's stdout into the decoder until QEMU exits or the deadline passes (then kills it).
@@ -195,6 +263,7 @@ fn supervise(
         });
         let mut timed_out = false;
         let mut first_output = None;
+        let mut ring_error = None;
         loop {
             let chunk = match deadline {
                 Some(deadline) if !timed_out => {
@@ -210,7 +279,12 @@ fn supervise(
             match chunk {
                 Ok(chunk) => {
                     first_output.get_or_insert_with(Instant::now);
-                    state.feed_console(&chunk);
+                    if let Err(stop) = state.feed_console(&chunk) {
+                        if ring_error.is_none() {
+                            ring_error = Some(stop);
+                            let _ = child.kill();
+                        }
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     // Killing QEMU closes its stdout, which ends the reader and this loop.
@@ -230,7 +304,7 @@ fn supervise(
             }
         };
         let stderr = stderr_reader.join().unwrap_or_default();
-        Ok(Supervised { status, timed_out, first_output, stderr })
+        Ok(Supervised { status, timed_out, first_output, stderr, ring_error })
     })
 }
 

@@ -10,7 +10,10 @@
 //! The guest is hostile: nothing here panics, allocates without bound or trusts a length. Garbage is
 //! counted and skipped, and output beyond the configured caps is dropped (and the drop remembered).
 
-use kernel_abi::{CrashRecord, Stream, FRAME_SYNC};
+use kernel_abi::{
+    CrashRecord, RingDescriptor, RingHeader, Stream, FRAME_SYNC, RING_DOORBELL, RING_MAX_LEN, RING_SIZE, RING_SLOTS,
+};
+use zerocopy::FromBytes;
 
 /// Default cap on the app's stdout + stderr bytes forwarded from one run.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
@@ -31,6 +34,15 @@ pub trait ConsoleSink {
     fn notice(&mut self, message: &str) {
         eprintln!("secure-run: {message}");
     }
+}
+
+/// Guest-physical memory, as the console ring and the buffers it names are read from (and its
+/// acknowledgment written to). Reads and writes outside the guest's memory fail (false).
+pub trait GuestRam {
+    /// The guest's memory size in bytes (RAM starts at 0).
+    fn size(&self) -> u64;
+    fn read(&self, phys: u64, buf: &mut [u8]) -> bool;
+    fn write(&mut self, phys: u64, data: &[u8]) -> bool;
 }
 
 /// A sink that keeps everything in memory (tests, and callers that post-process output).
@@ -95,6 +107,12 @@ pub struct ConsoleDecoder {
     frames: u64,
     status: Option<i32>,
     crash: Option<CrashRecord>,
+    /// The guest has a console ring: [`RING_DOORBELL`] between frames is its doorbell, not garbage.
+    ring: bool,
+    /// A console-ring doorbell arrived and is not yet taken ([`ConsoleDecoder::take_doorbell`]).
+    doorbell: bool,
+    /// The last ring flush taken: a doorbell must name a later one.
+    ring_seq: u64,
 }
 
 impl Default for ConsoleDecoder {
@@ -128,6 +146,9 @@ impl ConsoleDecoder {
             frames: 0,
             status: None,
             crash: None,
+            ring: false,
+            doorbell: false,
+            ring_seq: 0,
         }
     }
 
@@ -171,6 +192,9 @@ impl ConsoleDecoder {
             DecodeState::Sync => {
                 if byte == FRAME_SYNC {
                     DecodeState::StreamByte
+                } else if byte == RING_DOORBELL && self.ring {
+                    self.doorbell = true;
+                    DecodeState::Sync
                 } else {
                     self.add_garbage(1);
                     DecodeState::Sync
@@ -269,6 +293,88 @@ impl ConsoleDecoder {
             Stream::Log => sink.log(kept),
             Stream::Exit | Stream::Crash => {}
         }
+    }
+
+    /// The same decoder for a guest with a console ring (its doorbell byte is recognised).
+    pub fn with_ring(self) -> Self {
+        Self { ring: true, ..self }
+    }
+
+    /// Whether a console-ring doorbell arrived in the bytes fed so far (once).
+    pub fn take_doorbell(&mut self) -> bool {
+        core::mem::take(&mut self.doorbell)
+    }
+
+    /// Takes the console ring's flush (its doorbell arrived): forwards the bytes its descriptors name, in
+    /// order, as frames' payloads would be (the same caps), and acknowledges the flush in the ring. A
+    /// ring whose sequence number is not newer than the last flush taken is left alone, the doorbell
+    /// counted as garbage (an app that rings the doorbell itself replays nothing). Err: the ring is
+    /// corrupt (a descriptor outside guest memory, a stream that cannot travel by reference, a count
+    /// beyond the ring) — nothing of it is forwarded and the flush is not acknowledged.
+    pub fn take_ring(
+        &mut self,
+        ram: &mut dyn GuestRam,
+        ring_phys: u64,
+        sink: &mut dyn ConsoleSink,
+    ) -> Result<(), String> {
+        let mut page = [0u8; RING_SIZE];
+        if ring_phys == 0 || !ram.read(ring_phys, &mut page) {
+            return Err(format!("console ring at guest-physical {ring_phys:#x} is not in guest memory"));
+        }
+        let Ok((header, rest)) = RingHeader::read_from_prefix(&page) else {
+            return Err("console ring header unreadable".into());
+        };
+        let seq = header.seq;
+        if seq <= self.ring_seq {
+            self.add_garbage(1);
+            return Ok(());
+        }
+        let count = usize::try_from(header.count).unwrap_or(usize::MAX);
+        if count > RING_SLOTS {
+            return Err(format!("console ring flush {seq} lists {count} descriptors, the ring holds {RING_SLOTS}"));
+        }
+        let mut descriptors = Vec::with_capacity(count);
+        for (index, raw) in rest.chunks_exact(std::mem::size_of::<RingDescriptor>()).take(count).enumerate() {
+            let Ok(descriptor) = RingDescriptor::read_from_bytes(raw) else {
+                return Err(format!("console ring descriptor {index} unreadable"));
+            };
+            let stream = match u8::try_from(descriptor.stream).ok().and_then(Stream::from_byte) {
+                Some(stream @ (Stream::Stdout | Stream::Stderr | Stream::Log)) => stream,
+                _ => {
+                    return Err(format!(
+                        "console ring descriptor {index} names stream {}, which cannot travel by reference",
+                        descriptor.stream
+                    ))
+                }
+            };
+            let end = descriptor.phys.checked_add(u64::from(descriptor.len));
+            if descriptor.len > RING_MAX_LEN || end.is_none_or(|end| end > ram.size()) {
+                return Err(format!(
+                    "console ring descriptor {index} names {} bytes at guest-physical {:#x}, outside the guest's \
+                     {} MiB",
+                    descriptor.len,
+                    descriptor.phys,
+                    ram.size() >> 20
+                ));
+            }
+            descriptors.push((stream, descriptor));
+        }
+        let longest = descriptors.iter().map(|(_, d)| d.len as usize).max().unwrap_or(0);
+        let mut buffer = vec![0u8; longest];
+        for (index, (stream, descriptor)) in descriptors.into_iter().enumerate() {
+            let bytes = &mut buffer[..descriptor.len as usize];
+            if !ram.read(descriptor.phys, bytes) {
+                return Err(format!("console ring descriptor {index}: guest memory unreadable"));
+            }
+            self.forward(stream, bytes, sink);
+            self.frames += 1;
+        }
+        self.ring_seq = seq;
+        let acked_at = ring_phys + std::mem::offset_of!(RingHeader, acked) as u64;
+        if !ram.write(acked_at, &seq.to_le_bytes()) {
+            return Err("console ring: cannot acknowledge the flush".into());
+        }
+        Ok(())
     }
 
     fn add_garbage(&mut self, count: usize) {
@@ -496,5 +602,119 @@ pub(crate) mod tests {
             // Every byte is accounted for: no more garbage than input.
             prop_assert!(decoder.garbage_bytes() <= stream.len() as u64);
         }
+    }
+
+    /// Guest memory for the ring tests: a flat byte array.
+    struct TestRam(Vec<u8>);
+
+    impl GuestRam for TestRam {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
+            let Some(bytes) = self.0.get(phys as usize..phys as usize + buf.len()) else { return false };
+            buf.copy_from_slice(bytes);
+            true
+        }
+        fn write(&mut self, phys: u64, data: &[u8]) -> bool {
+            let Some(bytes) = self.0.get_mut(phys as usize..phys as usize + data.len()) else { return false };
+            bytes.copy_from_slice(data);
+            true
+        }
+    }
+
+    const RING: u64 = 0x1000;
+
+    /// A ring at [`RING`] holding flush `seq` of `pieces` (stream, guest-physical address, length).
+    fn fill_ring(ram: &mut TestRam, seq: u64, pieces: &[(u32, u64, u32)]) {
+        let header = RingHeader { seq, count: pieces.len() as u32, ..RingHeader::default() };
+        ram.write(RING, &header.to_bytes()[..16]);
+        for (i, &(stream, phys, len)) in pieces.iter().enumerate() {
+            let at = RING + 32 + 16 * i as u64;
+            ram.write(at, &RingDescriptor { phys, len, stream }.to_bytes());
+        }
+    }
+
+    fn acked(ram: &TestRam) -> u64 {
+        let mut raw = [0u8; 8];
+        ram.read(RING + 16, &mut raw);
+        u64::from_le_bytes(raw)
+    }
+
+    #[test]
+    fn ring_flushes_forward_in_order_between_frames_and_are_acknowledged() {
+        let mut ram = TestRam(vec![0; 0x4000]);
+        ram.write(0x2000, b"hello ");
+        ram.write(0x3000, b"world\n");
+        ram.write(0x3100, b"oops\n");
+        let mut decoder = ConsoleDecoder::default().with_ring();
+        let mut sink = CollectingSink::default();
+        decoder.feed(&frame(Stream::Stdout, b"first "), &mut sink);
+        fill_ring(&mut ram, 1, &[(1, 0x2000, 6), (2, 0x3100, 5), (1, 0x3000, 6)]);
+        decoder.feed(&[RING_DOORBELL], &mut sink);
+        assert!(decoder.take_doorbell());
+        decoder.take_ring(&mut ram, RING, &mut sink).unwrap();
+        assert_eq!(acked(&ram), 1);
+        decoder.feed(&frame(Stream::Stdout, b"last\n"), &mut sink);
+        assert_eq!(sink.stdout, b"first hello world\nlast\n");
+        assert_eq!(sink.stderr, b"oops\n");
+        // The same flush again (an app ringing the doorbell itself): nothing replayed.
+        decoder.feed(&[RING_DOORBELL], &mut sink);
+        assert!(decoder.take_doorbell());
+        decoder.take_ring(&mut ram, RING, &mut sink).unwrap();
+        assert_eq!(sink.stdout, b"first hello world\nlast\n");
+        assert_eq!(decoder.garbage_bytes(), 1);
+    }
+
+    #[test]
+    fn ring_flushes_obey_the_output_cap_exactly() {
+        let mut ram = TestRam(vec![b'x'; 0x4000]);
+        let mut decoder = ConsoleDecoder::new(10, DEFAULT_LOG_LIMIT).with_ring();
+        let mut sink = CollectingSink::default();
+        fill_ring(&mut ram, 1, &[(1, 0x2000, 6), (2, 0x2000, 6)]);
+        decoder.take_ring(&mut ram, RING, &mut sink).unwrap();
+        assert_eq!(sink.stdout.len() + sink.stderr.len(), 10);
+        assert!(decoder.output_truncated());
+    }
+
+    #[test]
+    fn a_corrupt_ring_is_an_error_and_forwards_nothing() {
+        type Pieces = &'static [(u32, u64, u32)];
+        let cases: [(Pieces, &str); 4] = [
+            (&[(1, 0x3f00, 0x200)], "outside the guest"),
+            (&[(1, u64::MAX - 4, 16)], "outside the guest"),
+            (&[(3, 0x2000, 4)], "cannot travel by reference"),
+            (&[(1, 0x2000, RING_MAX_LEN + 1)], "outside the guest"),
+        ];
+        for (pieces, message) in cases {
+            let mut ram = TestRam(vec![0; 0x4000]);
+            ram.write(0x2000, b"good");
+            let mut decoder = ConsoleDecoder::default().with_ring();
+            let mut sink = CollectingSink::default();
+            // A valid first descriptor: nothing of a corrupt flush goes out, not even its good part.
+            let mut all = vec![(1, 0x2000, 4)];
+            all.extend_from_slice(pieces);
+            fill_ring(&mut ram, 1, &all);
+            let error = decoder.take_ring(&mut ram, RING, &mut sink).unwrap_err();
+            assert!(error.contains(message), "{error}");
+            assert!(sink.stdout.is_empty());
+            assert_eq!(acked(&ram), 0);
+        }
+        let mut ram = TestRam(vec![0; 0x4000]);
+        let header = RingHeader { seq: 1, count: RING_SLOTS as u32 + 1, ..RingHeader::default() };
+        ram.write(RING, &header.to_bytes());
+        let error = ConsoleDecoder::default().with_ring().take_ring(&mut ram, RING, &mut CollectingSink::default());
+        assert!(error.unwrap_err().contains("the ring holds"));
+        let error =
+            ConsoleDecoder::default().with_ring().take_ring(&mut ram, 0x3fff_0000, &mut CollectingSink::default());
+        assert!(error.unwrap_err().contains("not in guest memory"));
+    }
+
+    #[test]
+    fn the_doorbell_byte_is_garbage_without_a_ring() {
+        let mut decoder = ConsoleDecoder::default();
+        decoder.feed(&[RING_DOORBELL], &mut CollectingSink::default());
+        assert!(!decoder.take_doorbell());
+        assert_eq!(decoder.garbage_bytes(), 1);
     }
 }

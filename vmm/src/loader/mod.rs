@@ -126,6 +126,8 @@ pub fn plan_layout(
 pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]) -> Result<LoadedVm, LoadError> {
     let mut image = ImageBuilder::new(request.memory_size);
     let boot_info_phys = image.phys.alloc(std::mem::size_of::<BootInfo>() as u64)?;
+    // A zero page of the image: guest memory starts zeroed on both backends.
+    let console_ring = image.phys.alloc(kernel_abi::RING_SIZE as u64)?;
     let exe_path = image.place_blob(request.exe_path)?;
     place_kernel(&mut image, request.kernel, request.kernel_file, layout.kernel.start)?;
     place_app(&mut image, request.app, request.app_file, layout.app.start)?;
@@ -147,12 +149,13 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         rdi: layout.physmap.start + boot_info_phys,
         page_table_root: tables.root,
     };
-    let info = fill_boot_info(request, layout, &process, &regions, &blobs, &stack, &tables, app_entry, kernel_seed);
+    let mut info = fill_boot_info(request, layout, &process, &regions, &blobs, &stack, &tables, app_entry, kernel_seed);
+    info.console_ring = console_ring;
     chunks.push(Chunk { guest_phys: boot_info_phys, bytes: Bytes::copy_from_slice(info.as_bytes()) });
     chunks.push(Chunk { guest_phys: tables.base, bytes: tables.bytes.into() });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
     Ok(LoadedVm {
-        image: MemoryImage { memory_size: request.memory_size, chunks },
+        image: MemoryImage { memory_size: request.memory_size, chunks, console_ring },
         entry,
         layout: *layout,
         regions: regions::region_reports(&regions, &process, request.isolation == IsolationMode::Mpk),

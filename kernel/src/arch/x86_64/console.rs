@@ -2,7 +2,7 @@
 //! same two). Output travels as frames (kernel_abi::FrameHeader) so stdout, stderr, the exit status,
 //! crash records and kernel diagnostics share one channel; whole buffers go out with one REP OUTSB.
 
-use kernel_abi::{FrameHeader, Stream, CONSOLE_PORT, EXIT_PORT, EXIT_PORT_VALUE, MAX_FRAME_PAYLOAD};
+use kernel_abi::{FrameHeader, Stream, CONSOLE_PORT, EXIT_PORT, EXIT_PORT_VALUE, MAX_FRAME_PAYLOAD, RING_DOORBELL};
 
 /// Sends `bytes` to the console port in one string instruction.
 fn out_bytes(bytes: &[u8]) {
@@ -17,6 +17,12 @@ fn out_bytes(bytes: &[u8]) {
             options(nostack, preserves_flags, readonly)
         );
     }
+}
+
+/// Rings the console ring's doorbell: one byte, one port write (`kernel_abi::console`).
+pub fn ring_doorbell() {
+    // SAFETY: one byte to the console port, which only the VMM's console device reads.
+    unsafe { x86_64::instructions::port::Port::<u8>::new(CONSOLE_PORT).write(RING_DOORBELL) };
 }
 
 /// Writes `data` to `stream`, split into frames of at most `MAX_FRAME_PAYLOAD` bytes.

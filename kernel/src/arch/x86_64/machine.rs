@@ -15,10 +15,12 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use isolation::paging::{fault, PageFlags, PAGE_SIZE};
+use core::mem::size_of;
+use isolation::paging::{fault, PageFlags, PhysMemory, PAGE_SIZE};
 use kernel::mm::vma::VmaList;
 use kernel::{FpuState, MapError, Process, SharedId};
-use kernel_abi::{Stream, PERM_EXEC, PERM_WRITE};
+
+use kernel_abi::{RingDescriptor, RingHeader, Stream, PERM_EXEC, PERM_WRITE, RING_SLOTS};
 
 use super::halt::fatal;
 use super::mm::physical::PhysicalMemory;
@@ -90,6 +92,87 @@ pub struct ArchMachine {
     pub timer_expired_at: Option<u64>,
     /// No count ends before this (monotonic ns): the app's share after the last timer interrupt.
     pub timer_not_before: u64,
+    /// The console ring, where the VMM gave one: output by reference (`kernel_abi::console`).
+    pub console_ring: Option<ConsoleRing>,
+}
+
+/// The console ring's state: its page and the flush being filled.
+pub struct ConsoleRing {
+    /// Guest-physical address of the ring's page (reached through the physical map).
+    pub phys: u64,
+    /// The last flush's sequence number.
+    pub seq: u64,
+    /// Descriptors filled for the next flush.
+    pub count: usize,
+}
+
+impl ArchMachine {
+    /// Sends `[virt, virt + len)` (mapped memory: the app's, backed, or the kernel's) to the console as
+    /// `stream`, through the ring if there is one: a descriptor per page piece, one doorbell per flush.
+    /// Without a ring the bytes go out through the port (`port`).
+    fn console_by_reference(&mut self, stream: Stream, virt: u64, len: usize, port: impl FnOnce()) {
+        if self.console_ring.is_none() || len == 0 {
+            return port();
+        }
+        // The syscall layer sends at most a chunk (64 KiB) at a time, so the pieces fit a small array; a
+        // longer buffer (a kernel one) fills the ring in several rounds.
+        const PIECES: usize = (kernel::syscall::CHUNK / PAGE_SIZE as usize) + 2;
+        let mut pieces = [(0u64, 0u32); PIECES];
+        let mut at = virt;
+        let end = virt + len as u64;
+        while at < end {
+            let mut used = 0;
+            while at < end && used < PIECES {
+                let in_page = (PAGE_SIZE - at % PAGE_SIZE).min(end - at);
+                // App buffers were backed by the caller and kernel buffers are always mapped.
+                let Some((phys, _)) = self.memory.translate(at) else {
+                    fatal("console: a mapped buffer does not translate")
+                };
+                pieces[used] = (phys, in_page as u32);
+                used += 1;
+                at += in_page;
+            }
+            for &(phys, n) in &pieces[..used] {
+                self.ring_push(RingDescriptor { phys, len: n, stream: stream as u32 });
+            }
+        }
+        self.ring_flush();
+    }
+
+    fn ring_push(&mut self, descriptor: RingDescriptor) {
+        let full = self.console_ring.as_ref().is_some_and(|ring| ring.count >= RING_SLOTS);
+        if full {
+            self.ring_flush();
+        }
+        let Some(ring) = &mut self.console_ring else { return };
+        let at = ring.phys + size_of::<RingHeader>() as u64 + (ring.count * size_of::<RingDescriptor>()) as u64;
+        ring.count += 1;
+        // Two plain stores (a byte copy is a string instruction, emulated per iteration on some hosts).
+        let bytes = descriptor.to_bytes();
+        let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
+        self.memory.write_u64(at, word(0));
+        self.memory.write_u64(at + 8, word(8));
+    }
+
+    /// Rings the doorbell for the descriptors filled so far and waits for the VMM's acknowledgment (on KVM
+    /// the exit is synchronous; QEMU's VMM acknowledges from another process).
+    fn ring_flush(&mut self) {
+        let Some(ring) = &mut self.console_ring else { return };
+        if ring.count == 0 {
+            return;
+        }
+        ring.seq += 1;
+        let (phys, seq, count) = (ring.phys, ring.seq, ring.count);
+        ring.count = 0;
+        // The VMM owns `acked`: only `seq` and `count` (with the reserved word) are the kernel's.
+        self.memory.write_u64(phys + core::mem::offset_of!(RingHeader, seq) as u64, seq);
+        self.memory.write_u64(phys + core::mem::offset_of!(RingHeader, count) as u64, count as u64);
+        console::ring_doorbell();
+        let acked_at = phys + core::mem::offset_of!(RingHeader, acked) as u64;
+        while self.memory.read_u64(acked_at) != seq {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 fn page_flags(perms: u32) -> PageFlags {
@@ -371,7 +454,7 @@ impl kernel::Machine for ArchMachine {
     }
 
     fn console(&mut self, stream: Stream, data: &[u8]) {
-        console::write(stream, data);
+        self.console_by_reference(stream, data.as_ptr() as u64, data.len(), || console::write(stream, data));
     }
 
     fn console_from_user(
@@ -382,8 +465,10 @@ impl kernel::Machine for ArchMachine {
         len: usize,
     ) -> Result<(), kernel::Fault> {
         self.back_range(vmas, addr, len as u64)?;
-        // SAFETY: as for `read_user`.
-        unsafe { user::console_from_app(stream, addr, len) };
+        self.console_by_reference(stream, addr, len, || {
+            // SAFETY: as for `read_user` (the range is backed app memory).
+            unsafe { user::console_from_app(stream, addr, len) }
+        });
         Ok(())
     }
 

@@ -196,6 +196,21 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
 }
 
 /// Bytes of guest-physical memory as a `'static` slice through the physical map.
+/// The console ring the VMM placed (a page of the image, below the memory the kernel allocates from),
+/// if any; anything else is a broken boot info.
+fn console_ring(info: &BootInfo) -> Option<machine::ConsoleRing> {
+    let phys = info.console_ring;
+    if phys == 0 {
+        return None;
+    }
+    let inside = phys.is_multiple_of(isolation::paging::PAGE_SIZE)
+        && phys.checked_add(kernel_abi::RING_SIZE as u64).is_some_and(|end| end <= info.free_phys_start);
+    if !inside {
+        fatal("boot info: the console ring is not a page of the image");
+    }
+    Some(machine::ConsoleRing { phys, seq: 0, count: 0 })
+}
+
 fn phys_slice(memory: &PhysicalMemory, phys_start: u64, size: u64) -> &'static [u8] {
     if size == 0 {
         return &[];
@@ -265,6 +280,7 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
         timer_armed_until: None,
         timer_expired_at: None,
         timer_not_before: 0,
+        console_ring: console_ring(info),
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
