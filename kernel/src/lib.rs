@@ -25,6 +25,7 @@ pub mod process;
 pub mod random;
 pub mod sched;
 pub mod signal;
+pub mod slots;
 pub mod syscall;
 pub mod thread;
 pub mod timer;
