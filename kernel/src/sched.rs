@@ -93,6 +93,12 @@ impl Process {
         }
     }
 
+    /// The first runnable thread after the running one, round robin (the running one last).
+    fn next_runnable(&self) -> Option<usize> {
+        let n = self.threads.len();
+        (1..=n).map(|k| (self.current + k) % n).find(|&i| self.threads[i].runnable())
+    }
+
     /// The timer interrupt came at `now`: a switch is due when the slice is over and another thread can
     /// run, or when a blocked thread's deadline has passed or a signal may end its wait.
     pub(crate) fn sched_tick(&mut self, now: u64) {
@@ -149,8 +155,7 @@ impl Process {
             let now = m.monotonic_ns();
             self.expire_timers(now);
             self.end_waits(m, now);
-            let n = self.threads.len();
-            if let Some(next) = (1..=n).map(|k| (self.current + k) % n).find(|&i| self.threads[i].runnable()) {
+            if let Some(next) = self.next_runnable() {
                 return Ok(next);
             }
             let timer = self.timers.next_deadline(now, self.cpu_ns(now), false);
@@ -345,10 +350,10 @@ impl Process {
                 self.expire_timers(now);
                 self.end_waits(m, now);
                 let yielded = core::mem::take(&mut self.sched.yielded);
-                if (yielded || now >= self.sched.slice_end) && self.others_runnable() {
-                    self.pick_next(m).map_err(resume_for)?
-                } else {
-                    self.current
+                // The waits that could end have ended (above): no second pass through `pick_next`.
+                match self.next_runnable() {
+                    Some(next) if yielded || now >= self.sched.slice_end => next,
+                    _ => self.current,
                 }
             }
             None => self.pick_next(m).map_err(resume_for)?,
