@@ -2,11 +2,13 @@
 //!
 //! Measures, side by side and against running the same static binaries natively: hello world end to end
 //! per backend × isolation mode, where a boot's time goes (in-process, through the vmm library), the
-//! syscall round trip (RDTSC inside the guest), a CPU-bound and a syscall-heavy program, and the peak
-//! memory of the VMM. Writes `performance.md` and `performance.svg` to the output directory (default
+//! syscall round trip (RDTSC inside the guest), a CPU-bound and a syscall-heavy program, fuzzing
+//! throughput (`--afl` against AFL++'s own forkserver), and the peak memory of the VMM. Writes
+//! `performance.md`, `performance.svg` and `fuzzing-campaign.svg` to the output directory (default
 //! `docs/`). A configuration that cannot run is reported as `failed: <reason>`, never a crash.
 
 mod chart;
+mod fuzzing;
 mod guests;
 mod machine;
 mod phases;

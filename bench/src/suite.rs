@@ -148,6 +148,7 @@ pub struct Results {
     pub compute: Vec<ComputeRow>,
     pub threads: Vec<ThreadRow>,
     pub output: Vec<OutputRow>,
+    pub fuzzing: crate::fuzzing::FuzzResults,
     /// Peak RSS (MiB) of secure-run refusing `--backend kvm --isolation mpk` after building the image:
     /// the VMM without any guest memory.
     pub rss_without_vm: Cell,
@@ -535,6 +536,7 @@ pub fn run_all(options: &Options) -> Results {
         compute,
         threads,
         output,
+        fuzzing: crate::fuzzing::run(options, kvm.usable, &options.out.join("fuzzing-campaign.svg")),
         rss_without_vm,
         elapsed: started.elapsed(),
     }

@@ -125,6 +125,7 @@ fn build_and_check(app: &AppElf, data: &[u8], aslr: bool, seed: u64) {
         aslr,
         tsc_khz: 1_000_000,
         boot_unix_ns: 1,
+        afl: None,
     };
     let Ok(vm) = loader::build(&request, &layout, [seed as u8; 32]) else {
         return;

@@ -38,7 +38,7 @@ pub fn run(data: &[u8]) {
         previous_end = guest_phys.saturating_add(bytes.len() as u64);
         chunks.push(Chunk { guest_phys, bytes: bytes.into() });
     }
-    let image = MemoryImage { memory_size: 64 << 20, chunks, console_ring: 0 };
+    let image = MemoryImage { memory_size: 64 << 20, chunks, console_ring: 0, afl: None };
     let file = match build_boot_elf(&image, &entry) {
         Ok(file) => file,
         Err(PvhError::ChunkOverflow(_)) => {

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod afl;
 pub mod epoll;
 pub mod errno;
 pub mod fd;
@@ -39,4 +40,5 @@ pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Unam
 pub use signal::deliver::{Resume, Target};
 pub use signal::frame::{TrapInfo, UserContext};
 pub use signal::info::SigInfo;
+pub use syscall::shm::ShmSegment;
 pub use syscall::{SyscallResult, SYSCALLS};

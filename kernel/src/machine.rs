@@ -21,6 +21,14 @@ pub struct Fault {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SharedId(pub u32);
 
+impl SharedId {
+    /// The `--afl` coverage map (`kernel_abi::afl`), the SysV shared-memory segment `shmat` attaches
+    /// ([`crate::syscall::shm`]): frames the VMM provides, fixed for the whole run. The hardware side
+    /// registers them when it builds the machine; the syscall layer only maps them, never grows, writes
+    /// through or destroys this object, and numbers no other object with this id.
+    pub const AFL_MAP: SharedId = SharedId(u32::MAX);
+}
+
 /// The app's x87/SSE state as FXSAVE writes it: 512 bytes, 16-byte aligned, so the hardware side saves
 /// and loads it in place (where kernel code is emulated, every copy of it costs real time).
 #[repr(C, align(16))]
@@ -70,6 +78,21 @@ pub trait Machine {
     /// Maps pages `first_page..` of shared object `id` (which has them) at the free range
     /// `[addr, addr + len)` with `perms`. Unmapping such pages later leaves the object's frames alone.
     fn map_shared(&mut self, addr: u64, len: u64, perms: u32, id: SharedId, first_page: u64) -> Result<(), MapError>;
+    /// [`Machine::map_shared`] of a range the layer has already recorded in its VMA list with a kind whose
+    /// [`crate::mm::Vma::backing`] names those pages of `id` (a SysV attachment of the fixed
+    /// [`SharedId::AFL_MAP`]): as for [`Machine::map_anonymous`], a machine may map the pages now or on
+    /// first touch from that list (then with the VMA's permissions at that time). This default maps them
+    /// now.
+    fn map_shared_on_touch(
+        &mut self,
+        addr: u64,
+        len: u64,
+        perms: u32,
+        id: SharedId,
+        first_page: u64,
+    ) -> Result<(), MapError> {
+        self.map_shared(addr, len, perms, id, first_page)
+    }
     /// Frees shared object `id`, which no mapping maps any more.
     fn shared_destroy(&mut self, id: SharedId);
     /// Sends app output or kernel diagnostics to the host.
@@ -97,6 +120,15 @@ pub trait Machine {
     /// Copies the app page at `page` (page-aligned, inside a VMA) into `buf` as it is, whatever its
     /// protection (an inaccessible page too); false, and `buf` untouched, if it has no frame yet.
     fn read_page(&mut self, page: u64, buf: &mut [u8; 4096]) -> bool;
+    /// `--afl` (`kernel_abi::afl`): the snapshot point, then this execution's input. The hardware side
+    /// writes the byte that makes the VMM snapshot the VM (every execution resumes just after it, with its
+    /// own input in guest memory) and returns the input the VMM wrote, in place; everything after the
+    /// write runs once per execution. Called once a run, and only where the boot info gave an input
+    /// region (see [`crate::Process::take_afl_snapshot`]). This default is a machine without one: no
+    /// snapshot, an empty input.
+    fn afl_snapshot(&mut self) -> &'static [u8] {
+        &[]
+    }
     /// Waits until the monotonic clock reaches `deadline_ns` (nanosleep, poll timeouts). The default spins;
     /// real hardware halts until a timer interrupt.
     fn idle_until(&mut self, deadline_ns: u64) {

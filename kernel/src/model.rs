@@ -45,6 +45,10 @@ pub struct ModelMachine {
     pub fpu: Option<Box<[u8; 512]>>,
     /// Shared memory objects and their pages.
     pub shared: BTreeMap<SharedId, Vec<Box<[u8; PAGE as usize]>>>,
+    /// What [`Machine::afl_snapshot`] returns: the `--afl` input of the execution after the snapshot.
+    pub afl_input: &'static [u8],
+    /// How many times the snapshot point was reached ([`Machine::afl_snapshot`]).
+    pub afl_snapshots: u32,
 }
 
 impl ModelMachine {
@@ -63,6 +67,12 @@ impl ModelMachine {
         for page in Self::pages_of(addr, len) {
             self.pages.insert(page, Page { data: Box::new([0; PAGE as usize]), perms, shared: None });
         }
+    }
+
+    /// Provides shared object `id` with `pages` zeroed pages, as the hardware side registers memory it did
+    /// not allocate (the `--afl` coverage map, [`SharedId::AFL_MAP`]); tests read and write it in `shared`.
+    pub fn add_fixed_object(&mut self, id: SharedId, pages: usize) {
+        self.shared.insert(id, (0..pages).map(|_| Box::new([0; PAGE as usize])).collect());
     }
 
     pub fn perms_at(&self, addr: u64) -> Option<u32> {
@@ -174,6 +184,10 @@ impl Machine for ModelMachine {
     }
 
     fn shared_grow(&mut self, id: SharedId, pages: u64) -> Result<(), MapError> {
+        if id == SharedId::AFL_MAP {
+            self.violations += 1; // fixed memory: never grown
+            return Err(MapError::Invalid);
+        }
         let pages = usize::try_from(pages).map_err(|_| MapError::OutOfMemory)?;
         let object = self.shared.entry(id).or_default();
         while object.len() < pages {
@@ -214,7 +228,8 @@ impl Machine for ModelMachine {
     }
 
     fn shared_destroy(&mut self, id: SharedId) {
-        if self.pages.values().any(|page| page.shared.is_some_and(|(object, _)| object == id))
+        if id == SharedId::AFL_MAP
+            || self.pages.values().any(|page| page.shared.is_some_and(|(object, _)| object == id))
             || self.shared.remove(&id).is_none()
         {
             self.violations += 1;
@@ -267,5 +282,10 @@ impl Machine for ModelMachine {
 
     fn idle_until(&mut self, deadline_ns: u64) {
         self.monotonic = self.monotonic.max(deadline_ns);
+    }
+
+    fn afl_snapshot(&mut self) -> &'static [u8] {
+        self.afl_snapshots += 1;
+        self.afl_input
     }
 }

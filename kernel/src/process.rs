@@ -16,6 +16,7 @@ use crate::pipe::Pipes;
 use crate::random::RandomStream;
 use crate::signal::queue::Pending;
 use crate::signal::Actions;
+use crate::syscall::shm::ShmSegment;
 use crate::syscall::{O_RDONLY, O_WRONLY};
 use crate::thread::Thread;
 use crate::timer::Timers;
@@ -79,6 +80,8 @@ pub struct ProcessConfig {
     pub memory_size: u64,
     /// Most bytes of file data the app may create in the file system.
     pub fs_capacity: u64,
+    /// The SysV shared-memory segment the VMM provides (`--afl`'s coverage map), if any.
+    pub afl_map: Option<ShmSegment>,
     /// Wall-clock time at boot, for file timestamps of the initial tree.
     pub boot_realtime_ns: u64,
 }
@@ -100,6 +103,7 @@ impl ProcessConfig {
             inspection: Inspection::Default,
             memory_size: 256 << 20,
             fs_capacity: 64 << 20,
+            afl_map: None,
             boot_realtime_ns: 0,
         }
     }
@@ -173,6 +177,12 @@ pub struct Process {
     /// The app's stack pointer at the syscall running now.
     pub(crate) user_sp: u64,
     pub(crate) stdin: &'static [u8],
+    /// The file that shows the `--afl` input, if it is not stdin (see [`crate::afl`]).
+    pub(crate) afl_input_file: Option<NodeId>,
+    /// The `--afl` snapshot waits for the app's first system call that could observe its input
+    /// ([`Process::defer_afl_snapshot`]).
+    pub(crate) afl_snapshot_pending: bool,
+    pub(crate) afl_map: Option<ShmSegment>,
     pub(crate) trace: bool,
     pub(crate) enforce_wx: bool,
     pub(crate) inspection: Inspection,
@@ -284,6 +294,9 @@ impl Process {
             idle_ns: 0,
             user_sp: 0,
             stdin: config.stdin,
+            afl_input_file: None,
+            afl_snapshot_pending: false,
+            afl_map: config.afl_map,
             trace: config.trace,
             enforce_wx: config.enforce_wx,
             inspection: config.inspection,

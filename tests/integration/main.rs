@@ -10,6 +10,7 @@
 //!   compared byte for byte with its native run.
 //! - `busybox`: Debian's static busybox, applet by applet, compared with its native run.
 //! - `go`: the Go programs Debian ships statically (threads, futexes, SIGURG preemption, epoll).
+//! - `afl`: `--afl`, driven through the forkserver protocol and by a real afl-fuzz campaign.
 //! - `aslr`: what `--aslr` and `--seed` promise; `attacks`: the attack corpus in every mode, and the
 //!   hostile guest; `threat_model`: every test threat-model.md cites exists.
 
@@ -17,6 +18,7 @@
 mod common;
 
 mod abi;
+mod afl;
 mod aslr;
 mod attacks;
 mod boot;

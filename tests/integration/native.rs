@@ -180,3 +180,22 @@ fn assert_static_executable(path: &std::path::Path, expected_type: u16) {
     assert!(elf.interpreter.is_none(), "{} is dynamically linked", path.display());
     assert_eq!(elf.header.e_type, expected_type, "ELF type of {}", path.display());
 }
+
+/// The fuzzing target acts on its input as its header says, natively: status 0, 1 for a long input,
+/// the digit of EXITn, SIGSEGV for FUZZ, SIGABRT for ABRT; and prints a fresh state each run.
+#[test]
+fn guests_fuzz_target_behaves_natively() {
+    let app = guest(Toolchain::GccStaticPie, "fuzz_target");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    let state = format!("STATE_FILE={}", dir.path().join("state").display());
+    for (bytes, status) in [(&b"hello"[..], 0), (&[b'x'; 200][..], 1), (b"EXIT7", 7), (b"FUZZ", 139), (b"ABRT", 134)] {
+        std::fs::write(&input, bytes).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("state"));
+        let result = run_native(&app, &[input.to_str().unwrap()], &[&state], None);
+        assert_status(&result, status);
+        let text = result.stdout_text();
+        assert!(text.starts_with("runs 1\nstate file: created\n"), "{}", result.report());
+        assert!(text.contains(&format!("input {} bytes", bytes.len())), "{}", result.report());
+    }
+}

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use kernel_abi::afl::SNAPSHOT_PORT;
 use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
 
 use crate::devices::console::GuestRam;
@@ -74,6 +75,11 @@ pub enum StopReason {
     /// The console ring named memory or streams it may not (a kernel bug, or an app in `none` mode
     /// writing the kernel's memory).
     ConsoleRing { message: String },
+    /// The kernel reached the `--afl` snapshot point (`kernel_abi::afl`); only where the run asked for it
+    /// ([`ExitState::expecting_snapshot`]).
+    SnapshotPoint,
+    /// The run was cancelled from outside (`RunConfig::cancel`): under `--afl`, afl-fuzz's hang timeout.
+    Cancelled,
 }
 
 impl fmt::Display for StopReason {
@@ -88,6 +94,8 @@ impl fmt::Display for StopReason {
             Self::QemuExited { code: Some(code), stderr } => write!(f, "QEMU exited with status {code}: {stderr}"),
             Self::QemuExited { code: None, stderr } => write!(f, "QEMU was killed by a signal: {stderr}"),
             Self::ConsoleRing { message } => write!(f, "the guest's console ring is corrupt: {message}"),
+            Self::SnapshotPoint => write!(f, "the kernel reached the snapshot point"),
+            Self::Cancelled => write!(f, "the run was cancelled"),
         }
     }
 }
@@ -99,6 +107,8 @@ pub struct GuestOutcome {
     pub status: Option<i32>,
     /// The last Crash frame.
     pub crash: Option<CrashRecord>,
+    /// The signal of the last Killed frame: a signal's default action ended the app.
+    pub killed_by: Option<i32>,
     pub stop: StopReason,
     /// Console bytes outside valid frames.
     pub garbage_bytes: u64,
@@ -130,6 +140,8 @@ pub struct ExitState<'s> {
     unhandled_accesses: u64,
     warnings: u32,
     exits: u64,
+    /// The first write to [`SNAPSHOT_PORT`] stops the run ([`StopReason::SnapshotPoint`]).
+    snapshot_pending: bool,
 }
 
 impl<'s> ExitState<'s> {
@@ -143,7 +155,14 @@ impl<'s> ExitState<'s> {
             unhandled_accesses: 0,
             warnings: 0,
             exits: 0,
+            snapshot_pending: false,
         }
+    }
+
+    /// The same state, stopping at the kernel's first write to [`SNAPSHOT_PORT`] (any later write is an
+    /// access to a port without a device).
+    pub fn expecting_snapshot(self) -> Self {
+        Self { snapshot_pending: true, ..self }
     }
 
     /// The same state, taking console-ring flushes from `ram` (the ring's page at `ring_phys`).
@@ -207,6 +226,7 @@ impl<'s> ExitState<'s> {
         GuestOutcome {
             status: self.decoder.status(),
             crash: self.decoder.crash(),
+            killed_by: self.decoder.killed_by(),
             stop,
             garbage_bytes: self.decoder.garbage_bytes(),
             output_truncated: self.decoder.output_truncated(),
@@ -228,6 +248,10 @@ pub fn handle_exit(exit: GuestExitEvent<'_>, state: &mut ExitState<'_>) -> Actio
             Err(stop) => Action::Stop(stop),
         },
         GuestExitEvent::IoOut { port: EXIT_PORT, .. } => Action::Stop(StopReason::ExitPort),
+        GuestExitEvent::IoOut { port: SNAPSHOT_PORT, .. } if state.snapshot_pending => {
+            state.snapshot_pending = false;
+            Action::Stop(StopReason::SnapshotPoint)
+        }
         GuestExitEvent::IoOut { port, data } if timer::is_timer_port(port) => {
             for &byte in data.iter() {
                 state.timer.write(port, byte, state.now);
@@ -361,6 +385,32 @@ mod tests {
         let outcome = state.into_outcome(StopReason::ExitPort, None, std::time::Duration::ZERO);
         assert_eq!(outcome.unhandled_accesses, 201);
         assert_eq!(sink.notices.len(), WARNING_LIMIT as usize + 1);
+    }
+
+    #[test]
+    fn only_the_first_snapshot_port_write_of_a_run_that_expects_one_stops_it() {
+        let mut sink = Null;
+        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let write = || GuestExitEvent::IoOut { port: SNAPSHOT_PORT, data: &[0] };
+        assert_eq!(handle_exit(write(), &mut state), Action::Continue, "a plain run has no snapshot point");
+        let mut state = state.expecting_snapshot();
+        assert_eq!(handle_exit(write(), &mut state), Action::Stop(StopReason::SnapshotPoint));
+        assert_eq!(handle_exit(write(), &mut state), Action::Continue, "a later write is the app's");
+        assert_eq!(state.unhandled_accesses(), 2);
+    }
+
+    #[test]
+    fn a_killed_frame_names_the_signal_apart_from_the_status() {
+        let mut sink = Null;
+        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut bytes = frame(Stream::Killed, &6i32.to_le_bytes());
+        bytes.extend(frame(Stream::Exit, &134i32.to_le_bytes()));
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &bytes }, &mut state),
+            Action::Continue
+        );
+        let outcome = state.into_outcome(StopReason::ExitPort, None, std::time::Duration::ZERO);
+        assert_eq!((outcome.killed_by, outcome.status), (Some(6), Some(134)));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct MemoryImage {
     /// Guest-physical address of the console ring's page (0: the guest has none), which the backend reads
     /// flushes from (`kernel_abi::console`).
     pub console_ring: u64,
+    /// `--afl`: where the input region and the coverage map lie (`kernel_abi::afl`).
+    pub afl: Option<crate::loader::AflRegions>,
 }
 
 /// What varies in the 64-bit state the kernel's entry point expects (the rest is fixed:

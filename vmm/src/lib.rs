@@ -9,6 +9,7 @@
 //! - [`backend`]: the two ways to run it (KVM, QEMU TCG); [`exit`]: what a VM exit does;
 //!   [`devices`]: the debug console;
 //! - [`mount`]: host directories packed for the guest file system; [`host`]: the host's TSC frequency.
+pub mod afl;
 pub mod arch;
 pub mod backend;
 pub mod devices;

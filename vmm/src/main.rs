@@ -80,6 +80,21 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_memory)]
     max_output: u64,
 
+    /// Be an AFL++ executor: run under `afl-fuzz -i IN -o OUT -- secure-run --afl APP @@`, boot the VM
+    /// once and run one input per afl-fuzz request from a snapshot (docs/fuzzing.md).
+    #[arg(long)]
+    afl: bool,
+
+    /// With --afl: the file afl-fuzz writes each input to (its -f FILE). By default the argument named
+    /// `.cur_input` (what afl-fuzz puts for @@), else the input is stdin.
+    #[arg(long, value_name = "FILE", requires = "afl")]
+    afl_input: Option<PathBuf>,
+
+    /// With --afl: where each execution starts. `startup`: at the app's first system call that could see
+    /// its input, after the C library's start-up (faster); `entry`: at its first instruction.
+    #[arg(long, value_enum, value_name = "POINT", default_value_t = SnapshotArg::Startup, requires = "afl")]
+    afl_snapshot: SnapshotArg,
+
     /// Use this guest kernel ELF instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     kernel: Option<PathBuf>,
@@ -101,6 +116,12 @@ enum BackendArg {
     Auto,
     Kvm,
     Qemu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SnapshotArg {
+    Entry,
+    Startup,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -136,7 +157,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 const MIN_MEMORY: u64 = 32 << 20;
 const MAX_MEMORY: u64 = vmm::arch::x86_64::layout::MAX_MEMORY_SIZE;
 
-fn options(cli: Cli) -> Result<RunOptions, String> {
+fn options(cli: Cli) -> Result<(RunOptions, Option<vmm::afl::AflOptions>), String> {
     if cli.memory < MIN_MEMORY || cli.memory > MAX_MEMORY || !cli.memory.is_multiple_of(2 << 20) {
         return Err(format!(
             "--memory must be a multiple of 2M between {}M and {}M",
@@ -155,7 +176,14 @@ fn options(cli: Cli) -> Result<RunOptions, String> {
             env.push(pair);
         }
     }
-    Ok(RunOptions {
+    let afl = cli.afl.then(|| vmm::afl::AflOptions {
+        input_file: cli.afl_input.clone(),
+        snapshot: match cli.afl_snapshot {
+            SnapshotArg::Entry => vmm::afl::SnapshotPoint::Entry,
+            SnapshotArg::Startup => vmm::afl::SnapshotPoint::AfterStartup,
+        },
+    });
+    let options = RunOptions {
         app: cli.app,
         args: cli.args,
         backend: match cli.backend {
@@ -181,7 +209,8 @@ fn options(cli: Cli) -> Result<RunOptions, String> {
         max_output: cli.max_output,
         kernel: cli.kernel,
         verbose: cli.verbose,
-    })
+    };
+    Ok((options, afl))
 }
 
 fn main() -> ExitCode {
@@ -192,14 +221,18 @@ fn main() -> ExitCode {
             return ExitCode::from(if error.use_stderr() { exit_code::USAGE as u8 } else { 0 });
         }
     };
-    let options = match options(cli) {
+    let (options, afl) = match options(cli) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("secure-run: {message}");
             return ExitCode::from(exit_code::USAGE as u8);
         }
     };
-    match run::run(&options) {
+    let result = match &afl {
+        Some(afl) => vmm::afl::run(&options, afl),
+        None => run::run(&options),
+    };
+    match result {
         Ok(status) => ExitCode::from(status as u8),
         Err(error) => {
             eprintln!("secure-run: {error}");

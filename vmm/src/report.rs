@@ -491,6 +491,7 @@ mod tests {
         let outcome = GuestOutcome {
             status: None,
             crash: Some(record),
+            killed_by: None,
             stop: StopReason::ExitPort,
             garbage_bytes: 3,
             output_truncated: false,

@@ -92,6 +92,9 @@ pub enum RunError {
     Mount(#[from] crate::mount::MountError),
     #[error("stdin is larger than {STDIN_LIMIT} bytes; the guest receives stdin as a captured file")]
     StdinTooLarge,
+    /// Options that do not fit together.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl RunError {
@@ -100,16 +103,16 @@ impl RunError {
             Self::NotFound { .. } => exit_code::NOT_FOUND,
             Self::CannotExecute { .. } | Self::BadElf { .. } => exit_code::CANNOT_EXECUTE,
             Self::Policy(error) => error.exit_code(),
-            Self::Mount(_) => exit_code::USAGE,
+            Self::Mount(_) | Self::Usage(_) => exit_code::USAGE,
             _ => exit_code::VMM_ERROR,
         }
     }
 }
 
 /// Forwards the guest's output to secure-run's own stdout and stderr as it arrives.
-struct ProcessSink {
-    stdout: std::io::Stdout,
-    stderr: std::io::Stderr,
+pub(crate) struct ProcessSink {
+    pub(crate) stdout: std::io::Stdout,
+    pub(crate) stderr: std::io::Stderr,
 }
 
 impl ConsoleSink for ProcessSink {
@@ -163,7 +166,7 @@ fn read_app(path: &Path, snapshot: bool) -> Result<Bytes, RunError> {
     Ok(Bytes::from_owner(map))
 }
 
-fn read_stdin() -> Result<Vec<u8>, RunError> {
+pub(crate) fn read_stdin() -> Result<Vec<u8>, RunError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Ok(Vec::new());
@@ -191,14 +194,16 @@ fn kernel_bytes(options: &RunOptions) -> Result<Bytes, RunError> {
 
 /// Plans and builds the guest for `options` without running it.
 pub fn prepare(options: &RunOptions, stdin: &[u8], seed: u64) -> Result<LoadedVm, RunError> {
-    prepare_with(options, stdin, seed, policy::kvm_probe)
+    prepare_with(options, stdin, seed, None, policy::kvm_probe)
 }
 
-/// [`prepare`], asking `kvm` for the TSC frequency if the host does not say it otherwise.
-fn prepare_with<'a>(
+/// [`prepare`] with `--afl`'s pieces, asking `kvm` for the TSC frequency if the host does not say it
+/// otherwise.
+pub(crate) fn prepare_with<'a>(
     options: &RunOptions,
     stdin: &[u8],
     seed: u64,
+    afl: Option<loader::AflLoad<'_>>,
     kvm: impl FnOnce() -> &'a backend::KvmCapabilities,
 ) -> Result<LoadedVm, RunError> {
     // In `mpk` mode the code loaded must be the code parsed and inspected, and a mapped file can change in
@@ -249,6 +254,7 @@ fn prepare_with<'a>(
         aslr: options.aslr,
         tsc_khz: host_tsc_khz(kvm),
         boot_unix_ns,
+        afl,
     };
     Ok(loader::build(&request, &layout, kernel_seed)?)
 }
@@ -270,7 +276,7 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     // KVM is probed when first needed, and on KVM the probe's VM is the one that runs (`backend::KvmVm`).
     let probe = OnceCell::new();
     let kvm = || &probe.get_or_init(backend::open_kvm).0;
-    let vm = prepare_with(options, &stdin, seed, kvm)?;
+    let vm = prepare_with(options, &stdin, seed, None, kvm)?;
     let (backend, notice) = policy::choose_backend(options.backend, options.isolation, kvm)?;
     let kvm_vm = probe.into_inner().and_then(|(_, kvm_vm)| kvm_vm).filter(|_| backend == Backend::Kvm);
     if let Some(notice) = notice {

@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 /// `"SECRUN01"` little-endian: the first field of [`BootInfo`].
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SECRUN01");
 /// Bumped on every incompatible change of [`BootInfo`]; the kernel refuses any other value.
-pub const BOOT_INFO_VERSION: u32 = 3;
+pub const BOOT_INFO_VERSION: u32 = 4;
 
 /// How the app is separated from the kernel (`--isolation`).
 #[repr(u32)]
@@ -140,7 +140,7 @@ pub struct BootInfo {
     pub version: u32,
     /// An [`IsolationMode`] value.
     pub isolation: u32,
-    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_STRICT_INSPECTION`].
+    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_STRICT_INSPECTION`] | [`FLAG_AFL_SNAPSHOT_AFTER_STARTUP`].
     pub flags: u64,
     /// Guest-physical memory size in bytes (RAM starts at 0).
     pub memory_size: u64,
@@ -186,14 +186,28 @@ pub struct BootInfo {
     pub random: PhysBlob,
     /// Guest-physical address of the console ring's page (`crate::console`; 0: none, frames only).
     pub console_ring: u64,
+    /// `--afl` ([`crate::afl`]): the input region, rewritten by the VMM before each execution (size 0: not
+    /// fuzzing; it then lies inside the image, below `free_phys_start`).
+    pub afl_input: PhysBlob,
+    /// The absolute guest path at which the input appears as a file, without a NUL (size 0: the
+    /// input is the app's stdin).
+    pub afl_input_path: PhysBlob,
+    /// The coverage map's guest-physical frames (page-aligned; size 0: none), which `shmat` of
+    /// [`Self::afl_shm_id`] maps. They may lie above `memory_size`.
+    pub afl_map: PhysBlob,
+    /// The SysV shared-memory id (`__AFL_SHM_ID`) under which the app attaches the coverage map.
+    pub afl_shm_id: u64,
     pub region_count: u64,
     pub regions: [MappedRegion; MAX_REGIONS],
 }
-const _: () = assert!(size_of::<BootInfo>() == 280 + 32 * MAX_REGIONS);
+const _: () = assert!(size_of::<BootInfo>() == 336 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
 /// Refuse every forbidden instruction in app code, also those the kernel's configuration neutralizes.
 pub const FLAG_STRICT_INSPECTION: u64 = 4;
+/// `--afl`: take the snapshot after the app's start-up, at its first system call that could observe its
+/// input ([`crate::afl`]), instead of just before its first instruction.
+pub const FLAG_AFL_SNAPSHOT_AFTER_STARTUP: u64 = 8;
 
 impl BootInfo {
     /// An all-zero boot info with the magic and version set.

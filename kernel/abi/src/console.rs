@@ -42,6 +42,10 @@ pub enum Stream {
     Crash = 4,
     /// Kernel diagnostics (syscall trace, warnings): text lines, shown on secure-run's stderr.
     Log = 5,
+    /// The signal whose default action ended the app: exactly 4 bytes, `i32` little-endian, sent just
+    /// before the [`Stream::Exit`] frame (status 128 + signal) of such an end, so the VMM can tell it
+    /// from an `exit(128 + signal)`.
+    Killed = 6,
 }
 
 impl Stream {
@@ -53,6 +57,7 @@ impl Stream {
             3 => Self::Exit,
             4 => Self::Crash,
             5 => Self::Log,
+            6 => Self::Killed,
             _ => return None,
         })
     }
@@ -138,7 +143,7 @@ mod tests {
 
     #[test]
     fn stream_bytes_decode() {
-        for stream in [Stream::Stdout, Stream::Stderr, Stream::Exit, Stream::Crash, Stream::Log] {
+        for stream in [Stream::Stdout, Stream::Stderr, Stream::Exit, Stream::Crash, Stream::Log, Stream::Killed] {
             assert_eq!(Stream::from_byte(stream as u8), Some(stream));
         }
         assert_eq!(Stream::from_byte(0), None);

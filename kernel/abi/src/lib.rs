@@ -9,7 +9,8 @@
 //! - [`gdt`]: the segment descriptors and selectors of both sides' GDTs;
 //! - [`seed`]: which random stream of the kernel seed is which;
 //! - [`timer`]: the PC timer ports (PIT, 8259) behind the kernel's timer interrupt;
-//! - [`archive`]: the packed `--mount` files.
+//! - [`archive`]: the packed `--mount` files;
+//! - [`afl`]: the input region, snapshot point and coverage map of `secure-run --afl`.
 //!
 //! The raw structs derive zerocopy's traits: the VMM writes them as bytes and the kernel views bytes as
 //! them, with no field-by-field encoding on either side. The kernel trusts the boot info only after
@@ -17,6 +18,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod afl;
 pub mod archive;
 pub mod boot_info;
 pub mod console;

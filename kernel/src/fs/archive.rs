@@ -75,7 +75,7 @@ impl FileSystem {
     }
 
     /// `mkdir -p` for an absolute, normalized path; returns the last directory.
-    fn make_dirs(&mut self, path: &[u8], now_ns: u64) -> Result<NodeId, Errno> {
+    pub(super) fn make_dirs(&mut self, path: &[u8], now_ns: u64) -> Result<NodeId, Errno> {
         let mut cur = ROOT;
         for component in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
             cur = match self.lookup(cur, component) {

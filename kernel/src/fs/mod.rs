@@ -1,5 +1,6 @@
 //! The in-memory file system: a tree of [`Node`]s in a slab, path resolution with Linux's rules and
-//! errors, and the data of regular files (archive-backed until first written).
+//! errors, and the data of regular files (the boot archive's or other referenced bytes until first
+//! written).
 //!
 //! ```text
 //! /                 writable
@@ -7,6 +8,7 @@
 //! /dev/{null,zero,urandom,random}
 //! /proc/self/exe    symlink to the app's path (for readlink)
 //! <mounts>          from the boot archive; read-only entries refuse writes with EROFS
+//! <afl input>       with `--afl` and an input path: the input's bytes (`crate::afl`)
 //! ```
 //! Memory is bounded: file data beyond the configured capacity fails with ENOSPC, and the number of
 //! nodes is capped.
@@ -158,6 +160,7 @@ impl FileSystem {
             NodeKind::File(FileData::Archive { offset, len }) => {
                 Ok(offset.checked_add(*len).and_then(|end| self.archive.get(*offset..end)).unwrap_or(&[]))
             }
+            NodeKind::File(FileData::Static(bytes)) => Ok(bytes),
             NodeKind::Directory(_) => Err(Errno::EISDIR),
             _ => Err(Errno::EINVAL),
         }
@@ -283,6 +286,37 @@ impl FileSystem {
         }
         self.touch(parent, now_ns);
         Ok(id)
+    }
+
+    /// Creates the regular file at the absolute `path` with `data` as its bytes, referenced rather than
+    /// copied (a write or truncate makes them the file's own first), and the directories missing on the
+    /// way (mode 0755, as the archive's).
+    pub fn create_static_file(
+        &mut self,
+        path: &[u8],
+        data: &'static [u8],
+        mode: u32,
+        now_ns: u64,
+    ) -> Result<NodeId, Errno> {
+        if path.len() >= crate::user::PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let Some(slash) = path.iter().rposition(|&b| b == b'/').filter(|_| path.first() == Some(&b'/')) else {
+            return Err(Errno::EINVAL);
+        };
+        let parent = self.make_dirs(&path[..slash], now_ns)?;
+        self.create(parent, &path[slash + 1..], NodeKind::File(FileData::Static(data)), mode, now_ns)
+    }
+
+    /// Makes `data` (referenced, not copied) the bytes of regular file `id`; anything else is left alone.
+    pub fn set_static_data(&mut self, id: NodeId, data: &'static [u8]) {
+        let Some(NodeKind::File(file)) = self.node_mut(id).map(|node| &mut node.kind) else { return };
+        let owned = match file {
+            FileData::Owned(bytes) => to_u64(bytes.len()),
+            _ => 0,
+        };
+        *file = FileData::Static(data);
+        self.used_bytes = self.used_bytes.saturating_sub(owned);
     }
 
     fn touch(&mut self, id: NodeId, now_ns: u64) {
@@ -472,13 +506,13 @@ impl FileSystem {
         }
     }
 
-    /// Makes a regular file's data owned (copying it out of the archive) and returns it.
+    /// Makes a regular file's data owned (copying it out of the archive or the static bytes) and returns it.
     fn owned_data(&mut self, id: NodeId) -> Result<&mut Vec<u8>, Errno> {
         let node = self.get(id)?;
         if node.read_only {
             return Err(Errno::EROFS);
         }
-        if let NodeKind::File(FileData::Archive { .. }) = node.kind {
+        if let NodeKind::File(FileData::Archive { .. } | FileData::Static(_)) = node.kind {
             let bytes = self.file_bytes(id)?;
             let mut copy = Vec::new();
             copy.try_reserve_exact(bytes.len()).map_err(|_| Errno::ENOSPC)?;

@@ -41,10 +41,16 @@ impl Device {
     }
 }
 
-/// Contents of a regular file: still the bytes of the boot archive (never copied until written), or owned.
+/// Contents of a regular file: bytes the kernel did not copy (the boot archive's, or others that stay
+/// unchanged for the run) until first written, or owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileData {
-    Archive { offset: usize, len: usize },
+    Archive {
+        offset: usize,
+        len: usize,
+    },
+    /// Bytes outside the file system, referenced: the `--afl` input (see [`crate::afl`]).
+    Static(&'static [u8]),
     Owned(Vec<u8>),
 }
 

@@ -215,3 +215,20 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn static_files_are_referenced_until_written() {
+    let mut fs = FileSystem::new(&[], b"", 100, 0);
+    let file = fs.create_static_file(b"/a/b/c", b"static", 0o644, 0).unwrap();
+    assert_eq!(fs.file_bytes(file), Ok(&b"static"[..]));
+    assert_eq!(fs.stat(fs.resolve(ROOT, b"/a/b", true).unwrap()).map(|s| s.mode), Ok(node::S_IFDIR | 0o755));
+    assert_eq!(fs.used_bytes(), 0, "not charged while referenced");
+    // A write copies the bytes (charged), and a new static slice gives the charge back.
+    assert_eq!(fs.write_file(file, 6, b"!", 0), Ok(1));
+    assert_eq!((fs.file_bytes(file), fs.used_bytes()), (Ok(&b"static!"[..]), 7));
+    fs.set_static_data(file, b"other");
+    assert_eq!((fs.file_bytes(file), fs.used_bytes()), (Ok(&b"other"[..]), 0));
+    fs.set_static_data(ROOT, b"x");
+    assert!(fs.node(ROOT).unwrap().is_dir(), "only a regular file takes static bytes");
+    fs.check_invariants().unwrap();
+}

@@ -4,7 +4,7 @@ pub mod shared;
 pub mod vma;
 
 pub use shared::{SharedFile, SharedFiles};
-pub use vma::{Vma, VmaKind, VmaList};
+pub use vma::{Backing, Vma, VmaKind, VmaList};
 
 pub use isolation::paging::PAGE_SIZE;
 

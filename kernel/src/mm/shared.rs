@@ -67,7 +67,10 @@ impl Process {
             Some(file) => (file.id, file.pages),
             None => {
                 let id = SharedId(self.shared_files.next_id);
-                self.shared_files.next_id = self.shared_files.next_id.checked_add(1).ok_or(Errno::ENOMEM)?;
+                if id == SharedId::AFL_MAP {
+                    return Err(Errno::ENOMEM); // every other id is taken
+                }
+                self.shared_files.next_id += 1;
                 (id, 0)
             }
         };
@@ -147,9 +150,17 @@ impl Process {
         }
     }
 
-    /// Every shared-file VMA lies inside its file's object (for the invariant checks).
+    /// Every shared-file VMA lies inside its file's object, every SysV attachment inside the segment (for
+    /// the invariant checks).
     pub(crate) fn check_shared_invariants(&self) -> Result<(), &'static str> {
         for vma in self.vmas.iter() {
+            if let VmaKind::SysvShm { base, .. } = vma.kind {
+                let size = self.afl_map.map_or(0, |segment| segment.size());
+                if vma.start < base || vma.end - base > size {
+                    return Err("kernel: SysV attachment outside the segment");
+                }
+                continue;
+            }
             let VmaKind::SharedFile { node, base, .. } = vma.kind else { continue };
             let file = self.shared_files.get(node).ok_or("kernel: shared mapping of a file without an object")?;
             let end_offset = vma.end.wrapping_sub(base);

@@ -10,6 +10,7 @@ use core::cell::Cell;
 use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
 
 use super::page_aligned;
+use crate::machine::SharedId;
 
 /// Most VMAs an app may have (Linux's default `vm.max_map_count`).
 pub const MAX_VMAS: usize = 65_530;
@@ -33,6 +34,13 @@ pub enum VmaKind {
         base: u64,
         may_write: bool,
     },
+    /// An attachment of the SysV shared-memory segment (see [`crate::syscall::shm`]) that starts at
+    /// `base`: segment offset `addr - base` is mapped at `addr`; `may_write` is false when it was attached
+    /// `SHM_RDONLY`.
+    SysvShm {
+        base: u64,
+        may_write: bool,
+    },
 }
 
 /// `[start, end)` mapped with `perms` (`PERM_*`).
@@ -44,12 +52,39 @@ pub struct Vma {
     pub kind: VmaKind,
 }
 
+/// What gives a page of a VMA its frame when a machine that backs memory on first touch backs it
+/// ([`Vma::backing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A fresh zeroed frame of its own (anonymous memory, the stack, brk, private file copies).
+    Fresh,
+    /// Page `page` of shared object `id`, borrowed (unmapping it never frees the frame); the next page of
+    /// the VMA maps page `page + 1`, and so on.
+    Shared { id: SharedId, page: u64 },
+    /// Nothing: the layer had the machine map the whole range when it created it (a shared file mapping),
+    /// so one of its pages without a frame is a bug.
+    Mapped,
+}
+
 impl Vma {
     pub const fn len(&self) -> u64 {
         self.end - self.start
     }
     pub const fn is_empty(&self) -> bool {
         self.end == self.start
+    }
+
+    /// What backs the page at `addr` (inside the VMA) on first touch. A SysV attachment maps segment page
+    /// `(addr - base) / PAGE_SIZE` of [`SharedId::AFL_MAP`] at `addr`, whatever pieces of the attachment
+    /// were unmapped or reprotected since (a split keeps `base`).
+    pub fn backing(&self, addr: u64) -> Backing {
+        match self.kind {
+            VmaKind::SysvShm { base, .. } => {
+                Backing::Shared { id: SharedId::AFL_MAP, page: addr.wrapping_sub(base) / super::PAGE_SIZE }
+            }
+            VmaKind::SharedFile { .. } => Backing::Mapped,
+            VmaKind::Image | VmaKind::Stack | VmaKind::Heap | VmaKind::Anonymous | VmaKind::File => Backing::Fresh,
+        }
     }
 }
 
@@ -452,6 +487,26 @@ mod tests {
         assert_eq!(list.find_free_top_down(5 * P, 0, 120 * P, &[(50 * P, 119 * P)]), Some(45 * P));
         assert_eq!(list.find_free_top_down(5 * P, 10 * P, 120 * P, &[(8 * P, 119 * P)]), None);
         assert_eq!(list.find_free_top_down(200 * P, 0, 120 * P, &[]), None);
+    }
+
+    #[test]
+    fn backing_keeps_an_attachments_segment_pages_through_splits() {
+        let base = 10 * P;
+        let shm = VmaKind::SysvShm { base, may_write: true };
+        let mut list = VmaList::new();
+        list.insert(Vma { start: base, end: base + 8 * P, perms: RW, kind: shm }).unwrap();
+        list.remove(base, base + 2 * P).unwrap();
+        list.remove(base + 6 * P, base + 7 * P).unwrap();
+        list.protect(base + 4 * P, base + 5 * P, PERM_READ).unwrap();
+        assert_eq!(list.len(), 4);
+        for page in [2, 3, 4, 5, 7] {
+            let addr = base + page * P;
+            let backing = list.find(addr).unwrap().backing(addr);
+            assert_eq!(backing, Backing::Shared { id: SharedId::AFL_MAP, page }, "page {page}");
+        }
+        assert_eq!(vma(1, 2, RW).backing(P), Backing::Fresh);
+        let file = Vma { kind: VmaKind::SharedFile { node: 3, base: 0, may_write: true }, ..vma(1, 2, RW) };
+        assert_eq!(file.backing(P), Backing::Mapped, "a shared file mapping is mapped whole");
     }
 
     proptest! {

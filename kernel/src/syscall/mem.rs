@@ -1,4 +1,4 @@
-//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise.
+//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise (SysV shared memory: `shm`).
 //!
 //! Every change goes VMA list first (so a failure leaves the machine untouched) or is rolled back, and
 //! the machine is only ever asked to map, protect or unmap ranges the VMA list owns or that are free and
@@ -44,7 +44,7 @@ fn prot_to_perms(prot: u64) -> Result<u32, Errno> {
     Ok(perms)
 }
 
-fn map_error(_: crate::machine::MapError) -> Errno {
+pub(super) fn map_error(_: crate::machine::MapError) -> Errno {
     Errno::ENOMEM
 }
 
@@ -74,7 +74,7 @@ impl Process {
     }
 
     /// True when the app may have memory in `[start, end)`: inside the usable range, outside kernel ranges.
-    fn may_map(&self, start: u64, end: u64) -> bool {
+    pub(super) fn may_map(&self, start: u64, end: u64) -> bool {
         start >= LOWEST_ADDRESS
             && end <= HIGHEST_ADDRESS
             && start < end
@@ -136,7 +136,7 @@ impl Process {
     }
 
     /// Unmaps whatever the app has in `[start, end)`; a file's shared object goes with its last mapping.
-    fn unmap_range<M: Machine>(&mut self, m: &mut M, start: u64, end: u64) -> Result<(), Errno> {
+    pub(super) fn unmap_range<M: Machine>(&mut self, m: &mut M, start: u64, end: u64) -> Result<(), Errno> {
         let pieces: alloc::vec::Vec<Vma> = self.vmas.intersections(start, end).collect();
         self.vmas.remove(start, end).map_err(|_| Errno::ENOMEM)?;
         let mut shared_nodes = alloc::vec::Vec::new();
@@ -286,7 +286,7 @@ impl Process {
         Ok(start as i64)
     }
 
-    fn find_free(&self, len: u64) -> Result<u64, Errno> {
+    pub(super) fn find_free(&self, len: u64) -> Result<u64, Errno> {
         let span = self.layout.mmap;
         self.vmas.find_free_top_down(len, span.start, span.end(), &self.reserved).ok_or(Errno::ENOMEM)
     }
@@ -318,11 +318,14 @@ impl Process {
         }
         self.check_wx(perms)?;
         for piece in self.vmas.intersections(addr, end) {
-            if let VmaKind::SharedFile { may_write, .. } = piece.kind {
-                let exec_in_mpk = self.enforce_wx && perms & PERM_EXEC != 0;
-                if exec_in_mpk || (perms & PERM_WRITE != 0 && !may_write) {
-                    return Err(Errno::EACCES.into());
-                }
+            // Shared memory others can change is never code in mpk; the SysV segment never is.
+            let (may_write, may_exec) = match piece.kind {
+                VmaKind::SharedFile { may_write, .. } => (may_write, !self.enforce_wx),
+                VmaKind::SysvShm { may_write, .. } => (may_write, false),
+                _ => continue,
+            };
+            if (perms & PERM_EXEC != 0 && !may_exec) || (perms & PERM_WRITE != 0 && !may_write) {
+                return Err(Errno::EACCES.into());
             }
         }
         let gains_exec = perms & PERM_EXEC != 0 && self.vmas.intersections(addr, end).any(|p| p.perms & PERM_EXEC == 0);
@@ -368,6 +371,9 @@ impl Process {
         }
         let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let vma = *self.vmas.find(old).filter(|v| v.end >= old_end).ok_or(Errno::EFAULT)?;
+        if let VmaKind::SysvShm { .. } = vma.kind {
+            return Err(Errno::EINVAL.into()); // see `crate::syscall::shm`
+        }
         if let VmaKind::SharedFile { node, base, may_write } = vma.kind {
             let pages = SharedPages { node, offset: old.wrapping_sub(base), may_write };
             return self.remap_shared_file(m, (old, old_len), new_len, flags, new_addr, (vma.perms, pages));
@@ -490,9 +496,12 @@ impl Process {
         }
         if advice as u32 == MADV_DONTNEED {
             // Fresh zero pages, as Linux gives anonymous private memory (file copies are zeroed too).
-            // A shared file mapping's pages are the file's: dropping them changes nothing the app sees.
-            let pieces: alloc::vec::Vec<Vma> =
-                self.vmas.intersections(addr, end).filter(|p| !matches!(p.kind, VmaKind::SharedFile { .. })).collect();
+            // A shared mapping's pages are its file's or segment's: dropping them changes nothing the app sees.
+            let pieces: alloc::vec::Vec<Vma> = self
+                .vmas
+                .intersections(addr, end)
+                .filter(|p| !matches!(p.kind, VmaKind::SharedFile { .. } | VmaKind::SysvShm { .. }))
+                .collect();
             for piece in pieces {
                 m.unmap(piece.start, piece.len());
                 if m.map_anonymous(piece.start, piece.len(), piece.perms).is_err() {

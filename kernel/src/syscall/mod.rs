@@ -21,6 +21,7 @@ pub mod pipe;
 pub mod poll;
 pub mod proc;
 pub mod rw;
+pub mod shm;
 pub mod signal;
 pub mod table;
 pub mod thread;
@@ -135,6 +136,9 @@ impl Process {
     /// app runs on its alternate stack).
     pub fn syscall<M: Machine>(&mut self, m: &mut M, nr: u64, args: &[u64; 6], user_sp: u64) -> SyscallResult {
         self.user_sp = user_sp;
+        if self.afl_snapshot_pending && !crate::afl::may_precede_snapshot(nr, args) {
+            self.take_afl_snapshot(m);
+        }
         let outcome = self.dispatch(m, nr, args);
         // The common case, kept short (on an emulating hypervisor every kernel instruction costs a
         // microsecond): a value or an error, and no restart block, temporary mask or trace line to see to.

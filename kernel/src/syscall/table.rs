@@ -112,6 +112,9 @@ syscalls! {
         MREMAP = 25, "mremap", [Ptr, UInt, UInt, Hex, Ptr], Hex => p.sys_mremap(m, a[0], a[1], a[2], a[3], a[4]);
         MSYNC = 26, "msync", [Ptr, UInt, Hex], Int => p.sys_msync(m, a[0], a[1], a[2]);
         MADVISE = 28, "madvise", [Ptr, UInt, Int], Int => p.sys_madvise(m, a[0], a[1], a[2]);
+        SHMGET = 29, "shmget", [Hex, UInt, Octal], Int => p.sys_shmget(a[0], a[1], a[2]);
+        SHMAT = 30, "shmat", [Int, Ptr, Hex], Hex => p.sys_shmat(m, a[0], a[1], a[2]);
+        SHMCTL = 31, "shmctl", [Int, Int, Ptr], Int => p.sys_shmctl(m, a[0], a[1], a[2]);
         DUP = 32, "dup", [Fd], Int => p.sys_dup(a[0]);
         DUP2 = 33, "dup2", [Fd, Fd], Int => p.sys_dup2(a[0], a[1]);
         NANOSLEEP = 35, "nanosleep", [Ptr, Ptr], Int => p.sys_nanosleep(m, a[0], a[1]);
@@ -124,6 +127,7 @@ syscalls! {
         EXIT = 60, "exit", [Int], NoReturn => p.sys_exit(m, a[0]);
         KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
+        SHMDT = 67, "shmdt", [Ptr], Int => p.sys_shmdt(m, a[0]);
         FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
         FSYNC = 74, "fsync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
         FDATASYNC = 75, "fdatasync", [Fd], Int => p.fds.get(crate::fd::fd_arg(a[0])).map(|_| 0).map_err(Stop::from);
@@ -255,7 +259,8 @@ mod docs {
              `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\
              count the time it does not spend waiting; when every thread waits and nothing can end a wait (an\n\
              empty pipe, a futex with no timeout, and no timer armed) the app ends with SIGKILL instead of\n\
-             hanging.\n\n\
+             hanging. SysV shared memory knows one segment, the `--afl` coverage map, by its id (`shmget`\n\
+             creates none; semantics in `kernel/src/syscall/shm.rs`).\n\n\
              This file is generated from `kernel/src/syscall/table.rs` and checked by its tests\n\
              (`UPDATE_DOCS=1 cargo test -p kernel docs` rewrites it).\n\n\
              | number | name | arguments |\n|---:|---|---|\n",

@@ -29,6 +29,8 @@ pub enum Toolchain {
     AsmObject,
     /// `tests/guests/rust/*.rs`: `rustc --target x86_64-unknown-linux-musl -O` (static PIE).
     RustMusl,
+    /// `tests/guests/c/*.c`: `afl-clang-fast -O1 -static` (AFL++'s coverage instrumentation, glibc).
+    AflClangFast,
 }
 
 /// The three builds every C guest gets.
@@ -44,6 +46,7 @@ impl Toolchain {
             Self::GccDynamic => "gcc-dynamic",
             Self::AsmObject => "asm-object",
             Self::RustMusl => "rust-musl",
+            Self::AflClangFast => "afl-clang-fast",
         }
     }
 
@@ -51,7 +54,9 @@ impl Toolchain {
     pub fn source(self, name: &str) -> PathBuf {
         let (dir, extension) = match self {
             Self::Asm | Self::AsmObject => ("asm", "S"),
-            Self::GccStatic | Self::GccStaticPie | Self::MuslStatic | Self::GccDynamic => ("c", "c"),
+            Self::GccStatic | Self::GccStaticPie | Self::MuslStatic | Self::GccDynamic | Self::AflClangFast => {
+                ("c", "c")
+            }
             Self::RustMusl => ("rust", "rs"),
         };
         guests_dir().join(dir).join(format!("{name}.{extension}"))
@@ -69,8 +74,10 @@ impl Toolchain {
             Self::RustMusl => {
                 ("rustc", &["--edition", "2021", "--target", "x86_64-unknown-linux-musl", "-O", "-C", "debuginfo=0"])
             }
+            Self::AflClangFast => ("afl-clang-fast", &["-O1", "-static"]),
         };
         let mut command = Command::new(program);
+        command.env("AFL_QUIET", "1");
         // From the repository root, so that rustup honours rust-toolchain.toml.
         command.current_dir(repo_root()).args(flags).arg("-o").arg(output).arg(source);
         command
@@ -87,6 +94,7 @@ impl Toolchain {
             Self::RustMusl => {
                 "install rustup and run `rustup target add x86_64-unknown-linux-musl` (rust-toolchain.toml lists it)"
             }
+            Self::AflClangFast => "install the Debian package `afl++` (scripts/setup does)",
         }
     }
 }

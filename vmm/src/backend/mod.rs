@@ -23,7 +23,7 @@ use isolation::paging::PAGE_SIZE;
 use crate::arch::x86_64::layout::{IMAGE_START, PAGE_TABLE_ROOT_LIMIT};
 use crate::image::{MemoryImage, VcpuEntry};
 
-pub use kvm::{open_kvm, probe_kvm, KvmCapabilities, KvmVm};
+pub use kvm::{open_kvm, probe_kvm, KvmCapabilities, KvmExecutor, KvmVm, RestoreStats};
 pub use qemu::{qemu_available, QemuMachine};
 
 /// Which hypervisor runs the guest.
@@ -59,6 +59,10 @@ pub struct RunConfig {
     pub qemu_binary: Option<PathBuf>,
     /// The QEMU machine type.
     pub qemu_machine: QemuMachine,
+    /// When set, the run stops ([`crate::exit::StopReason::Cancelled`]). Whoever sets it must also
+    /// interrupt the VMM thread with a signal whose handler was installed without `SA_RESTART` (KVM), or
+    /// rely on the QEMU backend's polling, which looks at it every few milliseconds.
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Default for RunConfig {
@@ -71,6 +75,7 @@ impl Default for RunConfig {
             verbose: false,
             qemu_binary: None,
             qemu_machine: QemuMachine::default(),
+            cancel: None,
         }
     }
 }

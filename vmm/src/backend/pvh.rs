@@ -313,6 +313,7 @@ mod tests {
                 Chunk { guest_phys: 0x30_0000, bytes: vec![].into() }, // empty: dropped
             ],
             console_ring: 0,
+            afl: None,
         };
         let file = build_boot_elf(&image, &ENTRY).unwrap();
         let elf = Elf::parse(&file).unwrap();

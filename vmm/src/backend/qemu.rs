@@ -12,6 +12,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ const STDERR_CAP: usize = 16 << 10;
 const READ_CHUNK: usize = 64 << 10;
 /// How many read chunks may wait for the decoder (bounds memory while the sink is slow).
 const QUEUED_CHUNKS: usize = 8;
+/// How often a run with a cancel flag (`RunConfig::cancel`) looks at it.
+const CANCEL_POLL: Duration = Duration::from_millis(5);
 
 /// The path of `qemu-system-x86_64` on `PATH`.
 pub fn qemu_available() -> Result<PathBuf, String> {
@@ -114,6 +117,17 @@ pub(super) fn run(
     config: &RunConfig,
     sink: &mut dyn ConsoleSink,
 ) -> Result<GuestOutcome, BackendError> {
+    run_then(image, entry, config, sink, &mut |_| {})
+}
+
+/// Like this module's `run`, then `after` with the guest's RAM as QEMU left it (QEMU has exited).
+pub fn run_then(
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+    after: &mut dyn FnMut(&dyn GuestRam),
+) -> Result<GuestOutcome, BackendError> {
     let started = Instant::now();
     if image.memory_size > MAX_MEMORY_SIZE {
         return Err(BackendError::InvalidImage(format!(
@@ -148,15 +162,16 @@ pub(super) fn run(
         .spawn()
         .map_err(io_error("start qemu-system-x86_64"))?;
     let deadline = config.timeout.map(|timeout| started + timeout);
-    let result = supervise(&mut child, deadline, &mut state);
+    let result = supervise(&mut child, deadline, config.cancel, &mut state);
     // Whatever happened, QEMU does not outlive the run.
     if !matches!(child.try_wait(), Ok(Some(_))) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let Supervised { status, timed_out, first_output, stderr, ring_error } = result?;
+    let Supervised { status, timed_out, cancelled, first_output, stderr, ring_error } = result?;
     let stop = match ring_error {
         Some(stop) => stop,
+        None if cancelled => StopReason::Cancelled,
         None if timed_out => StopReason::Timeout,
         None => stop_reason(status, stderr),
     };
@@ -165,12 +180,16 @@ pub(super) fn run(
     if config.verbose {
         state.notice(&format!("qemu: {stop}; first output after {first_exit_after:?}, {wall_time:?} in all"));
     }
-    Ok(state.into_outcome(stop, first_exit_after, wall_time))
+    let outcome = state.into_outcome(stop, first_exit_after, wall_time);
+    after(&ram);
+    Ok(outcome)
 }
 
 struct Supervised {
     status: ExitStatus,
     timed_out: bool,
+    /// `RunConfig::cancel` was set: QEMU was stopped.
+    cancelled: bool,
     first_output: Option<Instant>,
     stderr: String,
     /// The console ring was corrupt: QEMU was stopped.
@@ -237,6 +256,7 @@ impl GuestRam for SharedRam {
 fn supervise(
     child: &mut Child,
     deadline: Option<Instant>,
+    cancel: Option<&'static AtomicBool>,
     state: &mut ExitState<'_>,
 ) -> Result<Supervised, BackendError> {
     let stdout = child.stdout.take();
@@ -262,19 +282,32 @@ fn supervise(
             }
         });
         let mut timed_out = false;
+        let mut cancelled = false;
         let mut first_output = None;
         let mut ring_error = None;
         loop {
-            let chunk = match deadline {
-                Some(deadline) if !timed_out => {
-                    let left = deadline.saturating_duration_since(Instant::now());
+            if !cancelled && cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed)) {
+                // Killing QEMU closes its stdout, which ends the reader and this loop.
+                cancelled = true;
+                let _ = child.kill();
+            }
+            // With a cancel flag to watch, wait in slices of CANCEL_POLL.
+            let until = match (deadline.filter(|_| !timed_out), cancel.filter(|_| !cancelled)) {
+                (Some(deadline), Some(_)) => Some(deadline.min(Instant::now() + CANCEL_POLL)),
+                (Some(deadline), None) => Some(deadline),
+                (None, Some(_)) => Some(Instant::now() + CANCEL_POLL),
+                (None, None) => None,
+            };
+            let chunk = match until {
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         Err(RecvTimeoutError::Timeout)
                     } else {
                         receiver.recv_timeout(left)
                     }
                 }
-                _ => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match chunk {
                 Ok(chunk) => {
@@ -287,14 +320,15 @@ fn supervise(
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    // Killing QEMU closes its stdout, which ends the reader and this loop.
-                    timed_out = true;
-                    let _ = child.kill();
+                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) && !timed_out {
+                        timed_out = true;
+                        let _ = child.kill();
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let status = wait_until(child, deadline.filter(|_| !timed_out))?;
+        let status = wait_until(child, deadline.filter(|_| !timed_out && !cancelled))?;
         let timed_out = timed_out || status.is_none();
         let status = match status {
             Some(status) => status,
@@ -304,7 +338,7 @@ fn supervise(
             }
         };
         let stderr = stderr_reader.join().unwrap_or_default();
-        Ok(Supervised { status, timed_out, first_output, stderr, ring_error })
+        Ok(Supervised { status, timed_out, cancelled, first_output, stderr, ring_error })
     })
 }
 

@@ -226,6 +226,7 @@ fn guest_image(code: Vec<u8>, rdi: u64) -> (MemoryImage, VcpuEntry) {
             Chunk { guest_phys: TOP_PATTERN_ADDR, bytes: vec![0x5a; (MEMORY_SIZE - TOP_PATTERN_ADDR) as usize].into() },
         ],
         console_ring: 0,
+        afl: None,
     };
     (image, VcpuEntry { rip: CODE_ADDR, rdi, page_table_root: root })
 }

@@ -107,6 +107,8 @@ pub struct ConsoleDecoder {
     frames: u64,
     status: Option<i32>,
     crash: Option<CrashRecord>,
+    /// The signal of the last Killed frame.
+    killed_by: Option<i32>,
     /// The guest has a console ring: [`RING_DOORBELL`] between frames is its doorbell, not garbage.
     ring: bool,
     /// A console-ring doorbell arrived and is not yet taken ([`ConsoleDecoder::take_doorbell`]).
@@ -124,7 +126,7 @@ impl Default for ConsoleDecoder {
 /// The expected payload size of a stream whose payload is buffered, `None` for forwarded streams.
 fn collected_size(stream: Stream) -> Option<usize> {
     match stream {
-        Stream::Exit => Some(4),
+        Stream::Exit | Stream::Killed => Some(4),
         Stream::Crash => Some(CrashRecord::SIZE),
         Stream::Stdout | Stream::Stderr | Stream::Log => None,
     }
@@ -146,6 +148,7 @@ impl ConsoleDecoder {
             frames: 0,
             status: None,
             crash: None,
+            killed_by: None,
             ring: false,
             doorbell: false,
             ring_seq: 0,
@@ -267,6 +270,13 @@ impl ConsoleDecoder {
                 // The last status sent wins.
                 self.status = Some(i32::from_le_bytes(raw));
             }
+            Stream::Killed => {
+                let mut raw = [0u8; 4];
+                if let Some(bytes) = payload.get(..4) {
+                    raw.copy_from_slice(bytes);
+                }
+                self.killed_by = Some(i32::from_le_bytes(raw));
+            }
             Stream::Crash => self.crash = CrashRecord::from_bytes(payload).or(self.crash),
             Stream::Stdout | Stream::Stderr | Stream::Log => {}
         }
@@ -291,7 +301,7 @@ impl ConsoleDecoder {
             Stream::Stdout => sink.stdout(kept),
             Stream::Stderr => sink.stderr(kept),
             Stream::Log => sink.log(kept),
-            Stream::Exit | Stream::Crash => {}
+            Stream::Exit | Stream::Crash | Stream::Killed => {}
         }
     }
 
@@ -398,6 +408,10 @@ impl ConsoleDecoder {
     /// The app's exit status, if an Exit frame arrived (the last one wins).
     pub fn status(&self) -> Option<i32> {
         self.status
+    }
+    /// The signal that ended the app, if a Killed frame arrived (the last one wins).
+    pub fn killed_by(&self) -> Option<i32> {
+        self.killed_by
     }
     /// The crash record, if a Crash frame arrived (the last one wins).
     pub fn crash(&self) -> Option<CrashRecord> {

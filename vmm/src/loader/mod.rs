@@ -83,6 +83,34 @@ pub struct LoadRequest<'a> {
     pub aslr: bool,
     pub tsc_khz: u64,
     pub boot_unix_ns: u64,
+    /// `--afl`: the input region, the input's guest path and the coverage map (`kernel_abi::afl`).
+    pub afl: Option<AflLoad<'a>>,
+}
+
+/// What `--afl` adds to the guest.
+#[derive(Clone, Copy, Debug)]
+pub struct AflLoad<'a> {
+    /// The most input bytes one execution can get (the region is this plus the length header).
+    pub input_capacity: u64,
+    /// The absolute guest path at which the input appears (`None`: as stdin).
+    pub input_path: Option<&'a [u8]>,
+    /// The coverage map's size in bytes (0: no map).
+    pub map_size: u64,
+    /// Place the map above RAM (the KVM backend registers the host's segment there), else inside the image.
+    pub map_above_ram: bool,
+    /// The SysV id the app attaches the map under.
+    pub shm_id: u64,
+    /// Snapshot after the app's start-up rather than at its first instruction (`kernel_abi::afl`).
+    pub snapshot_after_startup: bool,
+}
+
+/// Where `--afl`'s pieces lie in guest-physical memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AflRegions {
+    /// The input region (length header, then the bytes).
+    pub input: PhysBlob,
+    /// The coverage map's frames (above RAM, or inside it).
+    pub map: PhysBlob,
 }
 
 /// The loaded guest.
@@ -137,6 +165,7 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
         files: image.place_blob(request.files)?,
         random: image.place_blob(&random_prefix(kernel_seed))?,
     };
+    let afl = request.afl.map(|afl| place_afl(&mut image, &afl, request.memory_size)).transpose()?;
     map_physmap_and_trampoline(&mut image, layout.physmap)?;
     let process = layout::plan_guest_process(&image.regions, kernel_seed, request.aslr).map_err(LoadError::Layout)?;
     let app_entry = request.app.runtime_address(request.app.entry, layout.app.start).unwrap_or(0);
@@ -151,11 +180,25 @@ pub fn build(request: &LoadRequest<'_>, layout: &VmLayout, kernel_seed: [u8; 32]
     };
     let mut info = fill_boot_info(request, layout, &process, &regions, &blobs, &stack, &tables, app_entry, kernel_seed);
     info.console_ring = console_ring;
+    if let (Some(request), Some((regions, path))) = (&request.afl, &afl) {
+        info.afl_input = regions.input;
+        info.afl_input_path = *path;
+        info.afl_map = regions.map;
+        info.afl_shm_id = request.shm_id;
+        if request.snapshot_after_startup {
+            info.flags |= kernel_abi::FLAG_AFL_SNAPSHOT_AFTER_STARTUP;
+        }
+    }
     chunks.push(Chunk { guest_phys: boot_info_phys, bytes: Bytes::copy_from_slice(info.as_bytes()) });
     chunks.push(Chunk { guest_phys: tables.base, bytes: tables.bytes.into() });
     chunks.sort_by_key(|chunk| chunk.guest_phys);
     Ok(LoadedVm {
-        image: MemoryImage { memory_size: request.memory_size, chunks, console_ring },
+        image: MemoryImage {
+            memory_size: request.memory_size,
+            chunks,
+            console_ring,
+            afl: afl.map(|(regions, _)| regions),
+        },
         entry,
         layout: *layout,
         regions: regions::region_reports(&regions, &process, request.isolation == IsolationMode::Mpk),
@@ -256,6 +299,25 @@ struct Blobs {
     stdin: PhysBlob,
     files: PhysBlob,
     random: PhysBlob,
+}
+
+/// The input region (zero: an empty input until the backend writes one), the input's path, and the
+/// coverage map: inside the image, or at the first 2 MiB boundary above RAM.
+fn place_afl(
+    image: &mut ImageBuilder,
+    afl: &AflLoad<'_>,
+    memory_size: u64,
+) -> Result<(AflRegions, PhysBlob), LoadError> {
+    let size = afl.input_capacity.saturating_add(kernel_abi::afl::INPUT_HEADER as u64);
+    let input = PhysBlob { phys_start: image.phys.alloc(size)?, size };
+    let path = image.place_blob(afl.input_path.unwrap_or_default())?;
+    let map_size = round_up(afl.map_size, PAGE_SIZE);
+    let map_start = match (map_size, afl.map_above_ram) {
+        (0, _) => 0,
+        (_, true) => round_up(memory_size, HUGE_PAGE_SIZE),
+        (_, false) => image.phys.alloc(map_size)?,
+    };
+    Ok((AflRegions { input, map: PhysBlob { phys_start: map_start, size: map_size } }, path))
 }
 
 /// The kernel, relocated for its virtual `base`, contiguous in physical memory, on supervisor pages.
@@ -499,6 +561,7 @@ mod tests {
             aslr: false,
             tsc_khz: 1,
             boot_unix_ns: 1,
+            afl: None,
         };
         let vm = build(&request, &layout, [1; 32]).unwrap();
         let kernel_kinds =

@@ -8,6 +8,10 @@
 //! the whole run; a small fresh range ([`BACK_AT_MAP`]) is backed at once instead: the app touches it
 //! right away (a small brk or mmap is malloc's), and entering the kernel for the fault costs more there than
 //! mapping a few pages. Larger ranges wait for their first touch.
+//! A SysV attachment of the `--afl` coverage map is mapped on first touch too, with the map's own frames
+//! (borrowed, never freed; [`kernel::mm::Backing`]) and a smaller window ([`SHARED_FAULT_AROUND`]):
+//! AFL++'s default map is 8 MiB, of which an execution touches a page or two, and `shmat` runs in every
+//! execution.
 //! The kernel's own copies back the pages they touch before copying, so kernel code never takes a
 //! demand-paging fault: exception handlers never nest on their IST stack (the nested-KVM syscall path
 //! runs inside the #PF handler), and the fault handler only reads the process while the app runs.
@@ -17,7 +21,7 @@ use alloc::vec::Vec;
 
 use core::mem::size_of;
 use isolation::paging::{fault, PageFlags, PhysMemory, PAGE_SIZE};
-use kernel::mm::vma::VmaList;
+use kernel::mm::vma::{Backing, VmaList};
 use kernel::{FpuState, MapError, Process, SharedId};
 
 use kernel_abi::{RingDescriptor, RingHeader, Stream, PERM_EXEC, PERM_WRITE, RING_SLOTS};
@@ -30,6 +34,11 @@ use super::{console, registers, tables, timer};
 
 /// Bytes backed per demand fault (an aligned window around the faulting page).
 const FAULT_AROUND: u64 = 64 * PAGE_SIZE;
+/// Bytes of a shared object mapped per demand fault: the aligned window of the object's pages around the
+/// faulting one. Mapping a borrowed frame costs more than a fresh one (two table walks), and instrumented
+/// code writes a map's first pages (the edge ids a program has), so the window is the map's first 64 KiB
+/// (AFL++'s classic map size) on the first fault.
+const SHARED_FAULT_AROUND: u64 = 16 * PAGE_SIZE;
 /// The largest fresh range backed when it is mapped. Mapping costs about 30 emulated instructions a page
 /// on a nested KVM, a fault's entry and exit alone about 150: beyond a few pages, the pages the app never
 /// touches would cost more than the fault saved.
@@ -79,7 +88,8 @@ pub struct ArchMachine {
     pub fsgsbase: bool,
     /// The kernel's text regions `(start, size)`: where a fault is the kernel's own.
     pub kernel_text: Vec<(u64, u64)>,
-    /// The frames of each shared memory object, by page.
+    /// The frames of each shared memory object, by page; [`SharedId::AFL_MAP`]'s are the VMM's (the
+    /// `--afl` coverage map), registered at boot and never freed.
     pub shared: BTreeMap<SharedId, Vec<u64>>,
     /// The app runs at CPL3 (`ring3`), else at CPL0.
     pub app_cpl3: bool,
@@ -94,6 +104,33 @@ pub struct ArchMachine {
     pub timer_not_before: u64,
     /// The console ring, where the VMM gave one: output by reference (`kernel_abi::console`).
     pub console_ring: Option<ConsoleRing>,
+    /// The `--afl` input region, where the VMM gave one.
+    pub afl_input: Option<AflInput>,
+}
+
+/// The `--afl` input region (`kernel_abi::afl`), validated by boot: where the VMM writes each execution's
+/// input.
+pub struct AflInput {
+    /// The region's start (its length header) in the physical map.
+    pub header: u64,
+    /// The most input bytes the region holds.
+    pub capacity: u64,
+}
+
+impl AflInput {
+    /// This execution's input: as many bytes as the header says (at most the region's), after it.
+    fn bytes(&self) -> &'static [u8] {
+        // SAFETY: the header is an aligned u64 at the start of the region, which lies in guest memory,
+        // mapped by the physical map for the whole run (boot checked both). Volatile: the VMM wrote it
+        // after the snapshot.
+        let len = unsafe { core::ptr::read_volatile(self.header as *const u64) }.min(self.capacity);
+        // SAFETY: the bytes lie inside the region (the length is clamped to it), which nothing writes while
+        // the VM runs: the kernel never does, and the VMM only between executions, before it restores the
+        // snapshot, which was taken before this slice existed.
+        unsafe {
+            core::slice::from_raw_parts((self.header + kernel_abi::afl::INPUT_HEADER as u64) as *const u8, len as usize)
+        }
+    }
 }
 
 /// The console ring's state: its page and the flush being filled.
@@ -109,10 +146,12 @@ pub struct ConsoleRing {
 impl ArchMachine {
     /// Sends `[virt, virt + len)` (mapped memory: the app's, backed, or the kernel's) to the console as
     /// `stream`, through the ring if there is one: a descriptor per page piece, one doorbell per flush.
-    /// Without a ring the bytes go out through the port (`port`).
-    fn console_by_reference(&mut self, stream: Stream, virt: u64, len: usize, port: impl FnOnce()) {
+    /// Without a ring the bytes go out through the port (`port(virt, len)` sends that part of the range).
+    /// So do the bytes from the first page outside RAM on (the `--afl` coverage map, which KVM gives a
+    /// memory slot of its own, where the VMM's ring reader does not look), after what the ring holds.
+    fn console_by_reference(&mut self, stream: Stream, virt: u64, len: usize, port: impl FnOnce(u64, usize)) {
         if self.console_ring.is_none() || len == 0 {
-            return port();
+            return port(virt, len);
         }
         // The syscall layer sends at most a chunk (64 KiB) at a time, so the pieces fit a small array; a
         // longer buffer (a kernel one) fills the ring in several rounds.
@@ -128,6 +167,13 @@ impl ArchMachine {
                 let Some((phys, _)) = self.memory.translate(at) else {
                     fatal("console: a mapped buffer does not translate")
                 };
+                if phys + in_page > self.memory.memory_size() {
+                    for &(phys, n) in &pieces[..used] {
+                        self.ring_push(RingDescriptor { phys, len: n, stream: stream as u32 });
+                    }
+                    self.ring_flush();
+                    return port(at, (end - at) as usize);
+                }
                 pieces[used] = (phys, in_page as u32);
                 used += 1;
                 at += in_page;
@@ -213,13 +259,28 @@ impl ArchMachine {
         // same range too. A fault costs far more than a page (on a nested KVM the whole handler is emulated),
         // and touching memory sequentially is the common case.
         let faulting_page = address & !(PAGE_SIZE - 1);
-        let (window_start, window_end) = if memory.free_bytes() > RESERVED_FRAMES {
-            let window = address & !(FAULT_AROUND - 1);
-            (window.max(vma.start), (window + FAULT_AROUND).min(vma.end))
-        } else {
-            (faulting_page, faulting_page + PAGE_SIZE)
+        let result = match vma.backing(faulting_page) {
+            Backing::Fresh => {
+                let (window_start, window_end) = if memory.free_bytes() > RESERVED_FRAMES {
+                    let window = address & !(FAULT_AROUND - 1);
+                    (window.max(vma.start), (window + FAULT_AROUND).min(vma.end))
+                } else {
+                    (faulting_page, faulting_page + PAGE_SIZE)
+                };
+                memory.map_missing(window_start, window_end - window_start, flags)
+            }
+            Backing::Shared { id, page } => {
+                // The window is aligned in the object's pages (an attachment starts at any page).
+                let window = faulting_page.saturating_sub(page % (SHARED_FAULT_AROUND / PAGE_SIZE) * PAGE_SIZE);
+                let start = window.max(vma.start);
+                let end = window.saturating_add(SHARED_FAULT_AROUND).min(vma.end);
+                let first_page = page - (faulting_page - start) / PAGE_SIZE;
+                map_missing_shared(memory, &self.shared, (start, end), flags, id, first_page)
+            }
+            // Mapped whole when created: no frame here is a kernel bug, and resuming would fault forever.
+            Backing::Mapped => return false,
         };
-        match memory.map_missing(window_start, window_end - window_start, flags) {
+        match result {
             // The faulting page had no frame, so at least it gets one. If nothing was mapped, the page is
             // mapped but inaccessible (PROT_NONE) although its VMA allows the access (a kernel bug): resuming
             // would fault forever, so the app crashes instead.
@@ -337,9 +398,15 @@ impl ArchMachine {
                 let vma = vmas.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
                 // Back the rest of this range's part of the copy in one pass.
                 let until = end.min(vma.end).next_multiple_of(PAGE_SIZE);
-                memory
-                    .map_missing(page, until - page, page_flags(vma.perms))
-                    .map_err(|_| kernel::Fault { addr: page })?;
+                let flags = page_flags(vma.perms);
+                let backed = match vma.backing(page) {
+                    Backing::Fresh => memory.map_missing(page, until - page, flags),
+                    Backing::Shared { id, page: first_page } => {
+                        map_missing_shared(memory, &self.shared, (page, until), flags, id, first_page)
+                    }
+                    Backing::Mapped => Err(isolation::paging::PagingError::NotMapped),
+                };
+                backed.map_err(|_| kernel::Fault { addr: page.max(addr) })?;
                 page = until;
                 continue;
             }
@@ -354,6 +421,14 @@ impl ArchMachine {
 }
 
 impl kernel::Machine for ArchMachine {
+    fn afl_snapshot(&mut self) -> &'static [u8] {
+        let Some(input) = &self.afl_input else { fatal("the --afl snapshot point without an input region") };
+        // The VMM restores the VM to just after this write for every execution, with that execution's input
+        // in the region; what follows is short.
+        console::snapshot_point();
+        input.bytes()
+    }
+
     fn read_user(&mut self, vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
         self.back_range(vmas, addr, buf.len() as u64)?;
         // SAFETY: the syscall layer checked the range against the app's mappings and every page of it is
@@ -446,7 +521,27 @@ impl kernel::Machine for ArchMachine {
         }
     }
 
+    fn map_shared_on_touch(
+        &mut self,
+        _addr: u64,
+        len: u64,
+        _perms: u32,
+        id: SharedId,
+        first_page: u64,
+    ) -> Result<(), MapError> {
+        // Backed from the VMA list on first touch (`demand_fault`, `back_range`); the object must have the
+        // pages then.
+        let pages = self.shared.get(&id).map_or(0, |frames| frames.len() as u64);
+        match first_page.checked_add(len / PAGE_SIZE) {
+            Some(end) if end <= pages => Ok(()),
+            _ => Err(MapError::Invalid),
+        }
+    }
+
     fn shared_destroy(&mut self, id: SharedId) {
+        if id == SharedId::AFL_MAP {
+            fatal("the syscall layer destroyed the coverage map, whose frames are the VMM's");
+        }
         let memory = &mut self.memory;
         for frame in self.shared.remove(&id).unwrap_or_default() {
             memory.free_frame(frame);
@@ -454,7 +549,11 @@ impl kernel::Machine for ArchMachine {
     }
 
     fn console(&mut self, stream: Stream, data: &[u8]) {
-        self.console_by_reference(stream, data.as_ptr() as u64, data.len(), || console::write(stream, data));
+        let base = data.as_ptr() as u64;
+        self.console_by_reference(stream, base, data.len(), |from, len| {
+            let rest = data.get((from - base) as usize..).unwrap_or_default();
+            console::write(stream, &rest[..len.min(rest.len())]);
+        });
     }
 
     fn console_from_user(
@@ -465,9 +564,9 @@ impl kernel::Machine for ArchMachine {
         len: usize,
     ) -> Result<(), kernel::Fault> {
         self.back_range(vmas, addr, len as u64)?;
-        self.console_by_reference(stream, addr, len, || {
-            // SAFETY: as for `read_user` (the range is backed app memory).
-            unsafe { user::console_from_app(stream, addr, len) }
+        self.console_by_reference(stream, addr, len, |from, len| {
+            // SAFETY: as for `read_user` (the range is part of backed app memory).
+            unsafe { user::console_from_app(stream, from, len) }
         });
         Ok(())
     }
@@ -516,6 +615,43 @@ impl kernel::Machine for ArchMachine {
             None => false,
         }
     }
+}
+
+/// Maps the pages of `[start, end)` (page-aligned) that have no frame yet to the frames of shared object
+/// `id`'s pages from `first_page` (the one mapped at `start`) on, borrowed: unmapping them never frees the
+/// frames. Returns how many pages it mapped; `NotMapped` if the object lacks one of those pages.
+fn map_missing_shared(
+    memory: &mut PhysicalMemory,
+    shared: &BTreeMap<SharedId, Vec<u64>>,
+    (start, end): (u64, u64),
+    flags: PageFlags,
+    id: SharedId,
+    first_page: u64,
+) -> Result<u64, isolation::paging::PagingError> {
+    let count = usize::try_from(end.saturating_sub(start) / PAGE_SIZE).ok();
+    let first = usize::try_from(first_page).ok();
+    let frames = shared
+        .get(&id)
+        .zip(first.zip(count))
+        .and_then(|(frames, (first, count))| frames.get(first..)?.get(..count))
+        .ok_or(isolation::paging::PagingError::NotMapped)?;
+    let mut mapped = 0;
+    let mut at = start;
+    while at < end {
+        if memory.is_mapped(at) {
+            at += PAGE_SIZE;
+            continue;
+        }
+        // A run of pages without frames, mapped in one call.
+        let run = at;
+        while at < end && !memory.is_mapped(at) {
+            at += PAGE_SIZE;
+        }
+        let (from, to) = (((run - start) / PAGE_SIZE) as usize, ((at - start) / PAGE_SIZE) as usize);
+        memory.map_borrowed(run, &frames[from..to], flags)?;
+        mapped += (to - from) as u64;
+    }
+    Ok(mapped)
 }
 
 /// Calls `piece(phys, range)` for each part of `[offset, offset + len)` of an object made of `frames` that

@@ -1,15 +1,22 @@
 //! The entry point and the boot sequence: descriptor tables and entries, control registers, memory,
-//! the kernel's own protection, the process, and the jump into the app.
+//! the kernel's own protection, the process, and the jump into the app. With `--afl`
+//! (`kernel_abi::afl`) the snapshot point lies just before that jump (what follows it runs once per
+//! execution), or, with `FLAG_AFL_SNAPSHOT_AFTER_STARTUP`, at the app's first system call that could
+//! observe its input (`kernel::afl`).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::arch::global_asm;
+use core::fmt::Write;
 use core::mem::size_of;
 
 use isolation::layout::{ProcessLayout, Span};
 use isolation::paging::PageFlags;
-use kernel::{Inspection, Process, ProcessConfig, Segment};
-use kernel_abi::{BootInfo, IsolationMode, RegionKind, FLAG_STRICT_INSPECTION, FLAG_TRACE_SYSCALLS};
+use kernel::{Inspection, Process, ProcessConfig, Segment, SharedId, ShmSegment};
+use kernel_abi::afl::INPUT_HEADER;
+use kernel_abi::{
+    BootInfo, IsolationMode, RegionKind, FLAG_AFL_SNAPSHOT_AFTER_STARTUP, FLAG_STRICT_INSPECTION, FLAG_TRACE_SYSCALLS,
+};
 
 use super::halt::fatal;
 use super::machine::{self, ArchMachine};
@@ -17,7 +24,7 @@ use super::mm::physical::{self, PhysicalMemory};
 use super::mm::user;
 use super::registers::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use super::trap::{exception, syscall};
-use super::{tables, timer};
+use super::{console, tables, timer};
 
 global_asm!(
     ".pushsection .text.secure_run_start, \"ax\"",
@@ -65,7 +72,16 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
         )
     };
     protect_kernel(&mut memory, info, mode);
-    start_process(memory, info, mode, tsc_at_boot);
+    let (process, machine) = start_process(memory, info, mode, tsc_at_boot);
+    if machine.afl_input.is_some() {
+        if info.flags & FLAG_AFL_SNAPSHOT_AFTER_STARTUP != 0 {
+            // At the app's first system call that could observe its input (`kernel::afl`).
+            process.defer_afl_snapshot();
+        } else {
+            // The snapshot point: all of boot is above; what follows runs once per execution.
+            process.take_afl_snapshot(machine);
+        }
+    }
     enter_app(info.app_entry, info.stack_pointer, mode)
 }
 
@@ -195,7 +211,6 @@ fn enter_app(entry: u64, stack_pointer: u64, mode: IsolationMode) -> ! {
     unsafe { syscall::enter_app_cpl0(stack_pointer, entry) }
 }
 
-/// Bytes of guest-physical memory as a `'static` slice through the physical map.
 /// The console ring the VMM placed (a page of the image, below the memory the kernel allocates from),
 /// if any; anything else is a broken boot info.
 fn console_ring(info: &BootInfo) -> Option<machine::ConsoleRing> {
@@ -211,6 +226,7 @@ fn console_ring(info: &BootInfo) -> Option<machine::ConsoleRing> {
     Some(machine::ConsoleRing { phys, seq: 0, count: 0 })
 }
 
+/// Bytes of guest-physical memory as a `'static` slice through the physical map.
 fn phys_slice(memory: &PhysicalMemory, phys_start: u64, size: u64) -> &'static [u8] {
     if size == 0 {
         return &[];
@@ -223,8 +239,83 @@ fn phys_slice(memory: &PhysicalMemory, phys_start: u64, size: u64) -> &'static [
     unsafe { core::slice::from_raw_parts((memory.physmap_base() + phys_start) as *const u8, size as usize) }
 }
 
-/// Builds the process and its machine from the boot info, and maps the process's initial stack.
-fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: IsolationMode, tsc_at_boot: u64) {
+/// The `--afl` input region, if the VMM gave one: a page-aligned part of the image (below the memory the
+/// kernel allocates from) larger than its header; anything else is a broken boot info.
+fn afl_input(info: &BootInfo) -> Option<machine::AflInput> {
+    let region = info.afl_input;
+    if region.size == 0 {
+        return None;
+    }
+    let inside = region.phys_start.is_multiple_of(isolation::paging::PAGE_SIZE)
+        && region.size > INPUT_HEADER as u64
+        && region
+            .phys_start
+            .checked_add(region.size)
+            .is_some_and(|end| end <= info.free_phys_start && end <= info.memory_size);
+    if !inside {
+        fatal("boot info: the fuzzing input region is not a page-aligned part of the image larger than its header");
+    }
+    Some(machine::AflInput {
+        header: info.physmap_base + region.phys_start,
+        capacity: region.size - INPUT_HEADER as u64,
+    })
+}
+
+/// Page-table entries hold physical addresses below this (x86-64's architectural limit).
+const PHYSICAL_ADDRESS_LIMIT: u64 = 1 << 52;
+
+/// The `--afl` coverage map, if the VMM gave one: the SysV segment `shmat` attaches, and its frames.
+/// Page-aligned; either above RAM (on KVM, the host's shared memory in a memory slot of its own) or a
+/// part of the image that holds nothing else the boot info names (on QEMU). The VMM is trusted: this
+/// catches a misplaced map, not every overlap (page tables below the root are not listed).
+fn afl_map(info: &'static BootInfo) -> Option<(ShmSegment, Vec<u64>)> {
+    let map = info.afl_map;
+    if map.size == 0 {
+        return None;
+    }
+    let Some(segment) = ShmSegment::new(info.afl_shm_id, map.size) else {
+        fatal("boot info: the coverage map is not whole pages, or its shm id is negative or too large");
+    };
+    let start = map.phys_start;
+    let Some(end) = start
+        .checked_add(map.size)
+        .filter(|&end| start.is_multiple_of(isolation::paging::PAGE_SIZE) && end <= PHYSICAL_ADDRESS_LIMIT)
+    else {
+        fatal("boot info: the coverage map is unaligned or lies beyond physical addresses");
+    };
+    let overlaps =
+        |other_start: u64, size: u64| size > 0 && other_start < end && start < other_start.saturating_add(size);
+    let boot_info_phys = (info as *const BootInfo as u64).wrapping_sub(info.physmap_base);
+    let blobs = [info.exe_path, info.stdin, info.files, info.random, info.afl_input, info.afl_input_path];
+    let in_ram_alone = end <= info.free_phys_start
+        && !overlaps(boot_info_phys, size_of::<BootInfo>() as u64)
+        && !overlaps(info.page_table_root, isolation::paging::PAGE_SIZE)
+        && (info.console_ring == 0 || !overlaps(info.console_ring, kernel_abi::RING_SIZE as u64))
+        && !blobs.iter().any(|blob| overlaps(blob.phys_start, blob.size))
+        && !info
+            .regions()
+            .iter()
+            .any(|region| region.kind != RegionKind::PhysMap as u32 && overlaps(region.phys_start, region.size));
+    if start < info.memory_size && !in_ram_alone {
+        fatal("boot info: the coverage map overlaps RAM the image uses for something else");
+    }
+    let frames =
+        (0..map.size / isolation::paging::PAGE_SIZE).map(|page| start + page * isolation::paging::PAGE_SIZE).collect();
+    Some((segment, frames))
+}
+
+/// Builds the process and its machine from the boot info, and maps the process's initial stack. With an
+/// `--afl` input region, creates the input file the boot info names. Returns the process and the machine,
+/// which live in their static slots (not in the boot info, whatever the lint infers from the signature).
+#[allow(clippy::mut_from_ref)]
+fn start_process(
+    memory: PhysicalMemory,
+    info: &'static BootInfo,
+    mode: IsolationMode,
+    tsc_at_boot: u64,
+) -> (&'static mut Process, &'static mut ArchMachine) {
+    let afl_input = afl_input(info);
+    let fuzzing = afl_input.is_some();
     let span = |span: kernel_abi::VirtSpan| Span::new(span.start, span.size);
     // The VMM planned the spans (and reports their entropy); `Process::new` validates them.
     let process = ProcessLayout {
@@ -259,6 +350,15 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
     };
     config.memory_size = info.memory_size;
     config.boot_realtime_ns = info.boot_unix_ns;
+    let mut shared = BTreeMap::new();
+    if let Some((segment, frames)) = afl_map(info) {
+        config.afl_map = Some(segment);
+        shared.insert(SharedId::AFL_MAP, frames);
+    }
+    let input_path = phys_slice(&memory, info.afl_input_path.phys_start, info.afl_input_path.size);
+    if !fuzzing && !input_path.is_empty() {
+        fatal("boot info: a fuzzing input path without an input region");
+    }
     let features = core::arch::x86_64::__cpuid(1);
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0);
     let kernel_text = info
@@ -274,13 +374,14 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
         boot_unix_ns: info.boot_unix_ns,
         fsgsbase: leaf7.ebx & 1 != 0,
         kernel_text,
-        shared: BTreeMap::new(),
+        shared,
         app_cpl3: mode == IsolationMode::Ring3,
         syscall_number: 0,
         timer_armed_until: None,
         timer_expired_at: None,
         timer_not_before: 0,
         console_ring: console_ring(info),
+        afl_input,
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
@@ -294,4 +395,11 @@ fn start_process(memory: PhysicalMemory, info: &'static BootInfo, mode: Isolatio
     if process.adopt_stack(machine, info.stack_pointer, info.hwcap_slot, hwcap).is_err() {
         fatal("the boot info's initial stack lies outside the stack span");
     }
+    if !input_path.is_empty() {
+        if let Err(errno) = process.create_afl_input_file(input_path, info.boot_unix_ns) {
+            let _ = writeln!(console::Log, "kernel: --afl input file: {}", errno.name().unwrap_or("?"));
+            fatal("boot info: the fuzzing input's path is not absolute or cannot be created");
+        }
+    }
+    (process, machine)
 }

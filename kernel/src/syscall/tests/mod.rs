@@ -166,6 +166,7 @@ pub(crate) fn pread_bytes(h: &mut Harness, fd: u64, len: usize, offset: u64) -> 
     h.read(buf, n as usize)
 }
 
+mod afl;
 mod epoll;
 mod fcntl;
 mod fs;
@@ -175,6 +176,7 @@ mod poll;
 mod proc;
 mod random;
 mod rw;
+mod shm;
 mod signal;
 mod table;
 mod thread;

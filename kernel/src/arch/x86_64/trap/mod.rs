@@ -92,5 +92,5 @@ pub fn killed(signal: u32) -> ! {
         &mut console::Log,
         format_args!("secure-run kernel: the app was killed by signal {signal}\n"),
     );
-    console::exit(128 + signal as i32)
+    console::killed(signal as i32)
 }

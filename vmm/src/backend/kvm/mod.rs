@@ -19,6 +19,10 @@ use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+mod snapshot;
+
+pub use snapshot::{KvmExecutor, RestoreStats};
+
 use super::{pvh, BackendError, RunConfig};
 use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
 use crate::arch::x86_64::regs;
@@ -64,7 +68,7 @@ pub struct KvmVm {
 /// the memory their slot points into.
 struct VmWithMemory {
     vcpu: VcpuFd,
-    _vm: VmFd,
+    vm: VmFd,
     memory: GuestMemoryMmap,
 }
 
@@ -79,7 +83,8 @@ impl KvmVm {
     }
 
     /// Maps `size` bytes of zeroed memory and registers them as the guest's RAM from address 0.
-    fn attach_memory(self, size: u64) -> Result<VmWithMemory, BackendError> {
+    /// With `log_dirty`, KVM logs the pages the guest writes (`KVM_MEM_LOG_DIRTY_PAGES`).
+    fn attach_memory(self, size: u64, log_dirty: bool) -> Result<VmWithMemory, BackendError> {
         let length =
             usize::try_from(size).map_err(|_| BackendError::GuestMemory { size, message: "too large".into() })?;
         let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), length)])
@@ -89,7 +94,7 @@ impl KvmVm {
             .map_err(|error| BackendError::GuestMemory { size, message: error.to_string() })?;
         let region = kvm_userspace_memory_region {
             slot: 0,
-            flags: 0,
+            flags: if log_dirty { kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES } else { 0 },
             guest_phys_addr: 0,
             memory_size: size,
             userspace_addr: host_address as u64,
@@ -98,7 +103,7 @@ impl KvmVm {
         // `memory` outlives the VM: both move into a `VmWithMemory`, which drops the VM first (if this
         // fails, KVM keeps no region). Nothing else uses slot 0.
         unsafe { self.vm.set_user_memory_region(region) }.map_err(kvm_error("register guest memory"))?;
-        Ok(VmWithMemory { vcpu: self.vcpu, _vm: self.vm, memory })
+        Ok(VmWithMemory { vcpu: self.vcpu, vm: self.vm, memory })
     }
 }
 
@@ -157,15 +162,14 @@ fn kvm_error(action: &'static str) -> impl FnOnce(vmm_sys_util::errno::Error) ->
     move |source| BackendError::Kvm { action, source }
 }
 
-/// Runs the guest in `kvm_vm` (from [`open_kvm`]), or in a new VM when `None`.
-pub(super) fn run(
+/// `kvm_vm` (or a new VM) with its vCPU's CPUID set and `memory_size` bytes of guest RAM, dirty-logged
+/// with `log_dirty`; refused if the guest needs protection keys KVM does not offer.
+fn vm_with_memory(
     kvm_vm: Option<KvmVm>,
-    image: &MemoryImage,
-    entry: &VcpuEntry,
     config: &RunConfig,
-    sink: &mut dyn ConsoleSink,
-) -> Result<GuestOutcome, BackendError> {
-    let started = Instant::now();
+    memory_size: u64,
+    log_dirty: bool,
+) -> Result<VmWithMemory, BackendError> {
     let kvm_vm = match kvm_vm {
         Some(kvm_vm) => kvm_vm,
         None => KvmVm::create()?,
@@ -176,7 +180,19 @@ pub(super) fn run(
     // Needed here even though we change nothing: without it, setting EFER.NXE raises #GP (seen on this
     // project's nested KVM).
     kvm_vm.vcpu.set_cpuid2(&kvm_vm.cpuid).map_err(kvm_error("set the vCPU's CPUID"))?;
-    let mut guest = kvm_vm.attach_memory(image.memory_size)?;
+    kvm_vm.attach_memory(memory_size, log_dirty)
+}
+
+/// Runs the guest in `kvm_vm` (from [`open_kvm`]), or in a new VM when `None`.
+pub(super) fn run(
+    kvm_vm: Option<KvmVm>,
+    image: &MemoryImage,
+    entry: &VcpuEntry,
+    config: &RunConfig,
+    sink: &mut dyn ConsoleSink,
+) -> Result<GuestOutcome, BackendError> {
+    let started = Instant::now();
+    let mut guest = vm_with_memory(kvm_vm, config, image.memory_size, false)?;
     write_image(&guest.memory, image, entry)?;
     set_long_mode_entry(&guest.vcpu, entry)?;
     install_kick_handler()?;
@@ -192,7 +208,7 @@ pub(super) fn run(
         &guest.memory,
         entry,
         &mut state,
-        Timers { deadline: deadline.as_ref(), guest: &guest_timer, started },
+        Timers { deadline: deadline.as_ref(), guest: &guest_timer, started, cancel: config.cancel },
         &mut first_exit,
     )?;
     drop(deadline);
@@ -263,6 +279,9 @@ fn run_loop(
         if timers.deadline.is_some_and(Deadline::passed) {
             return Ok(StopReason::Timeout);
         }
+        if timers.cancel.is_some_and(|cancel| cancel.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Ok(StopReason::Cancelled);
+        }
         state.now = timers.started.elapsed().as_nanos() as u64;
         inject_timer_interrupt(vcpu, state)?;
         // Kick KVM_RUN out when the guest's timer expires (repeating until it is injected, so a kick
@@ -305,6 +324,8 @@ struct Timers<'t> {
     guest: &'t KickTimer,
     /// When the VM started: guest time 0.
     started: Instant,
+    /// Set (from a signal handler, whose signal interrupts `KVM_RUN`) to stop the run.
+    cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 // KVM_INTERRUPT (not wrapped by kvm-ioctls): inject an external interrupt without an in-kernel irqchip.
