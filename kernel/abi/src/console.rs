@@ -147,7 +147,7 @@ mod tests {
             assert_eq!(Stream::from_byte(stream as u8), Some(stream));
         }
         assert_eq!(Stream::from_byte(0), None);
-        assert_eq!(Stream::from_byte(6), None);
+        assert_eq!(Stream::from_byte(7), None);
     }
 
     #[test]
