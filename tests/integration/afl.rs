@@ -278,6 +278,37 @@ tests_in_modes!([kvm_ring3, kvm_ring3_aslr, qemu_mpk, qemu_ring3] fn the_coverag
     driver.finish();
 });
 
+// --crash-dir keeps each crashing execution's input and JSON report, and the input replays with the
+// report's seed to the same crash.
+tests_in_modes!([kvm_ring3_aslr, qemu_mpk] fn crash_dir_keeps_replayable_crashes(mode) {
+    let crashes = tempfile::Builder::new().prefix("secure-run-crashes-").tempdir().unwrap();
+    let mut options = mode.args();
+    options.extend(["--crash-dir", crashes.path().to_str().unwrap()]);
+    let mut driver = Driver::start(&options, &target(), true, &[]);
+    assert_eq!(driver.execute(b"FUZZ").signal(), Some(11));
+    assert_eq!(driver.execute(b"hello").exit_code(), Some(0));
+    assert_eq!(driver.execute(b"ABRT").signal(), Some(6));
+    driver.finish();
+    let mut kept: Vec<PathBuf> = std::fs::read_dir(crashes.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+    kept.sort();
+    assert_eq!(kept.len(), 4, "two crashes, an input and a report each: {kept:?}");
+    // crash-PID-N.input sorts before crash-PID-N.json.
+    let (first_input, first_report) = (&kept[0], &kept[1]);
+    assert!(std::fs::read(first_input).unwrap() == b"FUZZ", "{first_input:?} holds the crashing input");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(first_report).unwrap()).unwrap();
+    assert_eq!(report["exit_code"], 139, "{report}");
+    assert_eq!(report["crash"]["signal_name"], "SIGSEGV", "{report}");
+    let seed = report["seed"].as_u64().expect("the report names the seed").to_string();
+    let replay = SecureRun::new(mode)
+        .options(["--seed", &seed])
+        .mount(crashes.path(), "/crashes", true)
+        .run(&target(), &[&format!("/crashes/{}", first_input.file_name().unwrap().to_str().unwrap())]);
+    assert_status(&replay, 139);
+    assert_stderr_contains(&replay, "SIGSEGV");
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&kept[3]).unwrap()).unwrap();
+    assert_eq!(second["exit_code"], 134, "abort() is kept as SIGABRT: {second}");
+});
+
 #[test]
 fn afl_without_afl_fuzz_is_a_usage_error() {
     let result = SecureRun::without_mode().options(["--afl"]).run(&target(), &[]);

@@ -95,6 +95,11 @@ struct Cli {
     #[arg(long, value_enum, value_name = "POINT", default_value_t = SnapshotArg::Startup, requires = "afl")]
     afl_snapshot: SnapshotArg,
 
+    /// With --afl: keep each crashing execution's input and JSON report (exit status, crash, seed) in DIR,
+    /// as crash-PID-N.input and crash-PID-N.json.
+    #[arg(long, value_name = "DIR", requires = "afl")]
+    crash_dir: Option<PathBuf>,
+
     /// Use this guest kernel ELF instead of the built-in one.
     #[arg(long, value_name = "PATH")]
     kernel: Option<PathBuf>,
@@ -178,6 +183,7 @@ fn options(cli: Cli) -> Result<(RunOptions, Option<vmm::afl::AflOptions>), Strin
     }
     let afl = cli.afl.then(|| vmm::afl::AflOptions {
         input_file: cli.afl_input.clone(),
+        crash_dir: cli.crash_dir.clone(),
         snapshot: match cli.afl_snapshot {
             SnapshotArg::Entry => vmm::afl::SnapshotPoint::Entry,
             SnapshotArg::Startup => vmm::afl::SnapshotPoint::AfterStartup,

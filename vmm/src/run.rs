@@ -82,6 +82,12 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    WriteFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Load(#[from] LoadError),
     #[error("{0}")]

@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kernel_abi::{signal, IsolationMode};
+use kernel_abi::{exit_code, signal, IsolationMode};
 use rand_core::{OsRng, TryRngCore};
 
 use crate::backend::{self, Backend, KvmExecutor, RestoreStats, RunConfig};
@@ -34,7 +34,7 @@ use crate::exit::{GuestOutcome, StopReason};
 use crate::image::{Bytes, Chunk};
 use crate::loader::{AflLoad, LoadedVm, RegionReport};
 use crate::policy;
-use crate::report::CrashReport;
+use crate::report::{CrashReport, LayoutReport, RunReport, RunSetup};
 use crate::run::{prepare_with, ProcessSink, RunError, RunOptions};
 
 /// The most input bytes one execution gets: AFL++'s `MAX_FILE`.
@@ -54,6 +54,8 @@ pub struct AflOptions {
     /// `.cur_input`, else stdin.
     pub input_file: Option<PathBuf>,
     pub snapshot: SnapshotPoint,
+    /// Where to keep one JSON crash report and the input of each execution that crashed.
+    pub crash_dir: Option<PathBuf>,
 }
 
 /// Where the VM is snapshotted (`--afl-snapshot`).
@@ -261,6 +263,10 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
             forkserver::STATUS_FD
         )));
     };
+    if let Some(dir) = &afl.crash_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| RunError::WriteFile { path: format!("the --crash-dir {}", dir.display()), source })?;
+    }
     let input = Input::find(options, afl);
     // SAFETY: SHM_ENV_VAR is NUL-terminated; getenv returns a pointer into the environment or null.
     let shm_id = unsafe {
@@ -325,7 +331,9 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
         Backend::Qemu => Executor::Qemu { vm: &vm, config: config.clone() },
     };
     let capacity = MAX_INPUT as usize;
-    let context = format!("seed {seed}: replay with secure-run --seed {seed} ... APP INPUT");
+    let setup = RunSetup { seed, aslr: options.aslr, backend, isolation: options.isolation };
+    let context = setup.replay_context();
+    let mut crashes = 0u64;
     if let Err(error) = server.hello() {
         return campaign_ended(error);
     }
@@ -350,8 +358,13 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
         let outcome = executor.run(&bytes, map.as_ref(), &mut sink)?;
         let _ = std::io::stdout().flush();
         let (status, crash) = wait_status(&outcome, &vm.regions);
-        if let Some(report) = crash {
+        if let Some(report) = &crash {
             eprintln!("{}", report.paragraph(&context));
+        }
+        let crashed = status & 0x7f != 0 && outcome.stop != StopReason::Cancelled;
+        if let (true, Some(dir)) = (crashed, &afl.crash_dir) {
+            crashes += 1;
+            keep_crash(dir, crashes, &bytes, status, &outcome, crash.as_ref(), &vm, &setup)?;
         }
         if let Err(error) = server.finished(status) {
             return campaign_ended(error);
@@ -363,6 +376,30 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
             summary.pages.push(restore.pages);
         }
     }
+}
+
+/// Writes `DIR/crash-PID-N.input` (the input) and `DIR/crash-PID-N.json` (the run report: exit status
+/// 128 + signal, crash, seed, layout; docs/report.md).
+#[allow(clippy::too_many_arguments)]
+fn keep_crash(
+    dir: &Path,
+    number: u64,
+    input: &[u8],
+    status: i32,
+    outcome: &GuestOutcome,
+    crash: Option<&CrashReport>,
+    vm: &LoadedVm,
+    setup: &RunSetup,
+) -> Result<(), RunError> {
+    let stem = dir.join(format!("crash-{}-{number:06}", std::process::id()));
+    let input_path = stem.with_extension("input");
+    let report_path = stem.with_extension("json");
+    let failed = |path: &Path, source| RunError::WriteFile { path: path.display().to_string(), source };
+    std::fs::write(&input_path, input).map_err(|source| failed(&input_path, source))?;
+    let code = exit_code::killed_by(status & 0x7f);
+    RunReport::new(code, outcome, crash, LayoutReport::of(vm), setup)
+        .write(&report_path)
+        .map_err(|source| failed(&report_path, source))
 }
 
 /// A write to afl-fuzz that failed: a closed pipe is the campaign's end (secure-run exits 0), anything
