@@ -7,7 +7,8 @@
 //!
 //! The hello is 0: no options (map size, dictionary, shared-memory input), which afl-fuzz takes as the
 //! classic protocol; it then uses its own map size (`AFL_MAP_SIZE`, or 64 KiB). The newer 4.2x handshake
-//! (a version word first) is not spoken: afl-fuzz 4.2x still accepts the classic hello.
+//! (a version word first) is not spoken: afl-fuzz 4.2x still accepts the classic hello, with a warning
+//! ("Old fork server model is used by the target, this still works though"); LibAFL does not.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
