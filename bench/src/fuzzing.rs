@@ -5,7 +5,7 @@
 //! Draws `fuzzing-campaign.svg`: execs/s and corpus size over the KVM campaign (afl-fuzz's plot_data).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -136,24 +136,6 @@ fn campaign(target: &[OsString], seconds: u64) -> Result<Campaign, String> {
     campaigns(target, seconds, 1)?.pop().ok_or_else(|| "no campaign".into())
 }
 
-/// Builds the target with afl-clang-fast.
-fn build_target(options: &Options) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(&options.guest_dir).map_err(|error| error.to_string())?;
-    let output = options.guest_dir.join("fuzz_target_afl");
-    let result = Command::new("afl-clang-fast")
-        .env("AFL_QUIET", "1")
-        .args(["-O1", "-static", "-o"])
-        .arg(&output)
-        .arg(options.root.join("tests/guests/c/fuzz_target.c"))
-        .output()
-        .map_err(|error| format!("cannot run afl-clang-fast (Debian package afl++): {error}"))?;
-    if !result.status.success() {
-        let message = String::from_utf8_lossy(&result.stderr);
-        return Err(format!("afl-clang-fast failed: {}", message.lines().next().unwrap_or("").trim()));
-    }
-    Ok(output)
-}
-
 fn secure_run_afl(options: &Options, backend: &str, isolation: &str, app: &Path) -> Vec<OsString> {
     [options.secure_run.as_os_str(), "--afl".as_ref(), "--backend".as_ref(), backend.as_ref()]
         .into_iter()
@@ -259,7 +241,9 @@ pub fn run(options: &Options, kvm_usable: bool, chart: &Path) -> FuzzResults {
         rows: vec![FuzzRow { label: "all".into(), execs_per_sec: Cell::Failed(reason.clone()), how: String::new() }],
         executor: vec![Err(reason)],
     };
-    let app = match build_target(options) {
+    let built =
+        crate::guests::build(&crate::guests::FUZZ_TARGET, &options.root.join("bench/guests"), &options.guest_dir);
+    let app = match built.map_err(|error| format!("{error} (afl-clang-fast: Debian package afl++)")) {
         Ok(app) => app,
         Err(reason) => return failed_all(reason),
     };

@@ -12,6 +12,8 @@ pub enum Flavor {
     NoLibc,
     /// C with glibc: `gcc -O2 -static`.
     Glibc,
+    /// C with glibc and AFL++'s coverage instrumentation: `afl-clang-fast -O1 -static`.
+    AflGlibc,
 }
 
 impl Flavor {
@@ -20,6 +22,7 @@ impl Flavor {
             Self::Asm => "asm, no libc",
             Self::NoLibc => "C, no libc",
             Self::Glibc => "C, glibc static",
+            Self::AflGlibc => "C, glibc static, afl-clang-fast",
         }
     }
 }
@@ -45,6 +48,10 @@ pub const WRITES_GLIBC: GuestSpec = GuestSpec { name: "writes_glibc", source: "w
 
 pub const THREADS: GuestSpec = GuestSpec { name: "threads", source: "threads.c", flavor: Flavor::Glibc };
 
+/// The `--afl` tests' fuzzing target, instrumented (built by the fuzzing rows only, not in [`ALL`]).
+pub const FUZZ_TARGET: GuestSpec =
+    GuestSpec { name: "fuzz_target_afl", source: "../../tests/guests/c/fuzz_target.c", flavor: Flavor::AflGlibc };
+
 /// The test suite's console-output guest (bulk writes, or stdio's putchar).
 pub const OUTPUT: GuestSpec =
     GuestSpec { name: "output", source: "../../tests/guests/c/output.c", flavor: Flavor::Glibc };
@@ -62,8 +69,16 @@ pub const ALL: [GuestSpec; 10] = [
     OUTPUT,
 ];
 
-/// The gcc flags for a flavor (`-fno-pie -no-pie`: ET_EXEC like a plain `gcc -static`).
-pub fn gcc_flags(flavor: Flavor) -> &'static [&'static str] {
+/// The compiler for a flavor.
+fn compiler(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::AflGlibc => "afl-clang-fast",
+        Flavor::Asm | Flavor::NoLibc | Flavor::Glibc => "gcc",
+    }
+}
+
+/// The compiler flags for a flavor (`-fno-pie -no-pie`: ET_EXEC like a plain `gcc -static`).
+pub fn compiler_flags(flavor: Flavor) -> &'static [&'static str] {
     match flavor {
         Flavor::Asm => &["-nostdlib", "-static"],
         Flavor::NoLibc => &[
@@ -79,23 +94,26 @@ pub fn gcc_flags(flavor: Flavor) -> &'static [&'static str] {
             "-DBENCH_NOLIBC",
         ],
         Flavor::Glibc => &["-O2", "-static"],
+        Flavor::AflGlibc => &["-O1", "-static"],
     }
 }
 
-/// Builds `spec` from `sources` into `out_dir`; the error is gcc's message.
+/// Builds `spec` from `sources` into `out_dir`; the error is the compiler's message.
 pub fn build(spec: &GuestSpec, sources: &Path, out_dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(out_dir).map_err(|error| format!("cannot create {}: {error}", out_dir.display()))?;
     let output = out_dir.join(spec.name);
-    let result = Command::new("gcc")
-        .args(gcc_flags(spec.flavor))
+    let program = compiler(spec.flavor);
+    let result = Command::new(program)
+        .env("AFL_QUIET", "1")
+        .args(compiler_flags(spec.flavor))
         .arg("-o")
         .arg(&output)
         .arg(sources.join(spec.source))
         .output()
-        .map_err(|error| format!("cannot run gcc: {error}"))?;
+        .map_err(|error| format!("cannot run {program}: {error}"))?;
     if !result.status.success() {
         let message = String::from_utf8_lossy(&result.stderr);
-        return Err(format!("gcc failed: {}", message.lines().next().unwrap_or("").trim()));
+        return Err(format!("{program} failed: {}", message.lines().next().unwrap_or("").trim()));
     }
     Ok(output)
 }

@@ -172,7 +172,7 @@ fn read_app(path: &Path, snapshot: bool) -> Result<Bytes, RunError> {
     Ok(Bytes::from_owner(map))
 }
 
-pub(crate) fn read_stdin() -> Result<Vec<u8>, RunError> {
+fn read_stdin() -> Result<Vec<u8>, RunError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return Ok(Vec::new());

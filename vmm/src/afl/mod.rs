@@ -159,12 +159,9 @@ impl Executor<'_> {
             Self::Kvm(executor) => Ok(executor.run(input, sink)?),
             Self::Qemu { vm, config } => {
                 let regions = vm.image.afl.unwrap_or_default();
-                let capacity = (regions.input.size as usize).saturating_sub(kernel_abi::afl::INPUT_HEADER);
-                let input = &input[..input.len().min(capacity)];
-                let mut bytes = (input.len() as u64).to_le_bytes().to_vec();
-                bytes.extend_from_slice(input);
+                let bytes = Bytes::from(regions.input_region_bytes(input));
                 let mut image = vm.image.clone();
-                image.chunks.push(Chunk { guest_phys: regions.input.phys_start, bytes: Bytes::from(bytes) });
+                image.chunks.push(Chunk { guest_phys: regions.input.phys_start, bytes });
                 image.chunks.sort_by_key(|chunk| chunk.guest_phys);
                 backend::validate_image(&image, &vm.entry)?;
                 let mut copy_map = |ram: &dyn crate::devices::console::GuestRam| {

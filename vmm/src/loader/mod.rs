@@ -113,6 +113,22 @@ pub struct AflRegions {
     pub map: PhysBlob,
 }
 
+impl AflRegions {
+    /// The most input bytes the input region holds.
+    pub fn input_capacity(&self) -> usize {
+        (self.input.size as usize).saturating_sub(kernel_abi::afl::INPUT_HEADER)
+    }
+
+    /// What the input region holds for `input`, truncated to the capacity: its length, then its bytes.
+    pub fn input_region_bytes(&self, input: &[u8]) -> Vec<u8> {
+        let input = &input[..input.len().min(self.input_capacity())];
+        let mut bytes = Vec::with_capacity(kernel_abi::afl::INPUT_HEADER + input.len());
+        bytes.extend_from_slice(&(input.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(input);
+        bytes
+    }
+}
+
 /// The loaded guest.
 pub struct LoadedVm {
     pub image: MemoryImage,

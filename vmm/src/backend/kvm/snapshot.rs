@@ -86,10 +86,8 @@ pub struct KvmExecutor {
     snapshot: Snapshot,
     /// The VM has run since the last restore.
     dirty: bool,
-    /// The length of the input last written (its tail is cleared before a shorter one).
-    input_len: usize,
-    /// The most input bytes the region holds.
-    input_capacity: usize,
+    /// How many bytes of the input region the last input used (their tail is cleared before a shorter one).
+    input_region_used: usize,
     last_restore: RestoreStats,
 }
 
@@ -171,13 +169,9 @@ impl KvmExecutor {
         let booted =
             guest.vm.get_dirty_log(0, image.memory_size as usize).map_err(kvm_error("read the dirty-page log"))?;
         let mut written = vec![false; image.memory_size as usize / PAGE];
-        for (word_index, &word) in booted.iter().enumerate() {
-            for bit in 0..64 {
-                if word & (1 << bit) != 0 {
-                    if let Some(page) = written.get_mut(word_index * 64 + bit) {
-                        *page = true;
-                    }
-                }
+        for page in dirty_pages(&booted) {
+            if let Some(page) = written.get_mut(page) {
+                *page = true;
             }
         }
         let chunks = image.chunks.iter().map(|chunk| (chunk.guest_phys, chunk.bytes.len() as u64));
@@ -189,7 +183,6 @@ impl KvmExecutor {
             }
         }
         let snapshot = take_snapshot(&guest, image.memory_size, &written, timer, decoder, now)?;
-        let input_capacity = (afl.input.size as usize).saturating_sub(kernel_abi::afl::INPUT_HEADER);
         if config.verbose {
             sink.notice(&format!(
                 "kvm: snapshot after {:?}: {} non-zero pages of RAM, {} MSRs",
@@ -207,15 +200,9 @@ impl KvmExecutor {
             guest_timer,
             snapshot,
             dirty: false,
-            input_len: 0,
-            input_capacity,
+            input_region_used: 0,
             last_restore: RestoreStats::default(),
         }))
-    }
-
-    /// The most input bytes one execution gets; [`Self::run`] truncates longer inputs.
-    pub fn input_capacity(&self) -> usize {
-        self.input_capacity
     }
 
     /// What the last [`Self::restore`] did.
@@ -266,14 +253,9 @@ impl KvmExecutor {
         let bitmap =
             self.guest.vm.get_dirty_log(0, self.memory_size as usize).map_err(kvm_error("read the dirty-page log"))?;
         let mut pages = 0;
-        for (word_index, &word) in bitmap.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let page = word_index * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                restore_page(memory, &snapshot.ram, page)?;
-                pages += 1;
-            }
+        for page in dirty_pages(&bitmap) {
+            restore_page(memory, &snapshot.ram, page)?;
+            pages += 1;
         }
         // The pages the VMM wrote itself, which the dirty log does not see.
         if self.console_ring != 0 {
@@ -304,21 +286,30 @@ impl KvmExecutor {
     /// Writes `input` (truncated to the capacity) and its length into the input region, clearing what a
     /// longer previous input left behind.
     fn write_input(&mut self, input: &[u8]) -> Result<(), BackendError> {
-        let input = &input[..input.len().min(self.input_capacity)];
-        let data = self.afl.input.phys_start + kernel_abi::afl::INPUT_HEADER as u64;
-        let memory = &self.guest.memory;
-        let failed = |_| BackendError::InvalidImage("the input region lies outside guest memory".into());
-        memory
-            .write_slice(&(input.len() as u64).to_le_bytes(), GuestAddress(self.afl.input.phys_start))
-            .map_err(failed)?;
-        memory.write_slice(input, GuestAddress(data)).map_err(failed)?;
-        if self.input_len > input.len() {
-            let stale = vec![0; self.input_len - input.len()];
-            memory.write_slice(&stale, GuestAddress(data + input.len() as u64)).map_err(failed)?;
-        }
-        self.input_len = input.len();
+        let mut bytes = self.afl.input_region_bytes(input);
+        let used = bytes.len();
+        bytes.resize(used.max(self.input_region_used), 0);
+        self.guest
+            .memory
+            .write_slice(&bytes, GuestAddress(self.afl.input.phys_start))
+            .map_err(|_| BackendError::InvalidImage("the input region lies outside guest memory".into()))?;
+        self.input_region_used = used;
         Ok(())
     }
+}
+
+/// The page numbers a `KVM_GET_DIRTY_LOG` bitmap marks, in order.
+fn dirty_pages(bitmap: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    bitmap.iter().enumerate().flat_map(|(word_index, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let page = word_index * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                page
+            })
+        })
+    })
 }
 
 fn msr_list_error() -> BackendError {
@@ -385,4 +376,14 @@ fn take_snapshot(
         decoder,
         now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dirty_pages_are_the_bitmaps_set_bits_in_order() {
+        let bitmap = [0b1001, 0, 1 << 63 | 1];
+        assert_eq!(super::dirty_pages(&bitmap).collect::<Vec<_>>(), [0, 3, 128, 191]);
+        assert_eq!(super::dirty_pages(&[]).count(), 0);
+    }
 }
