@@ -59,9 +59,9 @@ pub struct RunConfig {
     pub qemu_binary: Option<PathBuf>,
     /// The QEMU machine type.
     pub qemu_machine: QemuMachine,
-    /// When set, the run stops ([`crate::exit::StopReason::Cancelled`]). Whoever sets it must also
-    /// interrupt the VMM thread with a signal whose handler was installed without `SA_RESTART` (KVM), or
-    /// rely on the QEMU backend's polling, which looks at it every few milliseconds.
+    /// When set, the run stops ([`crate::exit::StopReason::Cancelled`]). Both backends look at it every
+    /// few milliseconds; setting it from a signal handler installed without `SA_RESTART` makes the KVM
+    /// backend notice at once (the signal interrupts `KVM_RUN`).
     pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 

@@ -275,6 +275,16 @@ fn run_loop(
     first_exit: &mut Option<Instant>,
 ) -> Result<StopReason, BackendError> {
     let mut kick_armed_for = None;
+    // The signal that sets the cancel flag interrupts KVM_RUN, but one that lands between the check below
+    // and KVM_RUN would leave a guest that never exits running: a kick every KICK_INTERVAL bounds that.
+    let _cancel_watch = match timers.cancel {
+        Some(_) => {
+            let watch = KickTimer::new()?;
+            watch.arm(KICK_INTERVAL)?;
+            Some(watch)
+        }
+        None => None,
+    };
     loop {
         if timers.deadline.is_some_and(Deadline::passed) {
             return Ok(StopReason::Timeout);
@@ -324,7 +334,8 @@ struct Timers<'t> {
     guest: &'t KickTimer,
     /// When the VM started: guest time 0.
     started: Instant,
-    /// Set (from a signal handler, whose signal interrupts `KVM_RUN`) to stop the run.
+    /// Set (from a signal handler, whose signal interrupts `KVM_RUN`) to stop the run; looked at after
+    /// every exit, and at least every KICK_INTERVAL.
     cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
