@@ -129,6 +129,25 @@ impl Machine for GuardedMachine {
     fn shared_destroy(&mut self, id: SharedId) {
         self.model.shared_destroy(id)
     }
+    fn current_space(&self) -> kernel::SpaceId {
+        self.model.current_space()
+    }
+    fn fork_space(&mut self, vmas: &VmaList, kernel: &[(u64, u64)]) -> Result<kernel::SpaceId, MapError> {
+        // Page tables below the kernel's ranges are shared between spaces: no app mapping may lie there.
+        for &(start, end) in kernel {
+            assert!(
+                vmas.iter().all(|vma| vma.end <= start || end <= vma.start),
+                "fork was told {start:#x}..{end:#x} is the kernel's, but the app maps part of it"
+            );
+        }
+        self.model.fork_space(vmas, kernel)
+    }
+    fn switch_space(&mut self, space: kernel::SpaceId) {
+        self.model.switch_space(space)
+    }
+    fn destroy_space(&mut self, space: kernel::SpaceId, kernel: &[(u64, u64)]) {
+        self.model.destroy_space(space, kernel)
+    }
     fn console(&mut self, stream: Stream, data: &[u8]) {
         self.model.console(stream, data)
     }

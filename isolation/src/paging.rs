@@ -11,6 +11,12 @@
 //! mapped. A leaf mapped by [`map_borrowed`] maps a frame it does not own (a shared memory object's):
 //! another bit the CPU ignores says so, every flag change keeps it, and [`unmap`] reports the frame as
 //! borrowed instead of handing it back to be freed.
+//!
+//! Address spaces (one per process): [`clone_tables`] copies a tree, every table the copy's own and every
+//! leaf as it was, and [`share_copy_on_write`] then marks the owned leaves of the app's ranges in both trees
+//! *copy-on-write* (a third ignored bit): read-only to the CPU whatever their flags say, until
+//! [`resolve_copy_on_write`] gives the page a frame of its own (or keeps the old one when no other tree
+//! maps it any more) on the first write.
 
 /// Size of a 4 KiB page.
 pub const PAGE_SIZE: u64 = 4096;
@@ -29,6 +35,9 @@ const ENTRY_INACCESSIBLE: u64 = 1 << 9;
 /// Software bit: the leaf maps a frame it does not own (one of a shared memory object's, which other
 /// mappings may map too); [`unmap`] reports it as borrowed so the caller does not free it.
 const ENTRY_BORROWED: u64 = 1 << 10;
+/// Software bit: copy-on-write. The leaf's frame may be mapped by another tree too (see the module doc);
+/// the CPU sees the page read-only, and every flag change keeps it so.
+const ENTRY_COW: u64 = 1 << 11;
 const ENTRY_PKEY_SHIFT: u32 = 59;
 const ENTRY_PKEY_MASK: u64 = 0xf << ENTRY_PKEY_SHIFT;
 const ENTRY_NO_EXECUTE: u64 = 1 << 63;
@@ -410,6 +419,8 @@ struct Leaf {
     slot: u64,
     /// The entry's value.
     entry: u64,
+    /// The size of the page it maps.
+    size: u64,
 }
 
 /// Calls `visit(mem, leaf)` for every mapped leaf inside `[virt, virt + size)`, skipping
@@ -451,7 +462,7 @@ fn for_each_leaf<M: PhysMemory>(
                     if base < virt || base + span > end {
                         return Err(PagingError::HugePageSplit);
                     }
-                    visit(mem, Leaf { virt: addr, slot, entry });
+                    visit(mem, Leaf { virt: addr, slot, entry, size: span });
                     addr += span;
                     continue 'walk;
                 }
@@ -466,7 +477,7 @@ fn for_each_leaf<M: PhysMemory>(
                     let slot = leaf_table + index(addr, 0) * 8;
                     let entry = mem.read_u64(slot);
                     if classify(entry, 0) == Entry::Leaf {
-                        visit(mem, Leaf { virt: addr, slot, entry });
+                        visit(mem, Leaf { virt: addr, slot, entry, size: PAGE_SIZE });
                     }
                     addr += PAGE_SIZE;
                 }
@@ -489,10 +500,170 @@ pub fn update_present_flags<M: PhysMemory>(
     mut changed: impl FnMut(&mut M, u64),
 ) -> Result<(), PagingError> {
     for_each_leaf(mem, root, virt, size, |mem, leaf| {
-        let kept = leaf.entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE | ENTRY_BORROWED);
-        mem.write_u64(leaf.slot, kept | change(PageFlags::from_leaf(leaf.entry)).leaf_bits());
+        let kept = leaf.entry & (ENTRY_ADDRESS_MASK | ENTRY_HUGE | ENTRY_BORROWED | ENTRY_COW);
+        let mut bits = kept | change(PageFlags::from_leaf(leaf.entry)).leaf_bits();
+        if bits & ENTRY_COW != 0 {
+            bits &= !ENTRY_WRITABLE;
+        }
+        mem.write_u64(leaf.slot, bits);
         changed(mem, leaf.virt);
     })
+}
+
+/// A copy of the tree at `root` in tables of its own (levels 3 to 1 copied, leaves copied as they are:
+/// both trees map the same frames), except below entries whose whole range `kernel_only(start, size)`
+/// names: those tables (the kernel's, which no app mapping ever reaches, and the upper half) are shared
+/// by both trees. Returns the copy's root. On `OutOfMemory` the tables copied so far are handed to `free`
+/// (nothing leaks).
+pub fn clone_tables<M: PhysMemory>(
+    mem: &mut M,
+    root: u64,
+    kernel_only: &impl Fn(u64, u64) -> bool,
+    mut free: impl FnMut(&mut M, u64),
+) -> Result<u64, PagingError> {
+    let mut made = alloc::vec::Vec::new();
+    match clone_table(mem, root, 3, 0, kernel_only, &mut made) {
+        Ok(copy) => Ok(copy),
+        Err(error) => {
+            for table in made {
+                free(mem, table);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Whether the entry at `level` for `[start, start + span)` leads to a table both trees share.
+fn shared_subtree(start: u64, span: u64, kernel_only: &impl Fn(u64, u64) -> bool) -> bool {
+    start >= LOWER_HALF_END || kernel_only(start, span)
+}
+
+fn clone_table<M: PhysMemory>(
+    mem: &mut M,
+    table: u64,
+    level: u32,
+    base: u64,
+    kernel_only: &impl Fn(u64, u64) -> bool,
+    made: &mut alloc::vec::Vec<u64>,
+) -> Result<u64, PagingError> {
+    let copy = mem.alloc_zeroed_frame().ok_or(PagingError::OutOfMemory)?;
+    made.push(copy);
+    let span = 1u64 << (12 + 9 * level);
+    for i in 0..512 {
+        let entry = mem.read_u64(table + i * 8);
+        if entry == 0 {
+            continue;
+        }
+        let start = base + i * span;
+        let value = match classify(entry, level) {
+            Entry::Table if !shared_subtree(start, span, kernel_only) => {
+                clone_table(mem, entry & ENTRY_ADDRESS_MASK, level - 1, start, kernel_only, made)?
+                    | (entry & !ENTRY_ADDRESS_MASK)
+            }
+            _ => entry,
+        };
+        mem.write_u64(copy + i * 8, value);
+    }
+    Ok(copy)
+}
+
+/// Hands every table of the tree at `root` (the root too) that [`clone_tables`] made with the same
+/// `kernel_only` to `free`; shared tables and the frames leaves map are left alone (the caller unmapped
+/// what it owns first).
+pub fn free_tables<M: PhysMemory>(
+    mem: &mut M,
+    root: u64,
+    kernel_only: &impl Fn(u64, u64) -> bool,
+    mut free: impl FnMut(&mut M, u64),
+) {
+    free_table(mem, root, 3, 0, kernel_only, &mut free);
+}
+
+fn free_table<M: PhysMemory>(
+    mem: &mut M,
+    table: u64,
+    level: u32,
+    base: u64,
+    kernel_only: &impl Fn(u64, u64) -> bool,
+    free: &mut impl FnMut(&mut M, u64),
+) {
+    if level > 0 {
+        let span = 1u64 << (12 + 9 * level);
+        for i in 0..512 {
+            let entry = mem.read_u64(table + i * 8);
+            let start = base + i * span;
+            if entry != 0 && classify(entry, level) == Entry::Table && !shared_subtree(start, span, kernel_only) {
+                free_table(mem, entry & ENTRY_ADDRESS_MASK, level - 1, start, kernel_only, free);
+            }
+        }
+    }
+    free(mem, table);
+}
+
+/// After [`clone_tables`] made `copy` from `root`: marks every owned 4 KiB leaf of `[virt, virt + size)`
+/// copy-on-write in both trees (read-only to the CPU, see the module doc) and calls `shared(mem, page, frame)`
+/// for each such page and its frame, which both trees now map (the caller counts the reference and drops
+/// the page's cached translation). Borrowed leaves (a shared object's frames) stay as they are:
+/// both trees keep sharing them. A 2 MiB leaf in the range is refused (`HugePageSplit`, after the 4 KiB
+/// leaves were marked, which is harmless): app memory is mapped in 4 KiB pages.
+pub fn share_copy_on_write<M: PhysMemory>(
+    mem: &mut M,
+    root: u64,
+    copy: u64,
+    virt: u64,
+    size: u64,
+    mut shared: impl FnMut(&mut M, u64, u64),
+) -> Result<(), PagingError> {
+    let mut huge = false;
+    for_each_leaf(mem, root, virt, size, |mem, leaf| {
+        if leaf.size != PAGE_SIZE {
+            huge = true;
+        }
+        if huge || leaf.entry & ENTRY_BORROWED != 0 {
+            return;
+        }
+        let Some((copy_slot, _)) = leaf_slot(mem, copy, leaf.virt) else { return };
+        let marked = (leaf.entry | ENTRY_COW) & !ENTRY_WRITABLE;
+        mem.write_u64(leaf.slot, marked);
+        mem.write_u64(copy_slot, marked);
+        shared(mem, leaf.virt, leaf.entry & ENTRY_ADDRESS_MASK);
+    })?;
+    if huge {
+        return Err(PagingError::HugePageSplit);
+    }
+    Ok(())
+}
+
+/// The frame of the copy-on-write 4 KiB page at `virt` (see the module doc), if that page is one.
+pub fn copy_on_write_frame(mem: &impl PhysMemory, root: u64, virt: u64) -> Option<u64> {
+    let (slot, page) = leaf_slot(mem, root, virt)?;
+    let entry = mem.read_u64(slot);
+    (page == PAGE_SIZE && entry & ENTRY_COW != 0).then_some(entry & ENTRY_ADDRESS_MASK)
+}
+
+/// Ends copy-on-write for the page at `virt` (one [`copy_on_write_frame`] names): it maps `frame` from
+/// now on (its old frame when no other tree maps that one any more, else a copy the caller made), writable
+/// if `writable`, with its other flags as they were.
+pub fn resolve_copy_on_write(
+    mem: &mut impl PhysMemory,
+    root: u64,
+    virt: u64,
+    frame: u64,
+    writable: bool,
+) -> Result<(), PagingError> {
+    let (slot, page) = leaf_slot(mem, root, virt).ok_or(PagingError::NotMapped)?;
+    let entry = mem.read_u64(slot);
+    if page != PAGE_SIZE || entry & ENTRY_COW == 0 || !frame.is_multiple_of(PAGE_SIZE) {
+        return Err(PagingError::NotMapped);
+    }
+    let mut bits = (entry & !(ENTRY_ADDRESS_MASK | ENTRY_COW)) | frame;
+    // An inaccessible page (PROT_NONE) stays inaccessible: its flags become writable when it is made
+    // accessible again.
+    if writable {
+        bits |= ENTRY_WRITABLE;
+    }
+    mem.write_u64(slot, bits);
+    Ok(())
 }
 
 /// Makes every mapped page of `[virt, virt + size)` inaccessible: any access faults as if it were not
@@ -621,6 +792,50 @@ mod tests {
         assert_eq!(changed, [0x20_0000]);
         assert_eq!(translate(&mem, root, 0x20_0010).unwrap().1.pkey, 5);
         assert_eq!(update_flags(&mut mem, root, 0x80_0000, PAGE_SIZE, |f| f, |_, _| {}), Err(PagingError::NotMapped));
+    }
+
+    #[test]
+    fn a_cloned_tree_shares_owned_pages_copy_on_write() {
+        let (mut mem, root) = setup();
+        map(&mut mem, root, 0x40_0000, 0x9000, 0x2000, RW_USER, false).unwrap();
+        map_borrowed(&mut mem, root, 0x50_0000, &[0x7000], RW_USER).unwrap();
+        let kernel = PageFlags { pkey: 3, ..RW_USER };
+        map(&mut mem, root, 0x7f00_0000_0000, 0x4000_0000, HUGE_PAGE_SIZE, kernel, true).unwrap();
+        // The GiB at 0x7f00_0000_0000 is the kernel's own: its table is shared.
+        let kernel_only = |start: u64, size: u64| start >= 0x7f00_0000_0000 && start + size <= 0x7f00_4000_0000;
+        let copy = clone_tables(&mut mem, root, &kernel_only, |_, _| panic!("nothing to free")).unwrap();
+        assert_ne!(copy, root);
+        let mut shared = alloc::vec::Vec::new();
+        share_copy_on_write(&mut mem, root, copy, 0x40_0000, 0x20_0000, |_, _, frame| shared.push(frame)).unwrap();
+        assert_eq!(shared, [0x9000, 0xa000]);
+        for tree in [root, copy] {
+            let (phys, flags) = translate(&mem, tree, 0x40_1000).unwrap();
+            assert_eq!((phys, flags.writable), (0xa000, false), "both trees map the frame read-only");
+            assert_eq!(copy_on_write_frame(&mem, tree, 0x40_1000), Some(0xa000));
+            // The borrowed page and the kernel's huge page are shared as they were.
+            assert_eq!(translate(&mem, tree, 0x50_0000), Some((0x7000, RW_USER)));
+            assert_eq!(copy_on_write_frame(&mem, tree, 0x50_0000), None);
+            assert_eq!(translate(&mem, tree, 0x7f00_0000_1000), Some((0x4000_1000, kernel)));
+        }
+        // A permission change keeps a copy-on-write page read-only.
+        update_present_flags(&mut mem, copy, 0x40_0000, 0x2000, |f| PageFlags { writable: true, ..f }, |_, _| {})
+            .unwrap();
+        assert!(!translate(&mem, copy, 0x40_0000).unwrap().1.writable);
+        // Resolving in one tree leaves the other one copy-on-write.
+        resolve_copy_on_write(&mut mem, copy, 0x40_0000, 0xb000, true).unwrap();
+        assert_eq!(translate(&mem, copy, 0x40_0000), Some((0xb000, RW_USER)));
+        assert_eq!(copy_on_write_frame(&mem, copy, 0x40_0000), None);
+        assert_eq!(copy_on_write_frame(&mem, root, 0x40_0000), Some(0x9000));
+        assert_eq!(resolve_copy_on_write(&mut mem, copy, 0x40_0000, 0xb000, true), Err(PagingError::NotMapped));
+        // The copy's tables are its own: a new mapping in one tree is not seen in the other.
+        map(&mut mem, copy, 0x40_3000, 0xc000, 0x1000, RW_USER, false).unwrap();
+        assert_eq!(translate(&mem, root, 0x40_3000), None);
+        let mut freed = alloc::vec::Vec::new();
+        free_tables(&mut mem, copy, &kernel_only, |_, table| freed.push(table));
+        assert!(freed.contains(&copy));
+        assert_eq!(freed.len(), 5, "root, a PDPT per half, the app's PD and leaf table; the kernel's PD is shared");
+        assert_eq!(translate(&mem, root, 0x7f00_0000_1000), Some((0x4000_1000, kernel)));
+        assert_eq!(translate(&mem, root, 0x40_1000).map(|(phys, _)| phys), Some(0xa000));
     }
 
     #[test]

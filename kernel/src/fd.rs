@@ -233,6 +233,34 @@ impl FdTable {
         Some(file)
     }
 
+    /// Takes the descriptor slots out (the running process's, when another process runs: the descriptions
+    /// stay, shared by every process, see `crate::processes`).
+    pub fn take_slots(&mut self) -> Vec<Option<FdSlot>> {
+        core::mem::take(&mut self.slots)
+    }
+
+    /// Puts back slots [`FdTable::take_slots`] took.
+    pub fn put_slots(&mut self, slots: Vec<Option<FdSlot>>) {
+        self.slots = slots;
+    }
+
+    /// A copy of the slots for a forked process: each descriptor shares its description (one more
+    /// reference).
+    pub fn fork_slots(&mut self) -> Vec<Option<FdSlot>> {
+        let slots = self.slots.clone();
+        for slot in slots.iter().flatten() {
+            self.add_ref(slot.description);
+        }
+        slots
+    }
+
+    /// Closes every descriptor (a process's exit); returns the descriptions that lost their last
+    /// reference, for the caller to release.
+    pub fn close_all(&mut self) -> Vec<OpenFile> {
+        let slots = core::mem::take(&mut self.slots);
+        slots.iter().flatten().filter_map(|slot| self.drop_ref(slot.description)).collect()
+    }
+
     /// Open descriptors, lowest first.
     pub fn fds(&self) -> impl Iterator<Item = (i32, FdSlot)> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| Some((i32::try_from(i).ok()?, (*s)?)))
@@ -249,8 +277,13 @@ impl FdTable {
     /// Reference counts match the descriptors that use each description; nothing dangles; the free list
     /// holds exactly the free entries.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.check_invariants_with(core::iter::empty())
+    }
+
+    /// [`FdTable::check_invariants`], counting `others` too (the slots of processes not running now).
+    pub fn check_invariants_with(&self, others: impl Iterator<Item = FdSlot>) -> Result<(), &'static str> {
         let mut counts = alloc::vec![0u32; self.descriptions.len()];
-        for (_, slot) in self.fds() {
+        for slot in self.fds().map(|(_, slot)| slot).chain(others) {
             let count = counts.get_mut(slot.description).ok_or("fd: descriptor points past the descriptions")?;
             *count += 1;
         }

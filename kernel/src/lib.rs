@@ -23,6 +23,7 @@ pub mod mm;
 pub mod model;
 pub mod pipe;
 pub mod process;
+pub mod processes;
 pub mod random;
 pub mod sched;
 pub mod signal;
@@ -35,7 +36,7 @@ pub mod user;
 
 pub use errno::Errno;
 pub use inspect::Inspection;
-pub use machine::{Fault, FpuState, Machine, MapError, SharedId};
+pub use machine::{Fault, FpuState, Machine, MapError, SharedId, SpaceId};
 pub use process::{ConfigError, Process, ProcessConfig, Segment, StackError, Uname, UNAME};
 pub use signal::deliver::{Resume, Target};
 pub use signal::frame::{TrapInfo, UserContext};

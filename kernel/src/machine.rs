@@ -29,6 +29,11 @@ impl SharedId {
     pub const AFL_MAP: SharedId = SharedId(u32::MAX);
 }
 
+/// An address space: one process's app mappings (the kernel's are the same in every one), named by the
+/// hardware side (the arch machine: its page-table root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpaceId(pub u64);
+
 /// The app's x87/SSE state as FXSAVE writes it: 512 bytes, 16-byte aligned, so the hardware side saves
 /// and loads it in place (where kernel code is emulated, every copy of it costs real time).
 #[repr(C, align(16))]
@@ -95,6 +100,20 @@ pub trait Machine {
     }
     /// Frees shared object `id`, which no mapping maps any more.
     fn shared_destroy(&mut self, id: SharedId);
+    /// The address space app memory accesses go to now.
+    fn current_space(&self) -> SpaceId;
+    /// A new address space holding a copy of the current one's app memory (`vmas`, the current process's
+    /// VMA list: what to copy): fork's. Each page reads the same in both, and a write in either space
+    /// changes only that space's copy (copy-on-write, or an eager copy). Shared objects' pages stay
+    /// shared. `kernel` lists the ranges (start, end) no app mapping ever reaches (the layer's reserved
+    /// ranges): the hardware side may share their page tables between spaces. The current space stays
+    /// current.
+    fn fork_space(&mut self, vmas: &VmaList, kernel: &[(u64, u64)]) -> Result<SpaceId, MapError>;
+    /// Makes `space` (the boot space or one [`Machine::fork_space`] made) current.
+    fn switch_space(&mut self, space: SpaceId);
+    /// Frees `space`, which is not current and whose app memory the layer has unmapped already (`kernel`
+    /// as given to [`Machine::fork_space`]).
+    fn destroy_space(&mut self, space: SpaceId, kernel: &[(u64, u64)]);
     /// Sends app output or kernel diagnostics to the host.
     fn console(&mut self, stream: Stream, data: &[u8]);
     /// Sends app memory `[addr, addr + len)` to the console as `stream` (the layer has checked that the app

@@ -49,6 +49,12 @@ pub struct ModelMachine {
     pub afl_input: &'static [u8],
     /// How many times the snapshot point was reached ([`Machine::afl_snapshot`]).
     pub afl_snapshots: u32,
+    /// The current address space ([`Machine::fork_space`]); `pages` are its pages.
+    pub space: u64,
+    /// The pages of the other address spaces.
+    pub spaces: BTreeMap<u64, BTreeMap<u64, Page>>,
+    /// The id the next forked space gets (0 is the boot space).
+    pub next_space: u64,
 }
 
 impl ModelMachine {
@@ -227,9 +233,50 @@ impl Machine for ModelMachine {
         Ok(())
     }
 
+    fn current_space(&self) -> crate::machine::SpaceId {
+        crate::machine::SpaceId(self.space)
+    }
+
+    fn fork_space(&mut self, _vmas: &VmaList, _kernel: &[(u64, u64)]) -> Result<crate::machine::SpaceId, MapError> {
+        if self.spaces.values().map(BTreeMap::len).sum::<usize>() + 2 * self.pages.len() > self.max_pages {
+            return Err(MapError::OutOfMemory);
+        }
+        self.next_space += 1;
+        let id = self.next_space;
+        // An eager copy: private pages get their own bytes, shared ones keep naming their object.
+        self.spaces.insert(id, self.pages.clone());
+        Ok(crate::machine::SpaceId(id))
+    }
+
+    fn switch_space(&mut self, space: crate::machine::SpaceId) {
+        if space.0 == self.space {
+            return;
+        }
+        let Some(pages) = self.spaces.remove(&space.0) else {
+            self.violations += 1;
+            return;
+        };
+        let old = core::mem::replace(&mut self.pages, pages);
+        self.spaces.insert(self.space, old);
+        self.space = space.0;
+    }
+
+    fn destroy_space(&mut self, space: crate::machine::SpaceId, _kernel: &[(u64, u64)]) {
+        match self.spaces.remove(&space.0) {
+            // The layer unmapped the app's memory first.
+            Some(pages) if pages.is_empty() && space.0 != self.space => {}
+            _ => self.violations += 1,
+        }
+    }
+
     fn shared_destroy(&mut self, id: SharedId) {
         if id == SharedId::AFL_MAP
             || self.pages.values().any(|page| page.shared.is_some_and(|(object, _)| object == id))
+            || self
+                .spaces
+                .values()
+                .flat_map(BTreeMap::values)
+                .any(|page| page.shared.is_some_and(|(object, _)| object == id))
             || self.shared.remove(&id).is_none()
         {
             self.violations += 1;

@@ -149,7 +149,9 @@ pub const RLIMIT_NOFILE: usize = linux_raw_sys::general::RLIMIT_NOFILE as usize;
 /// `RLIM_INFINITY` as the 64-bit `struct rlimit` holds it (all bits set).
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
-/// The one process: all state the syscalls read and change.
+/// The kernel's state the syscalls read and change: the running process's own (its VMAs, descriptor
+/// slots, signal actions, ...; the others' wait in [`crate::processes`]) and what every process shares (open
+/// file descriptions, pipes, the file system, the threads).
 pub struct Process {
     pub(crate) vmas: VmaList,
     /// The shared memory objects of files mapped `MAP_SHARED`.
@@ -189,6 +191,11 @@ pub struct Process {
     pub(crate) layout: ProcessLayout,
     pub(crate) reserved: Vec<(u64, u64)>,
     pub(crate) memory_size: u64,
+    /// The running process's id, and every process ([`crate::processes`]).
+    pub(crate) pid: i32,
+    pub(crate) procs: crate::processes::Table,
+    /// The process limit was reported once already.
+    pub(crate) procs_limit_reported: bool,
 }
 
 fn aligned_span(span: &Span) -> bool {
@@ -285,7 +292,7 @@ impl Process {
             umask: 0o022,
             rlimits,
             brk: layout.brk.start,
-            threads: alloc::vec![Thread::new(crate::syscall::proc::PID as i32)],
+            threads: alloc::vec![Thread::new(crate::processes::FIRST_PID)],
             current: 0,
             sched: crate::sched::Scheduler::default(),
             actions: Actions::default(),
@@ -303,6 +310,9 @@ impl Process {
             layout,
             reserved,
             memory_size: config.memory_size,
+            pid: crate::processes::FIRST_PID,
+            procs: crate::processes::Table::default(),
+            procs_limit_reported: false,
         }))
     }
 
@@ -342,11 +352,13 @@ impl Process {
     /// node references). For tests and the fuzzer.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         self.vmas.check_invariants()?;
-        self.fds.check_invariants()?;
+        self.fds.check_invariants_with(self.stashed_fd_slots())?;
         self.fs.check_invariants()?;
         self.check_shared_invariants()?;
         let mut node_refs: alloc::collections::BTreeMap<NodeId, u32> = alloc::collections::BTreeMap::new();
-        *node_refs.entry(self.cwd).or_default() += 1;
+        for cwd in core::iter::once(self.cwd).chain(self.stashed_cwds()) {
+            *node_refs.entry(cwd).or_default() += 1;
+        }
         for (node, _) in self.shared_files.iter() {
             *node_refs.entry(node).or_default() += 1;
         }

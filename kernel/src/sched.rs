@@ -62,12 +62,23 @@ pub struct Scheduler {
 }
 
 impl Process {
+    /// The index of the running process's thread `tid`.
     pub(crate) fn thread_index(&self, tid: i32) -> Option<usize> {
-        self.threads.iter().position(|thread| thread.tid == tid && thread.run != Run::Exited)
+        self.threads.iter().position(|thread| thread.tid == tid && thread.pid == self.pid && thread.run != Run::Exited)
     }
 
+    /// The running process's threads that have not exited.
     pub(crate) fn live_threads(&self) -> usize {
-        self.threads.iter().filter(|thread| thread.run != Run::Exited).count()
+        self.threads.iter().filter(|thread| thread.pid == self.pid && thread.run != Run::Exited).count()
+    }
+
+    /// Makes thread `i` the current one, and its process the running one (see `crate::processes`).
+    fn enter_thread<M: Machine>(&mut self, m: &mut M, i: usize) {
+        self.current = i;
+        let pid = self.threads[i].pid;
+        if pid != self.pid {
+            self.switch_process(m, pid);
+        }
     }
 
     /// Whether a thread other than the running one can run.
@@ -174,11 +185,14 @@ impl Process {
     /// Ends every wait that can end at `now`: signals the thread takes (each process-directed signal
     /// ends one thread's wait), deadlines, and calls on pipes and poll that can now go on.
     fn end_waits<M: Machine>(&mut self, m: &mut M, now: u64) {
-        let running = self.current;
+        let (running, running_pid) = (self.current, self.pid);
         let mut claimed = SigSet::EMPTY;
         for i in 0..self.threads.len() {
             let Some(&wait) = self.threads[i].wait() else { continue };
-            self.current = i;
+            if self.threads[i].pid != self.pid {
+                claimed = SigSet::EMPTY; // process-directed signals are claimed per process
+            }
+            self.enter_thread(m, i);
             let ready = self.pending_signals().minus(claimed);
             let outcome = if ready.0 & wait.wake_on.0 != 0 {
                 Some(self.rerun_with(m))
@@ -192,7 +206,7 @@ impl Process {
             } else if wait.deadline.is_some_and(|deadline| now >= deadline) {
                 match wait.waker {
                     Waker::Futex { .. } | Waker::FutexPi { .. } => Some(Err(Stop::Errno(Errno::ETIMEDOUT))),
-                    Waker::Nothing | Waker::Io => Some(self.rerun_with(m)),
+                    Waker::Nothing | Waker::Io | Waker::Child => Some(self.rerun_with(m)),
                 }
             } else if wait.waker == Waker::Io {
                 Some(self.rerun_with(m))
@@ -206,6 +220,7 @@ impl Process {
                 };
             }
         }
+        self.switch_process(m, running_pid);
         self.current = running;
     }
 
@@ -220,18 +235,19 @@ impl Process {
     /// After a syscall of the running thread: the other threads' pipe and poll waits run again, and a
     /// switch is due if one of them can go on.
     pub(crate) fn recheck_io_waits<M: Machine>(&mut self, m: &mut M) {
-        let running = self.current;
+        let (running, running_pid) = (self.current, self.pid);
         for i in 0..self.threads.len() {
             if i == running || !matches!(self.threads[i].wait(), Some(wait) if wait.waker == Waker::Io) {
                 continue;
             }
-            self.current = i;
+            self.enter_thread(m, i);
             let outcome = self.rerun_with(m);
             if !matches!(outcome, Err(Stop::Block(_))) {
                 self.threads[i].run = Run::Woken(outcome);
                 self.sched.resched = true;
             }
         }
+        self.switch_process(m, running_pid);
         self.current = running;
     }
 
@@ -249,8 +265,11 @@ impl Process {
             if woken >= count {
                 break;
             }
+            let pid = self.pid;
             let thread = &mut self.threads[i];
-            if matches!(thread.wait(), Some(Wait { waker: Waker::Futex { addr: a, bitset: b }, .. }) if *a == addr && b & bitset != 0)
+            // Futex words are private to their process's address space.
+            if thread.pid == pid
+                && matches!(thread.wait(), Some(Wait { waker: Waker::Futex { addr: a, bitset: b }, .. }) if *a == addr && b & bitset != 0)
             {
                 thread.run = Run::Woken(Ok(0));
                 woken += 1;
@@ -265,7 +284,8 @@ impl Process {
     /// Moves up to `count` waiters of the futex at `from` to the futex at `to` (FUTEX_REQUEUE).
     pub(crate) fn futex_requeue(&mut self, from: u64, to: u64, count: u32) -> u32 {
         let mut moved = 0;
-        for thread in &mut self.threads {
+        let pid = self.pid;
+        for thread in self.threads.iter_mut().filter(|thread| thread.pid == pid) {
             if moved >= count {
                 break;
             }
@@ -283,8 +303,11 @@ impl Process {
 
     /// The threads waiting for the PI futex at `addr`, in the order they came (their index and tid).
     pub(crate) fn pi_waiters(&self, addr: u64) -> impl Iterator<Item = (usize, i32)> + '_ {
+        let pid = self.pid;
         self.threads.iter().enumerate().filter_map(move |(i, thread)| match thread.wait() {
-            Some(Wait { waker: Waker::FutexPi { addr: a }, .. }) if *a == addr => Some((i, thread.tid)),
+            Some(Wait { waker: Waker::FutexPi { addr: a }, .. }) if *a == addr && thread.pid == pid => {
+                Some((i, thread.tid))
+            }
             _ => None,
         })
     }
@@ -294,13 +317,10 @@ impl Process {
         if self.live_threads() >= MAX_THREADS {
             return Err(Errno::EAGAIN);
         }
-        if self.sched.next_tid == 0 {
-            self.sched.next_tid = self.threads.iter().map(|t| t.tid).max().unwrap_or(0) + 1;
-        }
-        let tid = self.sched.next_tid;
-        self.sched.next_tid = tid.checked_add(1).ok_or(Errno::EAGAIN)?;
+        let tid = self.new_tid()?;
         let parent = self.thread();
         let mut thread = Thread::new(tid);
+        thread.pid = self.pid;
         thread.mask = parent.mask;
         thread.run = Run::Spawned { stack, tls };
         self.threads.push(thread);
@@ -316,7 +336,7 @@ impl Process {
         if tid_word != 0 && user::write(&self.vmas, m, tid_word, &0u32.to_le_bytes()).is_ok() {
             self.futex_wake(tid_word, u32::MAX, 1);
         }
-        if i64::from(self.thread().tid) == crate::syscall::proc::PID {
+        if self.thread().tid == self.pid {
             self.sched.leader_status = Some(status);
         }
         if self.live_threads() == 1 {
@@ -367,7 +387,7 @@ impl Process {
                 saved.fs_base = m.fs_base();
                 m.save_fpu(&mut saved.fpu);
             }
-            self.current = next;
+            self.enter_thread(m, next);
             if let Some(saved) = &self.threads[next].saved {
                 *ctx = saved.ctx;
                 m.set_fs_base(saved.fs_base);
@@ -447,7 +467,7 @@ impl Process {
 }
 
 /// How the process ends when the scheduler stops.
-fn resume_for(stop: Stop) -> Resume {
+pub(crate) fn resume_for(stop: Stop) -> Resume {
     match stop {
         Stop::Exit(status) => Resume::Exit(status),
         Stop::Killed(signal) => Resume::Killed { signal: signal as u32, core: false },

@@ -49,6 +49,8 @@ pub(crate) struct Saved {
 #[derive(Clone, Debug)]
 pub struct Thread {
     pub tid: i32,
+    /// The process it belongs to (`crate::processes`).
+    pub pid: i32,
     pub mask: SigSet,
     /// Signals sent to this thread (tkill, tgkill, faults, SIGPIPE).
     pub pending: Pending,
@@ -70,6 +72,7 @@ impl Thread {
     pub fn new(tid: i32) -> Self {
         Self {
             tid,
+            pid: crate::processes::FIRST_PID,
             mask: SigSet::EMPTY,
             pending: Pending::default(),
             altstack: AltStack::default(),

@@ -225,6 +225,31 @@ pub fn c_cases() -> Vec<CCase> {
             "kill: handled by the thread that does not block it ok",
             "per-thread signals ok",
         ]),
+        CCase::new("processes_fork_wait", "processes").args(&["fork_wait"]).lines(&[
+            "child 0 exited with 10",
+            "after reaping: waitpid=-1 errno=ECHILD",
+            "the parent's memory is its own ok",
+            "status sum=60",
+            "fork and wait ok",
+        ]),
+        CCase::new("processes_pipe", "processes").args(&["pipe"]).lines(&[
+            "read 23890 bytes, 1000 lines, then EOF (0)",
+            "write with no reader: -1 EPIPE",
+            "pipe ok",
+        ]),
+        CCase::new("processes_signals", "processes").args(&["signals"]).lines(&[
+            "killed child: signaled=1 signal=15",
+            "faulting child: signaled=1 signal=11",
+            "SIGCHLD handled at least once",
+            "kill of a reaped child: -1 ESRCH",
+            "signals between processes ok",
+        ]),
+        CCase::new("processes_groups", "processes").args(&["groups"]).lines(&[
+            "setsid in a child: ok",
+            "child's group is its own: yes",
+            "group killed: signal=9",
+            "groups ok",
+        ]),
     ]
 }
 
@@ -321,6 +346,19 @@ c_test!(threads_spin);
 c_test!(threads_pi_mutex);
 c_test!(threads_timedwait);
 c_test!(threads_signal_thread);
+c_test!(processes_fork_wait);
+c_test!(processes_pipe);
+c_test!(processes_signals);
+c_test!(processes_groups);
+
+// No native run: the children stay zombies until the limit (the host's is far higher). QEMU only: where
+// the kernel's code is emulated (this machine kind's KVM) the 255 forks and exits take about a minute.
+tests_in_modes!([qemu_none, qemu_mpk_aslr, qemu_ring3] fn processes_fork_bomb_ends_at_the_process_limit(mode) {
+    let result = SecureRun::new(mode).run(&guest(Toolchain::GccStatic, "processes"), &["fork_bomb"]);
+    assert_status(&result, 0);
+    assert!(result.stdout_text().contains("fork failed with EAGAIN after 255 children"), "{}", result.report());
+    assert!(result.stderr.contains("the process limit (256 processes, zombies included)"), "{}", result.report());
+});
 
 c_test!(
     fn read_only_mount_refuses_writes(mode, toolchain) {

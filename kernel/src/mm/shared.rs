@@ -139,7 +139,7 @@ impl Process {
                 .vmas
                 .iter()
                 .any(|vma| matches!(vma.kind, VmaKind::SharedFile { node: other, .. } if other == node));
-            if still_mapped {
+            if still_mapped || self.node_mapped_elsewhere(node) {
                 continue;
             }
             let Some(file) = self.shared_files.get(node) else { continue };

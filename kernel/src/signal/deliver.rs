@@ -128,6 +128,25 @@ impl Process {
     /// turned into EINTR or a restart.
     pub fn return_to_app<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext, syscall: Option<u64>) -> Resume {
         let mut syscall = syscall;
+        loop {
+            let resume = self.return_to_app_once(m, ctx, syscall);
+            let ending = match resume {
+                Resume::App => return resume,
+                _ if self.pid == crate::processes::FIRST_PID => return resume,
+                Resume::Exit(code) => crate::processes::Ending::Exited(code),
+                Resume::Killed { signal, core } => crate::processes::Ending::Killed { signal, core },
+            };
+            // Another process ended: the next thread runs (the loop's next pass switches to it).
+            if let Err(stop) = self.exit_process(m, ending) {
+                return crate::sched::resume_for(stop);
+            }
+            syscall = None;
+        }
+    }
+
+    /// One pass of [`Process::return_to_app`].
+    fn return_to_app_once<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext, syscall: Option<u64>) -> Resume {
+        let mut syscall = syscall;
         if self.sched.resched {
             if let Err(end) = self.schedule(m, ctx, &mut syscall) {
                 return end;
@@ -306,6 +325,30 @@ impl Process {
     /// unless the signal is blocked or ignored, which, as on Linux, kills (a fault cannot be ignored
     /// without looping on the faulting instruction). Err: how the process ends.
     pub fn fault<M: Machine>(
+        &mut self,
+        m: &mut M,
+        ctx: &mut UserContext,
+        info: SigInfo,
+        trap: TrapInfo,
+    ) -> Result<(), Resume> {
+        let Err(Resume::Killed { signal, core }) = self.fault_signal(m, ctx, info, trap) else { return Ok(()) };
+        if self.pid == crate::processes::FIRST_PID {
+            return Err(Resume::Killed { signal, core });
+        }
+        // Another process: it alone ends, as on Linux; the log names it and the fault.
+        let line = alloc::format!(
+            "secure-run kernel: process {} was killed by {} (fault at {:#x}, rip {:#x})\n",
+            self.pid,
+            super::name(signal),
+            info.addr(),
+            ctx.rip
+        );
+        m.console(kernel_abi::Stream::Log, line.as_bytes());
+        self.exit_process(m, crate::processes::Ending::Killed { signal, core }).map_err(crate::sched::resume_for)
+    }
+
+    /// [`Process::fault`]'s signal: a handler's frame, or how the process ends.
+    fn fault_signal<M: Machine>(
         &mut self,
         m: &mut M,
         ctx: &mut UserContext,

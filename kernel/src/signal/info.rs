@@ -20,6 +20,7 @@ const ERRNO: usize = 4;
 const CODE: usize = 8;
 const PID: usize = 16;
 const UID: usize = 20;
+const STATUS: usize = 24;
 const TIMER_ID: usize = 16;
 const OVERRUN: usize = 20;
 const VALUE: usize = 24;
@@ -63,6 +64,14 @@ impl SigInfo {
         let mut info = Self::with(signo, code);
         info.put_u32(PID, pid as u32);
         info.put_u32(UID, 0);
+        info
+    }
+
+    /// A child's change of state (SIGCHLD, or the exit signal clone named): `code` is CLD_EXITED,
+    /// CLD_KILLED or CLD_DUMPED, `status` the exit code or the signal (uid 0, no CPU times).
+    pub fn child(signo: u32, code: i32, pid: i32, status: i32) -> Self {
+        let mut info = Self::sent(signo, code, pid);
+        info.put_u32(STATUS, status as u32);
         info
     }
 

@@ -98,6 +98,8 @@ pub(crate) enum Waker {
     Futex { addr: u64, bitset: u32 },
     /// The PI futex at `addr` handed to this thread by its owner's FUTEX_UNLOCK_PI; the call returns 0.
     FutexPi { addr: u64 },
+    /// A child of the process ended (wait4, waitid): the call runs again (`crate::processes`).
+    Child,
 }
 
 impl Wait {
@@ -200,6 +202,23 @@ impl Process {
         if self.trace && nr != nr::RT_SIGRETURN {
             crate::trace::emit(self, m, nr, args, result);
         }
+        // A process other than the first ends alone (`crate::processes`); the first one's end is the run's.
+        let ending = match result {
+            SyscallResult::Exit(code) => Some(crate::processes::Ending::Exited(code)),
+            SyscallResult::Killed(signal) => {
+                Some(crate::processes::Ending::Killed { signal: signal as u32, core: false })
+            }
+            SyscallResult::Return(_) => None,
+        };
+        let result = match ending {
+            Some(ending) if self.pid != crate::processes::FIRST_PID => match self.exit_process(m, ending) {
+                // The value is never seen: the return to the app switches to another thread.
+                Ok(()) => SyscallResult::Return(0),
+                Err(Stop::Exit(status)) => SyscallResult::Exit(status),
+                Err(_) => SyscallResult::Killed(kernel_abi::signal::SIGKILL),
+            },
+            _ => result,
+        };
         if self.io_waiters() {
             self.recheck_io_waits(m);
         }

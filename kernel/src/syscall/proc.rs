@@ -1,9 +1,9 @@
-//! Process identity and resources: ids, uname, sysinfo, rlimits, arch_prctl, getrandom. The app is pid 1
-//! (its first thread's tid, its process group and session) with parent 0, running as root.
+//! Process resources: user ids, uname, sysinfo, rlimits, arch_prctl, getrandom. Every process runs as root;
+//! pids, groups and sessions are `crate::processes`'.
 
 use alloc::vec;
 
-use super::{int_arg, nr, SysResult, CHUNK};
+use super::{int_arg, SysResult, CHUNK};
 use crate::errno::Errno;
 use crate::machine::Machine;
 use crate::process::{Process, RLIMIT_COUNT, RLIMIT_NOFILE};
@@ -19,26 +19,7 @@ pub use linux_raw_sys::general::{GRND_INSECURE, GRND_NONBLOCK, GRND_RANDOM};
 /// Largest getrandom request Linux serves in one call.
 pub const GETRANDOM_MAX: u64 = 33_554_431;
 
-/// The app's pid (and tid, pgid, sid).
-pub const PID: i64 = 1;
-
 impl Process {
-    pub(crate) fn sys_getpid(&mut self, number: u64, pid: u64) -> SysResult {
-        match number {
-            nr::GETPGID | nr::GETSID if !matches!(int_arg(pid), 0 | 1) => Err(Errno::ESRCH.into()),
-            _ => Ok(PID),
-        }
-    }
-
-    pub(crate) fn sys_setpgid(&mut self, pid: u64, pgid: u64) -> SysResult {
-        match (int_arg(pid), int_arg(pgid)) {
-            (_, pgid) if pgid < 0 => Err(Errno::EINVAL.into()),
-            (0 | 1, 0 | 1) => Ok(0),
-            (0 | 1, _) => Err(Errno::EPERM.into()),
-            _ => Err(Errno::ESRCH.into()),
-        }
-    }
-
     /// getresuid/getresgid: real, effective and saved ids, all 0 (the app runs as root).
     pub(crate) fn sys_getresid<M: Machine>(&mut self, m: &mut M, pointers: [u64; 3]) -> SysResult {
         for pointer in pointers {
@@ -87,7 +68,7 @@ impl Process {
         new: u64,
         old: u64,
     ) -> SysResult {
-        if !matches!(int_arg(pid), 0 | 1) {
+        if int_arg(pid) != 0 && int_arg(pid) != self.pid {
             return Err(Errno::ESRCH.into());
         }
         let index = usize::try_from(resource as u32).ok().filter(|&r| r < RLIMIT_COUNT).ok_or(Errno::EINVAL)?;

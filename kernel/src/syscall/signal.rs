@@ -14,7 +14,6 @@ use crate::signal::{
     is_signal, AltStack, Disposition, SigAction, SigSet, SIGACTION_SIZE, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK,
     SS_AUTODISARM, SS_DISABLE, SS_ONSTACK,
 };
-use crate::syscall::proc::PID;
 use crate::user;
 
 pub use linux_raw_sys::general::MINSIGSTKSZ;
@@ -41,7 +40,7 @@ impl Process {
     }
 
     fn own_thread(&self, tid: i32) -> Result<(), Errno> {
-        if self.threads.iter().any(|thread| thread.tid == tid) {
+        if self.threads.iter().any(|thread| thread.tid == tid && thread.pid == self.pid) {
             Ok(())
         } else {
             Err(Errno::ESRCH)
@@ -50,11 +49,27 @@ impl Process {
 
     pub(crate) fn sys_kill(&mut self, pid: u64, signal: u64) -> SysResult {
         let signal = signal_arg(signal)?;
-        match int_arg(pid) {
-            // The process itself, its process group (0, -1 = pgid 1), or every process it may signal (-1).
-            -1..=1 => self.send_checked(signal, SigInfo::sent(signal, SI_USER as i32, PID as i32), Target::Process),
-            _ => Err(Errno::ESRCH.into()),
+        let targets = self.kill_targets(int_arg(pid));
+        if targets.is_empty() {
+            return Err(Errno::ESRCH.into());
         }
+        if signal == 0 {
+            return Ok(0);
+        }
+        let me = self.pid;
+        let mut result = Ok(0);
+        for target in targets {
+            let info = SigInfo::sent(signal, SI_USER as i32, me);
+            let sent = if target == me {
+                self.send_checked(signal, info, Target::Process)
+            } else {
+                self.signal_process(target, info).map(|()| 0).map_err(Stop::from)
+            };
+            if sent.is_err() {
+                result = sent;
+            }
+        }
+        result
     }
 
     pub(crate) fn sys_tgkill(&mut self, tgid: u64, tid: u64, signal: u64) -> SysResult {
@@ -63,7 +78,7 @@ impl Process {
             return Err(Errno::EINVAL.into());
         }
         let signal = signal_arg(signal)?;
-        if tgid != PID as i32 {
+        if tgid != self.pid {
             return Err(Errno::ESRCH.into());
         }
         self.tkill(tid, signal)
@@ -80,7 +95,7 @@ impl Process {
 
     fn tkill(&mut self, tid: i32, signal: u32) -> SysResult {
         self.own_thread(tid)?;
-        self.send_checked(signal, SigInfo::sent(signal, SI_TKILL, PID as i32), Target::Thread(tid))
+        self.send_checked(signal, SigInfo::sent(signal, SI_TKILL, self.pid), Target::Thread(tid))
     }
 
     /// Reads a `siginfo_t` the app queues: EPERM for a code that claims the kernel or tkill sent it.
@@ -121,7 +136,7 @@ impl Process {
         }
         let signal = signal_arg(signal)?;
         let info = self.queued_info(m, signal, info)?;
-        if tgid != PID as i32 {
+        if tgid != self.pid {
             return Err(Errno::ESRCH.into());
         }
         self.own_thread(tid)?;

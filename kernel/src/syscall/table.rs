@@ -122,9 +122,12 @@ syscalls! {
         GETITIMER = 36, "getitimer", [Int, Ptr], Int => p.sys_getitimer(m, a[0], a[1]);
         ALARM = 37, "alarm", [UInt], Int => p.sys_alarm(m, a[0]);
         SETITIMER = 38, "setitimer", [Int, Ptr, Ptr], Int => p.sys_setitimer(m, a[0], a[1], a[2]);
-        GETPID = 39, "getpid", [], Int => p.sys_getpid(number, a[0]);
+        GETPID = 39, "getpid", [], Int => Ok(i64::from(p.pid()));
         CLONE = 56, "clone", [Hex, Ptr, Ptr, Ptr, Ptr], Int => p.sys_clone(m, a);
+        FORK = 57, "fork", [], Int => p.sys_fork(m, false);
+        VFORK = 58, "vfork", [], Int => p.sys_fork(m, true);
         EXIT = 60, "exit", [Int], NoReturn => p.sys_exit(m, a[0]);
+        WAIT4 = 61, "wait4", [Int, Ptr, Hex, Ptr], Int => p.sys_wait4(m, a[0], a[1], a[2], a[3]);
         KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
         SHMDT = 67, "shmdt", [Ptr], Int => p.sys_shmdt(m, a[0]);
@@ -151,13 +154,14 @@ syscalls! {
         GETGID = 104, "getgid", [], Int => Ok(0);
         GETEUID = 107, "geteuid", [], Int => Ok(0);
         GETEGID = 108, "getegid", [], Int => Ok(0);
-        SETPGID = 109, "setpgid", [Int, Int], Int => p.sys_setpgid(a[0], a[1]);
-        GETPPID = 110, "getppid", [], Int => Ok(0);
-        GETPGRP = 111, "getpgrp", [], Int => p.sys_getpid(number, a[0]);
+        SETPGID = 109, "setpgid", [Int, Int], Int => p.sys_setpgid(m, a[0], a[1]);
+        GETPPID = 110, "getppid", [], Int => p.sys_getppid();
+        GETPGRP = 111, "getpgrp", [], Int => p.sys_getpgid(0, false);
+        SETSID = 112, "setsid", [], Int => p.sys_setsid(m);
         GETRESUID = 118, "getresuid", [Ptr, Ptr, Ptr], Int => p.sys_getresid(m, [a[0], a[1], a[2]]);
         GETRESGID = 120, "getresgid", [Ptr, Ptr, Ptr], Int => p.sys_getresid(m, [a[0], a[1], a[2]]);
-        GETPGID = 121, "getpgid", [Int], Int => p.sys_getpid(number, a[0]);
-        GETSID = 124, "getsid", [Int], Int => p.sys_getpid(number, a[0]);
+        GETPGID = 121, "getpgid", [Int], Int => p.sys_getpgid(a[0], false);
+        GETSID = 124, "getsid", [Int], Int => p.sys_getpgid(a[0], true);
         RT_SIGPENDING = 127, "rt_sigpending", [Ptr, UInt], Int => p.sys_rt_sigpending(m, a[0], a[1]);
         RT_SIGTIMEDWAIT = 128, "rt_sigtimedwait", [Ptr, Ptr, Ptr, UInt], Int => p.sys_rt_sigtimedwait(m, a[0], a[1], a[2], a[3]);
         RT_SIGQUEUEINFO = 129, "rt_sigqueueinfo", [Int, Signal, Ptr], Int => p.sys_rt_sigqueueinfo(m, a[0], a[1], a[2]);
@@ -184,6 +188,7 @@ syscalls! {
         CLOCK_NANOSLEEP = 230, "clock_nanosleep", [Int, Int, Ptr, Ptr], Int => p.sys_clock_nanosleep(m, a[0], a[1], a[2], a[3]);
         EXIT_GROUP = 231, "exit_group", [Int], NoReturn => Err(Stop::Exit(int_arg(a[0]) & 0xff));
         TGKILL = 234, "tgkill", [Int, Int, Signal], Int => p.sys_tgkill(a[0], a[1], a[2]);
+        WAITID = 247, "waitid", [Int, Int, Ptr, Hex, Ptr], Int => p.sys_waitid(m, a[0], a[1], a[2], a[3]);
         OPENAT = 257, "openat", [DirFd, Path, OpenFlags, Octal], Int => p.sys_openat(m, a[0], a[1], a[2], a[3]);
         MKDIRAT = 258, "mkdirat", [DirFd, Path, Octal], Int => p.sys_mkdirat(m, a[0], a[1], a[2]);
         NEWFSTATAT = 262, "newfstatat", [DirFd, Path, Ptr, Hex], Int => p.sys_newfstatat(m, a[0], a[1], a[2], a[3] as u32);
@@ -252,9 +257,10 @@ mod docs {
         let mut text = String::from(
             "# Supported Linux syscalls\n\n\
              The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
-             every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). Limits of a\n\
-             single-process unikernel: no `fork`/`execve`; `clone`/`clone3` make threads (scheduled on one vCPU,\n\
-             preemptively); signals are delivered to handlers\n\
+             every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). `fork`, `vfork`\n\
+             and `clone`/`clone3` without `CLONE_VM` make processes (copy-on-write address spaces, at most 256,\n\
+             zombies included; `kernel/src/processes.rs`), with `CLONE_THREAD` threads (all scheduled on one\n\
+             vCPU, preemptively); signals are delivered to handlers\n\
              (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); timers (`alarm`,\n\
              `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\
              count the time it does not spend waiting; when every thread waits and nothing can end a wait (an\n\

@@ -1,4 +1,4 @@
-//! Threads: clone and clone3 (threads only), exit, gettid, set_tid_address, the robust list, sched_yield,
+//! Threads: clone and clone3 (threads; forks go to `crate::processes`), exit, gettid, set_tid_address, the robust list, sched_yield,
 //! affinity, and futex. Threads are scheduled by `crate::sched`; the kernel is never preempted, so each
 //! futex operation's read-compare-write of the app's word is atomic with respect to every thread.
 
@@ -10,7 +10,7 @@ use crate::user;
 
 pub use linux_raw_sys::general::{
     CLONE_ARGS_SIZE_VER0, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS,
-    CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VM, CSIGNAL,
+    CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL,
     FUTEX_BITSET_MATCH_ANY, FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_OP_ADD,
     FUTEX_OP_ANDN, FUTEX_OP_CMP_EQ, FUTEX_OP_CMP_GE, FUTEX_OP_CMP_GT, FUTEX_OP_CMP_LE, FUTEX_OP_CMP_LT,
     FUTEX_OP_CMP_NE, FUTEX_OP_OPARG_SHIFT, FUTEX_OP_OR, FUTEX_OP_SET, FUTEX_OP_XOR, FUTEX_OWNER_DIED,
@@ -24,6 +24,14 @@ const THREAD_FLAGS: u64 = (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | C
 const THREAD_OPTIONS: u64 =
     (CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED)
         as u64;
+/// The flags a fork may add (besides its exit signal).
+const FORK_OPTIONS: u64 = (CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_VFORK
+    | CLONE_SYSVSEM
+    | CLONE_DETACHED) as u64;
 /// `struct robust_list_head`: `list.next`, `futex_offset`, `list_op_pending`.
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 
@@ -82,7 +90,15 @@ impl Process {
             if (has(CLONE_THREAD) && !has(CLONE_SIGHAND)) || (has(CLONE_SIGHAND) && !has(CLONE_VM)) {
                 return Err(Errno::EINVAL.into());
             }
-            return Err(Errno::ENOSYS.into()); // a new process (fork, vfork, posix_spawn)
+            if has(CLONE_THREAD) || has(CLONE_SIGHAND) || (has(CLONE_VM) && !has(CLONE_VFORK)) {
+                // Threads sharing memory without the rest of a thread's flags (Linux allows some).
+                return Err(Errno::ENOSYS.into());
+            }
+            if flags & !(FORK_OPTIONS | u64::from(CLONE_VM)) != 0 {
+                // CLONE_FS and CLONE_FILES between processes, namespaces, ptrace, pidfds: not here.
+                return Err(Errno::EINVAL.into());
+            }
+            return self.fork_with(m, args);
         }
         if flags & !(THREAD_FLAGS | THREAD_OPTIONS) != 0 {
             return Err(Errno::EINVAL.into());
@@ -119,6 +135,46 @@ impl Process {
             }
         }
         Ok(i64::from(tid))
+    }
+
+    /// A fork from clone or clone3 (see [`Process::fork`]). CLONE_VM with CLONE_VFORK (glibc's
+    /// posix_spawn, vfork) gets a copy of the memory too, not the parent's own: the child runs first, and
+    /// what it writes before exec stays its own.
+    fn fork_with<M: Machine>(&mut self, m: &mut M, args: CloneArgs) -> SysResult {
+        let flags = args.flags;
+        let has = |flag: u32| flags & u64::from(flag) != 0;
+        let tls = if has(CLONE_SETTLS) {
+            if args.tls >= isolation::paging::LOWER_HALF_END {
+                return Err(Errno::EPERM.into());
+            }
+            Some(args.tls)
+        } else {
+            None
+        };
+        if args.stack >= isolation::paging::LOWER_HALF_END {
+            return Err(Errno::EINVAL.into());
+        }
+        self.fork(
+            m,
+            crate::processes::ForkArgs {
+                exit_signal: (flags & u64::from(CSIGNAL)) as u32,
+                stack: args.stack,
+                parent_tid: has(CLONE_PARENT_SETTID).then_some(args.parent_tid),
+                child_tid: has(CLONE_CHILD_SETTID).then_some(args.child_tid),
+                clear_child_tid: has(CLONE_CHILD_CLEARTID).then_some(args.child_tid),
+                tls,
+                vfork: has(CLONE_VFORK),
+            },
+        )
+    }
+
+    /// fork() and vfork(): clone with SIGCHLD (and CLONE_VFORK).
+    pub(crate) fn sys_fork<M: Machine>(&mut self, m: &mut M, vfork: bool) -> SysResult {
+        let mut flags = u64::from(linux_raw_sys::general::SIGCHLD);
+        if vfork {
+            flags |= u64::from(CLONE_VFORK | CLONE_VM);
+        }
+        self.clone_thread(m, CloneArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
     }
 
     /// exit: ends the calling thread (the process, if it is the last).

@@ -34,6 +34,9 @@ static inline const char *errno_name(int err)
 	case ENAMETOOLONG: return "ENAMETOOLONG";
 	case ENOSYS: return "ENOSYS";
 	case ENOTEMPTY: return "ENOTEMPTY";
+	case ECHILD: return "ECHILD";
+	case EPIPE: return "EPIPE";
+	case ESRCH: return "ESRCH";
 	default: return "E?";
 	}
 }

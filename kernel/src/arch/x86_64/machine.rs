@@ -106,6 +106,9 @@ pub struct ArchMachine {
     pub console_ring: Option<ConsoleRing>,
     /// The `--afl` input region, where the VMM gave one.
     pub afl_input: Option<AflInput>,
+    /// The frame holding the address-space switch (see [`ArchMachine::load_root`]), made on the first
+    /// switch.
+    pub space_switch: Option<u64>,
 }
 
 /// The `--afl` input region (`kernel_abi::afl`), validated by boot: where the VMM writes each execution's
@@ -231,12 +234,70 @@ fn page_flags(perms: u32) -> PageFlags {
     }
 }
 
+/// The address-space switch's code, `mov cr3, rdi; ret` (0F 22 DF C3), each byte XORed with
+/// [`SPACE_SWITCH_MASK`]: the kernel's own text must never hold those bytes, not even inside an immediate
+/// (`run::tests::embedded_kernel_has_privileged_instructions_only_at_listed_sites` scans it).
+const SPACE_SWITCH_MASKED: [u8; 4] =
+    [0x0f ^ SPACE_SWITCH_MASK, 0x22 ^ SPACE_SWITCH_MASK, 0xdf ^ SPACE_SWITCH_MASK, 0xc3 ^ SPACE_SWITCH_MASK];
+const SPACE_SWITCH_MASK: u8 = 0x5a;
+
 impl ArchMachine {
+    /// Loads the page tables at `root` into CR3. No runtime kernel text holds a CR3 write (an app at CPL0
+    /// could jump to one with a root of its own making): the write lives in a frame of its own, reached
+    /// through the physical map, whose 2 MiB page is executable only for the call (in the trees before and
+    /// after the switch, with interrupts off and no app code running) and non-executable otherwise.
+    fn load_root(&mut self, root: u64) {
+        let old = self.memory.root();
+        let frame = match self.space_switch {
+            Some(frame) => frame,
+            None => {
+                let frame =
+                    self.memory.alloc_frame().unwrap_or_else(|| fatal("no memory for the address-space switch"));
+                // Unmasked at run time: the compiler cannot fold the mask into the stored bytes.
+                let mask = core::hint::black_box(SPACE_SWITCH_MASK);
+                self.memory.write_phys(frame, &SPACE_SWITCH_MASKED.map(|byte| byte ^ mask));
+                self.space_switch = Some(frame);
+                frame
+            }
+        };
+        let code = self.memory.physmap_base() + frame;
+        let region = code & !(isolation::paging::HUGE_PAGE_SIZE - 1);
+        let executable = |memory: &mut PhysicalMemory, tree: u64, on: bool| {
+            memory.set_root(tree);
+            let changed = memory
+                .update_flags(region, isolation::paging::HUGE_PAGE_SIZE, |flags| PageFlags { executable: on, ..flags });
+            if changed.is_err() {
+                fatal("the physical map is not in 2 MiB pages");
+            }
+        };
+        executable(&mut self.memory, old, true);
+        executable(&mut self.memory, root, true);
+        // SAFETY: `code` is the switch's frame (written above, never changed), executable now in both trees;
+        // `root` is a complete tree that maps the kernel as the current one does (the boot tree or a copy of
+        // it, `fork_tree`), so execution goes on at the `ret` in the new tree. It clobbers nothing else.
+        unsafe { core::arch::asm!("call {code}", code = in(reg) code, in("rdi") root) };
+        executable(&mut self.memory, old, false);
+        executable(&mut self.memory, root, false);
+        self.memory.set_root(root);
+    }
+
     /// Backs a page of on-demand app memory if the fault (`error_code`, at `address`, by code at `rip`) is
     /// a first touch the range allows. Returns false for every other fault (which then ends the app).
     pub fn demand_fault(&mut self, vmas: &VmaList, error_code: u64, rip: u64, address: u64) -> bool {
-        if error_code & (fault::PRESENT | fault::RESERVED | fault::PROTECTION_KEY) != 0 {
+        if error_code & (fault::RESERVED | fault::PROTECTION_KEY) != 0 {
             return false;
+        }
+        if error_code & fault::PRESENT != 0 {
+            // A write to a page a fork shares copy-on-write.
+            let writable = vmas.find(address).is_some_and(|vma| vma.perms & PERM_WRITE != 0);
+            if error_code & fault::WRITE == 0 || !writable || self.in_kernel_text(rip) {
+                return false;
+            }
+            return match self.memory.break_copy_on_write(address & !(PAGE_SIZE - 1), true) {
+                Ok(()) => true,
+                Err(isolation::paging::PagingError::OutOfMemory) => out_of_memory(),
+                Err(_) => false,
+            };
         }
         if self.in_kernel_text(rip) {
             // Kernel copies back their pages first (see the module doc): a fault here is a kernel bug.
@@ -285,13 +346,7 @@ impl ArchMachine {
             // mapped but inaccessible (PROT_NONE) although its VMA allows the access (a kernel bug): resuming
             // would fault forever, so the app crashes instead.
             Ok(mapped) => mapped > 0,
-            Err(isolation::paging::PagingError::OutOfMemory) => {
-                let _ = core::fmt::Write::write_str(
-                    &mut console::Log,
-                    "secure-run kernel: out of memory; use a larger --memory\n",
-                );
-                console::exit(128 + kernel_abi::signal::SIGKILL)
-            }
+            Err(isolation::paging::PagingError::OutOfMemory) => out_of_memory(),
             Err(_) => false,
         }
     }
@@ -386,7 +441,8 @@ impl ArchMachine {
     }
 
     /// Backs every not-yet-backed page of `[addr, addr + len)` from the VMA list. A page in no VMA is a fault.
-    fn back_range(&mut self, vmas: &VmaList, addr: u64, len: u64) -> Result<(), kernel::Fault> {
+    /// For a kernel write (`write`), pages a fork shares copy-on-write get their own frames first.
+    fn back_range(&mut self, vmas: &VmaList, addr: u64, len: u64, write: bool) -> Result<(), kernel::Fault> {
         if len == 0 {
             return Ok(());
         }
@@ -412,6 +468,20 @@ impl ArchMachine {
             }
             page += PAGE_SIZE;
         }
+        if write && self.memory.forked() {
+            let mut page = addr & !(PAGE_SIZE - 1);
+            while page < end {
+                if self.memory.copy_on_write_frame(page).is_some() {
+                    let writable = vmas.find(page).is_some_and(|vma| vma.perms & PERM_WRITE != 0);
+                    match self.memory.break_copy_on_write(page, writable) {
+                        Ok(()) => {}
+                        Err(isolation::paging::PagingError::OutOfMemory) => out_of_memory(),
+                        Err(_) => return Err(kernel::Fault { addr: page.max(addr) }),
+                    }
+                }
+                page += PAGE_SIZE;
+            }
+        }
         Ok(())
     }
 
@@ -430,7 +500,7 @@ impl kernel::Machine for ArchMachine {
     }
 
     fn read_user(&mut self, vmas: &VmaList, addr: u64, buf: &mut [u8]) -> Result<(), kernel::Fault> {
-        self.back_range(vmas, addr, buf.len() as u64)?;
+        self.back_range(vmas, addr, buf.len() as u64, false)?;
         // SAFETY: the syscall layer checked the range against the app's mappings and every page of it is
         // backed now.
         unsafe { user::copy_from_app(addr, buf) };
@@ -438,7 +508,7 @@ impl kernel::Machine for ArchMachine {
     }
 
     fn write_user(&mut self, vmas: &VmaList, addr: u64, data: &[u8]) -> Result<(), kernel::Fault> {
-        self.back_range(vmas, addr, data.len() as u64)?;
+        self.back_range(vmas, addr, data.len() as u64, true)?;
         // SAFETY: as for `read_user`; the layer writes only ranges it mapped writable.
         unsafe { user::copy_to_app(addr, data) };
         Ok(())
@@ -548,6 +618,29 @@ impl kernel::Machine for ArchMachine {
         }
     }
 
+    fn current_space(&self) -> kernel::SpaceId {
+        kernel::SpaceId(self.memory.root())
+    }
+
+    fn fork_space(&mut self, vmas: &VmaList, kernel: &[(u64, u64)]) -> Result<kernel::SpaceId, MapError> {
+        let ranges = vmas.iter().map(|vma| (vma.start, vma.end - vma.start));
+        match self.memory.fork_tree(ranges, kernel) {
+            Ok(root) => Ok(kernel::SpaceId(root)),
+            Err(isolation::paging::PagingError::OutOfMemory) => Err(MapError::OutOfMemory),
+            Err(_) => Err(MapError::Invalid),
+        }
+    }
+
+    fn switch_space(&mut self, space: kernel::SpaceId) {
+        if space.0 != self.memory.root() {
+            self.load_root(space.0);
+        }
+    }
+
+    fn destroy_space(&mut self, space: kernel::SpaceId, kernel: &[(u64, u64)]) {
+        self.memory.free_tree(space.0, kernel);
+    }
+
     fn console(&mut self, stream: Stream, data: &[u8]) {
         let base = data.as_ptr() as u64;
         self.console_by_reference(stream, base, data.len(), |from, len| {
@@ -563,7 +656,7 @@ impl kernel::Machine for ArchMachine {
         addr: u64,
         len: usize,
     ) -> Result<(), kernel::Fault> {
-        self.back_range(vmas, addr, len as u64)?;
+        self.back_range(vmas, addr, len as u64, false)?;
         self.console_by_reference(stream, addr, len, |from, len| {
             // SAFETY: as for `read_user` (the range is part of backed app memory).
             unsafe { user::console_from_app(stream, from, len) }
@@ -667,4 +760,11 @@ fn for_each_frame_piece(frames: &[u64], offset: u64, len: usize, mut piece: impl
         piece(frame + within as u64, done..done + n);
         done += n;
     }
+}
+
+/// Guest memory ran out where a page must be backed: the run ends (the app cannot go on).
+#[cold]
+fn out_of_memory() -> ! {
+    let _ = core::fmt::Write::write_str(&mut console::Log, "secure-run kernel: out of memory; use a larger --memory\n");
+    console::exit(128 + kernel_abi::signal::SIGKILL)
 }

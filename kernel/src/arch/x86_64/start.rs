@@ -382,6 +382,7 @@ fn start_process(
         timer_not_before: 0,
         console_ring: console_ring(info),
         afl_input,
+        space_switch: None,
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.

@@ -174,6 +174,7 @@ mod mem;
 mod pipe;
 mod poll;
 mod proc;
+mod processes;
 mod random;
 mod rw;
 mod shm;

@@ -60,7 +60,9 @@ fn clone_starts_a_thread_from_the_parents_context_on_its_own_stack_and_tls() {
 #[test]
 fn clone_refuses_what_is_not_a_thread() {
     let mut h = Harness::new();
-    assert_eq!(h.err(CLONE, &[u64::from(linux_raw_sys::general::SIGCHLD), 0, 0, 0, 0]), Errno::ENOSYS, "fork");
+    assert_eq!(h.err(CLONE, &[u64::from(CLONE_VM), 0, 0, 0, 0]), Errno::ENOSYS, "shared memory, no thread");
+    let files = u64::from(CLONE_FILES) | u64::from(linux_raw_sys::general::SIGCHLD);
+    assert_eq!(h.err(CLONE, &[files, 0, 0, 0, 0]), Errno::EINVAL, "a fork sharing the fd table");
     let no_sighand = u64::from(CLONE_VM | CLONE_THREAD);
     assert_eq!(h.err(CLONE, &[no_sighand, 0, 0, 0, 0]), Errno::EINVAL);
     let vfork = THREAD | u64::from(linux_raw_sys::general::CLONE_VFORK);

@@ -21,6 +21,9 @@ pub struct PhysicalMemory {
     end: u64,
     /// Frames given back; cleared before reuse.
     recycled: Vec<u64>,
+    /// References beyond the first to frames that several address spaces map (copy-on-write after a
+    /// fork), by frame number: empty until the first fork.
+    extra_refs: Vec<u16>,
     /// The two 2 MiB regions last asked about by [`PhysicalMemory::is_mapped`] with their leaf tables,
     /// most recent first (tables are never freed, so these stay valid); [`NO_REGION`] when unused.
     last_leaf_tables: [(u64, u64); 2],
@@ -53,6 +56,7 @@ pub unsafe fn init(
         next_fresh: free_start + heap_size,
         end: free_end,
         recycled: Vec::new(),
+        extra_refs: Vec::new(),
         last_leaf_tables: [(NO_REGION, 0); 2],
     }
 }
@@ -93,8 +97,108 @@ impl PhysicalMemory {
         Some(frame)
     }
 
+    /// Gives back one reference to `frame`: the frame is free once no address space maps it.
     pub fn free_frame(&mut self, frame: u64) {
+        if let Some(refs) = self.extra_refs.get_mut((frame / PAGE_SIZE) as usize) {
+            if *refs > 0 {
+                *refs -= 1;
+                return;
+            }
+        }
         self.recycled.push(frame);
+    }
+
+    /// One more address space maps `frame` (a fork shared it).
+    fn share_frame(&mut self, frame: u64) {
+        if self.extra_refs.is_empty() {
+            self.extra_refs = alloc::vec![0; (self.memory_size / PAGE_SIZE) as usize];
+        }
+        match self.extra_refs.get_mut((frame / PAGE_SIZE) as usize) {
+            Some(refs) => *refs = refs.checked_add(1).unwrap_or_else(|| fatal("a frame shared too often")),
+            None => fatal("shared frame outside guest memory"),
+        }
+    }
+
+    /// Whether another address space maps `frame` too.
+    pub fn is_shared(&self, frame: u64) -> bool {
+        self.extra_refs.get((frame / PAGE_SIZE) as usize).is_some_and(|&refs| refs > 0)
+    }
+
+    /// Whether any fork ever shared frames (so a kernel write must look for copy-on-write pages).
+    pub fn forked(&self) -> bool {
+        !self.extra_refs.is_empty()
+    }
+
+    /// The root of the current tree (the current address space).
+    pub fn root(&self) -> u64 {
+        self.page_table_root
+    }
+
+    /// Makes `root` the tree the edits below work on (CR3 is the caller's to load).
+    pub fn set_root(&mut self, root: u64) {
+        self.page_table_root = root;
+        self.last_leaf_tables = [(NO_REGION, 0); 2];
+    }
+
+    /// A copy of the current tree for a forked address space, sharing the app pages of `ranges`
+    /// copy-on-write (`crate::arch::x86_64::machine`). Drops the current tree's cached translations of the
+    /// pages that became read-only.
+    /// `kernel` lists the ranges no app mapping ever reaches: the tables below them are shared.
+    pub fn fork_tree(
+        &mut self,
+        ranges: impl Iterator<Item = (u64, u64)>,
+        kernel: &[(u64, u64)],
+    ) -> Result<u64, paging::PagingError> {
+        let root = self.page_table_root;
+        let kernel_only = kernel_only(kernel);
+        let copy = paging::clone_tables(self, root, &kernel_only, |memory, table| memory.free_frame(table))?;
+        for (start, size) in ranges {
+            let shared = paging::share_copy_on_write(self, root, copy, start, size, |memory, page, frame| {
+                memory.share_frame(frame);
+                invalidate_page(page);
+            });
+            if let Err(error) = shared {
+                self.free_tree(copy, kernel);
+                return Err(error);
+            }
+        }
+        Ok(copy)
+    }
+
+    /// Frees the tables of the tree at `root` that [`PhysicalMemory::fork_tree`] made with the same `kernel`
+    /// (not the current tree; its app pages are unmapped already).
+    pub fn free_tree(&mut self, root: u64, kernel: &[(u64, u64)]) {
+        if root == self.page_table_root {
+            fatal("freeing the current page tables");
+        }
+        paging::free_tables(self, root, &kernel_only(kernel), |memory, table| memory.free_frame(table));
+        self.last_leaf_tables = [(NO_REGION, 0); 2];
+    }
+
+    /// The frame of the copy-on-write page at `page` in the current tree, if it is one.
+    pub fn copy_on_write_frame(&self, page: u64) -> Option<u64> {
+        paging::copy_on_write_frame(self, self.page_table_root, page)
+    }
+
+    /// Gives the copy-on-write page at `page` a frame of its own (its frame, when no other address space
+    /// maps it any more, else a copy), writable if `writable`.
+    pub fn break_copy_on_write(&mut self, page: u64, writable: bool) -> Result<(), paging::PagingError> {
+        let frame = self.copy_on_write_frame(page).ok_or(paging::PagingError::NotMapped)?;
+        let target = if self.is_shared(frame) {
+            let copy = self.alloc_frame().ok_or(paging::PagingError::OutOfMemory)?;
+            let (from, to) = (self.pointer(frame) as *const u8, self.pointer(copy) as *mut u8);
+            // SAFETY: both frames lie in guest memory (checked by `pointer`), mapped by the physical map;
+            // the copy is the kernel's, fresh, and no reference to either frame lives.
+            unsafe { core::ptr::copy_nonoverlapping(from, to, PAGE_SIZE as usize) };
+            self.free_frame(frame);
+            copy
+        } else {
+            frame
+        };
+        let root = self.page_table_root;
+        paging::resolve_copy_on_write(self, root, page, target, writable)?;
+        invalidate_page(page);
+        Ok(())
     }
 
     /// Bytes of RAM still available to the app.
@@ -237,4 +341,9 @@ impl PhysMemory for PhysicalMemory {
     fn alloc_zeroed_frame(&mut self) -> Option<u64> {
         self.alloc_frame()
     }
+}
+
+/// Whether `[start, start + size)` lies inside one of the `kernel` ranges (sorted or not).
+fn kernel_only(kernel: &[(u64, u64)]) -> impl Fn(u64, u64) -> bool + '_ {
+    move |start, size| kernel.iter().any(|&(s, e)| s <= start && start.saturating_add(size) <= e)
 }

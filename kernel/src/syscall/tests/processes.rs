@@ -1,0 +1,154 @@
+//! Syscall tests: processes (fork, exit, wait, pipes and signals between processes, groups).
+
+use super::*;
+use crate::processes::{MAX_PROCESSES, WNOHANG};
+
+const SIGCHLD: u64 = linux_raw_sys::general::SIGCHLD as u64;
+const SIGTERM: u64 = linux_raw_sys::general::SIGTERM as u64;
+const ANY: u64 = u64::MAX; // -1: any child
+
+fn pid(h: &Harness) -> i32 {
+    h.k.pid()
+}
+
+fn status_at(h: &mut Harness, addr: u64) -> i32 {
+    i32::from_le_bytes(h.read(addr, 4).try_into().unwrap())
+}
+
+#[test]
+fn a_forked_child_gets_a_copy_of_memory_and_its_status_reaches_the_parent() {
+    let mut h = Harness::new();
+    let data = h.put(b"parent");
+    let status = h.buf(4);
+    assert_eq!(h.call(FORK, &[]), 2);
+    assert_eq!((pid(&h), h.call(GETPPID, &[])), (1, 0), "the parent goes on first");
+    h.m.poke(data, b"PARENT").unwrap();
+    // The parent waits: the child runs, from the parent's context, with RAX 0, in its own copy.
+    assert_eq!(h.call(WAIT4, &[ANY, status, 0, 0]), 0);
+    assert_eq!((pid(&h), h.k.thread().tid), (2, 2));
+    assert_eq!(h.call(GETPID, &[]), 2);
+    assert_eq!(h.call(GETPPID, &[]), 1);
+    assert_eq!(h.read(data, 6), b"parent", "the parent's later write is not the child's");
+    h.m.poke(data, b"child!").unwrap();
+    // exit_group ends the child alone: the parent's wait returns its pid and status.
+    assert_eq!(h.call(EXIT_GROUP, &[7]), 2);
+    assert_eq!(pid(&h), 1);
+    assert_eq!(status_at(&mut h, status), 7 << 8);
+    assert_eq!(h.read(data, 6), b"PARENT");
+    assert!(!h.k.pending.set().contains(SIGCHLD as u32), "SIGCHLD's default action discards it, as on Linux");
+    assert_eq!(h.err(WAIT4, &[ANY, status, 0, 0]), Errno::ECHILD, "reaped");
+    assert_eq!(h.k.threads.len(), 1);
+}
+
+#[test]
+fn a_pipe_between_processes_sees_eof_when_the_last_writer_exits() {
+    let mut h = Harness::new();
+    let fds = h.buf(8);
+    h.call(PIPE2, &[fds, 0]);
+    let raw = h.read(fds, 8);
+    let (r, w) = (u64::from(raw[0]), u64::from(raw[4]));
+    let message = h.put(b"hi");
+    let buf = h.buf(16);
+    assert_eq!(h.call(FORK, &[]), 2);
+    assert_eq!(h.call(CLOSE, &[w]), 0);
+    // The parent reads the empty pipe: it blocks, and the child runs.
+    h.call(READ, &[r, buf, 16]);
+    assert_eq!(pid(&h), 2);
+    assert_eq!(h.call(CLOSE, &[r]), 0);
+    assert_eq!(h.call(WRITE, &[w, message, 2]), 2);
+    // The child's exit switches to the parent, whose read got the two bytes.
+    h.call(EXIT_GROUP, &[0]);
+    assert_eq!((pid(&h), h.ctx.rax), (1, 2));
+    assert_eq!(h.read(buf, 2), b"hi");
+    assert_eq!(h.call(READ, &[r, buf, 16]), 0, "EOF: the child's write end closed at its exit");
+    let status = h.buf(4);
+    assert_eq!(h.call(WAIT4, &[2, status, 0, 0]), 2);
+}
+
+#[test]
+fn kill_ends_a_child_and_wait_reports_the_signal() {
+    let mut h = Harness::new();
+    let status = h.buf(4);
+    assert_eq!(h.call(FORK, &[]), 2);
+    assert_eq!(h.call(WAIT4, &[ANY, status, u64::from(WNOHANG), 0]), 0, "alive: WNOHANG returns 0");
+    assert_eq!(h.call(KILL, &[2, SIGTERM]), 0);
+    assert_eq!(h.call(KILL, &[99, 0]), -(Errno::ESRCH.0 as i64));
+    assert_eq!(h.call(WAIT4, &[2, status, 0, 0]), 2, "the child takes SIGTERM when it runs, and ends");
+    assert_eq!(status_at(&mut h, status), SIGTERM as i32);
+    assert_eq!(pid(&h), 1);
+}
+
+#[test]
+fn waitid_reports_the_child_and_wnowait_keeps_it() {
+    let mut h = Harness::new();
+    let info = h.buf(128);
+    assert_eq!(h.call(FORK, &[]), 2);
+    let (p_all, wexited, wnowait) = (0u64, 4u64, 0x0100_0000u64);
+    assert_eq!(h.call(WAITID, &[p_all, 0, info, wexited | wnowait]), 0);
+    assert_eq!(pid(&h), 2, "the child runs while the parent waits");
+    h.call(EXIT_GROUP, &[3]);
+    assert_eq!((pid(&h), h.ctx.rax), (1, 0));
+    let raw = h.read(info, 28);
+    let field = |at: usize| i32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
+    assert_eq!((field(0), field(8), field(16), field(24)), (SIGCHLD as i32, 1 /* CLD_EXITED */, 2, 3));
+    // WNOWAIT left the zombie: a second wait reaps it.
+    assert_eq!(h.call(WAITID, &[p_all, 0, info, wexited]), 0);
+    assert_eq!(h.err(WAITID, &[p_all, 0, info, wexited]), Errno::ECHILD);
+    assert_eq!(h.err(WAITID, &[p_all, 0, info, 0]), Errno::EINVAL, "no state asked for");
+}
+
+#[test]
+fn process_groups_and_sessions_follow_linux() {
+    let mut h = Harness::new();
+    assert_eq!(h.call(GETPGID, &[0]), 1);
+    assert_eq!(h.call(GETSID, &[0]), 1);
+    assert_eq!(h.err(SETSID, &[]), Errno::EPERM, "the first process leads its session");
+    assert_eq!(h.call(FORK, &[]), 2);
+    assert_eq!(h.call(SETPGID, &[2, 2]), 0, "a parent moves its child to a new group");
+    assert_eq!(h.call(GETPGID, &[2]), 2);
+    assert_eq!(h.err(SETPGID, &[2, 77]), Errno::EPERM, "no such group in the session");
+    assert_eq!(h.err(GETPGID, &[55]), Errno::ESRCH);
+    // kill(0, sig) is the caller's group: the child's new group is not.
+    let status = h.buf(4);
+    assert_eq!(h.call(KILL, &[(-2i64) as u64, SIGTERM]), 0, "to group 2");
+    assert_eq!(h.call(WAIT4, &[0u64.wrapping_sub(2), status, 0, 0]), 2, "wait for group 2");
+    assert_eq!(status_at(&mut h, status), SIGTERM as i32);
+}
+
+#[test]
+fn a_childs_fault_kills_only_the_child() {
+    let mut h = Harness::new();
+    let status = h.buf(4);
+    assert_eq!(h.call(FORK, &[]), 2);
+    h.call(WAIT4, &[ANY, status, 0, 0]);
+    assert_eq!(pid(&h), 2);
+    let info = crate::SigInfo::fault(linux_raw_sys::general::SIGSEGV, 1, 0x10);
+    assert_eq!(h.k.fault(&mut h.m, &mut h.ctx, info, crate::TrapInfo::default()), Ok(()));
+    assert!(h.k.has_return_work());
+    assert_eq!(h.k.return_to_app(&mut h.m, &mut h.ctx, None), crate::Resume::App);
+    assert_eq!((pid(&h), h.ctx.rax), (1, 2), "the parent's wait returns the child");
+    assert_eq!(status_at(&mut h, status), 0x80 | 11, "killed by SIGSEGV, core");
+    let log = alloc::string::String::from_utf8(h.m.log.clone()).unwrap();
+    assert!(log.contains("process 2 was killed by SIGSEGV (fault at 0x10"), "{log}");
+    h.k.check_invariants().unwrap();
+}
+
+#[test]
+fn the_first_process_ending_ends_the_run_and_forks_stop_at_the_limit() {
+    let mut h = Harness::with(|c| c.segments.truncate(1));
+    h.m.premap(SCRATCH, 0x1000, PERM_READ | PERM_WRITE);
+    let mut forked = 0;
+    loop {
+        let child = h.call(FORK, &[]);
+        if child < 0 {
+            assert_eq!(Errno(-child as i32), Errno::EAGAIN);
+            break;
+        }
+        forked += 1;
+        assert!(forked < MAX_PROCESSES, "fork never stops");
+    }
+    assert_eq!(forked, MAX_PROCESSES - 1, "the table holds the first process and its children");
+    let log = alloc::string::String::from_utf8(h.m.log.clone()).unwrap();
+    assert_eq!(log.matches("process limit").count(), 1, "reported once: {log}");
+    assert_eq!(h.result(EXIT_GROUP, &[4]), SyscallResult::Exit(4));
+}
