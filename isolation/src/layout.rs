@@ -450,6 +450,55 @@ fn uniform_below<R: RngCore>(rng: &mut R, bound: u64) -> u64 {
     draw % bound
 }
 
+/// Where `execve` puts a new program in a process: its image (at its link address, or for a static PIE at
+/// the fixed app base without `rng`, anywhere below the relocatable-app ceiling with it, as at boot), then
+/// its stack, brk and mmap spans, all clear of `occupied` (the kernel's ranges) by the guard gap. The
+/// same rules as [`plan_vm_layout`] and [`plan_process_layout`] give the first program.
+pub fn plan_exec<R: RngCore>(
+    occupied: &[Span],
+    app: AppPlacement,
+    rng: Option<&mut R>,
+) -> Result<(Span, ProcessLayout), LayoutError> {
+    let mut taken: Vec<Span> = occupied.to_vec();
+    let mut rng = rng;
+    let image = match app {
+        AppPlacement::Fixed(span) => {
+            if !aligned(span.start, PAGE_SIZE) || !valid_size(span.size, PAGE_SIZE) {
+                return Err(LayoutError::InvalidRequest);
+            }
+            if !in_range(&span) {
+                return Err(LayoutError::OutOfRange);
+            }
+            span
+        }
+        AppPlacement::Relocatable { size, align } => {
+            if !valid_size(size, PAGE_SIZE) || !valid_alignment(align) {
+                return Err(LayoutError::InvalidRequest);
+            }
+            match rng.as_deref_mut() {
+                None => Span::new(FIXED_APP_BASE.checked_next_multiple_of(align).ok_or(LayoutError::NoRoom)?, size),
+                Some(rng) => {
+                    let below_ceiling =
+                        RELOCATABLE_APP_CEILING.checked_sub(size).map(|max| StartWindow { min: LOWEST_ADDRESS, max });
+                    place_random(&taken, size, align, below_ceiling, rng)?.0
+                }
+            }
+        }
+    };
+    if !free_of(&image, &taken) {
+        return Err(LayoutError::NoRoom);
+    }
+    taken.push(image);
+    let request = ProcessLayoutRequest {
+        occupied: &taken,
+        app_end: image.end(),
+        stack_size: DEFAULT_STACK_SIZE,
+        brk_size: DEFAULT_BRK_SIZE,
+        mmap_size: DEFAULT_MMAP_SIZE,
+    };
+    Ok((image, plan_process_layout(&request, rng)?))
+}
+
 /// The app's stack, brk and mmap area as the kernel plans them at boot, from what the boot info says:
 /// the mapped regions and the kernel seed. The VMM calls the same function to show the layout with
 /// `--print-layout` — one computation, so what is shown is what the kernel does. The layout draws come
@@ -510,6 +559,23 @@ mod tests {
             brk_size: DEFAULT_BRK_SIZE,
             mmap_size: DEFAULT_MMAP_SIZE,
         }
+    }
+
+    #[test]
+    fn exec_places_a_program_clear_of_the_kernel_fixed_or_random() {
+        let kernel = [Span::new(0x7e00_0000_0000, 64 * MIB), Span::new(0x10_0000_0000, 256 * MIB)];
+        let pie = AppPlacement::Relocatable { size: 2 * MIB, align: PAGE_SIZE };
+        let (image, fixed) = plan_exec(&kernel, pie, NO_RNG).unwrap();
+        assert_eq!(plan_exec(&kernel, pie, NO_RNG).unwrap(), (image, fixed), "without a generator: fixed");
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (random_image, random) = plan_exec(&kernel, pie, Some(&mut rng)).unwrap();
+        assert_ne!(random_image, image);
+        let mut all = vec![random_image, random.stack, random.brk, random.mmap];
+        all.extend(kernel);
+        assert_disjoint(&all);
+        assert!(random.brk.start >= random_image.end());
+        let overlapping = AppPlacement::Fixed(Span::new(0x7e00_0000_0000, 2 * MIB));
+        assert_eq!(plan_exec(&kernel, overlapping, NO_RNG), Err(LayoutError::NoRoom));
     }
 
     fn assert_disjoint(spans: &[Span]) {

@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod afl;
 pub mod epoll;
 pub mod errno;
+pub mod exec;
 pub mod fd;
 pub mod fs;
 pub mod inspect;

@@ -72,6 +72,8 @@ pub struct ProcessConfig {
     pub files: &'static [u8],
     /// Emit one strace-like line per syscall on [`Stream::Log`].
     pub trace: bool,
+    /// Programs `execve` starts get random bases (`--aslr`).
+    pub aslr: bool,
     /// Refuse writable+executable mappings (on in `mpk` mode).
     pub enforce_wx: bool,
     /// How code that becomes executable at run time is inspected (on in `mpk` mode).
@@ -99,6 +101,7 @@ impl ProcessConfig {
             stdin: &[],
             files: &[],
             trace: false,
+            aslr: false,
             enforce_wx: true,
             inspection: Inspection::Default,
             memory_size: 256 << 20,
@@ -196,6 +199,13 @@ pub struct Process {
     pub(crate) procs: crate::processes::Table,
     /// The process limit was reported once already.
     pub(crate) procs_limit_reported: bool,
+    /// The kernel seed (layouts of programs `execve` starts derive from it) and whether they are random.
+    pub(crate) seed: [u8; 32],
+    pub(crate) aslr: bool,
+    /// AT_HWCAP (CPUID.1:EDX), as the first program got it.
+    pub(crate) hwcap: u64,
+    /// How many programs `execve` has started (each gets its own layout draws).
+    pub(crate) execs: u64,
 }
 
 fn aligned_span(span: &Span) -> bool {
@@ -313,6 +323,10 @@ impl Process {
             pid: crate::processes::FIRST_PID,
             procs: crate::processes::Table::default(),
             procs_limit_reported: false,
+            seed: config.seed,
+            aslr: config.aslr,
+            hwcap: 0,
+            execs: 0,
         }))
     }
 
@@ -345,6 +359,7 @@ impl Process {
         self.vmas
             .insert(Vma { start: stack.start, end: stack.end(), perms: PERM_READ | PERM_WRITE, kind: VmaKind::Stack })
             .map_err(|_| StackError::Machine)?;
+        self.hwcap = hwcap;
         m.write_user(&self.vmas, hwcap_slot, &hwcap.to_le_bytes()).map_err(|_| StackError::Machine)
     }
 

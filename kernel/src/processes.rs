@@ -67,6 +67,8 @@ pub(crate) struct Local {
     pub timers: Timers,
     pub layout: ProcessLayout,
     pub leader_status: Option<i32>,
+    /// What `/proc/self/exe` names for it.
+    pub exe_path: Vec<u8>,
 }
 
 /// How a process ended, as wait4's status word encodes it.
@@ -152,6 +154,17 @@ impl Process {
         self.pid
     }
 
+    /// What `/proc/self/exe` names for the running process.
+    pub(crate) fn exe_path(&self) -> Vec<u8> {
+        self.fs.resolve(crate::fs::ROOT, b"/proc/self/exe", false).ok().and_then(|id| self.fs.node(id)).map_or_else(
+            Vec::new,
+            |node| match &node.kind {
+                crate::fs::NodeKind::Symlink(target) => target.clone(),
+                _ => Vec::new(),
+            },
+        )
+    }
+
     /// Whether more than one process has ever existed (the table exists).
     pub(crate) fn multiprocess(&self) -> bool {
         !self.procs.entries.is_empty()
@@ -209,6 +222,7 @@ impl Process {
             timers: core::mem::take(&mut self.timers),
             layout: self.layout,
             leader_status: self.sched.leader_status.take(),
+            exe_path: self.fs.replace_exe_path(Vec::new()),
         }
     }
 
@@ -224,6 +238,7 @@ impl Process {
         self.timers = local.timers;
         self.layout = local.layout;
         self.sched.leader_status = local.leader_status;
+        self.fs.replace_exe_path(local.exe_path);
     }
 
     /// Makes `pid` the process the fields hold, without touching the machine (for work that does not
@@ -300,6 +315,7 @@ impl Process {
             timers: Timers::default(),
             layout: self.layout,
             leader_status: None,
+            exe_path: self.exe_path(),
         };
         self.procs.entries.push(Entry {
             pid: child,

@@ -60,6 +60,9 @@ pub struct Thread {
     pub restart: Option<Restart>,
     /// rt_sigreturn was called: the return to the app restores the frame at its stack pointer.
     pub sigreturn: bool,
+    /// execve started a program: the return to the app starts it here, `(entry, stack pointer)`, with
+    /// every other register zero and a fresh FPU.
+    pub exec_start: Option<(u64, u64)>,
     /// `set_tid_address` (and CLONE_CHILD_CLEARTID): cleared and woken when the thread exits.
     pub clear_child_tid: u64,
     /// `set_robust_list`: head and length.
@@ -79,6 +82,7 @@ impl Thread {
             saved_mask: None,
             restart: None,
             sigreturn: false,
+            exec_start: None,
             clear_child_tid: 0,
             robust_list: (0, 0),
             run: Run::Ready,

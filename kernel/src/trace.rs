@@ -214,10 +214,19 @@ impl Process {
         }
     }
 
-    /// `[tid N] ` while the process has more than one thread (strace -f's `[pid N] `), else nothing.
+    /// Who made the call, once it is ambiguous: `[pid P] ` once a second process exists (with ` tid T`
+    /// for a thread other than the process's first), `[tid N] ` while the one process has more than one
+    /// thread (strace -f's `[pid N] `), else nothing.
     fn thread_prefix(&self) -> String {
-        if self.threads.len() > 1 {
-            alloc::format!("[tid {}] ", self.thread().tid)
+        let tid = self.thread().tid;
+        if self.multiprocess() {
+            if tid == self.pid {
+                alloc::format!("[pid {tid}] ")
+            } else {
+                alloc::format!("[pid {} tid {tid}] ", self.pid)
+            }
+        } else if self.threads.len() > 1 {
+            alloc::format!("[tid {tid}] ")
         } else {
             String::new()
         }

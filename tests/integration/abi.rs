@@ -351,6 +351,77 @@ c_test!(processes_pipe);
 c_test!(processes_signals);
 c_test!(processes_groups);
 
+/// A directory to mount at `/bin` that holds busybox as `sh` (what popen and system() run).
+fn bin_with_sh() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("secure-run-bin-").tempdir().unwrap();
+    std::fs::copy(crate::busybox::busybox(), dir.path().join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", dir.path().join("sh")).unwrap();
+    dir
+}
+
+/// Runs the `spawn` guest's scenario natively (the host's /bin/sh) and under secure-run (busybox as
+/// /bin/sh), and compares.
+fn compare_spawn(mode: Mode, toolchain: Toolchain, scenario: &str, lines: &[&str]) {
+    let app = guest(toolchain, "spawn");
+    let native = run_native(&app, &[scenario], &[], None);
+    assert_status(&native, 0);
+    for line in lines {
+        assert!(
+            native.stdout_text().lines().any(|printed| printed == *line),
+            "native run lacks {line:?}\n{}",
+            native.report()
+        );
+    }
+    let bin = bin_with_sh();
+    let in_vm = SecureRun::new(mode).mount(bin.path(), "/bin", true).run(&app, &[scenario]);
+    assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+    assert_no_panic(&in_vm);
+}
+
+c_test!(
+    fn processes_execve_of_proc_self_exe(mode, toolchain) {
+        compare_spawn(mode, toolchain, "exec", &["exec'd child: exited=1 status=7"]);
+    }
+);
+c_test!(
+    fn processes_posix_spawn(mode, toolchain) {
+        compare_spawn(mode, toolchain, "posix_spawn", &["posix_spawn: OK", "spawned child: exited=1 status=7"]);
+    }
+);
+c_test!(
+    fn processes_cloexec_closes_at_execve(mode, toolchain) {
+        compare_spawn(mode, toolchain, "cloexec", &["after execve: the plain fd is open, the O_CLOEXEC fd is closed"]);
+    }
+);
+c_test!(
+    fn processes_popen_and_system(mode, toolchain) {
+        compare_spawn(mode, toolchain, "shell", &[
+            "popen read: hello through popen",
+            "pclose: exited=1 status=4",
+            "system: exited=1 status=3",
+            "PIPED",
+        ]);
+    }
+);
+
+// No native comparison: natively the dynamic program runs. Under secure-run execve refuses it, clearly.
+abi_test!(fn processes_execve_of_a_dynamic_program_is_enoexec(mode) {
+    let dir = tempfile::Builder::new().prefix("secure-run-dynamic-").tempdir().unwrap();
+    let dynamic = ["/bin/true", "/usr/bin/true"].into_iter().find(|path| Path::new(path).is_file()).unwrap();
+    std::fs::copy(dynamic, dir.path().join("true")).unwrap();
+    std::fs::write(dir.path().join("script"), "#!/m/true\n").unwrap();
+    std::fs::set_permissions(dir.path().join("script"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = guest(Toolchain::GccStatic, "spawn");
+    for (path, errno) in [("/m/true", "ENOEXEC"), ("/m/script", "ENOEXEC"), ("/m/missing", "ENOENT"), ("/m", "EACCES")] {
+        let result = SecureRun::new(mode).mount(dir.path(), "/m", true).run(&app, &["exec_errno", path]);
+        assert_status(&result, 0);
+        assert!(result.stdout_text().contains(&format!("execve {path}: {errno}")), "{}", result.report());
+        if errno == "ENOEXEC" {
+            assert!(result.stderr.contains("dynamically linked (it asks for the interpreter"), "{}", result.report());
+        }
+    }
+});
+
 // No native run: the children stay zombies until the limit (the host's is far higher). QEMU only: where
 // the kernel's code is emulated (this machine kind's KVM) the 255 forks and exits take about a minute.
 tests_in_modes!([qemu_none, qemu_mpk_aslr, qemu_ring3] fn processes_fork_bomb_ends_at_the_process_limit(mode) {

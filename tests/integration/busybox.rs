@@ -1,7 +1,8 @@
 //! Debian's static busybox (a real glibc program with many applets), applet by applet. Each
 //! case runs natively and under secure-run, with the fixture directory mounted at `/data` (its host path
 //! stands in natively and is mapped back in the output), and must match byte for byte.
-//! One process per VM: no pipes or shell command lists, so input comes from files or stdin.
+//! The `sh_*` cases run shell pipelines and command lists: every stage a process of its own, started by
+//! fork and execve of `/proc/self/exe`, as natively.
 
 use std::path::PathBuf;
 
@@ -133,6 +134,17 @@ busybox_cases! {
     env: ["env"], env = ["A=1", "B=two words"];
     sleep: ["sleep", "0.1"];
     touch_existing_and_new: ["touch", "/data/lines.txt", "/data/new.txt"];
+    sh_sort_uniq_count: ["sh", "-c", "sort /data/words.txt | uniq -c | sort -rn | head -5"];
+    sh_tr_sed: ["sh", "-c", "cat /data/lines.txt | tr a-z A-Z | sed -e 's/E/3/g' | head -3"];
+    sh_awk_sum: ["sh", "-c", "awk '{ s += $1 } END { print \"sum\", s }' /data/numbers.txt | cat"];
+    sh_md5sum: ["sh", "-c", "cat /data/lines.txt /data/words.txt | md5sum"];
+    sh_gzip_round_trip: ["sh", "-c", "gzip -c /data/lines.txt | gzip -dc | md5sum; md5sum < /data/lines.txt"];
+    sh_bzip2_round_trip: ["sh", "-c", "bzip2 -c /data/lines.txt | bzip2 -dc | cmp - /data/lines.txt && echo same"];
+    sh_base64_od: ["sh", "-c", "head -c 48 /data/binary.bin | base64 | base64 -d | od -A d -t x1 | head -4"];
+    sh_command_substitution: ["sh", "-c", "n=$(wc -l < /data/lines.txt); echo \"lines: $n\"; echo \"upper: $(echo abc | tr a-z A-Z)\""];
+    sh_exit_statuses: ["sh", "-c", "(exit 3); echo \"subshell $?\"; true | false; echo \"failing pipeline $?\"; set -o pipefail; false | true; echo \"pipefail $?\"; sh -c 'exit 9'; echo \"nested $?\""];
+    sh_trap_sigterm: ["sh", "-c", "trap 'echo trapped TERM; exit 42' TERM; kill -TERM $$; echo not reached"];
+    sh_xargs_and_loop: ["sh", "-c", "printf 'a\\nb\\n' | xargs echo got; for i in 1 2 3; do echo \"item $i\" | tr 0-9 a-j; done"];
 }
 
 abi_test!(

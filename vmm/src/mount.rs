@@ -57,9 +57,28 @@ impl Mount {
     }
 }
 
-/// Packs every mount into one archive of at most `limit` bytes.
-pub fn pack(mounts: &[Mount], limit: u64) -> Result<Vec<u8>, MountError> {
-    if mounts.is_empty() {
+/// The program secure-run runs, as the guest's file system shows it: at its own (absolute) path, so
+/// that `execve` of that path or of `/proc/self/exe` (busybox runs its applets so) starts it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Program<'a> {
+    pub guest_path: &'a [u8],
+    pub data: &'a [u8],
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// Packs every mount, then `program` (read-only), into one archive of at most `limit` bytes. The program
+/// is left out where a mount already covers its path (the mount's file is what the guest sees there).
+pub fn pack(mounts: &[Mount], program: Option<Program<'_>>, limit: u64) -> Result<Vec<u8>, MountError> {
+    let program = program.filter(|program| {
+        program.guest_path.starts_with(b"/")
+            && !mounts.iter().any(|mount| {
+                let guest = mount.guest.as_bytes();
+                program.guest_path.starts_with(guest)
+                    && (guest == b"/" || program.guest_path.get(guest.len()).is_none_or(|&b| b == b'/'))
+            })
+    });
+    if mounts.is_empty() && program.is_none() {
         return Ok(Vec::new());
     }
     let mut packer = Packer { out: Vec::new(), limit, read_only: false };
@@ -72,6 +91,11 @@ pub fn pack(mounts: &[Mount], limit: u64) -> Result<Vec<u8>, MountError> {
         }
         packer.read_only = mount.read_only;
         packer.add(&mount.host, mount.guest.as_bytes())?;
+    }
+    if let Some(program) = program {
+        packer.read_only = true;
+        let host = Path::new(std::ffi::OsStr::from_bytes(program.guest_path));
+        packer.encode(host, EntryKind::File, program.mode & archive::MODE_MASK, program.guest_path, program.data)?;
     }
     Ok(packer.out)
 }
@@ -152,15 +176,40 @@ mod tests {
         std::fs::write(dir.path().join("sub/b.txt"), b"beta").unwrap();
         std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
         let mounts = [Mount { host: dir.path().into(), guest: "/data".into(), read_only: true }];
-        let packed = pack(&mounts, 1 << 20).unwrap();
+        let packed = pack(&mounts, None, 1 << 20).unwrap();
         let entries: Vec<_> = archive::entries(&packed).unwrap().map(|entry| entry.unwrap()).collect();
         let paths: Vec<&[u8]> = entries.iter().map(|entry| entry.path).collect();
         assert_eq!(paths, [&b"/data"[..], b"/data/a.txt", b"/data/link", b"/data/sub", b"/data/sub/b.txt"]);
         assert_eq!(entries[1].data, b"alpha");
         assert_eq!(entries[2].kind, EntryKind::Symlink);
         assert!(entries.iter().all(|entry| entry.read_only));
-        assert!(matches!(pack(&mounts, 100), Err(MountError::TooLarge { .. })));
+        assert!(matches!(pack(&mounts, None, 100), Err(MountError::TooLarge { .. })));
         let missing = [Mount { host: dir.path().join("nope"), guest: "/x".into(), read_only: false }];
-        assert!(matches!(pack(&missing, 1 << 20), Err(MountError::Io { .. })));
+        assert!(matches!(pack(&missing, None, 1 << 20), Err(MountError::Io { .. })));
+    }
+
+    #[test]
+    fn the_program_goes_in_at_its_path_unless_a_mount_covers_it() {
+        let program = Program { guest_path: b"/opt/tools/app", data: b"\x7fELF...", mode: 0o100755 };
+        let packed = pack(&[], Some(program), 1 << 20).unwrap();
+        let entries: Vec<_> = archive::entries(&packed).unwrap().map(|entry| entry.unwrap()).collect();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].path, entries[0].data, entries[0].mode),
+            (&b"/opt/tools/app"[..], &b"\x7fELF..."[..], 0o755)
+        );
+        assert!(entries[0].read_only);
+        let dir = tempfile::tempdir().unwrap();
+        for guest in ["/opt", "/opt/tools"] {
+            let mounts = [Mount { host: dir.path().into(), guest: guest.into(), read_only: false }];
+            let packed = pack(&mounts, Some(program), 1 << 20).unwrap();
+            assert!(
+                archive::entries(&packed).unwrap().all(|entry| entry.unwrap().path != b"/opt/tools/app"),
+                "{guest}"
+            );
+        }
+        let elsewhere = [Mount { host: dir.path().into(), guest: "/op".into(), read_only: false }];
+        let packed = pack(&elsewhere, Some(program), 1 << 20).unwrap();
+        assert!(archive::entries(&packed).unwrap().any(|entry| entry.unwrap().path == b"/opt/tools/app"));
     }
 }

@@ -112,39 +112,18 @@ pub(crate) fn choose_backend<'a>(
     }
 }
 
-/// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state:
-/// every executable byte of `file` (shown as `shown`) is scanned at every offset (threat-model.md), and
-/// no segment may be writable and executable at once. `strict` also refuses the instructions the kernel
-/// neutralizes. The kernel repeats the scan whenever memory becomes executable.
+/// `mpk` mode's inspection of the app (`exec::elf::inspect_app`, which the kernel's `execve` runs too),
+/// with the file shown as `shown` in the refusal.
 pub fn inspect_app(app: &AppElf, file: &[u8], shown: &str, strict: bool) -> Result<(), PolicyError> {
-    for segment in &app.segments {
-        if let Err(violation) = isolation::wx::check_wx(segment.perms) {
-            return Err(PolicyError::WritableAndExecutable {
-                path: shown.to_string(),
-                vaddr: segment.vaddr,
-                violation,
-            });
+    let path = shown.to_string();
+    exec::elf::inspect_app(app, file, strict).map_err(|refusal| match refusal {
+        exec::elf::InspectionRefusal::WritableAndExecutable { vaddr, violation } => {
+            PolicyError::WritableAndExecutable { path, vaddr, violation }
         }
-    }
-    let code = app
-        .segments
-        .iter()
-        .filter(|segment| segment.perms & kernel_abi::PERM_EXEC != 0)
-        .map(|segment| (segment.vaddr, app.segment_bytes(segment, file)));
-    if let Some(finding) = isolation::scan::first_refused(&isolation::scan::scan_code_regions(code), strict) {
-        let file_offset = app
-            .segments
-            .iter()
-            .find(|segment| (segment.vaddr..segment.vaddr + segment.file_size).contains(&finding.offset))
-            .map_or(0, |segment| segment.file_offset + (finding.offset - segment.vaddr));
-        return Err(PolicyError::ForbiddenInstruction {
-            path: shown.to_string(),
-            instruction: finding.instruction,
-            offset: finding.offset,
-            file_offset,
-        });
-    }
-    Ok(())
+        exec::elf::InspectionRefusal::ForbiddenInstruction { instruction, offset, file_offset } => {
+            PolicyError::ForbiddenInstruction { path, instruction, offset, file_offset }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ pub struct BootInfo {
     pub version: u32,
     /// An [`IsolationMode`] value.
     pub isolation: u32,
-    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_STRICT_INSPECTION`] | [`FLAG_AFL_SNAPSHOT_AFTER_STARTUP`].
+    /// [`FLAG_TRACE_SYSCALLS`] | [`FLAG_STRICT_INSPECTION`] | [`FLAG_AFL_SNAPSHOT_AFTER_STARTUP`] | [`FLAG_ASLR`].
     pub flags: u64,
     /// Guest-physical memory size in bytes (RAM starts at 0).
     pub memory_size: u64,
@@ -208,6 +208,8 @@ pub const FLAG_STRICT_INSPECTION: u64 = 4;
 /// `--afl`: take the snapshot after the app's start-up, at its first system call that could observe its
 /// input ([`crate::afl`]), instead of just before its first instruction.
 pub const FLAG_AFL_SNAPSHOT_AFTER_STARTUP: u64 = 8;
+/// `--aslr`: programs `execve` starts get random bases too (from the kernel seed), as the first one did.
+pub const FLAG_ASLR: u64 = 16;
 
 impl BootInfo {
     /// An all-zero boot info with the magic and version set.

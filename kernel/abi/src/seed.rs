@@ -7,3 +7,6 @@ pub const KERNEL_STREAM: u64 = 0;
 pub const LAYOUT_STREAM: u64 = 1;
 /// The 16 bytes AT_RANDOM points at.
 pub const AT_RANDOM_STREAM: u64 = 2;
+/// The first of the streams of programs `execve` starts: the n-th exec of the run draws its layout and
+/// its AT_RANDOM bytes from stream `EXEC_STREAMS + n`.
+pub const EXEC_STREAMS: u64 = 3;

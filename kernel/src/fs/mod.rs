@@ -54,7 +54,8 @@ const ROOT_ENTRIES: &[(Name<'static>, NodeId)] =
 const DEV_ENTRIES: &[(Name<'static>, NodeId)] =
     &[(Name::new(b"null"), 3), (Name::new(b"random"), 6), (Name::new(b"urandom"), 5), (Name::new(b"zero"), 4)];
 const PROC_ENTRIES: &[(Name<'static>, NodeId)] = &[(Name::new(b"self"), PROC_SELF)];
-const PROC_SELF_ENTRIES: &[(Name<'static>, NodeId)] = &[(Name::new(b"exe"), 9)];
+const PROC_SELF_ENTRIES: &[(Name<'static>, NodeId)] = &[(Name::new(b"exe"), PROC_SELF_EXE)];
+const PROC_SELF_EXE: NodeId = 9;
 
 /// Device number of the in-memory file system.
 pub const FS_DEV: u64 = 0x2a;
@@ -109,6 +110,15 @@ impl FileSystem {
         fs.push_node(PROC, 0o555, true, fixed(PROC_SELF_ENTRIES), now_ns);
         fs.push_node(PROC_SELF, 0o777, false, NodeKind::Symlink(exe_path.to_vec()), now_ns);
         fs
+    }
+
+    /// Points `/proc/self/exe` at `path` (the running process's program, `crate::processes` swaps it at
+    /// every switch); returns what it pointed at.
+    pub fn replace_exe_path(&mut self, path: Vec<u8>) -> Vec<u8> {
+        match self.nodes.get_mut(PROC_SELF_EXE).and_then(Option::as_mut).map(|node| &mut node.kind) {
+            Some(NodeKind::Symlink(target)) => core::mem::replace(target, path),
+            _ => path,
+        }
     }
 
     /// Appends a node of the standard tree, built in place in the table (moving each node through a table

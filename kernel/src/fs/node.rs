@@ -269,6 +269,15 @@ impl Node {
         matches!(self.kind, NodeKind::Directory(_))
     }
 
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        matches!(self.kind, NodeKind::File(_))
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        matches!(self.kind, NodeKind::Symlink(_))
+    }
+
     pub fn entries(&self) -> Option<&Directory> {
         match &self.kind {
             NodeKind::Directory(entries) => Some(entries),

@@ -147,6 +147,13 @@ impl Process {
     /// One pass of [`Process::return_to_app`].
     fn return_to_app_once<M: Machine>(&mut self, m: &mut M, ctx: &mut UserContext, syscall: Option<u64>) -> Resume {
         let mut syscall = syscall;
+        if let Some((entry, sp)) = self.thread_mut().exec_start.take() {
+            // execve started a program: its first instruction, on its stack, every other register zero.
+            *ctx = UserContext { rip: entry, rsp: sp, rflags: 0x202, ..UserContext::default() };
+            m.set_fs_base(0);
+            m.restore_fpu(&initial_fpu_state());
+            syscall = None;
+        }
         if self.sched.resched {
             if let Err(end) = self.schedule(m, ctx, &mut syscall) {
                 return end;

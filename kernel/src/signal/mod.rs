@@ -195,6 +195,15 @@ impl Actions {
         }
     }
 
+    /// What `execve` leaves: handlers go back to the default action, ignored signals stay ignored (and
+    /// lose their flags and masks), as on Linux.
+    pub fn reset_for_exec(&mut self) {
+        self.set.retain(|(_, action)| action.handler == SIG_IGN);
+        for (_, action) in &mut self.set {
+            *action = SigAction { handler: SIG_IGN, ..SigAction::default() };
+        }
+    }
+
     /// The signals whose disposition is to ignore them (discarded when they arrive).
     pub fn ignored(&self) -> impl Fn(u32) -> bool + '_ {
         move |signal| self.disposition(signal) == Disposition::Ignore

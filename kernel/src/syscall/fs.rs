@@ -78,7 +78,7 @@ pub fn encode_statx(st: &Stat) -> [u8; STATX_SIZE] {
 
 impl Process {
     /// The directory a relative path starts from: the cwd for AT_FDCWD, else `dirfd`'s directory.
-    fn base_dir(&self, dirfd: u64, path: &[u8]) -> Result<NodeId, Errno> {
+    pub(crate) fn base_dir(&self, dirfd: u64, path: &[u8]) -> Result<NodeId, Errno> {
         let dirfd = fd_arg(dirfd);
         if path.first() == Some(&b'/') {
             return Ok(ROOT);

@@ -126,6 +126,7 @@ syscalls! {
         CLONE = 56, "clone", [Hex, Ptr, Ptr, Ptr, Ptr], Int => p.sys_clone(m, a);
         FORK = 57, "fork", [], Int => p.sys_fork(m, false);
         VFORK = 58, "vfork", [], Int => p.sys_fork(m, true);
+        EXECVE = 59, "execve", [Path, Ptr, Ptr], Int => p.sys_execve(m, a[0], a[1], a[2]);
         EXIT = 60, "exit", [Int], NoReturn => p.sys_exit(m, a[0]);
         WAIT4 = 61, "wait4", [Int, Ptr, Hex, Ptr], Int => p.sys_wait4(m, a[0], a[1], a[2], a[3]);
         KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
@@ -218,6 +219,7 @@ syscalls! {
         UTIMENSAT = 280, "utimensat", [DirFd, Ptr, Ptr, Hex], Int => p.sys_utimensat(m, a[0], a[1], a[2], a[3] as u32);
         CLONE3 = 435, "clone3", [Ptr, UInt], Int => p.sys_clone3(m, a[0], a[1]);
         EPOLL_PWAIT2 = 441, "epoll_pwait2", [Fd, Ptr, Int, Ptr, Ptr, UInt], Int => p.sys_epoll_wait(m, a, number);
+        EXECVEAT = 322, "execveat", [DirFd, Path, Ptr, Ptr, Hex], Int => p.sys_execveat(m, a[0], a[1], a[2], a[3], a[4]);
         FACCESSAT2 = 439, "faccessat2", [DirFd, Path, Octal, Hex], Int => p.sys_faccessat(m, a[0], a[1], a[2] as u32, a[3] as u32);
     }
 }

@@ -37,6 +37,9 @@ static inline const char *errno_name(int err)
 	case ECHILD: return "ECHILD";
 	case EPIPE: return "EPIPE";
 	case ESRCH: return "ESRCH";
+	case ENOEXEC: return "ENOEXEC";
+	case ELOOP: return "ELOOP";
+	case E2BIG: return "E2BIG";
 	default: return "E?";
 	}
 }

@@ -4,18 +4,27 @@
 
 use super::write::{load, segment, ElfWriter};
 use super::*;
+use exec::elf::{read_u64, DT_RELR, DT_RELRSZ};
 use goblin::elf::dynamic::DT_FLAGS_1;
+use goblin::elf::dynamic::{DT_JMPREL, DT_NEEDED, DT_PLTRELSZ, DT_REL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_RELSZ};
+use goblin::elf::header::{EI_CLASS, EI_DATA, ELFDATA2MSB, ET_DYN, ET_EXEC};
 use goblin::elf::header::{ELFCLASS32, EM_AARCH64, ET_CORE, ET_REL};
 use goblin::elf::program_header::PT_TLS;
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR};
 use goblin::elf::reloc::R_X86_64_64;
+use goblin::elf::reloc::{R_X86_64_NONE, R_X86_64_RELATIVE};
+use goblin::elf64::program_header::ProgramHeader;
+use isolation::layout::{AppPlacement, Span};
+use isolation::paging::PAGE_SIZE;
+use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
 use proptest::prelude::*;
 use std::path::Path;
 use std::process::Command;
 
-/// The whole loaded kernel image, `span.size` bytes, from [`KernelElf::load_segments`].
+/// The whole loaded kernel image, `span.size` bytes, from [`load_kernel_segments`].
 pub(crate) fn load_image(kernel: &KernelElf, file: &[u8], base: u64) -> Result<Vec<u8>, ElfError> {
     let mut image = vec![0u8; kernel.span.size as usize];
-    for piece in kernel.load_segments(&Bytes::copy_from_slice(file), base)? {
+    for piece in load_kernel_segments(kernel, &Bytes::copy_from_slice(file), base)? {
         let at = piece.offset as usize;
         image[at..at + piece.bytes.len()].copy_from_slice(&piece.bytes);
     }
@@ -447,7 +456,7 @@ fn test_kernel_relocations() {
 #[test]
 fn test_kernel_segments_leave_out_the_bss_and_copy_only_relocated_ones() {
     let file = Bytes::from(kernel());
-    let pieces = parse_kernel(&file).unwrap().load_segments(&file, 0x7e00_0000_0000).unwrap();
+    let pieces = load_kernel_segments(&parse_kernel(&file).unwrap(), &file, 0x7e00_0000_0000).unwrap();
     let spans: Vec<_> = pieces.iter().map(|piece| (piece.offset, piece.bytes.len())).collect();
     // The data segment's file bytes end at 0x1400; its bss and the rest of the span stay zero.
     assert_eq!(spans, [(0, 0x200), (0x1200, 0x200)]);
@@ -458,7 +467,7 @@ fn test_kernel_segments_leave_out_the_bss_and_copy_only_relocated_ones() {
     let mut elf = kernel_elf();
     elf.program_headers[1].p_filesz = 0x100;
     let file = Bytes::from(written(&elf));
-    let pieces = parse_kernel(&file).unwrap().load_segments(&file, 0x7e00_0000_0000).unwrap();
+    let pieces = load_kernel_segments(&parse_kernel(&file).unwrap(), &file, 0x7e00_0000_0000).unwrap();
     assert_eq!(pieces[1].offset, 0x1200);
     assert_eq!(pieces[1].bytes.len(), 0x110);
     assert_ne!(read_u64(&pieces[1].bytes, 0x108), 0);

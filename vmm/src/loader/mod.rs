@@ -17,7 +17,6 @@
 //! 9. `region_reports`: the regions as `--print-layout` and `--report` show
 //!    them.
 
-mod initial_stack;
 mod phys;
 mod regions;
 
@@ -35,10 +34,10 @@ use zerocopy::IntoBytes;
 use crate::arch::x86_64::layout::{IMAGE_START, TRAMPOLINE_ADDR, TRAMPOLINE_SIZE};
 use crate::elf::{AppElf, KernelElf, Segment};
 use crate::image::{Bytes, Chunk, MemoryImage, VcpuEntry};
-use initial_stack::{build_initial_stack, AuxvInputs};
+use exec::initial_stack::{build_initial_stack, AuxvInputs};
 use phys::{round_up, PhysAllocator, TableBuilder};
 
-pub use initial_stack::StackError;
+pub use exec::initial_stack::StackError;
 pub use regions::RegionReport;
 
 /// Why the guest's memory could not be built.
@@ -340,7 +339,7 @@ fn place_afl(
 /// Its chunks are its segments' initialized bytes: guest RAM starts zeroed, and copying the bss (most of
 /// the span) would only fault in pages twice, in the image and in guest memory.
 fn place_kernel(image: &mut ImageBuilder, kernel: &KernelElf, file: &Bytes, base: u64) -> Result<(), LoadError> {
-    let pieces = kernel.load_segments(file, base).map_err(LoadError::Kernel)?;
+    let pieces = crate::elf::load_kernel_segments(kernel, file, base).map_err(LoadError::Kernel)?;
     let phys = image.phys.alloc(kernel.span.size)?;
     image.map_segments(&kernel.segments, kernel.span.start, base, phys, false, region_kind_for_kernel);
     image.chunks.extend(pieces.into_iter().map(|piece| Chunk { guest_phys: phys + piece.offset, bytes: piece.bytes }));
@@ -489,7 +488,8 @@ fn fill_boot_info(
     let mut info = BootInfo::empty();
     info.isolation = request.isolation as u32;
     info.flags = if request.trace_syscalls { kernel_abi::FLAG_TRACE_SYSCALLS } else { 0 }
-        | if request.strict_inspection { kernel_abi::FLAG_STRICT_INSPECTION } else { 0 };
+        | if request.strict_inspection { kernel_abi::FLAG_STRICT_INSPECTION } else { 0 }
+        | if request.aslr { kernel_abi::FLAG_ASLR } else { 0 };
     info.memory_size = request.memory_size;
     info.physmap_base = layout.physmap.start;
     info.page_table_root = tables.root;

@@ -342,6 +342,7 @@ fn start_process(
     config.stdin = phys_slice(&memory, info.stdin.phys_start, info.stdin.size);
     config.files = phys_slice(&memory, info.files.phys_start, info.files.size);
     config.trace = info.flags & FLAG_TRACE_SYSCALLS != 0;
+    config.aslr = info.flags & kernel_abi::FLAG_ASLR != 0;
     config.enforce_wx = mode == IsolationMode::Mpk;
     config.inspection = match (mode, info.flags & FLAG_STRICT_INSPECTION != 0) {
         (IsolationMode::Mpk, false) => Inspection::Default,

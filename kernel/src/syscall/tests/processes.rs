@@ -152,3 +152,54 @@ fn the_first_process_ending_ends_the_run_and_forks_stop_at_the_limit() {
     assert_eq!(log.matches("process limit").count(), 1, "reported once: {log}");
     assert_eq!(h.result(EXIT_GROUP, &[4]), SyscallResult::Exit(4));
 }
+
+#[test]
+fn the_trace_names_the_process_once_there_are_two() {
+    let mut h = Harness::with(|c| c.trace = true);
+    h.call(GETPID, &[]);
+    assert_eq!(h.call(FORK, &[]), 2);
+    h.call(SCHED_YIELD, &[]);
+    assert_eq!(pid(&h), 2, "the parent yields to its child");
+    h.call(GETPID, &[]);
+    h.call(EXIT_GROUP, &[0]);
+    let status = h.buf(4);
+    assert_eq!(h.call(WAIT4, &[ANY, status, 0, 0]), 2);
+    let log = alloc::string::String::from_utf8(h.m.log.clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "getpid() = 1", "one process: no prefix");
+    assert!(lines.contains(&"[pid 2] getpid() = 2"), "{log}");
+    assert!(lines.iter().any(|line| line.starts_with("[pid 1] wait4(")), "{log}");
+}
+
+#[test]
+fn execve_refuses_what_cannot_run_before_touching_the_process() {
+    let mut h = Harness::new();
+    let write_file = |h: &mut Harness, path: &str, bytes: &[u8]| {
+        let fd = h.open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o755) as u64;
+        let data = h.put(bytes);
+        assert_eq!(h.call(WRITE, &[fd, data, bytes.len() as u64]), bytes.len() as i64);
+        h.call(CLOSE, &[fd]);
+    };
+    write_file(&mut h, "/tmp/text", b"just text\n");
+    write_file(&mut h, "/tmp/loop", b"#!/tmp/loop\n");
+    write_file(&mut h, "/tmp/empty_shebang", b"#!   \n");
+    let argv = h.put(&0u64.to_le_bytes());
+    let exec = |h: &mut Harness, path: &str, argv: u64| {
+        let path = h.cstr(path);
+        h.err(EXECVE, &[path, argv, 0])
+    };
+    assert_eq!(exec(&mut h, "/nope", argv), Errno::ENOENT);
+    assert_eq!(exec(&mut h, "/tmp", argv), Errno::EACCES);
+    assert_eq!(exec(&mut h, "/data/hello.txt", argv), Errno::EACCES, "not executable");
+    assert_eq!(exec(&mut h, "/tmp/text", argv), Errno::ENOEXEC);
+    assert_eq!(exec(&mut h, "/tmp/loop", argv), Errno::ELOOP, "a script that is its own interpreter");
+    assert_eq!(exec(&mut h, "/tmp/empty_shebang", argv), Errno::ENOEXEC);
+    assert_eq!(exec(&mut h, "/tmp/text", KERNEL_ADDR), Errno::EFAULT, "argv in kernel memory");
+    let flags_path = h.cstr("/tmp/text");
+    assert_eq!(h.err(EXECVEAT, &[AT, flags_path, argv, 0, 0x8000_0000]), Errno::EINVAL);
+    let log = alloc::string::String::from_utf8(h.m.log.clone()).unwrap();
+    assert!(log.contains("secure-run kernel: execve /tmp/text: not an ELF file"), "{log}");
+    // Nothing was touched: the process goes on with its memory and descriptors.
+    assert_eq!(h.read(argv, 8), 0u64.to_le_bytes());
+    assert_eq!(h.call(GETPID, &[]), 1);
+}

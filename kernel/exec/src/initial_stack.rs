@@ -16,6 +16,8 @@
 //!         rsp →  argc                     (rsp % 16 == 0)
 //! ```
 
+use alloc::vec::Vec;
+
 pub const AT_NULL: u64 = 0;
 pub const AT_PHDR: u64 = 3;
 pub const AT_PHENT: u64 = 4;
@@ -154,6 +156,7 @@ pub fn build_initial_stack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use proptest::prelude::*;
 
     fn word(stack: &InitialStack, addr: u64) -> u64 {
