@@ -1,15 +1,22 @@
-/* Thread costs, timed with RDTSC inside the guest (glibc static):
+/* Thread and process costs, timed with RDTSC inside the guest (glibc static):
  *   threads create_join iterations=<n> cycles_per_round_trip=<x.xx>
  *     pthread_create of a thread that returns at once, then pthread_join, n times;
  *   threads futex_handoff iterations=<n> cycles_per_handoff=<x.xx>
  *     two threads pass a token back and forth through one futex word: each hand-off is a FUTEX_WAKE by
  *     one thread and the return from FUTEX_WAIT in the other (the wake-up latency of a contended futex).
- * Argument 1 (optional): iterations (default 2000). */
+ *   processes fork_wait iterations=<m> cycles_per_round_trip=<x.xx>
+ *     fork of a child that calls _exit(0) at once, then waitpid, m times;
+ *   processes fork_exec_wait iterations=<m> cycles_per_round_trip=<x.xx>
+ *     fork, the child execve's this program again (/proc/self/exe, argument "exit": it returns from main
+ *     at once, C start-up included), then waitpid, m times.
+ * Argument 1 (optional): thread iterations (default 2000); argument 2: process iterations (default 200). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FUTEX_WAIT_PRIVATE 128
@@ -52,9 +59,38 @@ static void *partner(void *arg)
 	return NULL;
 }
 
+static int round_trips(long m, int exec)
+{
+	unsigned long long start = rdtsc();
+	for (long i = 0; i < m; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0) {
+			if (exec) {
+				char *args[] = { "threads", "exit", NULL };
+				execv("/proc/self/exe", args);
+			}
+			_exit(0);
+		}
+		int status = 0;
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			printf("processes: a child failed\n");
+			return 1;
+		}
+	}
+	unsigned long long cycles = rdtsc() - start;
+	printf("processes %s iterations=%ld cycles_per_round_trip=%.2f\n", exec ? "fork_exec_wait" : "fork_wait", m,
+	       (double)cycles / m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "exit") == 0)
+		return 0;
 	long n = argc > 1 ? atol(argv[1]) : 2000;
+	long m = argc > 2 ? atol(argv[2]) : 200;
 	if (n <= 0 || n > INT_MAX)
 		n = 2000;
 	pthread_t thread;
@@ -80,5 +116,8 @@ int main(int argc, char **argv)
 	pthread_join(thread, NULL);
 	/* Two hand-offs per round: main to partner, partner back. */
 	printf("threads futex_handoff iterations=%ld cycles_per_handoff=%.2f\n", 2 * n, (double)cycles / (2 * n));
-	return 0;
+	fflush(stdout);
+	if (m <= 0 || m > INT_MAX)
+		m = 200;
+	return round_trips(m, 0) || round_trips(m, 1);
 }

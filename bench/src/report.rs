@@ -423,6 +423,38 @@ fn threads_section(out: &mut String, results: &Results, ns_per_cycle: f64) {
          count), which this project's KVM emulates one by one — hence milliseconds there; natively the \
          two threads run on two cores. Thread creation adds the stack mmap/mprotect and the clone3.\n"
     );
+    let _ = writeln!(out, "### Processes\n");
+    let _ = writeln!(
+        out,
+        "The same guest, then: `fork` of a child that calls `_exit(0)` at once and `waitpid`; and `fork`, \
+         the child `execve`s the program again through `/proc/self/exe` (C start-up included, returning \
+         from `main` at once), `waitpid`. Timed with RDTSC in the parent.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| configuration | rounds | fork + wait, cycles | fork + wait, µs | fork + exec + wait, cycles | fork + exec + wait, µs |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for row in &results.threads {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.config.label(),
+            if row.process_iterations.is_empty() { "–" } else { &row.process_iterations },
+            row.fork_wait.show(0),
+            us(&row.fork_wait),
+            row.fork_exec_wait.show(0),
+            us(&row.fork_exec_wait)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nA fork copies the process's page tables below the kernel's own (which every address space \
+         shares) and marks its pages copy-on-write; the child's exit unmaps them and frees its tables; an \
+         exec validates and inspects the program, copies its file bytes into fresh pages and builds the \
+         initial stack. Where the kernel's code is emulated (this project's KVM) each of these is \
+         thousands of emulated instructions, and the exec's copy of the program (here 800 KiB) dominates.\n"
+    );
 }
 
 fn compute_section(out: &mut String, results: &Results) {

@@ -120,6 +120,10 @@ pub struct ThreadRow {
     /// other).
     pub handoff: Cell,
     pub iterations: String,
+    /// Cycles per fork + `_exit` + waitpid, and per fork + execve + waitpid.
+    pub fork_wait: Cell,
+    pub fork_exec_wait: Cell,
+    pub process_iterations: String,
 }
 
 #[derive(Clone, Debug)]
@@ -418,44 +422,64 @@ pub fn run_all(options: &Options) -> Results {
         }
     }
 
-    // Threads: create + join, and a contended futex hand-off.
+    // Threads: create + join, and a contended futex hand-off; processes: fork + wait, fork + exec + wait.
     let mut threads = Vec::new();
     for config in [NATIVE, KVM_RING3, QEMU_NONE, QEMU_RING3, QEMU_MPK] {
-        eprintln!("bench: threads, {}", config.label());
-        // Where the hypervisor emulates kernel code a hand-off costs milliseconds: fewer rounds there.
-        let iterations = match config.backend {
-            None => "2000",
-            Some(Backend::Kvm) => "40",
-            Some(Backend::Qemu) => "400",
+        eprintln!("bench: threads and processes, {}", config.label());
+        // Where the hypervisor emulates kernel code a hand-off costs milliseconds, a fork a fifth of a
+        // second: fewer rounds there.
+        let (iterations, process_iterations) = match config.backend {
+            None => ("2000", "200"),
+            Some(Backend::Kvm) => ("40", "4"),
+            Some(Backend::Qemu) => ("400", "40"),
         };
         if let Some(reason) = not_applicable(config, &kvm) {
             let na = Cell::NotApplicable(reason);
-            threads.push(ThreadRow { config, create_join: na.clone(), handoff: na, iterations: String::new() });
+            threads.push(ThreadRow {
+                config,
+                create_join: na.clone(),
+                handoff: na.clone(),
+                iterations: String::new(),
+                fork_wait: na.clone(),
+                fork_exec_wait: na,
+                process_iterations: String::new(),
+            });
             continue;
         }
+        let args = [iterations.to_string(), process_iterations.to_string()];
         let measured = repeat(
             repetitions.compute,
-            || run_once(options, config, guests.get(&guests::THREADS)?, &[iterations.to_string()]),
+            || run_once(options, config, guests.get(&guests::THREADS)?, &args),
             |run| {
-                let value = |name: &str, key: &str| -> Result<f64, String> {
+                let value = |prefix: &str, key: &str| -> Result<f64, String> {
                     let line = run
                         .stdout
                         .lines()
-                        .find(|line| line.starts_with(&format!("threads {name} ")))
-                        .ok_or_else(|| format!("no {name} line in {:?}", runner::shorten(&run.stdout, 80)))?;
+                        .find(|line| line.starts_with(&format!("{prefix} ")))
+                        .ok_or_else(|| format!("no {prefix} line in {:?}", runner::shorten(&run.stdout, 80)))?;
                     field(line, key).and_then(|v| v.parse().ok()).ok_or_else(|| format!("unreadable line {line:?}"))
                 };
-                Ok((value("create_join", "cycles_per_round_trip")?, value("futex_handoff", "cycles_per_handoff")?))
+                Ok([
+                    value("threads create_join", "cycles_per_round_trip")?,
+                    value("threads futex_handoff", "cycles_per_handoff")?,
+                    value("processes fork_wait", "cycles_per_round_trip")?,
+                    value("processes fork_exec_wait", "cycles_per_round_trip")?,
+                ])
             },
         );
-        let (create_join, handoff) = match measured {
-            Ok(pairs) => (
-                cell(Ok(pairs.iter().map(|pair| pair.0).collect())),
-                cell(Ok(pairs.iter().map(|pair| pair.1).collect())),
-            ),
-            Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
+        let column = |k: usize| match &measured {
+            Ok(rows) => cell(Ok(rows.iter().map(|row| row[k]).collect())),
+            Err(reason) => Cell::Failed(reason.clone()),
         };
-        threads.push(ThreadRow { config, create_join, handoff, iterations: iterations.to_string() });
+        threads.push(ThreadRow {
+            config,
+            create_join: column(0),
+            handoff: column(1),
+            iterations: iterations.to_string(),
+            fork_wait: column(2),
+            fork_exec_wait: column(3),
+            process_iterations: process_iterations.to_string(),
+        });
     }
 
     // CPU-bound and syscall-heavy programs.

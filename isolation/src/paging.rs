@@ -548,6 +548,7 @@ fn clone_table<M: PhysMemory>(
 ) -> Result<u64, PagingError> {
     let copy = mem.alloc_zeroed_frame().ok_or(PagingError::OutOfMemory)?;
     made.push(copy);
+    // Leaves as they are; tables below get their own copies, unless they are the kernel's (shared).
     let span = 1u64 << (12 + 9 * level);
     for i in 0..512 {
         let entry = mem.read_u64(table + i * 8);
@@ -555,12 +556,12 @@ fn clone_table<M: PhysMemory>(
             continue;
         }
         let start = base + i * span;
-        let value = match classify(entry, level) {
-            Entry::Table if !shared_subtree(start, span, kernel_only) => {
-                clone_table(mem, entry & ENTRY_ADDRESS_MASK, level - 1, start, kernel_only, made)?
-                    | (entry & !ENTRY_ADDRESS_MASK)
-            }
-            _ => entry,
+        let value = if level > 0 && classify(entry, level) == Entry::Table && !shared_subtree(start, span, kernel_only)
+        {
+            clone_table(mem, entry & ENTRY_ADDRESS_MASK, level - 1, start, kernel_only, made)?
+                | (entry & !ENTRY_ADDRESS_MASK)
+        } else {
+            entry
         };
         mem.write_u64(copy + i * 8, value);
     }

@@ -244,6 +244,11 @@ pub fn c_cases() -> Vec<CCase> {
             "kill of a reaped child: -1 ESRCH",
             "signals between processes ok",
         ]),
+        CCase::new("processes_isolation", "processes").args(&["isolation"]).lines(&[
+            "child reading the parent's new page: signaled=1 signal=11",
+            "parent's copy unchanged by the child: yes",
+            "isolation ok",
+        ]),
         CCase::new("processes_groups", "processes").args(&["groups"]).lines(&[
             "setsid in a child: ok",
             "child's group is its own: yes",
@@ -350,6 +355,7 @@ c_test!(processes_fork_wait);
 c_test!(processes_pipe);
 c_test!(processes_signals);
 c_test!(processes_groups);
+c_test!(processes_isolation);
 
 /// A directory to mount at `/bin` that holds busybox as `sh` (what popen and system() run).
 fn bin_with_sh() -> tempfile::TempDir {

@@ -207,3 +207,25 @@ mod hostile_guest {
         }
     }
 }
+
+/// Programs started inside the guest pass the same inspection as the first one (threat-model.md M10).
+mod exec {
+    use super::*;
+
+    // In `mpk`, execve of a program whose code holds WRPKRU fails with EACCES and a line naming the
+    // instruction; the calling program goes on. In `ring3` (where inspection is off: the app cannot use what
+    // it looks for) the same execve starts the program.
+    tests_in_modes!([qemu_mpk, qemu_ring3] fn execve_inspects_the_new_program(mode) {
+        let dir = tempfile::Builder::new().prefix("secure-run-exec-").tempdir().unwrap();
+        std::fs::copy(attack_guest("wrpkru_in_code"), dir.path().join("wrpkru")).unwrap();
+        let caller = guest(Toolchain::GccStatic, "spawn");
+        let result = SecureRun::new(mode).mount(dir.path(), "/m", true).run(&caller, &["exec_errno", "/m/wrpkru"]);
+        assert_no_panic(&result);
+        if mode.isolation == crate::common::run::Isolation::Mpk {
+            assert_output(&result, 0, b"execve /m/wrpkru: EACCES\n");
+            assert_stderr_contains(&result, "execve /m/wrpkru: its code contains WRPKRU");
+        } else {
+            assert!(!result.stdout_text().contains("execve /m/wrpkru:"), "{}", result.report());
+        }
+    });
+}

@@ -261,7 +261,8 @@ mod docs {
              The guest kernel implements these x86-64 Linux syscalls with Linux's semantics and errno values;\n\
              every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). `fork`, `vfork`\n\
              and `clone`/`clone3` without `CLONE_VM` make processes (copy-on-write address spaces, at most 256,\n\
-             zombies included; `kernel/src/processes.rs`), with `CLONE_THREAD` threads (all scheduled on one\n\
+             zombies included; `kernel/src/processes.rs`), `execve`/`execveat` start static programs from the\n\
+             guest's file system (`kernel/src/exec.rs`), with `CLONE_THREAD` threads (all scheduled on one\n\
              vCPU, preemptively); signals are delivered to handlers\n\
              (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); timers (`alarm`,\n\
              `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\

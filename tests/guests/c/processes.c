@@ -1,6 +1,6 @@
 /* Processes, one scenario per argument (`processes NAME`): fork and waitpid with exit statuses and
  * copy-on-write memory (`fork_wait`), a pipe between parent and child (`pipe`), signals between processes
- * (`signals`: kill, SIGCHLD, a child's fault), process groups and sessions (`groups`), and a fork bomb
+ * (`signals`: kill, SIGCHLD, a child's fault), memory the other process cannot reach (`isolation`), process groups and sessions (`groups`), and a fork bomb
  * that must end with EAGAIN (`fork_bomb`, for secure-run only). Output is flushed before every fork, so no buffered line is
  * printed twice; only the parent prints results. */
 #define _GNU_SOURCE
@@ -170,6 +170,34 @@ static void groups(void)
 	printf("groups ok\n");
 }
 
+static void isolation(void)
+{
+	/* Memory the parent maps after the fork is not the child's: the child gets its address through a pipe
+	 * and faults reading it; a store the child makes is not seen by the parent. */
+	int fds[2];
+	check(pipe(fds) == 0, "pipe");
+	static volatile int shared_before = 1;
+	pid_t pid = fork_flushed();
+	if (pid == 0) {
+		shared_before = 2;
+		char *secret;
+		if (read(fds[0], &secret, sizeof secret) != sizeof secret)
+			_exit(3);
+		volatile char c = *secret;
+		(void)c;
+		_exit(4);
+	}
+	char *secret = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	check(secret != MAP_FAILED, "mmap after the fork");
+	strcpy(secret, "the parent's secret");
+	check(write(fds[1], &secret, sizeof secret) == sizeof secret, "send the address");
+	int status = 0;
+	check(waitpid(pid, &status, 0) == pid, "waitpid");
+	printf("child reading the parent's new page: signaled=%d signal=%d\n", WIFSIGNALED(status), WTERMSIG(status));
+	printf("parent's copy unchanged by the child: %s\n", shared_before == 1 ? "yes" : "no");
+	printf("isolation ok\n");
+}
+
 static void fork_bomb(void)
 {
 	/* Never run natively: every child exits at once and stays a zombie, so the process table fills. */
@@ -199,6 +227,8 @@ int main(int argc, char **argv)
 		signals();
 	else if (strcmp(name, "groups") == 0)
 		groups();
+	else if (strcmp(name, "isolation") == 0)
+		isolation();
 	else if (strcmp(name, "fork_bomb") == 0)
 		fork_bomb();
 	else {
