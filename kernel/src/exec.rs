@@ -182,7 +182,8 @@ impl Process {
         let bias = image.start - app.span.start;
         let mut random = [0u8; 16];
         rng.fill_bytes(&mut random);
-        let execfn = argv.first().map_or(path, Vec::as_slice).to_vec();
+        // AT_EXECFN names the file as execve was given it (Linux's rule).
+        let execfn = path.to_vec();
         let aux = AuxvInputs {
             phdr: app.phdr_vaddr + bias,
             phnum: app.phnum,

@@ -8,7 +8,7 @@
 //!
 //! The syscall layer always works on "the running process": [`Process`]'s per-process fields hold the
 //! state of the process whose pid is [`Process::pid`], and every other live process keeps its state in its
-//! table entry ([`Local`]). A switch ([`Process::switch_process`]) swaps the two sets of fields and the
+//! table entry (`Local`). A switch (`Process::switch_process`) swaps the two sets of fields and the
 //! machine's address space, so each syscall handler stays what it was for one process. Threads of every
 //! process share one run queue (`crate::sched`); each knows its process.
 //!

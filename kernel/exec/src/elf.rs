@@ -39,7 +39,7 @@ use kernel_abi::{PERM_EXEC, PERM_READ, PERM_WRITE};
 pub const MAX_PROGRAM_HEADERS: u16 = 64;
 /// Largest app image span (virtual size from the lowest to the highest loadable byte).
 pub const MAX_APP_SPAN: u64 = 4 << 30;
-/// Largest kernel image span; [`KernelElf::load_segments`] allocates this much at most.
+/// Largest kernel image span (the VMM allocates this much at most when it loads the kernel).
 pub const MAX_KERNEL_SPAN: u64 = 256 << 20;
 /// Largest accepted segment alignment (real binaries use 4 KiB, sometimes 2 MiB).
 pub const MAX_SEGMENT_ALIGN: u64 = 1 << 30;
