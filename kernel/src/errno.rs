@@ -68,6 +68,11 @@ errnos! {
     ELOOP,
     EOVERFLOW,
     EOPNOTSUPP,
+    ENOTSOCK,
+    EMSGSIZE,
+    EPROTONOSUPPORT,
+    EAFNOSUPPORT,
+    EISCONN,
     ETIMEDOUT,
 }
 

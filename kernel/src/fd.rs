@@ -28,6 +28,13 @@ pub enum FileKind {
     Epoll(usize),
     /// An eventfd counter (`crate::epoll`).
     EventFd(usize),
+    /// One end of an AF_UNIX socket pair (`crate::syscall::socket`): it reads pipe `rx` and writes pipe
+    /// `tx`; `shut` holds `SHUT_RD` (1) and `SHUT_WR` (2) once shut down (that direction's end released).
+    Socket {
+        rx: PipeId,
+        tx: PipeId,
+        shut: u8,
+    },
 }
 
 /// An open file description.

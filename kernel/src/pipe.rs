@@ -1,4 +1,4 @@
-//! In-kernel pipes. A read from an empty pipe or a write to a full one waits (the thread parks until
+//! In-kernel pipes, and the two directions of an AF_UNIX socket pair (`crate::syscall::socket`). A read from an empty pipe or a write to a full one waits (the thread parks until
 //! another thread's syscall changes the pipe, see `crate::sched`), or fails with EAGAIN (`O_NONBLOCK`);
 //! when no thread can ever change it, the kernel reports a deadlock.
 #![forbid(unsafe_code)]
@@ -16,6 +16,9 @@ pub type PipeId = usize;
 #[derive(Debug, Default)]
 pub struct Pipe {
     pub buffer: VecDeque<u8>,
+    /// The lengths of the messages in `buffer`, oldest first, for a datagram or seqpacket socket's
+    /// direction (each read takes one message); `None` for a byte stream.
+    pub messages: Option<VecDeque<usize>>,
     /// Open descriptions of the read end.
     pub readers: u32,
     pub writers: u32,
@@ -35,7 +38,12 @@ pub struct Pipes {
 impl Pipes {
     /// A new pipe with one reader and one writer.
     pub fn create(&mut self) -> Result<PipeId, Errno> {
-        self.pipes.create(Pipe { buffer: VecDeque::new(), readers: 1, writers: 1 })
+        self.pipes.create(Pipe { buffer: VecDeque::new(), messages: None, readers: 1, writers: 1 })
+    }
+
+    /// A new pipe with one reader and one writer that keeps message boundaries.
+    pub fn create_messages(&mut self) -> Result<PipeId, Errno> {
+        self.pipes.create(Pipe { buffer: VecDeque::new(), messages: Some(VecDeque::new()), readers: 1, writers: 1 })
     }
 
     pub fn get(&self, id: PipeId) -> Option<&Pipe> {

@@ -386,6 +386,14 @@ impl Process {
                 FileKind::PipeWrite(id) => pipe_ends.entry(id).or_default().1 += 1,
                 FileKind::Epoll(id) => epolls.push(id),
                 FileKind::EventFd(id) => eventfds.push(id),
+                FileKind::Socket { rx, tx, shut } => {
+                    if shut & 1 == 0 {
+                        pipe_ends.entry(rx).or_default().0 += 1;
+                    }
+                    if shut & 2 == 0 {
+                        pipe_ends.entry(tx).or_default().1 += 1;
+                    }
+                }
                 _ => {}
             }
         }

@@ -249,6 +249,26 @@ pub fn c_cases() -> Vec<CCase> {
             "parent's copy unchanged by the child: yes",
             "isolation ok",
         ]),
+        CCase::new("sockets_stream", "sockets").args(&["stream"]).lines(&[
+            "echo: HELLO",
+            "echo: PAIR",
+            "after shutdown: read=0",
+            "child status: 0",
+        ]),
+        CCase::new("sockets_messages", "sockets").args(&["messages"]).lines(&[
+            "dgram: truncated read 5 [first]",
+            "seqpacket: truncated read 5 [first]",
+            "recvmsg 8 [gathered] flags_trunc=0",
+            "empty: -1 EAGAIN",
+        ]),
+        CCase::new("sockets_shutdown", "sockets").args(&["shutdown"]).lines(&[
+            "send to a closed peer: -1 EPIPE",
+            "write to a closed peer: -1 EPIPE",
+            "send on a non-socket: -1 ENOTSOCK",
+        ]),
+        CCase::new("sockets_epoll_and_eventfd_across_processes", "sockets")
+            .args(&["epoll"])
+            .lines(&["epoll saw the socket: yes, semaphore reads: 2", "child status: 0"]),
         CCase::new("processes_groups", "processes").args(&["groups"]).lines(&[
             "setsid in a child: ok",
             "child's group is its own: yes",
@@ -356,6 +376,10 @@ c_test!(processes_pipe);
 c_test!(processes_signals);
 c_test!(processes_groups);
 c_test!(processes_isolation);
+c_test!(sockets_stream);
+c_test!(sockets_messages);
+c_test!(sockets_shutdown);
+c_test!(sockets_epoll_and_eventfd_across_processes);
 
 /// A directory to mount at `/bin` that holds busybox as `sh` (what popen and system() run).
 fn bin_with_sh() -> tempfile::TempDir {

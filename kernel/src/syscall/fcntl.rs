@@ -26,6 +26,14 @@ impl Process {
             FileKind::PipeWrite(id) => self.pipes.release(id, true),
             FileKind::Epoll(id) => self.epolls.release(id),
             FileKind::EventFd(id) => self.eventfds.release(id),
+            FileKind::Socket { rx, tx, shut } => {
+                if shut & 1 == 0 {
+                    self.pipes.release(rx, false);
+                }
+                if shut & 2 == 0 {
+                    self.pipes.release(tx, true);
+                }
+            }
             FileKind::Stdin | FileKind::Console(_) => {}
         }
     }
@@ -116,7 +124,10 @@ impl Process {
     fn pending_bytes(&self, file: &OpenFile) -> u64 {
         match file.kind {
             FileKind::Stdin => (self.stdin.len() as u64).saturating_sub(file.offset),
-            FileKind::PipeRead(id) => self.pipes.get(id).map_or(0, |p| p.buffer.len() as u64),
+            FileKind::PipeRead(id) | FileKind::Socket { rx: id, .. } => self
+                .pipes
+                .get(id)
+                .map_or(0, |p| p.messages.as_ref().and_then(|m| m.front().copied()).unwrap_or(p.buffer.len()) as u64),
             FileKind::Node(id) => self.fs.file_bytes(id).map_or(0, |d| (d.len() as u64).saturating_sub(file.offset)),
             _ => 0,
         }

@@ -181,6 +181,9 @@ impl Process {
             FileKind::Console(Stream::Stderr) => Ok(fifo(0x1_0000_0002)),
             FileKind::Console(_) => Ok(fifo(0x1_0000_0001)),
             FileKind::PipeRead(id) | FileKind::PipeWrite(id) => Ok(fifo(0x2_0000_0000 + id as u64)),
+            FileKind::Socket { rx, .. } => {
+                Ok(Stat { ino: 0x5_0000_0000 + rx as u64, mode: 0o140777, nlink: 1, ..Stat::default() })
+            }
             // Anonymous inodes, as Linux shows them: mode 0600 and no file type.
             FileKind::Epoll(id) => {
                 Ok(Stat { ino: 0x3_0000_0000 + id as u64, mode: 0o600, nlink: 1, ..Stat::default() })

@@ -23,6 +23,7 @@ pub mod proc;
 pub mod rw;
 pub mod shm;
 pub mod signal;
+pub mod socket;
 pub mod table;
 pub mod thread;
 pub mod time;

@@ -44,6 +44,23 @@ impl Process {
                 }
                 None => POLLNVAL,
             },
+            FileKind::Socket { rx, tx, shut } => {
+                let input = match self.pipes.get(rx) {
+                    _ if shut & 1 != 0 => readable,
+                    Some(p) if p.writers == 0 => readable | POLLHUP,
+                    Some(p) if !p.buffer.is_empty() => readable,
+                    Some(_) => 0,
+                    None => POLLNVAL,
+                };
+                let output = match self.pipes.get(tx) {
+                    _ if shut & 2 != 0 => writable | POLLERR,
+                    Some(p) if p.readers == 0 => writable | POLLERR,
+                    Some(p) if p.space() > 0 => writable,
+                    Some(_) => 0,
+                    None => POLLNVAL,
+                };
+                input | output
+            }
             // An epoll instance is readable when one of its events is ready (not looked into here).
             FileKind::Epoll(_) => 0,
         };

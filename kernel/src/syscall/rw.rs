@@ -78,25 +78,9 @@ impl Process {
                 }
                 Some(NodeKind::Symlink(_)) | None => Err(Errno::EBADF.into()),
             },
-            FileKind::PipeRead(id) => {
-                let pipe = self.pipes.get_mut(id).ok_or(Errno::EBADF)?;
-                if pipe.buffer.is_empty() {
-                    return if pipe.writers == 0 || !first {
-                        Ok(0)
-                    } else if file.flags & O_NONBLOCK != 0 {
-                        Err(Errno::EAGAIN.into())
-                    } else {
-                        Err(Stop::Block(
-                            Wait::until(None, Errno::ERESTARTSYS, "read from an empty pipe").woken_by(Waker::Io),
-                        ))
-                    };
-                }
-                let n = pipe.buffer.len().min(buf.len());
-                for (dest, byte) in buf.iter_mut().zip(pipe.buffer.drain(..n)) {
-                    *dest = byte;
-                }
-                Ok(n)
-            }
+            FileKind::PipeRead(id) => self.pipe_read(id, file.flags, buf, first),
+            FileKind::Socket { rx, shut, .. } if shut & 1 == 0 => self.pipe_read(rx, file.flags, buf, first),
+            FileKind::Socket { .. } => Ok(0),
         }
     }
 
@@ -129,29 +113,74 @@ impl Process {
                 Some(NodeKind::Directory(_)) => Err(Errno::EISDIR.into()),
                 Some(NodeKind::Symlink(_)) | None => Err(Errno::EBADF.into()),
             },
-            FileKind::PipeWrite(id) => {
-                let pipe = self.pipes.get_mut(id).ok_or(Errno::EBADF)?;
-                if pipe.readers == 0 {
-                    return Err(self.broken_pipe());
-                }
-                let space = pipe.space();
-                if space == 0 {
-                    return if !first {
-                        Ok(0)
-                    } else if file.flags & O_NONBLOCK != 0 {
-                        Err(Errno::EAGAIN.into())
-                    } else {
-                        Err(Stop::Block(
-                            Wait::until(None, Errno::ERESTARTSYS, "write to a full pipe").woken_by(Waker::Io),
-                        ))
-                    };
-                }
-                let n = space.min(data.len());
-                pipe.buffer.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
-                pipe.buffer.extend(&data[..n]);
-                Ok(n)
-            }
+            FileKind::PipeWrite(id) => self.pipe_write(id, file.flags, data, first),
+            FileKind::Socket { tx, shut, .. } if shut & 2 == 0 => self.pipe_write(tx, file.flags, data, first),
+            FileKind::Socket { .. } => Err(self.broken_pipe()),
         }
+    }
+
+    /// A read of pipe `id` (a pipe's read end, or a socket's receiving direction). A direction that keeps
+    /// message boundaries gives one message per call, cut to `buf` (the rest of it is dropped).
+    pub(crate) fn pipe_read(&mut self, id: usize, flags: u32, buf: &mut [u8], first: bool) -> Result<usize, Stop> {
+        let pipe = self.pipes.get_mut(id).ok_or(Errno::EBADF)?;
+        if pipe.buffer.is_empty() {
+            return if pipe.writers == 0 || !first {
+                Ok(0)
+            } else if flags & O_NONBLOCK != 0 {
+                Err(Errno::EAGAIN.into())
+            } else {
+                Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "read from an empty pipe").woken_by(Waker::Io)))
+            };
+        }
+        let message = match &mut pipe.messages {
+            Some(_) if !first => return Ok(0),
+            Some(lengths) => lengths.pop_front(),
+            None => None,
+        };
+        let available = message.unwrap_or(pipe.buffer.len());
+        let n = available.min(buf.len());
+        for (dest, byte) in buf.iter_mut().zip(pipe.buffer.drain(..n)) {
+            *dest = byte;
+        }
+        if message.is_some() {
+            pipe.buffer.drain(..available - n);
+        }
+        Ok(n)
+    }
+
+    /// A write to pipe `id` (a pipe's write end, or a socket's sending direction). A direction that keeps
+    /// message boundaries takes `data` whole as one message, or waits for room (EMSGSIZE if it can never
+    /// fit).
+    pub(crate) fn pipe_write(&mut self, id: usize, flags: u32, data: &[u8], first: bool) -> Result<usize, Stop> {
+        let pipe = self.pipes.get_mut(id).ok_or(Errno::EBADF)?;
+        if pipe.readers == 0 {
+            return Err(self.broken_pipe());
+        }
+        let messages = pipe.messages.is_some();
+        if messages && data.len() > crate::pipe::PIPE_CAPACITY {
+            return Err(Errno::EMSGSIZE.into());
+        }
+        let space = pipe.space();
+        if space == 0 || (messages && space < data.len()) {
+            return if !first {
+                Ok(0)
+            } else if flags & O_NONBLOCK != 0 {
+                Err(Errno::EAGAIN.into())
+            } else {
+                Err(Stop::Block(Wait::until(None, Errno::ERESTARTSYS, "write to a full pipe").woken_by(Waker::Io)))
+            };
+        }
+        if messages && !first {
+            return Ok(0);
+        }
+        let n = space.min(data.len());
+        pipe.buffer.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
+        pipe.buffer.extend(&data[..n]);
+        if let Some(lengths) = &mut pipe.messages {
+            lengths.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+            lengths.push_back(n);
+        }
+        Ok(n)
     }
 
     /// Reads into app memory at `addr` (already checked writable) through a bounce buffer. A fault after
@@ -233,6 +262,9 @@ impl Process {
         writable(&file)?;
         let len = len.min(MAX_RW_COUNT);
         user::check_read(&self.vmas, buf, len)?;
+        if self.message_socket(&file) && len > crate::pipe::PIPE_CAPACITY as u64 {
+            return Err(Errno::EMSGSIZE.into());
+        }
         let pos = self.write_position(&file);
         let n = self.write_loop(m, &file, pos, buf, len, true)?;
         self.advance(description, &file, pos, n);
@@ -267,7 +299,7 @@ impl Process {
     }
 
     /// Reads and checks an iovec array; each buffer must allow `perms`.
-    fn read_iovecs<M: Machine>(
+    pub(crate) fn read_iovecs<M: Machine>(
         &self,
         m: &mut M,
         iov: u64,
@@ -304,6 +336,9 @@ impl Process {
     pub(crate) fn sys_readv<M: Machine>(&mut self, m: &mut M, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
         let (description, file) = self.fds.get(fd_arg(fd))?;
         readable(&file)?;
+        if self.message_socket(&file) {
+            return self.socket_readv(m, &file, iov, iovcnt);
+        }
         let iovecs = self.read_iovecs(m, iov, iovcnt, true)?;
         let mut done = 0usize;
         for (base, len) in iovecs {
@@ -324,6 +359,9 @@ impl Process {
     pub(crate) fn sys_writev<M: Machine>(&mut self, m: &mut M, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
         let (description, file) = self.fds.get(fd_arg(fd))?;
         writable(&file)?;
+        if self.message_socket(&file) {
+            return self.socket_writev(m, &file, iov, iovcnt);
+        }
         let iovecs = self.read_iovecs(m, iov, iovcnt, false)?;
         let pos = self.write_position(&file);
         let mut done = 0usize;

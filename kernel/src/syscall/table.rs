@@ -130,6 +130,12 @@ syscalls! {
         EXIT = 60, "exit", [Int], NoReturn => p.sys_exit(m, a[0]);
         WAIT4 = 61, "wait4", [Int, Ptr, Hex, Ptr], Int => p.sys_wait4(m, a[0], a[1], a[2], a[3]);
         KILL = 62, "kill", [Int, Signal], Int => p.sys_kill(a[0], a[1]);
+        SENDTO = 44, "sendto", [Fd, InBuf(2), UInt, Hex, Ptr, UInt], Int => p.sys_sendto(m, a);
+        RECVFROM = 45, "recvfrom", [Fd, OutBuf, UInt, Hex, Ptr, Ptr], Int => p.sys_recvfrom(m, a);
+        SENDMSG = 46, "sendmsg", [Fd, Ptr, Hex], Int => p.sys_sendmsg(m, a[0], a[1], a[2]);
+        RECVMSG = 47, "recvmsg", [Fd, Ptr, Hex], Int => p.sys_recvmsg(m, a[0], a[1], a[2]);
+        SHUTDOWN = 48, "shutdown", [Fd, Int], Int => p.sys_shutdown(a[0], a[1]);
+        SOCKETPAIR = 53, "socketpair", [Int, Hex, Int, Ptr], Int => p.sys_socketpair(m, a[0], a[1], a[2], a[3]);
         UNAME = 63, "uname", [Ptr], Int => p.sys_uname(m, a[0]);
         SHMDT = 67, "shmdt", [Ptr], Int => p.sys_shmdt(m, a[0]);
         FCNTL = 72, "fcntl", [Fd, Int, Hex], Int => p.sys_fcntl(m, a[0], a[1], a[2]);
@@ -262,8 +268,9 @@ mod docs {
              every other number returns `-ENOSYS` (visible with `secure-run --trace-syscalls`). `fork`, `vfork`\n\
              and `clone`/`clone3` without `CLONE_VM` make processes (copy-on-write address spaces, at most 256,\n\
              zombies included; `kernel/src/processes.rs`), `execve`/`execveat` start static programs from the\n\
-             guest's file system (`kernel/src/exec.rs`), with `CLONE_THREAD` threads (all scheduled on one\n\
-             vCPU, preemptively); signals are delivered to handlers\n\
+             guest's file system (`kernel/src/exec.rs`), `socketpair` makes AF_UNIX stream, datagram and\n\
+             seqpacket pairs (no named sockets; `kernel/src/syscall/socket.rs`), with `CLONE_THREAD` threads\n\
+             (all scheduled on one vCPU, preemptively); signals are delivered to handlers\n\
              (frames, masks, the alternate stack, EINTR and SA_RESTART as on Linux); timers (`alarm`,\n\
              `setitimer`, POSIX timers) interrupt the app through the PIT, and `ITIMER_VIRTUAL`/`ITIMER_PROF`\n\
              count the time it does not spend waiting; when every thread waits and nothing can end a wait (an\n\

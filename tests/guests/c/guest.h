@@ -40,6 +40,9 @@ static inline const char *errno_name(int err)
 	case ENOEXEC: return "ENOEXEC";
 	case ELOOP: return "ELOOP";
 	case E2BIG: return "E2BIG";
+	case ENOTSOCK: return "ENOTSOCK";
+	case EMSGSIZE: return "EMSGSIZE";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
 	default: return "E?";
 	}
 }

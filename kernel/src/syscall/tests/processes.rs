@@ -203,3 +203,35 @@ fn execve_refuses_what_cannot_run_before_touching_the_process() {
     assert_eq!(h.read(argv, 8), 0u64.to_le_bytes());
     assert_eq!(h.call(GETPID, &[]), 1);
 }
+
+#[test]
+fn socket_pairs_keep_messages_and_refuse_what_they_are_not() {
+    let mut h = Harness::new();
+    let sv = h.buf(8);
+    assert_eq!(h.err(SOCKETPAIR, &[2 /* AF_INET */, 1, 0, sv]), Errno::EAFNOSUPPORT);
+    assert_eq!(h.err(SOCKETPAIR, &[1, 3 /* SOCK_RAW */, 0, sv]), Errno::EPROTONOSUPPORT);
+    assert_eq!(h.err(SOCKETPAIR, &[1, 1, 0, KERNEL_ADDR]), Errno::EFAULT);
+    assert_eq!(h.call(SOCKETPAIR, &[1, 5 /* SOCK_SEQPACKET */, 0, sv]), 0);
+    let raw = h.read(sv, 8);
+    let (a, b) = (u64::from(raw[0]), u64::from(raw[4]));
+    let data = h.put(b"onetwo");
+    assert_eq!(h.call(WRITE, &[a, data, 3]), 3);
+    assert_eq!(h.call(WRITE, &[a, data + 3, 3]), 3);
+    let buf = h.buf(16);
+    assert_eq!(h.call(READ, &[b, buf, 16]), 3, "one message per read");
+    assert_eq!(h.read(buf, 3), b"one");
+    assert_eq!(h.call(READ, &[b, buf, 2]), 2, "cut to the buffer");
+    assert_eq!(h.read(buf, 2), b"tw");
+    assert_eq!(
+        h.call(RECVFROM, &[b, buf, 16, u64::from(crate::syscall::socket::MSG_DONTWAIT), 0, 0]),
+        -(Errno::EAGAIN.0 as i64)
+    );
+    let big = h.buf(70_000);
+    assert_eq!(h.err(WRITE, &[a, big, 70_000]), Errno::EMSGSIZE);
+    assert_eq!(h.err(SENDTO, &[0, data, 1, 0, 0, 0]), Errno::ENOTSOCK);
+    assert_eq!(h.call(SHUTDOWN, &[a, 1 /* SHUT_WR */]), 0);
+    assert_eq!(h.call(READ, &[b, buf, 16]), 0, "EOF after the peer's SHUT_WR");
+    h.call(CLOSE, &[a]);
+    h.call(CLOSE, &[b]);
+    h.k.check_invariants().unwrap();
+}
