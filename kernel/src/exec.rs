@@ -279,7 +279,7 @@ impl Process {
         self.layout = prepared.layout;
         self.brk = prepared.layout.brk.start;
         // `/proc/self/exe` names the program now (where its path can be known: a linked file).
-        if let Ok(path) = self.fs.path_of(prepared.file) {
+        if let Ok(path) = self.fs.exe_path_of(prepared.file) {
             self.fs.replace_exe_path(path);
         }
         self.thread_mut().exec_start = Some((prepared.app.entry + prepared.bias, prepared.stack.rsp));

@@ -374,6 +374,10 @@ impl Process {
         for cwd in core::iter::once(self.cwd).chain(self.stashed_cwds()) {
             *node_refs.entry(cwd).or_default() += 1;
         }
+        // The file system's own reference to the run's program.
+        if let Some(program) = self.fs.program() {
+            *node_refs.entry(program).or_default() += 1;
+        }
         for (node, _) in self.shared_files.iter() {
             *node_refs.entry(node).or_default() += 1;
         }

@@ -57,27 +57,20 @@ impl Mount {
     }
 }
 
-/// The program secure-run runs, as the guest's file system shows it: at its own (absolute) path, so
-/// that `execve` of that path or of `/proc/self/exe` (busybox runs its applets so) starts it again.
+/// The program secure-run runs, for the guest's `execve` of `/proc/self/exe` (busybox runs its applets
+/// so): packed under `kernel_abi`'s program entry path, which the kernel keeps as a file linked in no
+/// directory that `/proc/self/exe` leads to (its own path need not exist in the guest).
 #[derive(Clone, Copy, Debug)]
 pub struct Program<'a> {
-    pub guest_path: &'a [u8],
     pub data: &'a [u8],
     /// Permission bits.
     pub mode: u32,
 }
 
-/// Packs every mount, then `program` (read-only), into one archive of at most `limit` bytes. The program
-/// is left out where a mount already covers its path (the mount's file is what the guest sees there).
+use kernel_abi::archive::PROGRAM_ENTRY;
+
+/// Packs every mount, then `program` (read-only), into one archive of at most `limit` bytes.
 pub fn pack(mounts: &[Mount], program: Option<Program<'_>>, limit: u64) -> Result<Vec<u8>, MountError> {
-    let program = program.filter(|program| {
-        program.guest_path.starts_with(b"/")
-            && !mounts.iter().any(|mount| {
-                let guest = mount.guest.as_bytes();
-                program.guest_path.starts_with(guest)
-                    && (guest == b"/" || program.guest_path.get(guest.len()).is_none_or(|&b| b == b'/'))
-            })
-    });
     if mounts.is_empty() && program.is_none() {
         return Ok(Vec::new());
     }
@@ -94,8 +87,13 @@ pub fn pack(mounts: &[Mount], program: Option<Program<'_>>, limit: u64) -> Resul
     }
     if let Some(program) = program {
         packer.read_only = true;
-        let host = Path::new(std::ffi::OsStr::from_bytes(program.guest_path));
-        packer.encode(host, EntryKind::File, program.mode & archive::MODE_MASK, program.guest_path, program.data)?;
+        packer.encode(
+            Path::new("the program"),
+            EntryKind::File,
+            program.mode & archive::MODE_MASK,
+            PROGRAM_ENTRY,
+            program.data,
+        )?;
     }
     Ok(packer.out)
 }
@@ -189,27 +187,13 @@ mod tests {
     }
 
     #[test]
-    fn the_program_goes_in_at_its_path_unless_a_mount_covers_it() {
-        let program = Program { guest_path: b"/opt/tools/app", data: b"\x7fELF...", mode: 0o100755 };
+    fn the_program_goes_in_under_its_entry_path() {
+        let program = Program { data: b"\x7fELF...", mode: 0o100755 };
         let packed = pack(&[], Some(program), 1 << 20).unwrap();
         let entries: Vec<_> = archive::entries(&packed).unwrap().map(|entry| entry.unwrap()).collect();
         assert_eq!(entries.len(), 1);
-        assert_eq!(
-            (entries[0].path, entries[0].data, entries[0].mode),
-            (&b"/opt/tools/app"[..], &b"\x7fELF..."[..], 0o755)
-        );
+        assert_eq!((entries[0].path, entries[0].data, entries[0].mode), (PROGRAM_ENTRY, &b"\x7fELF..."[..], 0o755));
         assert!(entries[0].read_only);
-        let dir = tempfile::tempdir().unwrap();
-        for guest in ["/opt", "/opt/tools"] {
-            let mounts = [Mount { host: dir.path().into(), guest: guest.into(), read_only: false }];
-            let packed = pack(&mounts, Some(program), 1 << 20).unwrap();
-            assert!(
-                archive::entries(&packed).unwrap().all(|entry| entry.unwrap().path != b"/opt/tools/app"),
-                "{guest}"
-            );
-        }
-        let elsewhere = [Mount { host: dir.path().into(), guest: "/op".into(), read_only: false }];
-        let packed = pack(&elsewhere, Some(program), 1 << 20).unwrap();
-        assert!(archive::entries(&packed).unwrap().any(|entry| entry.unwrap().path == b"/opt/tools/app"));
+        assert!(matches!(pack(&[], Some(program), 10), Err(MountError::TooLarge { .. })));
     }
 }

@@ -242,7 +242,7 @@ pub(crate) fn prepare_with<'a>(
     // The packed files must leave room for the kernel, its heap and the app.
     let mode = std::fs::metadata(&options.app)
         .map_or(0o755, |metadata| std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()));
-    let program = crate::mount::Program { guest_path: exe_path.as_os_str().as_bytes(), data: &app_file, mode };
+    let program = crate::mount::Program { data: &app_file, mode };
     let files = crate::mount::pack(&options.mounts, Some(program), options.memory_size / 2)?;
     let boot_unix_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64);
     let request = LoadRequest {

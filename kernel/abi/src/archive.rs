@@ -276,6 +276,12 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(raw)
 }
 
+/// The path of the archive entry that holds the program the run starts (the VMM packs it there, read-only):
+/// the kernel keeps it as a file linked in no directory, reached through `/proc/self/exe` while that names
+/// the program's own path, so that the program can `execve` itself (busybox runs its applets so) whether or
+/// not its path exists in the guest.
+pub const PROGRAM_ENTRY: &[u8] = b"/proc/self/exe";
+
 #[cfg(test)]
 mod tests {
     use super::*;

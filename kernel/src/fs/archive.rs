@@ -38,6 +38,10 @@ impl FileSystem {
         for entry in entries(archive).map_err(LoadError::Malformed)? {
             let entry = entry.map_err(LoadError::Malformed)?;
             let conflict = |errno| LoadError::Conflict { errno };
+            if entry.path == super::PROGRAM_ENTRY && entry.kind == EntryKind::File {
+                self.adopt_program(entry.data_offset, entry.data.len(), entry.mode, now_ns).map_err(conflict)?;
+                continue;
+            }
             let (parent_path, name) = match entry.path.iter().rposition(|&b| b == b'/') {
                 Some(slash) => (&entry.path[..slash], &entry.path[slash + 1..]),
                 None => return Err(conflict(Errno::EINVAL)),

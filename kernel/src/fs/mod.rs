@@ -68,7 +68,14 @@ pub struct FileSystem {
     next_ino: u64,
     used_bytes: u64,
     capacity: u64,
+    /// The program the run started, from the archive entry [`PROGRAM_ENTRY`]: a file linked in no
+    /// directory (one reference, the file system's own), and the path `/proc/self/exe` names it by. A
+    /// process whose `/proc/self/exe` still names that path reaches this file through it, as Linux's
+    /// magic link reaches the program whether or not its path exists in the file system.
+    program: Option<(NodeId, Vec<u8>)>,
 }
+
+pub use kernel_abi::archive::PROGRAM_ENTRY;
 
 /// The parent directory and last component of a path, for operations that create or remove names.
 #[derive(Debug)]
@@ -95,7 +102,7 @@ impl FileSystem {
         // in 2 KiB: the kernel heap's largest size class, whose blocks take a few instructions to allocate
         // where larger ones take a first-fit search.
         let nodes = Vec::with_capacity(2048 / size_of::<Option<Node>>());
-        let mut fs = Self { nodes, free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity };
+        let mut fs = Self { nodes, free: Vec::new(), archive, next_ino: 1, used_bytes: 0, capacity, program: None };
         // A symlink's target counts towards the capacity, as in `create`.
         fs.used_bytes = to_u64(exe_path.len());
         // A node's id is its index (see the `*_ENTRIES` tables).
@@ -112,13 +119,60 @@ impl FileSystem {
         fs
     }
 
+    /// The program file `/proc/self/exe` leads to while it names the run's first program (see
+    /// [`FileSystem::program`]).
+    fn program_behind_exe(&self) -> Option<NodeId> {
+        let (program, path) = self.program.as_ref()?;
+        match self.node(PROC_SELF_EXE).map(|node| &node.kind) {
+            Some(NodeKind::Symlink(target)) if target == path => Some(*program),
+            _ => None,
+        }
+    }
+
+    /// The run's first program file, if the VMM packed it.
+    pub fn program(&self) -> Option<NodeId> {
+        self.program.as_ref().map(|(id, _)| *id)
+    }
+
+    /// The path `/proc/self/exe` shows for the program file `id`.
+    pub fn exe_path_of(&self, id: NodeId) -> Result<Vec<u8>, Errno> {
+        match &self.program {
+            Some((program, path)) if *program == id => Ok(path.clone()),
+            _ => self.path_of(id),
+        }
+    }
+
+    /// Takes the archive's program entry: a file linked nowhere, referenced by the file system itself.
+    pub(super) fn adopt_program(&mut self, offset: usize, len: usize, mode: u32, now_ns: u64) -> Result<(), Errno> {
+        if self.program.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let path = match self.node(PROC_SELF_EXE).map(|node| &node.kind) {
+            Some(NodeKind::Symlink(target)) => target.clone(),
+            _ => return Err(Errno::ENOENT),
+        };
+        let mut node = self.fresh_node(ROOT, mode, NodeKind::File(FileData::Archive { offset, len }), now_ns);
+        node.linked = false;
+        node.refs = 1;
+        node.read_only = true;
+        let id = self.nodes.len();
+        self.nodes.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        self.nodes.push(Some(node));
+        self.program = Some((id, path));
+        Ok(())
+    }
+
     /// Points `/proc/self/exe` at `path` (the running process's program, `crate::processes` swaps it at
     /// every switch); returns what it pointed at.
     pub fn replace_exe_path(&mut self, path: Vec<u8>) -> Vec<u8> {
-        match self.nodes.get_mut(PROC_SELF_EXE).and_then(Option::as_mut).map(|node| &mut node.kind) {
+        let new_len = to_u64(path.len());
+        let old = match self.nodes.get_mut(PROC_SELF_EXE).and_then(Option::as_mut).map(|node| &mut node.kind) {
             Some(NodeKind::Symlink(target)) => core::mem::replace(target, path),
-            _ => path,
-        }
+            _ => return path,
+        };
+        // A symlink's target counts towards the capacity (see `new`).
+        self.used_bytes = self.used_bytes.saturating_sub(to_u64(old.len())).saturating_add(new_len);
+        old
     }
 
     /// Appends a node of the standard tree, built in place in the table (moving each node through a table
@@ -206,6 +260,12 @@ impl FileSystem {
                 return Err(Errno::ENAMETOOLONG);
             }
             let child = self.lookup(cur, component)?;
+            if child == PROC_SELF_EXE && (!last || follow_last || must_be_dir) {
+                if let Some(program) = self.program_behind_exe() {
+                    cur = program;
+                    continue;
+                }
+            }
             match &self.get(child)?.kind {
                 NodeKind::Symlink(target) if !last || follow_last || must_be_dir => {
                     *links += 1;

@@ -232,3 +232,29 @@ fn static_files_are_referenced_until_written() {
     assert!(fs.node(ROOT).unwrap().is_dir(), "only a regular file takes static bytes");
     fs.check_invariants().unwrap();
 }
+
+#[test]
+fn proc_self_exe_leads_to_the_packed_program_while_it_names_it() {
+    let mut packed = alloc::vec::Vec::new();
+    kernel_abi::archive::encode_header(&mut |d: &[u8]| packed.extend_from_slice(d));
+    kernel_abi::archive::encode_entry(
+        &mut |d: &[u8]| packed.extend_from_slice(d),
+        kernel_abi::archive::EntryKind::File,
+        0o755,
+        true,
+        PROGRAM_ENTRY,
+        b"\x7fELF program",
+    )
+    .unwrap();
+    let mut fs = FileSystem::new(packed.leak(), b"/host/dir/app", 1 << 20, 0);
+    fs.load_archive(0).unwrap();
+    let program = fs.program().expect("the program entry is adopted");
+    assert_eq!(fs.resolve(ROOT, b"/proc/self/exe", true), Ok(program));
+    assert_eq!(fs.file_bytes(program), Ok(&b"\x7fELF program"[..]));
+    assert_eq!(fs.resolve(ROOT, b"/host", true), Err(Errno::ENOENT), "its host path is not created");
+    assert_eq!(fs.exe_path_of(program), Ok(b"/host/dir/app".to_vec()));
+    // Another program named: the link is a plain symlink again.
+    fs.replace_exe_path(b"/tmp".to_vec());
+    assert_eq!(fs.resolve(ROOT, b"/proc/self/exe", true), fs.resolve(ROOT, b"/tmp", true));
+    fs.check_invariants().unwrap();
+}

@@ -45,6 +45,25 @@ struct CloneArgs {
     tls: u64,
 }
 
+impl CloneArgs {
+    /// The FS base the child starts with (CLONE_SETTLS), if one was asked for; EPERM for a non-canonical
+    /// one (it would fault at the switch), EINVAL for a stack pointer outside the lower half.
+    fn checked_tls_and_stack(&self) -> Result<Option<u64>, Errno> {
+        let tls = if self.flags & u64::from(CLONE_SETTLS) != 0 {
+            if self.tls >= isolation::paging::LOWER_HALF_END {
+                return Err(Errno::EPERM);
+            }
+            Some(self.tls)
+        } else {
+            None
+        };
+        if self.stack >= isolation::paging::LOWER_HALF_END {
+            return Err(Errno::EINVAL);
+        }
+        Ok(tls)
+    }
+}
+
 impl Process {
     /// clone(flags, stack, parent_tid, child_tid, tls): the x86-64 argument order.
     pub(crate) fn sys_clone<M: Machine>(&mut self, m: &mut M, a: &[u64; 6]) -> SysResult {
@@ -104,17 +123,7 @@ impl Process {
             return Err(Errno::EINVAL.into());
         }
         let has = |flag: u32| flags & u64::from(flag) != 0;
-        let tls = if has(CLONE_SETTLS) {
-            if args.tls >= isolation::paging::LOWER_HALF_END {
-                return Err(Errno::EPERM.into());
-            }
-            Some(args.tls)
-        } else {
-            None
-        };
-        if args.stack >= isolation::paging::LOWER_HALF_END {
-            return Err(Errno::EINVAL.into());
-        }
+        let tls = args.checked_tls_and_stack()?;
         // Every write the call makes is checked before the thread exists: a bad pointer fails the call.
         if has(CLONE_PARENT_SETTID) {
             user::check_write(&self.vmas, args.parent_tid, 4)?;
@@ -143,17 +152,7 @@ impl Process {
     fn fork_with<M: Machine>(&mut self, m: &mut M, args: CloneArgs) -> SysResult {
         let flags = args.flags;
         let has = |flag: u32| flags & u64::from(flag) != 0;
-        let tls = if has(CLONE_SETTLS) {
-            if args.tls >= isolation::paging::LOWER_HALF_END {
-                return Err(Errno::EPERM.into());
-            }
-            Some(args.tls)
-        } else {
-            None
-        };
-        if args.stack >= isolation::paging::LOWER_HALF_END {
-            return Err(Errno::EINVAL.into());
-        }
+        let tls = args.checked_tls_and_stack()?;
         self.fork(
             m,
             crate::processes::ForkArgs {

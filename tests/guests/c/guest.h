@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static inline const char *errno_name(int err)
 {
@@ -66,6 +67,19 @@ static inline void check(int ok, const char *what)
 	printf("%s %s\n", what, ok ? "ok" : "FAILED");
 	if (!ok)
 		guest_failures++;
+}
+
+/* fork() with stdout flushed first, so no buffered line is printed twice; exits on failure. Prints nothing
+ * on success: a child must not leave lines in its copy of the buffer. */
+static inline pid_t fork_flushed(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		printf("fork: %s FAILED\n", errno_name(errno));
+		exit(1);
+	}
+	return pid;
 }
 
 /* 0 when every check() passed, 1 otherwise. */

@@ -11,18 +11,6 @@
 #include <unistd.h>
 #include "guest.h"
 
-static pid_t fork_flushed(void)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0) {
-		/* Nothing is printed on success: a child must not leave lines in its copy of the buffer. */
-		printf("fork: %s FAILED\n", errno_name(errno));
-		exit(1);
-	}
-	return pid;
-}
-
 static int counter = 100;
 
 static void fork_wait(void)

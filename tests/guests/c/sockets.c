@@ -13,17 +13,6 @@
 #include <unistd.h>
 #include "guest.h"
 
-static pid_t fork_flushed(void)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0) {
-		printf("fork: %s FAILED\n", errno_name(errno));
-		exit(1);
-	}
-	return pid;
-}
-
 static void reap(pid_t pid)
 {
 	int status = 0;
