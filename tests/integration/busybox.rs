@@ -1,6 +1,7 @@
 //! Debian's static busybox (a real glibc program with many applets), applet by applet. Each
 //! case runs natively and under secure-run, with the fixture directory mounted at `/data` (its host path
 //! stands in natively and is mapped back in the output), and must match byte for byte.
+//! Debian's static bash and zsh run command substitutions the same way (`*_static_command_substitution`).
 //! The `sh_*` cases run shell pipelines and command lists: every stage a process of its own, started by
 //! fork and execve of `/proc/self/exe`, as natively.
 
@@ -166,3 +167,32 @@ abi_test!(
         assert_output(&result, 0, LINES.as_bytes());
     }
 );
+
+/// Debian's static bash or zsh (`bash-static`, `zsh-static`); fails the test, naming the package, if missing.
+fn static_shell(name: &str) -> PathBuf {
+    let path = PathBuf::from(format!("/bin/{name}-static"));
+    assert!(path.is_file(), "{} is not installed: install the Debian package `{name}-static`", path.display());
+    path
+}
+
+/// Command substitution, subshells and their statuses, a function's status through a substitution.
+const SHELL_SCRIPT: &str =
+    "x=$(echo sub); echo \"got $x\"; (exit 3); echo \"subshell $?\"; f() { echo in; return 4; }; y=$(f); echo \"$y $?\"; echo \"$(echo $(echo nested))\"";
+
+abi_test!(fn bash_static_command_substitution(mode) {
+    let bash = static_shell("bash");
+    let native = run_native(&bash, &["-c", SHELL_SCRIPT], &[], None);
+    assert_output(&native, 0, b"got sub\nsubshell 3\nin 4\nnested\n");
+    let in_vm = SecureRun::new(mode).run(&bash, &["-c", SHELL_SCRIPT]);
+    assert_same_as_native_or_refused(mode, &bash, &in_vm, &native);
+    assert_no_panic(&in_vm);
+});
+
+abi_test!(fn zsh_static_command_substitution(mode) {
+    let zsh = static_shell("zsh");
+    let native = run_native(&zsh, &["-c", SHELL_SCRIPT], &[], None);
+    assert_output(&native, 0, b"got sub\nsubshell 3\nin 4\nnested\n");
+    let in_vm = SecureRun::new(mode).run(&zsh, &["-c", SHELL_SCRIPT]);
+    assert_same_as_native_or_refused(mode, &zsh, &in_vm, &native);
+    assert_no_panic(&in_vm);
+});
