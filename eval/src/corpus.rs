@@ -323,7 +323,8 @@ pub const ATTACKS: &[Attack] = &[
         args: &[Arg::RegionStart("kernel data")],
         stdin: b"",
         expect: &[
-            expect(MPK, 126, &[], &["refusing to run", "WRPKRU at link address 0x", "file offset 0x"]),
+            // Guarded: the app runs up to it and is stopped before it (as at CPL3 without keys: SIGILL).
+            expect(MPK, 132, &["WRPKRU\n"], &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"]),
             // The nested KVM runs CPL3 code natively, with the host's CR4.PKE: on a host with keys WRPKRU
             // executes, and keys are not what protects the kernel in ring3 anyway.
             expect(
@@ -375,9 +376,138 @@ pub const ATTACKS: &[Attack] = &[
         args: &[],
         stdin: b"",
         expect: &[
-            expect(MPK, 126, &[], &["refusing to run", "MOV to CR at link address 0x"]),
+            expect(MPK, 139, &["MOV to CR4\n"], &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"]),
             expect(RING3, 139, &["MOV to CR4\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["wrote CR4\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "mov_to_cr4_strict",
+        guest: "mov_to_cr4",
+        what: "MOV to CR4, `--strict-inspection`",
+        options: &["--strict-inspection"],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(MPK, 126, &[], &["refusing to run", "MOV to CR at link address 0x", "--strict-inspection"]),
+            expect(RING3, 139, &["MOV to CR4\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["wrote CR4\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "hidden_mov_to_cr3",
+        guest: "guarded_code",
+        what: "jump into a MOV to CR3 hidden in the immediate of a benign MOV",
+        options: &[],
+        args: &[Arg::Literal("c")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["jumping into the middle of a MOV\n"],
+                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+            ),
+            expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["jumping into the middle of a MOV\n", "wrote CR3\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "hidden_wrpkru",
+        guest: "guarded_code",
+        what: "jump into a WRPKRU (EAX = 0) hidden in the immediate of a benign MOV, then load kernel data",
+        options: &[],
+        args: &[Arg::Literal("p"), Arg::RegionStart("kernel data")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                132,
+                &["jumping into the middle of a MOV\n"],
+                &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"],
+            ),
+            expect(
+                &["kvm_ring3"],
+                139,
+                &["WRPKRU executed\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel data)"],
+            )
+            .if_host(HostCondition::KvmCpl3Wrpkru),
+            expect(RING3, 132, &["jumping into the middle of a MOV\n"], &["SIGILL", "invalid opcode (#UD)"]),
+            expect(NONE, 132, &["jumping into the middle of a MOV\n"], &["SIGILL", "invalid opcode (#UD)"]),
+        ],
+    },
+    Attack {
+        name: "crowded_guarded_page",
+        guest: "guarded_code",
+        what: "run a page holding seven guarded sequences (more than the four debug registers), then jump into one",
+        options: &[],
+        args: &[Arg::Literal("m")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["running a page with seven guarded sequences\n", "ran the page\n"],
+                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+            ),
+            expect(RING3, 139, &["ran the page\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["ran the page\n", "wrote CR3\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "disarm_debug_registers",
+        guest: "guarded_code",
+        what: "clear DR7 and DR6 with MOV to DR, then jump into a hidden MOV to CR3",
+        options: &[],
+        args: &[Arg::Literal("d")],
+        stdin: b"",
+        expect: &[
+            // MOV to DR runs (the guard uses no debug register); the jump is still stopped.
+            expect(
+                MPK,
+                139,
+                &["disarmed the debug registers\n"],
+                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+            ),
+            expect(RING3, 139, &["MOV to DR7 and DR6\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["disarmed the debug registers\n", "wrote CR3\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "iretq_with_rf",
+        guest: "guarded_code",
+        what: "IRETQ with RF set (which suppresses an instruction breakpoint) into a hidden MOV to CR3",
+        options: &[],
+        args: &[Arg::Literal("i")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["IRETQ with RF set into a MOV to CR3\n"],
+                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+            ),
+            expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["IRETQ with RF set into a MOV to CR3\n", "wrote CR3\n"], &[]),
+        ],
+    },
+    Attack {
+        name: "mov_ss_shadow",
+        guest: "guarded_code",
+        what: "MOV SS, then MOV to CR3 in its shadow (where the single-step trap is delayed)",
+        options: &[],
+        args: &[Arg::Literal("s")],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["MOV SS, then MOV to CR3 in its shadow\n"],
+                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+            ),
+            expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+            expect(NONE, 0, &["MOV SS, then MOV to CR3 in its shadow\n", "wrote CR3\n"], &[]),
         ],
     },
     Attack {
@@ -402,7 +532,13 @@ pub const ATTACKS: &[Attack] = &[
         args: &[],
         stdin: b"",
         expect: &[
-            expect(MPK, 1, &["mprotect RX: -13\n"], &["refused to make", "executable: WRPKRU"]),
+            // Made executable, and guarded like code loaded at boot.
+            expect(
+                MPK,
+                132,
+                &["mprotect RX: 0\n", "calling the new WRPKRU\n"],
+                &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"],
+            ),
             expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host(HostCondition::KvmCpl3Wrpkru),
             expect(RING3, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
             expect(NONE, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),

@@ -126,6 +126,10 @@ impl Machine for GuardedMachine {
         self.guard("mapped shared", addr, len);
         self.model.map_shared(addr, len, perms, id, first_page)
     }
+    fn guard_code(&mut self, vmas: &VmaList, start: u64, end: u64, found: &[isolation::scan::Finding]) {
+        self.guard("guarded code at", start, end.saturating_sub(start));
+        self.model.guard_code(vmas, start, end, found)
+    }
     fn shared_destroy(&mut self, id: SharedId) {
         self.model.shared_destroy(id)
     }

@@ -370,6 +370,26 @@ pub fn update_flags<M: PhysMemory>(
     update_present_flags(mem, root, virt, size, change, changed)
 }
 
+/// Makes the 4 KiB page at `virt` executable or not, keeping everything else of its entry (an
+/// inaccessible page stays inaccessible). Returns false, changing nothing, where `virt` has no 4 KiB leaf
+/// (not mapped, or inside a 2 MiB page); `changed` gets the page's address when its entry changed.
+pub fn set_executable<M: PhysMemory>(
+    mem: &mut M,
+    root: u64,
+    virt: u64,
+    executable: bool,
+    changed: impl FnOnce(&mut M, u64),
+) -> bool {
+    let Some((slot, PAGE_SIZE)) = leaf_slot(mem, root, virt) else { return false };
+    let entry = mem.read_u64(slot);
+    let wanted = if executable { entry & !ENTRY_NO_EXECUTE } else { entry | ENTRY_NO_EXECUTE };
+    if wanted != entry {
+        mem.write_u64(slot, wanted);
+        changed(mem, virt & !(PAGE_SIZE - 1));
+    }
+    true
+}
+
 /// What [`unmap`] found at a page it unmapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unmapped {
@@ -756,6 +776,27 @@ mod tests {
         let kernel = PageFlags { pkey: 3, ..RW_USER };
         map(&mut mem, root, 0x7f00_0000_0000, 0x4000_0000, HUGE_PAGE_SIZE * 2, kernel, true).unwrap();
         assert_eq!(translate(&mem, root, 0x7f00_0030_0001), Some((0x4030_0001, kernel)));
+    }
+
+    #[test]
+    fn set_executable_flips_only_no_execute_and_keeps_inaccessible_pages_so() {
+        let (mut mem, root) = setup();
+        let code = PageFlags { executable: true, ..RW_USER };
+        map(&mut mem, root, 0x40_0000, 0x20_0000, 0x2000, code, false).unwrap();
+        map(&mut mem, root, 0x80_0000, 0x40_0000, HUGE_PAGE_SIZE, code, true).unwrap();
+        let mut changed = alloc::vec::Vec::new();
+        assert!(set_executable(&mut mem, root, 0x40_1234, false, |_, page| changed.push(page)));
+        assert_eq!(translate(&mem, root, 0x40_1000), Some((0x20_1000, RW_USER)));
+        assert_eq!(translate(&mem, root, 0x40_0000), Some((0x20_0000, code)), "the neighbour is untouched");
+        assert!(set_executable(&mut mem, root, 0x40_1000, false, |_, page| changed.push(page)));
+        assert_eq!(changed, [0x40_1000], "no change, no invalidation");
+        make_inaccessible(&mut mem, root, 0x40_1000, PAGE_SIZE, |_, _| {}).unwrap();
+        assert!(set_executable(&mut mem, root, 0x40_1000, true, |_, _| {}));
+        assert!(!is_accessible(&mem, root, 0x40_1000));
+        update_present_flags(&mut mem, root, 0x40_1000, PAGE_SIZE, |f| f, |_, _| {}).unwrap();
+        assert_eq!(translate(&mem, root, 0x40_1000), Some((0x20_1000, code)));
+        assert!(!set_executable(&mut mem, root, 0x40_2000, false, |_, _| {}), "not mapped");
+        assert!(!set_executable(&mut mem, root, 0x80_1000, false, |_, _| {}), "inside a 2 MiB page");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub enum ForbiddenInstruction {
 
 impl ForbiddenInstruction {
     /// Why this instruction cannot break `mpk` isolation under the secure-run kernel's configuration, or
-    /// `None` when it must be refused. Large real programs contain some of these byte sequences by chance
+    /// `None` when it is *guarded*. Large real programs contain some of these byte sequences by chance
     /// (busybox: unintended WRMSR, LTR, LLDT, MOV-to-DR and SWAPGS encodings; glibc: XRSTOR in its
     /// lazy-binding trampolines, never run in a static program). What makes each one harmless is an
     /// invariant of the kernel, and each is backed by an attack test (threat-model.md):
@@ -77,23 +77,31 @@ impl ForbiddenInstruction {
     /// - LLDT, LTR: the GDT is read-only and holds no LDT descriptor and only the busy TSS, so every load
     ///   faults (a null LLDT selector only empties the unused LDT).
     /// - LMSW: writes only CR0 bits 0–3; it cannot clear PE and cannot touch WP or PG.
-    /// - MOV to DR: a breakpoint only raises #DB, which the kernel reports and ends the app.
+    /// - MOV to DR: the kernel's guard uses no debug register (single-stepping needs none), so a breakpoint
+    ///   the app sets only raises #DB: a signal of its own, or the end of the run where it hits kernel code.
     /// - SWAPGS: the kernel never uses the GS base.
-    /// - WRMSR, WRMSRNS: no MSR holds isolation state (protection keys live in PKRU, paging in CR0/CR3/CR4,
-    ///   the IDT and GDT in their registers); the worst an MSR write does is crash the VM.
     ///
-    /// WRPKRU, MOV to CR, LGDT and LIDT change key, paging or interrupt state directly: always refused.
+    /// WRPKRU, MOV to CR0/CR3/CR4, LGDT and LIDT change key, paging or interrupt state directly; WRMSR and
+    /// WRMSRNS could set IA32_DEBUGCTL.BTF, which would make single-stepping trap on branches only (and
+    /// reach other control MSRs). Those are guarded ([`ForbiddenInstruction::is_guarded`]).
     pub const fn neutralized_by_kernel(self) -> Option<&'static str> {
         match self {
-            Self::Wrpkru | Self::MovToCr | Self::Lgdt | Self::Lidt => None,
+            Self::Wrpkru | Self::MovToCr | Self::Lgdt | Self::Lidt | Self::Wrmsr | Self::Wrmsrns => None,
             Self::MovToOtherCr => Some("it writes CR2, which holds only the last fault address, or raises #UD"),
             Self::Xrstor | Self::Xrstors | Self::Xsetbv => Some("the kernel never enables XSAVE: it raises #UD"),
             Self::Lldt | Self::Ltr => Some("the GDT is read-only and holds no usable descriptor: it faults"),
             Self::Lmsw => Some("it cannot clear CR0.PE or touch CR0.WP"),
-            Self::MovToDr => Some("a breakpoint only raises #DB, which ends the app"),
+            Self::MovToDr => Some("the kernel uses no debug register: a breakpoint only raises #DB"),
             Self::Swapgs => Some("the kernel never uses the GS base"),
-            Self::Wrmsr | Self::Wrmsrns => Some("no MSR holds isolation state"),
         }
+    }
+
+    /// Whether the `mpk` kernel guards this instruction: code holding it may run, but the pages around
+    /// each occurrence are non-executable and the app is single-stepped through them, ending before an
+    /// occurrence would run (`isolation::guard`, docs/security.md). `--strict-inspection` refuses every
+    /// forbidden instruction instead.
+    pub const fn is_guarded(self) -> bool {
+        self.neutralized_by_kernel().is_none()
     }
 
     /// Every forbidden instruction.
@@ -157,14 +165,8 @@ impl core::fmt::Display for Finding {
     }
 }
 
-/// The first finding that must be refused: any finding when `strict`, else one the kernel's configuration
-/// does not neutralize (see [`ForbiddenInstruction::neutralized_by_kernel`]).
-pub fn first_refused(findings: &[Finding], strict: bool) -> Option<Finding> {
-    findings.iter().copied().find(|finding| strict || finding.instruction.neutralized_by_kernel().is_none())
-}
-
 /// The longest matched sequence: REX2 prefix, payload, opcode, ModRM.
-const MAX_SEQUENCE_LEN: usize = 4;
+pub const MAX_SEQUENCE_LEN: usize = 4;
 
 /// Classifies the map-1 opcode `opcode` (the byte after 0F) with the byte after it (its ModRM byte, if
 /// it has one); returns the instruction and whether the ModRM byte is part of the match.
@@ -198,7 +200,7 @@ fn classify(opcode: u8, modrm: Option<u8>) -> Option<(ForbiddenInstruction, bool
 }
 
 /// The forbidden instruction whose sequence starts at `code[index]`, and the sequence's length.
-fn match_at(code: &[u8], index: usize) -> Option<(ForbiddenInstruction, usize)> {
+pub(crate) fn match_at(code: &[u8], index: usize) -> Option<(ForbiddenInstruction, usize)> {
     let rest = code.get(index..)?;
     let escape_len = match rest {
         [0x0f, ..] => 1,
@@ -545,20 +547,11 @@ mod tests {
     }
 
     #[test]
-    fn only_unneutralized_findings_are_refused_unless_strict() {
-        let wrmsr = Finding { offset: 0x10, instruction: ForbiddenInstruction::Wrmsr };
-        let xrstor = Finding { offset: 0x20, instruction: ForbiddenInstruction::Xrstor };
-        let mov_cr = Finding { offset: 0x30, instruction: ForbiddenInstruction::MovToCr };
-        assert_eq!(first_refused(&[wrmsr, xrstor], false), None);
-        assert_eq!(first_refused(&[wrmsr, xrstor], true), Some(wrmsr));
-        assert_eq!(first_refused(&[wrmsr, mov_cr], false), Some(mov_cr));
-        for instruction in [
-            ForbiddenInstruction::Wrpkru,
-            ForbiddenInstruction::MovToCr,
-            ForbiddenInstruction::Lgdt,
-            ForbiddenInstruction::Lidt,
-        ] {
-            assert_eq!(instruction.neutralized_by_kernel(), None, "{instruction} must always be refused");
+    fn exactly_the_state_changing_instructions_are_guarded() {
+        let guarded: Vec<_> = ForbiddenInstruction::ALL.into_iter().filter(|i| i.is_guarded()).collect();
+        assert_eq!(guarded, [Wrpkru, MovToCr, Wrmsr, Wrmsrns, Lgdt, Lidt]);
+        for instruction in ForbiddenInstruction::ALL {
+            assert_eq!(instruction.is_guarded(), instruction.neutralized_by_kernel().is_none());
         }
     }
 }

@@ -1,8 +1,8 @@
 //! execve and execveat: a new program in the running process, from a file of the guest's file system.
 //!
 //! The program passes the same checks the VMM made of the first one (`exec::elf::parse_app`, and in `mpk`
-//! mode `exec::elf::inspect_app`: no writable-and-executable segment, no forbidden instruction at any byte
-//! offset), gets a layout by the same rules (`isolation::layout::plan_exec`: random with `--aslr`, from the
+//! mode `exec::elf::inspect_app`: no writable-and-executable segment, and with `--strict-inspection` no
+//! forbidden instruction at any byte offset; otherwise the kernel guards those, `crate::inspect`), gets a layout by the same rules (`isolation::layout::plan_exec`: random with `--aslr`, from the
 //! kernel seed's stream for the n-th exec, so `--seed` replays it) and the initial stack the VMM builds
 //! (`exec::initial_stack`). Everything that can fail is checked before the old program is touched; after
 //! that point (`Process::replace_image`) the call cannot fail except for lack of memory, which kills the
@@ -162,7 +162,7 @@ impl Process {
                         path,
                         format_args!(
                             "its code contains {instruction} at link address {offset:#x} (file offset \
-                             {file_offset:#x}), which --isolation mpk refuses"
+                             {file_offset:#x}), which --strict-inspection refuses"
                         ),
                     ),
                 }
@@ -276,6 +276,7 @@ impl Process {
             let _ = self.signal_process(pid, crate::SigInfo::kernel(kernel_abi::signal::SIGKILL as u32));
             return;
         }
+        self.guard_image(m);
         self.layout = prepared.layout;
         self.brk = prepared.layout.brk.start;
         // `/proc/self/exe` names the program now (where its path can be known: a linked file).

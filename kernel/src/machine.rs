@@ -98,6 +98,14 @@ pub trait Machine {
     ) -> Result<(), MapError> {
         self.map_shared(addr, len, perms, id, first_page)
     }
+    /// `mpk` mode: `found` are the guarded instructions (`isolation::scan::ForbiddenInstruction::is_guarded`)
+    /// whose escape byte lies in `[start, end)` of the current address space, replacing those recorded
+    /// there before. The machine keeps the pages they make guarded (`isolation::guard::guarded_pages`)
+    /// non-executable while the app runs elsewhere, and single-steps it through them, ending it before a
+    /// guarded instruction would run (docs/security.md, "Guarded code"). What [`Machine::unmap`] removes
+    /// goes from the record too; a forked space starts with a copy of it. `vmas` (the layer's list)
+    /// gives the permissions a page gets back when it is guarded no more.
+    fn guard_code(&mut self, vmas: &VmaList, start: u64, end: u64, found: &[isolation::scan::Finding]);
     /// Frees shared object `id`, which no mapping maps any more.
     fn shared_destroy(&mut self, id: SharedId);
     /// The address space app memory accesses go to now.

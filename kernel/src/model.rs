@@ -55,6 +55,10 @@ pub struct ModelMachine {
     pub spaces: BTreeMap<u64, BTreeMap<u64, Page>>,
     /// The id the next forked space gets (0 is the boot space).
     pub next_space: u64,
+    /// The guarded instructions of the current space by address ([`Machine::guard_code`]).
+    pub guarded: BTreeMap<u64, isolation::scan::ForbiddenInstruction>,
+    /// Those of the other address spaces.
+    pub space_guarded: BTreeMap<u64, BTreeMap<u64, isolation::scan::ForbiddenInstruction>>,
 }
 
 impl ModelMachine {
@@ -182,6 +186,7 @@ impl Machine for ModelMachine {
     }
 
     fn unmap(&mut self, addr: u64, len: u64) {
+        self.guarded.retain(|&at, _| !(addr..addr.saturating_add(len)).contains(&at));
         for page in Self::pages_of(addr, len) {
             if self.pages.remove(&page).is_none() {
                 self.violations += 1;
@@ -245,6 +250,7 @@ impl Machine for ModelMachine {
         let id = self.next_space;
         // An eager copy: private pages get their own bytes, shared ones keep naming their object.
         self.spaces.insert(id, self.pages.clone());
+        self.space_guarded.insert(id, self.guarded.clone());
         Ok(crate::machine::SpaceId(id))
     }
 
@@ -258,6 +264,9 @@ impl Machine for ModelMachine {
         };
         let old = core::mem::replace(&mut self.pages, pages);
         self.spaces.insert(self.space, old);
+        let guarded = self.space_guarded.remove(&space.0).unwrap_or_default();
+        let old_guarded = core::mem::replace(&mut self.guarded, guarded);
+        self.space_guarded.insert(self.space, old_guarded);
         self.space = space.0;
     }
 
@@ -266,6 +275,17 @@ impl Machine for ModelMachine {
             // The layer unmapped the app's memory first.
             Some(pages) if pages.is_empty() && space.0 != self.space => {}
             _ => self.violations += 1,
+        }
+        self.space_guarded.remove(&space.0);
+    }
+
+    fn guard_code(&mut self, _vmas: &VmaList, start: u64, end: u64, found: &[isolation::scan::Finding]) {
+        self.guarded.retain(|&at, _| !(start..end).contains(&at));
+        for finding in found {
+            if !(start..end).contains(&finding.offset) || !finding.instruction.is_guarded() {
+                self.violations += 1;
+            }
+            self.guarded.insert(finding.offset, finding.instruction);
         }
     }
 

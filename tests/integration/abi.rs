@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use crate::common::fixtures::pseudo_random_bytes;
-use crate::common::run::{mpk_refusal, Isolation};
 use crate::common::*;
 
 /// One run of a C guest: what it gets and what it must end with.
@@ -290,7 +289,7 @@ fn compare_c_case(mode: Mode, toolchain: Toolchain, key: &str) {
     let native = case.run_native(&app, data_dir().path());
     assert_status(&native, case.status);
     let in_vm = case.run_in_vm(mode, &app, data_dir().path());
-    assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+    assert_same_as_native(&in_vm, &native);
     assert_no_panic(&in_vm);
 }
 
@@ -404,7 +403,7 @@ fn compare_spawn(mode: Mode, toolchain: Toolchain, scenario: &str, lines: &[&str
     }
     let bin = bin_with_sh();
     let in_vm = SecureRun::new(mode).mount(bin.path(), "/bin", true).run(&app, &[scenario]);
-    assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+    assert_same_as_native(&in_vm, &native);
     assert_no_panic(&in_vm);
 }
 
@@ -533,7 +532,7 @@ abi_test!(
         let native = run_native(&app, &args, &env, None);
         assert_status(&native, 5);
         let in_vm = SecureRun::new(mode).env(&env).run(&app, &args);
-        assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+        assert_same_as_native(&in_vm, &native);
         assert_no_panic(&in_vm);
     }
 );
@@ -545,7 +544,7 @@ abi_test!(
         assert_status(&native, 0);
         assert!(native.stdout.ends_with(b"rust threads ok\n"), "{}", native.report());
         let in_vm = SecureRun::new(mode).run(&app, &[]);
-        assert_same_as_native_or_refused(mode, &app, &in_vm, &native);
+        assert_same_as_native(&in_vm, &native);
         assert_no_panic(&in_vm);
     }
 );
@@ -555,9 +554,6 @@ abi_test!(
         // Natively this program never ends: main joins a thread waiting on a condition nobody signals.
         let app = guest(Toolchain::GccStatic, "threads");
         let result = SecureRun::new(mode).run(&app, &["deadlock"]);
-        if mode.isolation == Isolation::Mpk && mpk_refusal(&app).is_some() {
-            return assert_status(&result, kernel_abi::exit_code::CANNOT_EXECUTE);
-        }
         assert_status(&result, 137);
         assert_eq!(result.stdout_text(), "main joins a thread that waits forever\n", "{}", result.report());
         assert_stderr_contains(&result, "deadlock: every thread waits and nothing can wake one (tid 1: futex wait; tid 2: futex wait");
@@ -593,9 +589,6 @@ abi_test!(
         args.extend(mode.args());
         args.extend([app, "interleave", "300"]);
         let in_vm = run_native(sh, &args, &env, None);
-        if mode.isolation == Isolation::Mpk && mpk_refusal(Path::new(app)).is_some() {
-            return assert_status(&in_vm, kernel_abi::exit_code::CANNOT_EXECUTE);
-        }
         // secure-run's own notices (an ET_EXEC app under --aslr) come first on its stderr: skip them.
         let text = in_vm.stdout_text();
         let app_output: String = text.lines().filter(|line| !line.starts_with("secure-run: ")).map(|line| format!("{line}\n")).collect();

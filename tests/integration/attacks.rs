@@ -114,6 +114,14 @@ attack_test!(wrpkru_in_code);
 attack_test!(xrstor_in_code);
 attack_test!(xrstor_in_code_strict);
 attack_test!(mov_to_cr4);
+attack_test!(mov_to_cr4_strict);
+// 7b. Guarded code (isolation::guard): hidden instructions, crowded pages, disarming and evasion attempts.
+attack_test!(hidden_mov_to_cr3);
+attack_test!(hidden_wrpkru);
+attack_test!(crowded_guarded_page);
+attack_test!(disarm_debug_registers);
+attack_test!(iretq_with_rf);
+attack_test!(mov_ss_shadow);
 // 8.–9. Forbidden instructions made at run time.
 attack_test!(mmap_wx_wrpkru);
 attack_test!(mprotect_wx_wrpkru);
@@ -219,11 +227,22 @@ mod exec {
         let dir = tempfile::Builder::new().prefix("secure-run-exec-").tempdir().unwrap();
         std::fs::copy(attack_guest("wrpkru_in_code"), dir.path().join("wrpkru")).unwrap();
         let caller = guest(Toolchain::GccStatic, "spawn");
-        let result = SecureRun::new(mode).mount(dir.path(), "/m", true).run(&caller, &["exec_errno", "/m/wrpkru"]);
+        // Its argument (the address it would read once the keys are open) is never used: it stops first.
+        let args = ["exec_errno", "/m/wrpkru", "0"];
+        let result = SecureRun::new(mode).mount(dir.path(), "/m", true).run(&caller, &args);
         assert_no_panic(&result);
         if mode.isolation == crate::common::run::Isolation::Mpk {
-            assert_output(&result, 0, b"execve /m/wrpkru: EACCES\n");
-            assert_stderr_contains(&result, "execve /m/wrpkru: its code contains WRPKRU");
+            // The new program runs guarded, up to its WRPKRU.
+            assert_output(&result, 132, b"WRPKRU\n");
+            assert_stderr_contains(&result, "guarded instruction WRPKRU at 0x");
+            // glibc's code holds XRSTOR, which --strict-inspection refuses too: a musl caller.
+            let musl_caller = guest(Toolchain::MuslStatic, "spawn");
+            let strict = SecureRun::new(mode)
+                .options(["--strict-inspection"])
+                .mount(dir.path(), "/m", true)
+                .run(&musl_caller, &args);
+            assert_output(&strict, 0, b"execve /m/wrpkru: EACCES\n");
+            assert_stderr_contains(&strict, "execve /m/wrpkru: its code contains WRPKRU");
         } else {
             assert!(!result.stdout_text().contains("execve /m/wrpkru:"), "{}", result.report());
         }

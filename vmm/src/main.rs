@@ -71,8 +71,10 @@ struct Cli {
     #[arg(long)]
     trace_syscalls: bool,
 
-    /// In mpk mode, refuse app code containing any instruction of the inspection list, also those the
-    /// kernel's configuration makes harmless (XRSTOR, WRMSR, LTR... — see threat-model.md).
+    /// In mpk mode, refuse app code containing any instruction of the inspection list: also those the
+    /// kernel guards (WRPKRU, MOV to CR, WRMSR...: by default their pages run single-stepped and the
+    /// app is stopped before one runs) and those its configuration makes harmless (XRSTOR, LTR...).
+    /// See threat-model.md M4.
     #[arg(long)]
     strict_inspection: bool,
 

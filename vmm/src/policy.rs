@@ -30,8 +30,8 @@ pub enum PolicyError {
     WritableAndExecutable { path: String, vaddr: u64, violation: isolation::wx::WxViolation },
     #[error(
         "refusing to run {path}: its code contains {instruction} at link address {offset:#x} (file offset \
-         {file_offset:#x}); in --isolation mpk the app runs at CPL0, where that instruction would defeat the \
-         isolation"
+         {file_offset:#x}), which --strict-inspection refuses (without it, --isolation mpk {})",
+        without_strict(*.instruction)
     )]
     ForbiddenInstruction {
         path: String,
@@ -39,6 +39,14 @@ pub enum PolicyError {
         offset: u64,
         file_offset: u64,
     },
+}
+
+/// What `mpk` mode does with `instruction` when inspection is not strict.
+fn without_strict(instruction: isolation::scan::ForbiddenInstruction) -> String {
+    match instruction.neutralized_by_kernel() {
+        None => "guards such code and stops the app before one would run".to_string(),
+        Some(reason) => format!("runs such code: {reason}"),
+    }
 }
 
 impl PolicyError {

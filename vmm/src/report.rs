@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use kernel_abi::{exit_code, signal, CrashRecord, IsolationMode, CRASH_GATE_VIOLATION, CRASH_KERNEL_PANIC};
+use kernel_abi::{
+    exit_code, signal, CrashRecord, IsolationMode, CRASH_GATE_VIOLATION, CRASH_GUARDED_INSTRUCTION, CRASH_KERNEL_PANIC,
+};
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -52,6 +54,7 @@ pub fn vector_name(vector: u64) -> &'static str {
         21 => "control protection fault (#CP)",
         CRASH_GATE_VIOLATION => "protection-key gate violation",
         CRASH_KERNEL_PANIC => "kernel panic",
+        CRASH_GUARDED_INSTRUCTION => "guarded instruction",
         _ => "CPU exception",
     }
 }
@@ -109,7 +112,16 @@ pub struct CrashReport {
     pub rip: u64,
     pub rip_region: Option<String>,
     pub in_kernel: bool,
+    /// What `mpk` mode's step gate stopped the app before, where it did.
+    pub guarded: Option<GuardedStop>,
     pub registers: Registers,
+}
+
+/// A guarded instruction the app was about to run (`isolation::guard`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GuardedStop {
+    pub instruction: &'static str,
+    pub address: u64,
 }
 
 /// The general registers at the fault, named, in the order the reports list them (a JSON object in
@@ -162,7 +174,18 @@ impl Serialize for Registers {
 
 impl CrashReport {
     pub fn new(record: &CrashRecord, regions: &[RegionReport]) -> Self {
-        let (signal, signal_name) = signal_for_vector(record.vector);
+        let stop = (record.vector == CRASH_GUARDED_INSTRUCTION)
+            .then(|| isolation::guard::Stop::from_code(record.error_code))
+            .flatten();
+        // As where the app runs at CPL3: the privileged ones raise #GP (SIGSEGV); WRPKRU without
+        // protection keys for the app, #UD (SIGILL).
+        let (signal, signal_name) = match stop {
+            Some(isolation::guard::Stop::Guarded(isolation::scan::ForbiddenInstruction::Wrpkru)) => {
+                (signal::SIGILL, "SIGILL")
+            }
+            Some(_) => (signal::SIGSEGV, "SIGSEGV"),
+            None => signal_for_vector(record.vector),
+        };
         let is_page_fault = record.vector == 14;
         let page_fault = is_page_fault.then(|| page_fault_access(record.error_code));
         let region_name = |address| region_of(address, regions).map(|region| region.name.clone());
@@ -179,6 +202,7 @@ impl CrashReport {
             rip: record.rip,
             rip_region: region_name(record.rip),
             in_kernel: record.in_kernel != 0,
+            guarded: stop.map(|stop| GuardedStop { instruction: stop.name(), address: record.fault_address }),
             registers: Registers::of(record),
         }
     }
@@ -204,6 +228,13 @@ impl CrashReport {
         };
         if self.vector == CRASH_GATE_VIOLATION {
             text.push_str(" (a jump to a PKRU gate with forged registers; the VM was halted)");
+        }
+        if let Some(stop) = self.guarded {
+            text.push_str(&format!(
+                " {} at {:#x}, stopped before it ran: in --isolation mpk the app runs at CPL0, where it would \
+                 defeat the isolation",
+                stop.instruction, stop.address
+            ));
         }
         if let (Some(address), Some(access)) = (self.fault_address, self.page_fault) {
             text.push_str(&format!(", {} of address {address:#x}: {}", access.access, access.cause));
@@ -507,7 +538,7 @@ mod tests {
             entropy_bits: EntropyBits { kernel: 34, app: 0, physmap: 25, stack: 34, brk: 30, mmap: 34 },
         };
         let setup = RunSetup { seed: 42, aslr: true, backend: Backend::Qemu, isolation: IsolationMode::Mpk };
-        let report = RunReport::new(crash.exit_code(), &outcome, Some(&crash), layout, &setup);
+        let report = RunReport::new(crash.exit_code(), &outcome, Some(&crash), layout.clone(), &setup);
         let json = serde_json::to_value(&report).unwrap();
 
         assert_eq!(REPORT_VERSION, 1, "docs/report.md documents version 1");
@@ -526,6 +557,21 @@ mod tests {
         assert_eq!(json["wall_time_ms"], 12.0);
 
         let mut written = std::collections::BTreeSet::new();
+        key_paths(&json, "", &mut written);
+        // A stop by the step gate fills `crash.guarded`.
+        let guarded = CrashRecord {
+            vector: CRASH_GUARDED_INSTRUCTION,
+            error_code: isolation::guard::Stop::HiddenByMovSs.code(),
+            fault_address: 0x40_0020,
+            rip: 0x40_0010,
+            ..Default::default()
+        };
+        let crash = CrashReport::new(&guarded, &regions);
+        assert_eq!(crash.exit_code(), 139, "as the privileged instructions at CPL3: SIGSEGV");
+        let json =
+            serde_json::to_value(RunReport::new(crash.exit_code(), &outcome, Some(&crash), layout, &setup)).unwrap();
+        assert_eq!(json["crash"]["guarded"]["instruction"], "an instruction in the shadow of MOV SS");
+        assert_eq!(json["crash"]["guarded"]["address"], 0x40_0020);
         key_paths(&json, "", &mut written);
         let documented = documented_paths();
         let undocumented: Vec<_> = written.difference(&documented).collect();

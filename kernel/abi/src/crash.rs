@@ -9,7 +9,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct CrashRecord {
-    /// Exception vector (14 = #PF, 13 = #GP, 6 = #UD, 0 = #DE, ...), or [`CRASH_GATE_VIOLATION`].
+    /// Exception vector (14 = #PF, 13 = #GP, 6 = #UD, 0 = #DE, ...), or [`CRASH_GATE_VIOLATION`],
+    /// [`CRASH_KERNEL_PANIC`], [`CRASH_GUARDED_INSTRUCTION`].
     pub vector: u64,
     pub error_code: u64,
     /// CR2 for a page fault (the faulting address), else 0.
@@ -42,6 +43,9 @@ const _: () = assert!(size_of::<CrashRecord>() == 23 * 8);
 /// [`CrashRecord::vector`] when a PKRU gate found an unexpected value after WRPKRU (an attempt to use
 /// the gate's WRPKRU with forged registers).
 pub const CRASH_GATE_VIOLATION: u64 = 0x100;
+/// [`CrashRecord::vector`] when the `mpk` kernel's single-step guard stopped the app before a guarded
+/// instruction ran: `error_code` names it (`isolation::guard::Stop::code`), `fault_address` is its address.
+pub const CRASH_GUARDED_INSTRUCTION: u64 = 0x102;
 /// [`CrashRecord::vector`] when the kernel panicked (its message precedes it on [`Stream::Log`](crate::Stream::Log)).
 pub const CRASH_KERNEL_PANIC: u64 = 0x101;
 

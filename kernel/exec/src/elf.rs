@@ -597,23 +597,26 @@ pub enum InspectionRefusal {
     ForbiddenInstruction { instruction: isolation::scan::ForbiddenInstruction, offset: u64, file_offset: u64 },
 }
 
-/// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state:
-/// every executable byte of `file` is scanned at every offset (threat-model.md), and no segment may be
-/// writable and executable at once. `strict` also refuses the instructions the kernel neutralizes. The VMM
-/// runs this on the first program, the kernel's `execve` on every later one; the kernel repeats the scan
-/// whenever memory becomes executable.
+/// `mpk` mode runs the app at CPL0, so its code must not be able to change PKRU or privileged state: no
+/// segment may be writable and executable at once, and with `strict` (`--strict-inspection`) no
+/// executable byte of `file` may start a forbidden instruction at any offset (threat-model.md). Without
+/// `strict` the kernel guards what the scan finds at run time instead (`isolation::guard`). The VMM runs
+/// this on the first program, the kernel's `execve` on every later one.
 pub fn inspect_app(app: &AppElf, file: &[u8], strict: bool) -> Result<(), InspectionRefusal> {
     for segment in &app.segments {
         if let Err(violation) = isolation::wx::check_wx(segment.perms) {
             return Err(InspectionRefusal::WritableAndExecutable { vaddr: segment.vaddr, violation });
         }
     }
+    if !strict {
+        return Ok(());
+    }
     let code = app
         .segments
         .iter()
         .filter(|segment| segment.perms & PERM_EXEC != 0)
         .map(|segment| (segment.vaddr, app.segment_bytes(segment, file)));
-    if let Some(finding) = isolation::scan::first_refused(&isolation::scan::scan_code_regions(code), strict) {
+    if let Some(&finding) = isolation::scan::scan_code_regions(code).first() {
         let file_offset = app
             .segments
             .iter()

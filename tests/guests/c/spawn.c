@@ -1,6 +1,6 @@
 /* Starting programs, one scenario per argument (`spawn NAME`): fork + execve of this program again through
  * /proc/self/exe (`exec`), posix_spawn (`posix_spawn`), FD_CLOEXEC across execve (`cloexec`), popen and
- * system() through /bin/sh (`shell`), and the errno of an execve that must fail (`exec_errno PATH`). The
+ * system() through /bin/sh (`shell`), and the errno of an execve that must fail (`exec_errno PATH [ARG...]`, ARGs passed on). The
  * started copies run the scenarios `child ARG` and `check_fd FD`. Only the first process prints results;
  * output is flushed before every fork. */
 #define _GNU_SOURCE
@@ -84,11 +84,10 @@ static void shell(void)
 	printf("system pipeline status=%d\n", WEXITSTATUS(status));
 }
 
-static void exec_errno(const char *path)
+static void exec_errno(char **args)
 {
-	char *argv[] = { (char *)path, NULL };
-	execv(path, argv);
-	printf("execve %s: %s\n", path, errno_name(errno));
+	execv(args[0], args);
+	printf("execve %s: %s\n", args[0], errno_name(errno));
 }
 
 int main(int argc, char **argv)
@@ -112,8 +111,8 @@ int main(int argc, char **argv)
 		cloexec();
 	else if (strcmp(name, "shell") == 0)
 		shell();
-	else if (strcmp(name, "exec_errno") == 0 && argc == 3)
-		exec_errno(argv[2]);
+	else if (strcmp(name, "exec_errno") == 0 && argc >= 3)
+		exec_errno(argv + 2);
 	else {
 		printf("unknown scenario %s\n", name);
 		return 2;

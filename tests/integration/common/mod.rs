@@ -15,8 +15,8 @@ pub mod run;
 pub use fixtures::{data_dir, GUEST_DATA};
 pub use guests::{guest, Toolchain, C_VARIANTS};
 pub use run::{
-    assert_no_panic, assert_output, assert_same_as_native, assert_same_as_native_or_refused, assert_status,
-    assert_stderr_contains, run, run_native, Mode, RunResult, SecureRun,
+    assert_no_panic, assert_output, assert_same_as_native, assert_status, assert_stderr_contains, guarded_instructions,
+    run, run_native, Mode, RunResult, SecureRun,
 };
 
 /// One test body, one `#[test]` per mode:

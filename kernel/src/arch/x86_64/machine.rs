@@ -26,6 +26,7 @@ use kernel::{FpuState, MapError, Process, SharedId};
 
 use kernel_abi::{RingDescriptor, RingHeader, Stream, PERM_EXEC, PERM_WRITE, RING_SLOTS};
 
+use super::guard::CodeGuards;
 use super::halt::fatal;
 use super::mm::physical::PhysicalMemory;
 use super::mm::user;
@@ -109,6 +110,12 @@ pub struct ArchMachine {
     /// The frame holding the address-space switch (see [`ArchMachine::load_root`]), made on the first
     /// switch.
     pub space_switch: Option<u64>,
+    /// The current address space's guarded code (`mpk` mode, [`super::guard`]).
+    pub guards: CodeGuards,
+    /// The other address spaces' guarded code, by page-table root.
+    pub other_guards: BTreeMap<u64, CodeGuards>,
+    /// The CPU has RTM (XBEGIN), which the step gate must see through.
+    pub rtm: bool,
 }
 
 /// The `--afl` input region (`kernel_abi::afl`), validated by boot: where the VMM writes each execution's
@@ -341,6 +348,12 @@ impl ArchMachine {
             // Mapped whole when created: no frame here is a kernel bug, and resuming would fault forever.
             Backing::Mapped => return false,
         };
+        if let Ok(mapped) = result {
+            if mapped > 0 {
+                let window = vma.start.max(faulting_page.saturating_sub(SHARED_FAULT_AROUND.max(FAULT_AROUND)));
+                self.restrict_guarded(window, vma.end.min(faulting_page + SHARED_FAULT_AROUND.max(FAULT_AROUND)));
+            }
+        }
         match result {
             // The faulting page had no frame, so at least it gets one. If nothing was mapped, the page is
             // mapped but inaccessible (PROT_NONE) although its VMA allows the access (a kernel bug): resuming
@@ -447,9 +460,9 @@ impl ArchMachine {
             return Ok(());
         }
         let end = addr.checked_add(len).ok_or(kernel::Fault { addr })?;
-        let memory = &mut self.memory;
         let mut page = addr & !(PAGE_SIZE - 1);
         while page < end {
+            let memory = &mut self.memory;
             if !memory.is_mapped(page) {
                 let vma = vmas.find(page).ok_or(kernel::Fault { addr: page.max(addr) })?;
                 // Back the rest of this range's part of the copy in one pass.
@@ -463,6 +476,7 @@ impl ArchMachine {
                     Backing::Mapped => Err(isolation::paging::PagingError::NotMapped),
                 };
                 backed.map_err(|_| kernel::Fault { addr: page.max(addr) })?;
+                self.restrict_guarded(page, until);
                 page = until;
                 continue;
             }
@@ -521,7 +535,10 @@ impl kernel::Machine for ArchMachine {
             return Ok(());
         }
         match memory.map_missing(addr, len, page_flags(perms)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.restrict_guarded(addr, addr + len);
+                Ok(())
+            }
             Err(error) => {
                 // Leave the range unmapped, as the layer expects after a failure.
                 if memory.unmap(addr, len).is_err() {
@@ -545,10 +562,12 @@ impl kernel::Machine for ArchMachine {
             let flags = page_flags(perms);
             memory.update_present_flags(addr, len, |_| flags)
         };
+        self.restrict_guarded(addr, addr + len);
         result.map_err(|_| MapError::Invalid)
     }
 
     fn unmap(&mut self, addr: u64, len: u64) {
+        self.forget_guards(addr, addr + len);
         if self.memory.unmap(addr, len).is_err() {
             fatal("the syscall layer unmapped a range the page tables cannot");
         }
@@ -585,7 +604,10 @@ impl kernel::Machine for ArchMachine {
             return Err(MapError::Invalid);
         };
         match self.memory.map_borrowed(addr, frames, page_flags(perms)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.restrict_guarded(addr, addr + len);
+                Ok(())
+            }
             Err(isolation::paging::PagingError::OutOfMemory) => Err(MapError::OutOfMemory),
             Err(_) => Err(MapError::Invalid),
         }
@@ -608,6 +630,10 @@ impl kernel::Machine for ArchMachine {
         }
     }
 
+    fn guard_code(&mut self, vmas: &VmaList, start: u64, end: u64, found: &[isolation::scan::Finding]) {
+        self.record_guards(vmas, start, end, found);
+    }
+
     fn shared_destroy(&mut self, id: SharedId) {
         if id == SharedId::AFL_MAP {
             fatal("the syscall layer destroyed the coverage map, whose frames are the VMM's");
@@ -625,19 +651,28 @@ impl kernel::Machine for ArchMachine {
     fn fork_space(&mut self, vmas: &VmaList, kernel: &[(u64, u64)]) -> Result<kernel::SpaceId, MapError> {
         let ranges = vmas.iter().map(|vma| (vma.start, vma.end - vma.start));
         match self.memory.fork_tree(ranges, kernel) {
-            Ok(root) => Ok(kernel::SpaceId(root)),
+            Ok(root) => {
+                // The copy maps the same pages with the same flags: the active ones too.
+                if !self.guards.found_is_empty() {
+                    self.other_guards.insert(root, self.guards.clone());
+                }
+                Ok(kernel::SpaceId(root))
+            }
             Err(isolation::paging::PagingError::OutOfMemory) => Err(MapError::OutOfMemory),
             Err(_) => Err(MapError::Invalid),
         }
     }
 
     fn switch_space(&mut self, space: kernel::SpaceId) {
-        if space.0 != self.memory.root() {
+        let current = self.memory.root();
+        if space.0 != current {
             self.load_root(space.0);
+            self.stash_guards(current, space.0);
         }
     }
 
     fn destroy_space(&mut self, space: kernel::SpaceId, kernel: &[(u64, u64)]) {
+        self.other_guards.remove(&space.0);
         self.memory.free_tree(space.0, kernel);
     }
 

@@ -8,8 +8,8 @@
 //!  trap/{syscall,       the entries from the app (SYSCALL, exceptions) and their handlers
 //!        exception}
 //!    │
-//!  machine              ArchMachine: the kernel::Machine the syscall layer runs on; demand paging
-//!    │
+//!  machine, guard       ArchMachine: the kernel::Machine the syscall layer runs on; demand paging;
+//!    │                  the single-step guard of code holding guarded instructions (mpk)
 //!  mm/{physical, user,  guest-physical memory and page tables, copies to/from the app, the heap
 //!      heap}
 //!    │
@@ -21,6 +21,7 @@
 //! ```
 pub mod console;
 pub mod frame;
+pub mod guard;
 pub mod halt;
 pub mod machine;
 pub mod mm;

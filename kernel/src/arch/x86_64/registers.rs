@@ -10,6 +10,8 @@ pub const MSR_STAR: u32 = 0xc000_0081;
 pub const MSR_LSTAR: u32 = 0xc000_0082;
 pub const MSR_FMASK: u32 = 0xc000_0084;
 pub const MSR_FS_BASE: u32 = 0xc000_0100;
+/// IA32_DEBUGCTL (Intel) / DebugCtl (AMD): bit 1, BTF, turns single-stepping into stepping on branches.
+pub const MSR_DEBUGCTL: u32 = 0x1d9;
 
 /// Reads a model-specific register.
 pub fn read_msr(msr: u32) -> u64 {
@@ -40,6 +42,15 @@ pub fn write_fs_base(value: u64, fsgsbase: bool) {
             options(nostack)
         )
     };
+}
+
+/// Clears IA32_DEBUGCTL, so that RFLAGS.TF traps after every instruction again: a CPL0 app can reach
+/// some WRMSR in kernel text with registers of its choosing and set BTF, which would make it trap on
+/// branches only. The step gate calls this whenever it begins stepping (`guard.rs`).
+pub fn clear_debugctl() {
+    // SAFETY: writing 0 to DEBUGCTL is valid on every x86-64 CPU and only turns off branch tracing and
+    // branch single-stepping, which the kernel never uses.
+    unsafe { Msr::new(MSR_DEBUGCTL).write(0) }
 }
 
 /// The FS base the app sees.

@@ -384,6 +384,9 @@ fn start_process(
         console_ring: console_ring(info),
         afl_input,
         space_switch: None,
+        guards: Default::default(),
+        other_guards: Default::default(),
+        rtm: leaf7.ebx & (1 << 11) != 0,
     };
     // Built in its static (`Process::init`): a copy costs real time where kernel code is emulated.
     // SAFETY: boot runs alone; nothing else holds the process or the machine yet.
@@ -397,6 +400,7 @@ fn start_process(
     if process.adopt_stack(machine, info.stack_pointer, info.hwcap_slot, hwcap).is_err() {
         fatal("the boot info's initial stack lies outside the stack span");
     }
+    process.guard_image(machine);
     if !input_path.is_empty() {
         if let Err(errno) = process.create_afl_input_file(input_path, info.boot_unix_ns) {
             let _ = writeln!(console::Log, "kernel: --afl input file: {}", errno.name().unwrap_or("?"));

@@ -1,6 +1,7 @@
 //! Syscall tests: brk, mmap, mprotect, mremap, file and shared mappings.
 
 use super::*;
+use isolation::scan::ForbiddenInstruction;
 
 #[test]
 fn segments_become_vmas_and_a_shared_page_gets_both_permissions() {
@@ -78,10 +79,12 @@ fn mmap_munmap_mprotect_split_vmas() {
     assert_eq!(h.err(MMAP, &[0, 4096, 7, 0x22, u64::MAX, 0]), Errno::EACCES);
     assert_eq!(h.call(MPROTECT, &[addr, 4096, 5]), 0);
     h.m.poke(addr + 4096 + 100, &WRPKRU).unwrap();
-    assert_eq!(h.err(MPROTECT, &[addr + 4096, 4096, 5]), Errno::EACCES);
-    assert_eq!(h.m.perms_at(addr + 4096), Some(PERM_READ | PERM_WRITE), "unchanged after refusal");
-    // Fresh memory mapped executable is zeros: nothing to refuse.
+    assert_eq!(h.call(MPROTECT, &[addr + 4096, 4096, 5]), 0, "guarded, not refused");
+    assert_eq!(h.m.guarded.get(&(addr + 4096 + 100)), Some(&ForbiddenInstruction::Wrpkru));
+    // Fresh memory mapped executable is zeros: nothing to guard.
+    let before = h.m.guarded.len();
     assert!(h.call(MMAP, &[0, 4096, 5, 0x22, u64::MAX, 0]) > 0);
+    assert_eq!(h.m.guarded.len(), before);
     // Invalid requests.
     assert_eq!(h.err(MMAP, &[0, 0, 3, 0x22, u64::MAX, 0]), Errno::EINVAL);
     assert_eq!(h.err(MMAP, &[0, 4096, 3, 0x20, u64::MAX, 0]), Errno::EINVAL);
@@ -153,23 +156,37 @@ const XRSTOR: [u8; 3] = [0x0f, 0xae, 0x28];
 #[test]
 fn code_made_executable_is_inspected_across_its_edges() {
     let mut h = Harness::new();
-    let x = h.call(MMAP, &[0, 3 * 4096, 3, 0x22, u64::MAX, 0]) as u64;
+    let x = h.call(MMAP, &[0, 4 * 4096, 3, 0x22, u64::MAX, 0]) as u64;
     // WRPKRU straddling the edge of pages 0 and 1: found from page 1's side (the window reaches back).
     h.m.poke(x + 4096 - 2, &WRPKRU).unwrap();
-    assert_eq!(h.err(MPROTECT, &[x + 4096, 4096, 5]), Errno::EACCES);
-    assert!(alloc::string::String::from_utf8_lossy(&h.m.log).contains("refused to make"), "the refusal is logged");
-    assert_eq!(h.m.perms_at(x + 4096), Some(PERM_READ | PERM_WRITE), "unchanged after refusal");
-    // Page 2's window starts in page 1, after the sequence began: nothing to refuse.
+    assert_eq!(h.call(MPROTECT, &[x + 4096, 4096, 5]), 0);
+    assert_eq!(h.m.guarded.get(&(x + 4096 - 2)), Some(&ForbiddenInstruction::Wrpkru));
+    // `0F 22` at the end of a page whose successor has no frame yet: that page reads as zeros once
+    // touched, and `0F 22 00` is `mov cr0, rax`.
+    h.m.poke(x + 3 * 4096 - 2, &[0x0f, 0x22]).unwrap();
+    assert_eq!(h.call(MPROTECT, &[x + 2 * 4096, 2 * 4096, 5]), 0);
+    assert_eq!(h.m.guarded.get(&(x + 3 * 4096 - 2)), Some(&ForbiddenInstruction::MovToCr));
+    // Code replaced and made executable again: its record is replaced too.
+    assert_eq!(h.call(MPROTECT, &[x + 2 * 4096, 4096, 3]), 0);
+    h.m.poke(x + 3 * 4096 - 2, &[0x90, 0x90]).unwrap();
     assert_eq!(h.call(MPROTECT, &[x + 2 * 4096, 4096, 5]), 0);
-    // A neutralized instruction passes by default.
+    assert_eq!(h.m.guarded.get(&(x + 3 * 4096 - 2)), None);
+    // Unmapping forgets.
+    assert_eq!(h.call(MUNMAP, &[x, 4 * 4096]), 0);
+    assert!(h.m.guarded.range(x..x + 4 * 4096).next().is_none());
+    // A neutralized instruction is not guarded.
     let y = h.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
     h.m.poke(y + 8, &XRSTOR).unwrap();
     assert_eq!(h.call(MPROTECT, &[y, 4096, 5]), 0);
+    assert!(h.m.guarded.range(y..y + 4096).next().is_none());
+    assert_eq!(h.m.violations, 0);
 
     let mut strict = Harness::with(|config| config.inspection = Inspection::Strict);
     let z = strict.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
     strict.m.poke(z + 8, &XRSTOR).unwrap();
     assert_eq!(strict.err(MPROTECT, &[z, 4096, 5]), Errno::EACCES);
+    assert!(alloc::string::String::from_utf8_lossy(&strict.m.log).contains("refused to make"), "logged");
+    assert_eq!(strict.m.perms_at(z), Some(PERM_READ | PERM_WRITE), "unchanged after refusal");
 
     let mut off = Harness::with(|config| {
         config.inspection = Inspection::Off;
@@ -178,6 +195,7 @@ fn code_made_executable_is_inspected_across_its_edges() {
     let w = off.call(MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]) as u64;
     off.m.poke(w, &WRPKRU).unwrap();
     assert_eq!(off.call(MPROTECT, &[w, 4096, 5]), 0);
+    assert!(off.m.guarded.is_empty());
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::arch::x86_64::frame::TrapFrame;
 use crate::arch::x86_64::halt::crash;
 use crate::arch::x86_64::machine::{self, ArchMachine};
 use crate::arch::x86_64::registers::Cr2;
-use crate::arch::x86_64::{pkru, tables, timer};
+use crate::arch::x86_64::{guard, pkru, tables, timer};
 
 macro_rules! stub_without_error_code {
     ($vector:literal) => {
@@ -194,8 +194,18 @@ fn handle_exception(frame: &mut TrapFrame) {
         // The other lines are masked: a spurious interrupt (IRQ 7 or 15) needs no end of interrupt.
         return;
     }
-    if frame.vector == 14 && machine.demand_fault(process.vmas(), frame.error_code, frame.rip, fault_address) {
+    if frame.vector == 1 && debug_trap(process, machine, frame) {
         return;
+    }
+    if frame.vector == 14 {
+        if machine.guarded_fetch(process.vmas(), frame.error_code, fault_address) {
+            // The app reached guarded code: the gate activates it and steps the app through it.
+            super::return_to_app(process, machine, frame, None);
+            return;
+        }
+        if machine.demand_fault(process.vmas(), frame.error_code, frame.rip, fault_address) {
+            return;
+        }
     }
     let in_kernel = !frame.is_user_mode() && machine.in_kernel_text(frame.rip);
     if !in_kernel {
@@ -213,6 +223,26 @@ fn handle_exception(frame: &mut TrapFrame) {
         }
     }
     crash_on_exception(machine, frame, fault_address)
+}
+
+/// A #DB the kernel handles itself (true): a single-step trap while the step gate steps the app through
+/// guarded code (the gate decides the next step), or the trap a SYSCALL with TF set raises on the entry's
+/// first instruction (the syscall goes on, with TF clear and RF set so that no breakpoint the app put on
+/// the entry stops it again). Any other #DB is the app's: SIGTRAP, or the end of the run in kernel code.
+fn debug_trap(process: &mut Process, machine: &mut ArchMachine, frame: &mut TrapFrame) -> bool {
+    let in_kernel = !frame.is_user_mode() && machine.in_kernel_text(frame.rip);
+    if in_kernel {
+        if frame.rip == super::syscall::entry_address(machine.app_cpl3) {
+            frame.rflags = (frame.rflags & !guard::RFLAGS_TF) | guard::RFLAGS_RF;
+            return true;
+        }
+        return false;
+    }
+    if !machine.stepping() {
+        return false;
+    }
+    super::return_to_app(process, machine, frame, None);
+    true
 }
 
 /// The signal an exception of the app raises, as Linux maps them (`None`: not the app's, it ends the VM).

@@ -72,8 +72,9 @@ pub fn store_context(machine: &ArchMachine, frame: &mut TrapFrame, ctx: &UserCon
     frame.ss = u64::from(ss);
 }
 
-/// The kernel's work on the way back to the app from `frame` (a syscall's number in `syscall`), and
-/// the timer armed for the process's next timer. Ends the VM if a signal kills the process.
+/// The kernel's work on the way back to the app from `frame` (a syscall's number in `syscall`), the
+/// timer armed for the process's next timer, and the step gate of guarded code (`guard`). Ends the VM
+/// if a signal kills the process or the gate stops it.
 pub fn return_to_app(process: &mut Process, machine: &mut ArchMachine, frame: &mut TrapFrame, syscall: Option<u64>) {
     if process.has_return_work() {
         let mut ctx = context_of(frame);
@@ -84,6 +85,21 @@ pub fn return_to_app(process: &mut Process, machine: &mut ArchMachine, frame: &m
         }
     }
     machine.arm_timer(process);
+    if let Err((stop, address)) = machine.step_gate(process.vmas(), frame) {
+        guarded_stop(frame, stop, address)
+    }
+}
+
+/// The step gate stopped the app before `stop` at `address` would run: the crash that ends the run.
+#[cold]
+#[inline(never)]
+fn guarded_stop(frame: &TrapFrame, stop: isolation::guard::Stop, address: u64) -> ! {
+    let record = kernel_abi::CrashRecord {
+        vector: kernel_abi::CRASH_GUARDED_INSTRUCTION,
+        error_code: stop.code(),
+        ..frame.crash_record(address, 0, false)
+    };
+    crate::arch::x86_64::halt::crash(&record)
 }
 
 /// A signal's default action ended the process.

@@ -258,7 +258,11 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) -> u64 {
         SyscallResult::Exit(status) => console::exit(status),
         SyscallResult::Killed(signal) => super::killed(signal as u32),
     }
-    let work = process.has_return_work();
+    // POPFQ on the CPL0 return would load TF in kernel code: with TF set (the step gate's, or the app's
+    // own) the return takes IRETQ, which sets it together with the jump back.
+    let work = process.has_return_work()
+        || machine.stepping()
+        || (frame.rflags & crate::arch::x86_64::guard::RFLAGS_TF != 0 && !machine.app_cpl3);
     if !work {
         machine.arm_timer(process);
     }
