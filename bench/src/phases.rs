@@ -83,13 +83,12 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
     let selecting = Instant::now();
     let (chosen, _) = vmm::policy::select_backend(choice, isolation).map_err(|error| error.to_string())?;
     let select = selecting.elapsed();
-    let config =
-        RunConfig {
-            console_key,
-            timeout: options.timeout,
-            needs_pku: isolation == IsolationMode::Mpk,
-            ..RunConfig::default()
-        };
+    let config = RunConfig {
+        console_key,
+        timeout: options.timeout,
+        needs_pku: isolation == IsolationMode::Mpk,
+        ..RunConfig::default()
+    };
     let mut sink = CollectingSink::default();
     let running = Instant::now();
     let host_tsc = rdtsc();

@@ -267,8 +267,54 @@ fn render(machine: &Machine, host: eval::Host, rows: &[Row]) -> String {
          design: the kernel ignored the forged fields, and the app prints what it resumed with (IOPL 0, \
          its own CPL), which the expectation checks.\n",
     );
+    text.push_str(VERDICTS);
     text
 }
+
+/// The "Verdicts" section of docs/security.md: what the console key guarantees, and where it does not.
+const VERDICTS: &str = "
+## Verdicts
+
+In `mpk` and `none` the app runs at CPL0 and can write the VMM's two ports itself: the console port \
+(0xe9, where the kernel sends stdout, stderr, the exit status and crash records as frames) and the exit \
+port (0xf4). So that no app (and no fuzzing input) can forge the run's verdict, hide a crash or inject \
+output as the kernel's, **the VMM never trusts a verdict the app could have produced itself**:
+
+- **A per-boot secret.** For each boot the VMM draws a 128-bit console key from the OS's random number \
+  generator (`getrandom`), never from `--seed` (which only reproduces the layout and the guest's \
+  randomness, and is printed), and writes it into the boot info. The kernel copies it at its first \
+  instruction into a static of its own data (protection key 2 in `mpk`, a supervisor page in `ring3`). \
+  The boot info itself lies in the physical map (key 3 in `mpk`, supervisor in `ring3`), below the memory \
+  the kernel hands out, so the app cannot read that copy either. The VMM keeps the key for the whole run; \
+  under `--afl` one key serves the whole campaign: every execution restores the same kernel from the \
+  snapshot, and the app learns the key in none of them, so an input cannot use what another one saw.
+- **Every frame carries it.** A frame header is sync byte, stream, length and the 16 key bytes. The \
+  kernel sends the header straight from its static with REP OUTSB, so no general-purpose register and no \
+  stack ever holds the key after boot (the kernel is built without SSE); the app's registers at its first \
+  instruction are all zero, and every return to the app restores all of them from the app's own values. \
+  The key is a token, not a MAC: the kernel sends a header and its payload with interrupts off on the only \
+  vCPU, so no app byte can come between them, and a forger has one guess: 128 bits make that 2^-128 (and \
+  2^-88 over 2^40 fuzzing executions).
+- **Anything else is tampering.** The VMM's decoder (`vmm/src/devices/console.rs`, both backends) takes a \
+  frame only with the key, and the exit port only after an authenticated Exit or Crash frame. A header \
+  with a wrong key, a byte outside any frame, an unknown stream, a verdict of the wrong size, a frame cut \
+  off, a console-ring doorbell with no new flush (the kernel rings only with one, and waits for its \
+  acknowledgment before the app runs again; the ring lies where the app cannot write it in `mpk` and \
+  `ring3`), or a stop without a verdict is tampering: the VMM stops the guest at once, prints one line \
+  (`secure-run: tampering: the app forged the kernel's console channel (...)`), sets `tampering` in the \
+  `--report` JSON and exits 159 (128 + SIGSYS, counted as a crash like the other 128 + signal statuses; \
+  under `--afl` the execution reports SIGSYS, a crash for afl-fuzz). Output that arrived authenticated \
+  before is forwarded; nothing the app forged, and nothing after it, is.
+- **Gate violations.** A PKRU gate that catches forged registers runs with the forger's PKRU in force, \
+  where the key is out of reach, so its report is a key-less header of its own stream: the VMM reports it \
+  as tampering of the kind `gate_violation` (the app either jumped into the gate or forged the report; \
+  both are attacks on the kernel).
+- **`ring3`**: the app is at CPL3 and an OUT faults (#GP, SIGSEGV): `forged_exit_status`, \
+  `forged_stdout_frame`, `forged_crash_record` and `stop_without_verdict` end there.
+- **`none` gives no verdict guarantee.** Without isolation the app reads the key (`steal_console_key` \
+  finds the boot info in the physical map) and forges an authenticated stdout line and exit status 0, \
+  which the VMM takes. Forgeries without the key are still caught there (the first four attacks above).
+";
 
 fn today() -> String {
     Command::new("date")

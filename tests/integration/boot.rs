@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kernel_abi::exit_code::{TAMPERING, TIMEOUT, VMM_ERROR};
+use kernel_abi::exit_code::{TAMPERING, TIMEOUT};
 use kernel_abi::MAX_FRAME_PAYLOAD;
 
 use crate::common::*;

@@ -382,7 +382,10 @@ mod tests {
         let mut sink = CollectingSink::default();
         let mut state = ExitState::new(test_decoder(), &mut sink);
         let hello = frame(Stream::Stdout, b"hi\n");
-        assert_eq!(handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state), Action::Continue);
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state),
+            Action::Continue
+        );
         // A 4-byte header of the old format, as an app would forge it.
         let forged = [0xa5, Stream::Stdout as u8, 2, 0, b'x', b'\n'];
         assert_eq!(

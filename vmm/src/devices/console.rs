@@ -695,7 +695,10 @@ pub(crate) mod tests {
         let cases: [(&[u8], Tampering); 7] = [
             (b"junk", Tampering::StrayByte { byte: b'j' }),
             (&kernel_abi::GATE_VIOLATION_FRAME, Tampering::GateViolation),
-            (&[FRAME_SYNC, Stream::GateViolation as u8, 1, 0, 0], Tampering::WrongSize { stream: Stream::GateViolation, len: 1 }),
+            (
+                &[FRAME_SYNC, Stream::GateViolation as u8, 1, 0, 0],
+                Tampering::WrongSize { stream: Stream::GateViolation, len: 1 },
+            ),
             (&[RING_DOORBELL], Tampering::StrayByte { byte: RING_DOORBELL }),
             (&[FRAME_SYNC, 0x77], Tampering::UnknownStream { byte: 0x77 }),
             // A lone sync byte: the next frame's sync byte is no stream.
@@ -803,8 +806,10 @@ pub(crate) mod tests {
 
     fn part() -> impl Strategy<Value = Part> {
         prop_oneof![
-            (prop_oneof![Just(Stream::Stdout), Just(Stream::Stderr), Just(Stream::Log)],
-             proptest::collection::vec(any::<u8>(), 0..200))
+            (
+                prop_oneof![Just(Stream::Stdout), Just(Stream::Stderr), Just(Stream::Log)],
+                proptest::collection::vec(any::<u8>(), 0..200)
+            )
                 .prop_map(|(stream, payload)| Part::Frame(frame(stream, &payload), stream, payload)),
             Just(Part::Frame(frame(Stream::Exit, &5i32.to_le_bytes()), Stream::Exit, Vec::new())),
             Just(Part::Frame(
@@ -992,8 +997,7 @@ pub(crate) mod tests {
         ram.write(RING, &header.to_bytes());
         let error = test_decoder().with_ring().take_ring(&mut ram, RING, &mut CollectingSink::default());
         assert!(error.unwrap_err().contains("the ring holds"));
-        let error =
-            test_decoder().with_ring().take_ring(&mut ram, 0x3fff_0000, &mut CollectingSink::default());
+        let error = test_decoder().with_ring().take_ring(&mut ram, 0x3fff_0000, &mut CollectingSink::default());
         assert!(error.unwrap_err().contains("not in guest memory"));
     }
 

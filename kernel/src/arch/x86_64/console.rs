@@ -10,8 +10,8 @@
 
 use kernel_abi::afl::SNAPSHOT_PORT;
 use kernel_abi::{
-    ConsoleKey, Stream, CONSOLE_PORT, EXIT_PORT, EXIT_PORT_VALUE, FRAME_HEADER_SIZE, FRAME_SYNC,
-    MAX_FRAME_PAYLOAD, RING_DOORBELL,
+    ConsoleKey, Stream, CONSOLE_PORT, EXIT_PORT, EXIT_PORT_VALUE, FRAME_HEADER_SIZE, FRAME_SYNC, MAX_FRAME_PAYLOAD,
+    RING_DOORBELL,
 };
 
 use super::sync::CpuLocal;
