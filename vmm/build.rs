@@ -14,7 +14,10 @@ fn main() {
     for watched in [
         "kernel/src",
         "kernel/Cargo.toml",
+        "kernel/build.rs",
+        "kernel/boot-text.ld",
         "kernel/abi/src",
+        "kernel/exec/src",
         "kernel/heap/src",
         "isolation/src",
         "Cargo.toml",

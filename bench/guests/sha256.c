@@ -1,7 +1,7 @@
 /* CPU-bound: SHA-256 of 64 MiB of deterministic data (xorshift64*, generated in 64 KiB chunks), then
  * the digest and the in-guest cycle count:
  *   sha256 <hex digest> bytes=<n> cycles=<n>
- * Argument 1 (optional): MiB to hash (default 64). */
+ * Argument 1 (optional): MiB to hash (default 64); with a second argument `K`, KiB instead. */
 #include "nolibc.h"
 
 typedef unsigned int u32;
@@ -20,6 +20,19 @@ static const u32 K[64] = {
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
+/* The guarded-code rows (sha256_guarded.c): a MOV to CR3 (0F 22 D8) the program never executes, either
+ * jumped over inside the hot loop (GUARDED_HOT: the loop's page is guarded, single-stepped in mpk) or
+ * alone on a page of its own (GUARDED_COLD: no executed code shares a guarded page). */
+#if defined(GUARDED_HOT)
+#define GUARD_SEQUENCE() __asm__ volatile("jmp 1f\n\t.byte 0x0f, 0x22, 0xd8\n1:")
+#else
+#define GUARD_SEQUENCE() ((void)0)
+#endif
+#if defined(GUARDED_COLD)
+__asm__(".pushsection .text.guarded_cold, \"ax\"\n\t.balign 4096\n\t.skip 2048\n\t.byte 0x0f, 0x22, 0xd8\n\t"
+        ".balign 4096\n\t.popsection");
+#endif
+
 static void compress(u32 state[8], const u8 *block) {
     u32 w[64];
     for (int i = 0; i < 16; i++)
@@ -31,6 +44,7 @@ static void compress(u32 state[8], const u8 *block) {
     }
     u32 a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6],
         h = state[7];
+    GUARD_SEQUENCE();
     for (int i = 0; i < 64; i++) {
         u32 t1 = h + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
         u32 t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
@@ -57,19 +71,21 @@ static void compress(u32 state[8], const u8 *block) {
 static u8 chunk[CHUNK];
 
 int main(int argc, char **argv) {
-    u64 total = parse_u64(argc > 1 ? argv[1] : 0, 64) << 20;
+    int kib = argc > 2 && argv[2][0] == 'K' && argv[2][1] == 0;
+    u64 total = parse_u64(argc > 1 ? argv[1] : 0, 64) << (kib ? 10 : 20);
+    u64 step = total < CHUNK ? total : CHUNK;
     u32 state[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     u64 x = 0x9e3779b97f4a7c15UL;
     u64 start = rdtsc();
-    for (u64 done = 0; done < total; done += CHUNK) {
-        for (int i = 0; i < CHUNK; i += 8) {
+    for (u64 done = 0; done < total; done += step) {
+        for (u64 i = 0; i < step; i += 8) {
             x ^= x >> 12;
             x ^= x << 25;
             x ^= x >> 27;
             u64 word = x * 0x2545f4914f6cdd1dUL;
             for (int j = 0; j < 8; j++) chunk[i + j] = (u8)(word >> (8 * j));
         }
-        for (int i = 0; i < CHUNK; i += 64) compress(state, chunk + i);
+        for (u64 i = 0; i < step; i += 64) compress(state, chunk + i);
     }
     /* Padding: total is a multiple of 64, so one extra block with 0x80 and the bit length. */
     u8 last[64];

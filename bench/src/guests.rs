@@ -43,6 +43,12 @@ pub const SYSCALL_LOOP: GuestSpec =
     GuestSpec { name: "syscall_loop", source: "syscall_loop.c", flavor: Flavor::NoLibc };
 pub const SHA256_NOLIBC: GuestSpec = GuestSpec { name: "sha256_nolibc", source: "sha256.c", flavor: Flavor::NoLibc };
 pub const SHA256_GLIBC: GuestSpec = GuestSpec { name: "sha256_glibc", source: "sha256.c", flavor: Flavor::Glibc };
+/// The guarded-code rows: sha256 with a MOV to CR3 it never executes, on a page of its own or on its hot
+/// loop's page (`bench/guests/sha256.c`).
+pub const SHA256_GUARDED_COLD: GuestSpec =
+    GuestSpec { name: "sha256_guarded_cold", source: "sha256_guarded_cold.c", flavor: Flavor::NoLibc };
+pub const SHA256_GUARDED_HOT: GuestSpec =
+    GuestSpec { name: "sha256_guarded_hot", source: "sha256_guarded_hot.c", flavor: Flavor::NoLibc };
 pub const WRITES_NOLIBC: GuestSpec = GuestSpec { name: "writes_nolibc", source: "writes.c", flavor: Flavor::NoLibc };
 pub const WRITES_GLIBC: GuestSpec = GuestSpec { name: "writes_glibc", source: "writes.c", flavor: Flavor::Glibc };
 
@@ -56,13 +62,15 @@ pub const FUZZ_TARGET: GuestSpec =
 pub const OUTPUT: GuestSpec =
     GuestSpec { name: "output", source: "../../tests/guests/c/output.c", flavor: Flavor::Glibc };
 
-pub const ALL: [GuestSpec; 10] = [
+pub const ALL: [GuestSpec; 12] = [
     HELLO_ASM,
     HELLO_C,
     BOOT_PROBE,
     SYSCALL_LOOP,
     SHA256_NOLIBC,
     SHA256_GLIBC,
+    SHA256_GUARDED_COLD,
+    SHA256_GUARDED_HOT,
     WRITES_NOLIBC,
     WRITES_GLIBC,
     THREADS,

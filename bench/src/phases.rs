@@ -77,13 +77,18 @@ pub fn measure(probe: &Path, backend: Backend, isolation: IsolationMode, tsc_khz
         verbose: false,
     };
     let started = Instant::now();
-    let vm = vmm::run::prepare(&options, &[], 1).map_err(|error| error.to_string())?;
+    let mut vm = vmm::run::prepare(&options, &[], 1).map_err(|error| error.to_string())?;
+    let console_key = vmm::run::install_console_key(&mut vm).map_err(|error| error.to_string())?;
     let setup = started.elapsed();
     let selecting = Instant::now();
     let (chosen, _) = vmm::policy::select_backend(choice, isolation).map_err(|error| error.to_string())?;
     let select = selecting.elapsed();
-    let config =
-        RunConfig { timeout: options.timeout, needs_pku: isolation == IsolationMode::Mpk, ..RunConfig::default() };
+    let config = RunConfig {
+        console_key,
+        timeout: options.timeout,
+        needs_pku: isolation == IsolationMode::Mpk,
+        ..RunConfig::default()
+    };
     let mut sink = CollectingSink::default();
     let running = Instant::now();
     let host_tsc = rdtsc();

@@ -150,6 +150,8 @@ pub struct Results {
     pub phases: Vec<PhaseRow>,
     pub syscalls: Vec<SyscallRow>,
     pub compute: Vec<ComputeRow>,
+    /// sha256 without, beside and on a guarded page (`program` names the variant).
+    pub guarded: Vec<ComputeRow>,
     pub threads: Vec<ThreadRow>,
     pub output: Vec<OutputRow>,
     pub fuzzing: crate::fuzzing::FuzzResults,
@@ -173,6 +175,15 @@ pub struct Repetitions {
 const WRITES: u64 = 20_000;
 const WRITES_KVM: u64 = 200;
 const SHA_MIB: u64 = 64;
+/// The guarded-code rows' real program, and the script the integration tests give it
+/// (tests/integration/busybox.rs): command substitutions, a subshell, a function.
+pub const BASH_STATIC: &str = "/bin/bash-static";
+const SHELL_SCRIPT: &str =
+    "x=$(echo sub); echo \"got $x\"; (exit 3); echo \"subshell $?\"; f() { echo in; return 4; }; \
+                            y=$(f); echo \"$y $?\"; echo \"$(echo $(echo nested))\"";
+/// What the guarded-code rows hash: in `mpk` the hot variant runs every instruction of its loop
+/// single-stepped (about 10 s for this on QEMU TCG here).
+pub const GUARDED_SHA_KIB: u64 = 16;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Guests(BTreeMap<&'static str, Result<PathBuf, String>>);
@@ -549,6 +560,86 @@ pub fn run_all(options: &Options) -> Results {
         }
     }
 
+    // Guarded code: the same hashing with no guarded sequence, one on a page of its own, one on the
+    // hot loop's page.
+    let mut guarded = Vec::new();
+    let mut native_digest: Option<String> = None;
+    for (spec, program) in [
+        (guests::SHA256_NOLIBC, "no guarded sequence"),
+        (guests::SHA256_GUARDED_COLD, "guarded sequence on a page of its own"),
+        (guests::SHA256_GUARDED_HOT, "guarded sequence on the hot loop's page"),
+    ] {
+        for config in [NATIVE, QEMU_NONE, QEMU_MPK, KVM_MPK] {
+            eprintln!("bench: sha256 {GUARDED_SHA_KIB} KiB, {program}, {}", config.label());
+            if let Some(reason) = not_applicable(config, &kvm) {
+                let na = Cell::NotApplicable(reason);
+                let flavor = spec.flavor.label();
+                guarded.push(ComputeRow { program, flavor, config, wall: na.clone(), inner: na, note: String::new() });
+                continue;
+            }
+            let args = [GUARDED_SHA_KIB.to_string(), "K".to_string()];
+            let measured = repeat(
+                repetitions.compute,
+                || run_once(options, config, guests.get(&spec)?, &args),
+                |run| {
+                    let line = run.stdout.lines().find(|line| line.starts_with("sha256 ")).ok_or("no digest")?;
+                    let digest = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let cycles: f64 = field(line, "cycles").and_then(|v| v.parse().ok()).ok_or("unreadable cycles")?;
+                    match &native_digest {
+                        None if config == NATIVE => native_digest = Some(digest),
+                        Some(expected) if *expected != digest => {
+                            return Err(format!("wrong digest {digest} (native: {expected})"))
+                        }
+                        _ => {}
+                    }
+                    Ok((millis(run.wall), cycles / machine.tsc_khz))
+                },
+            );
+            let (wall, inner) = match measured {
+                Ok(pairs) => (
+                    cell(Ok(pairs.iter().map(|pair| pair.0).collect())),
+                    cell(Ok(pairs.iter().map(|pair| pair.1).collect())),
+                ),
+                Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
+            };
+            let note = if native_digest.is_some() { "digest = native" } else { "digest unchecked" }.to_string();
+            guarded.push(ComputeRow { program, flavor: spec.flavor.label(), config, wall, inner, note });
+        }
+    }
+
+    // A real program with guarded sequences: Debian's bash-static running the tests' shell script.
+    let bash = Path::new(BASH_STATIC);
+    let mut native_output: Option<String> = None;
+    for config in [NATIVE, QEMU_NONE, QEMU_MPK, KVM_MPK] {
+        eprintln!("bench: {BASH_STATIC} -c SCRIPT, {}", config.label());
+        let program = "bash-static -c (the tests' script)";
+        let flavor = "Debian bash-static";
+        let no_clock = || Cell::NotApplicable("no in-guest clock".into());
+        let wall = if let Some(reason) = not_applicable(config, &kvm) {
+            Cell::NotApplicable(reason)
+        } else if !bash.exists() {
+            Cell::Failed(format!("{BASH_STATIC} is not installed (Debian package bash-static)"))
+        } else {
+            let args = ["-c".to_string(), SHELL_SCRIPT.to_string()];
+            cell(repeat(
+                repetitions.compute,
+                || run_once(options, config, bash, &args),
+                |run| {
+                    match &native_output {
+                        None if config == NATIVE => native_output = Some(run.stdout.clone()),
+                        Some(expected) if *expected != run.stdout => {
+                            return Err(format!("output {:?} differs from native", runner::shorten(&run.stdout, 60)))
+                        }
+                        _ => {}
+                    }
+                    Ok(millis(run.wall))
+                },
+            ))
+        };
+        let note = if native_output.is_some() { "output = native" } else { "output unchecked" }.to_string();
+        guarded.push(ComputeRow { program, flavor, config, wall, inner: no_clock(), note });
+    }
+
     Results {
         machine,
         repetitions,
@@ -558,6 +649,7 @@ pub fn run_all(options: &Options) -> Results {
         phases: phase_rows,
         syscalls,
         compute,
+        guarded,
         threads,
         output,
         fuzzing: crate::fuzzing::run(options, kvm.usable, &options.out.join("fuzzing-campaign.svg")),

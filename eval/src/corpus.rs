@@ -19,6 +19,8 @@ pub enum Arg {
     RegionLastWord(&'static str),
     /// The address of a WRPKRU of one of the kernel's PKRU gates.
     Gate(GateChoice),
+    /// The offset of the console key in the boot info, in hexadecimal.
+    ConsoleKeyOffset,
 }
 
 /// Which kernel gate [`Arg::Gate`] picks. The attack forges EAX = 0 (every key open).
@@ -72,6 +74,7 @@ impl Arg {
                     })?;
                 format!("{:#x}", gate.link_address)
             }
+            Self::ConsoleKeyOffset => format!("{:#x}", core::mem::offset_of!(kernel_abi::BootInfo, console_key)),
         })
     }
 }
@@ -86,6 +89,8 @@ pub struct Expect {
     pub stdout: &'static [&'static str],
     /// Substrings of secure-run's stderr (the crash report or the refusal), ignoring ASCII case.
     pub stderr: &'static [&'static str],
+    /// Substrings the attack's stdout must not hold (forged output that must not get through).
+    pub stdout_lacks: &'static [&'static str],
     /// Holds only on a host where this condition holds ([`Host`]); elsewhere the next matching
     /// expectation applies.
     pub host: Option<HostCondition>,
@@ -97,6 +102,11 @@ impl Expect {
         Self { host: Some(condition), ..self }
     }
 
+    /// This expectation, with `needles` absent from the attack's stdout.
+    const fn without(self, needles: &'static [&'static str]) -> Self {
+        Self { stdout_lacks: needles, ..self }
+    }
+
     /// Whether a run matches; else what differs.
     pub fn check(&self, status: i32, stdout: &str, stderr: &str) -> Result<(), String> {
         let mut problems = Vec::new();
@@ -106,6 +116,11 @@ impl Expect {
         for needle in self.stdout {
             if !stdout.contains(needle) {
                 problems.push(format!("stdout lacks {needle:?}"));
+            }
+        }
+        for needle in self.stdout_lacks {
+            if stdout.contains(needle) {
+                problems.push(format!("stdout holds {needle:?}, which must not get through"));
             }
         }
         let lower = stderr.to_ascii_lowercase();
@@ -175,6 +190,11 @@ const RING3: &[&str] = &["ring3"];
 const NONE: &[&str] = &["none"];
 const CPL0: &[&str] = &["mpk", "none"];
 const ALL: &[&str] = &["mpk", "ring3", "none"];
+/// secure-run's status for tampering with the console channel (128 + SIGSYS).
+const TAMPERING: i32 = kernel_abi::exit_code::TAMPERING;
+/// What the VMM says about tampering, and what an OUT at CPL3 raises.
+const TAMPERED: &str = "secure-run: tampering:";
+const OUT_FAULTS: &[&str] = &["SIGSEGV", "general protection fault (#GP)"];
 
 const fn expect(
     modes: &'static [&'static str],
@@ -182,7 +202,7 @@ const fn expect(
     stdout: &'static [&'static str],
     stderr: &'static [&'static str],
 ) -> Expect {
-    Expect { modes, status, stdout, stderr, host: None }
+    Expect { modes, status, stdout, stderr, stdout_lacks: &[], host: None }
 }
 
 /// Every attack, in the order of the matrix.
@@ -552,7 +572,7 @@ pub const ATTACKS: &[Attack] = &[
         args: &[Arg::Gate(GateChoice::ChecksOtherValue)],
         stdin: b"",
         expect: &[
-            expect(MPK, 139, &["jumping to the gate\n"], &["protection-key gate violation"]),
+            expect(MPK, TAMPERING, &["jumping to the gate\n"], &["tampering", "protection-key gate violation"]),
             // A CPL3 fetch from a supervisor page is the app's fault, whatever the address.
             expect(
                 RING3,
@@ -575,7 +595,7 @@ pub const ATTACKS: &[Attack] = &[
         expect: &[
             // The gate's check passes (0 is the kernel's PKRU), but the entry is not on an IST stack:
             // it halts instead of handling a frame the app forged.
-            expect(MPK, 139, &["jumping to the gate\n"], &["protection-key gate violation"]),
+            expect(MPK, TAMPERING, &["jumping to the gate\n"], &["tampering", "protection-key gate violation"]),
             expect(
                 RING3,
                 139,
@@ -621,9 +641,9 @@ pub const ATTACKS: &[Attack] = &[
             // check. At CPL3 CLI itself is privileged.
             expect(
                 MPK,
-                139,
+                TAMPERING,
                 &["timer running\n", "jumping to the gate with an interrupt pending\n"],
-                &["protection-key gate violation"],
+                &["tampering", "protection-key gate violation"],
             ),
             expect(
                 RING3,
@@ -633,9 +653,9 @@ pub const ATTACKS: &[Attack] = &[
             ),
             expect(
                 NONE,
-                139,
+                TAMPERING,
                 &["timer running\n", "jumping to the gate with an interrupt pending\n"],
-                &["protection-key gate violation"],
+                &["tampering", "protection-key gate violation"],
             ),
         ],
     },
@@ -751,6 +771,89 @@ pub const ATTACKS: &[Attack] = &[
             // At CPL0 (mpk and none) they execute by design: none of them changes keys or paging.
             expect(CPL0, 0, &["privileged instructions: executed\n"], &[]),
             expect(RING3, 139, &["CLI; STI\n"], &["SIGSEGV", "general protection fault (#GP)"]),
+        ],
+    },
+    Attack {
+        name: "forged_exit_status",
+        guest: "forged_exit_status",
+        what: "hide a crash: an Exit frame with status 0 in the kernel's format (a guessed key), then OUT to the exit port",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(CPL0, TAMPERING, &["forging an exit status\n"], &[TAMPERED, "a forged exit-status frame"])
+                .without(&["the VM went on"]),
+            expect(RING3, 139, &["forging an exit status\n"], OUT_FAULTS),
+        ],
+    },
+    Attack {
+        name: "forged_stdout_frame",
+        guest: "forged_console_frame",
+        what: "a stdout frame in the kernel's format (a guessed key) of text the app never wrote",
+        options: &[],
+        args: &[Arg::Literal("stdout")],
+        stdin: b"",
+        expect: &[
+            expect(CPL0, TAMPERING, &["forging a frame\n"], &[TAMPERED, "a forged stdout frame"])
+                .without(&["forged output", "after the forgery"]),
+            expect(RING3, 139, &["forging a frame\n"], OUT_FAULTS),
+        ],
+    },
+    Attack {
+        name: "forged_crash_record",
+        guest: "forged_console_frame",
+        what: "a crash frame in the kernel's format (a guessed key) blaming a page fault",
+        options: &[],
+        args: &[Arg::Literal("crash")],
+        stdin: b"",
+        expect: &[
+            expect(CPL0, TAMPERING, &["forging a frame\n"], &[TAMPERED, "a forged crash frame"])
+                .without(&["after the forgery"]),
+            expect(RING3, 139, &["forging a frame\n"], OUT_FAULTS),
+        ],
+    },
+    Attack {
+        name: "stop_without_verdict",
+        guest: "stop_without_verdict",
+        what: "OUT to the exit port with no verdict sent before",
+        options: &[],
+        args: &[],
+        stdin: b"",
+        expect: &[
+            expect(
+                CPL0,
+                TAMPERING,
+                &["stopping the VM\n"],
+                &[TAMPERED, "a stop through the exit port without an authenticated"],
+            )
+            .without(&["the VM went on"]),
+            expect(RING3, 139, &["stopping the VM\n"], OUT_FAULTS),
+        ],
+    },
+    Attack {
+        name: "steal_console_key",
+        guest: "steal_console_key",
+        what: "read the console key from the boot info in the physical map, then forge an authenticated stdout line and Exit 0",
+        options: &[],
+        args: &[Arg::RegionStart("kernel physical map"), Arg::ConsoleKeyOffset],
+        stdin: b"",
+        expect: &[
+            expect(
+                MPK,
+                139,
+                &["searching the physical map for the boot info\n"],
+                &["SIGSEGV", "protection-key violation (kernel physical map, protection key 3)"],
+            )
+            .without(&["stole the console key"]),
+            expect(
+                RING3,
+                139,
+                &["searching the physical map for the boot info\n"],
+                &["SIGSEGV", "supervisor-page violation (in kernel physical map)"],
+            )
+            .without(&["stole the console key"]),
+            // No isolation, no secret: the forged verdict is taken (docs/security.md, "Verdicts").
+            expect(NONE, 0, &["stole the console key\n", "forged with the stolen key\n"], &[]),
         ],
     },
 ];

@@ -267,8 +267,101 @@ fn render(machine: &Machine, host: eval::Host, rows: &[Row]) -> String {
          design: the kernel ignored the forged fields, and the app prints what it resumed with (IOPL 0, \
          its own CPL), which the expectation checks.\n",
     );
+    text.push_str(GUARDED_CODE);
+    text.push_str(VERDICTS);
     text
 }
+
+/// The "Guarded code" section of docs/security.md: how `mpk` runs code that holds a forbidden sequence.
+const GUARDED_CODE: &str = "
+## Guarded code
+
+In `mpk` the app runs at CPL0, so WRPKRU, MOV to CR0/CR3/CR4, LGDT, LIDT, WRMSR and WRMSRNS would defeat \
+the isolation if they ever ran. A byte pair such as `0F 22` occurs by chance about once per 64 KiB of \
+code, so nearly every large program (bash, zsh, busybox, every Go binary) holds one inside other \
+instructions or data. Refusing them would make the default mode refuse most real software; instead the \
+kernel makes sure none of them runs (threat-model.md M4, `kernel/src/arch/x86_64/guard.rs`, \
+`isolation/src/guard.rs`):
+
+- **Found everywhere.** Every executable byte is scanned at every offset at load, at `execve` and \
+  whenever memory becomes executable (`mmap`/`mprotect` with PROT_EXEC): `hidden_mov_to_cr3` and \
+  `hidden_wrpkru` hide one in the immediate of a benign MOV and jump into it.
+- **Non-executable until reached.** The pages that hold an occurrence (and the page before, where its \
+  prefixes may start) stay non-executable. When the app's execution reaches one, the instruction fetch \
+  faults; the kernel makes the page executable and resumes the app with RFLAGS.TF set, a debug trap \
+  after every instruction. Before each instruction runs, the kernel decodes it from the app's memory \
+  and ends the app if it is a guarded one: a crash report naming the instruction and its address (SIGSEGV, \
+  as a privileged instruction at CPL3; SIGILL for WRPKRU, as without keys), `crash.guarded` in \
+  `--report`. Leaving the guarded pages turns TF off and makes them non-executable again, so the rest of \
+  the program runs at full speed.
+- **Single-stepping, not breakpoints.** Hardware breakpoints on the occurrences (DR0–DR3) would be both \
+  limited (four per page) and escapable: IRETQ with RF set in the popped RFLAGS suppresses an instruction \
+  breakpoint on its target (`iretq_with_rf`). The single-step trap has no such bypass and no count limit \
+  (`crowded_guarded_page`: seven occurrences on one page). The kernel uses no debug register, so the app's \
+  own MOV to DR disarms nothing (`disarm_debug_registers`).
+- **What could delay the trap** is decoded too: MOV SS and POP SS (the trap comes after the next \
+  instruction, which the kernel checks before it lets MOV SS run: `mov_ss_shadow`); XBEGIN (a debug \
+  exception inside a transaction aborts it to the fallback without a trap, so the kernel performs the \
+  abort and checks the fallback); prefixes (legacy, REX, REX2, up to the 15-byte limit); \
+  IA32_DEBUGCTL.BTF (branch-only stepping: WRMSR is itself guarded, and the kernel clears DEBUGCTL each \
+  time stepping begins); a jump from a stepped page into kernel text traps before the first kernel \
+  instruction, and a debug trap in kernel text (other than the SYSCALL entry) ends the run.
+- **`--strict-inspection`** refuses every occurrence at load instead (`mov_to_cr4_strict`), as ERIM does.
+
+**Cost.** Each instruction on a guarded page costs a debug trap, a kernel entry and exit and a decode; \
+code elsewhere costs nothing, and a page of its own holding an occurrence costs nothing either. A \
+program whose hot loop shares a page with an occurrence runs that loop orders of magnitude slower; one \
+that only passes through such pages (the tests' bash script) pays in proportion to the instructions it \
+runs there. docs/performance.md measures each case (\"Guarded code\"). A later refinement could step \
+whole branch-free runs at once with a breakpoint at their end. **Limits.** Where the \
+CPU has RTM, an XBEGIN in the shadow of MOV SS ends the app (no compiler emits it). The scheme is proven \
+on QEMU TCG here; this project's KVM offers no protection keys to guests, so `kvm_mpk` is untested here.
+";
+
+/// The "Verdicts" section of docs/security.md: what the console key guarantees, and where it does not.
+const VERDICTS: &str = "
+## Verdicts
+
+In `mpk` and `none` the app runs at CPL0 and can write the VMM's two ports itself: the console port \
+(0xe9, where the kernel sends stdout, stderr, the exit status and crash records as frames) and the exit \
+port (0xf4). So that no app (and no fuzzing input) can forge the run's verdict, hide a crash or inject \
+output as the kernel's, **the VMM never trusts a verdict the app could have produced itself**:
+
+- **A per-boot secret.** For each boot the VMM draws a 128-bit console key from the OS's random number \
+  generator (`getrandom`), never from `--seed` (which only reproduces the layout and the guest's \
+  randomness, and is printed), and writes it into the boot info. The kernel copies it at its first \
+  instruction into a static of its own data (protection key 2 in `mpk`, a supervisor page in `ring3`). \
+  The boot info itself lies in the physical map (key 3 in `mpk`, supervisor in `ring3`), below the memory \
+  the kernel hands out, so the app cannot read that copy either. The VMM keeps the key for the whole run; \
+  under `--afl` one key serves the whole campaign: every execution restores the same kernel from the \
+  snapshot, and the app learns the key in none of them, so an input cannot use what another one saw.
+- **Every frame carries it.** A frame header is sync byte, stream, length and the 16 key bytes. The \
+  kernel sends the header straight from its static with REP OUTSB, so no general-purpose register and no \
+  stack ever holds the key after boot (the kernel is built without SSE); the app's registers at its first \
+  instruction are all zero, and every return to the app restores all of them from the app's own values. \
+  The key is a token, not a MAC: the kernel sends a header and its payload with interrupts off on the only \
+  vCPU, so no app byte can come between them, and a forger has one guess: 128 bits make that 2^-128 (and \
+  2^-88 over 2^40 fuzzing executions).
+- **Anything else is tampering.** The VMM's decoder (`vmm/src/devices/console.rs`, both backends) takes a \
+  frame only with the key, and the exit port only after an authenticated Exit or Crash frame. A header \
+  with a wrong key, a byte outside any frame, an unknown stream, a verdict of the wrong size, a frame cut \
+  off, a console-ring doorbell with no new flush (the kernel rings only with one, and waits for its \
+  acknowledgment before the app runs again; the ring lies where the app cannot write it in `mpk` and \
+  `ring3`), or a stop without a verdict is tampering: the VMM stops the guest at once, prints one line \
+  (`secure-run: tampering: the app forged the kernel's console channel (...)`), sets `tampering` in the \
+  `--report` JSON and exits 159 (128 + SIGSYS, counted as a crash like the other 128 + signal statuses; \
+  under `--afl` the execution reports SIGSYS, a crash for afl-fuzz). Output that arrived authenticated \
+  before is forwarded; nothing the app forged, and nothing after it, is.
+- **Gate violations.** A PKRU gate that catches forged registers runs with the forger's PKRU in force, \
+  where the key is out of reach, so its report is a key-less header of its own stream: the VMM reports it \
+  as tampering of the kind `gate_violation` (the app either jumped into the gate or forged the report; \
+  both are attacks on the kernel).
+- **`ring3`**: the app is at CPL3 and an OUT faults (#GP, SIGSEGV): `forged_exit_status`, \
+  `forged_stdout_frame`, `forged_crash_record` and `stop_without_verdict` end there.
+- **`none` gives no verdict guarantee.** Without isolation the app reads the key (`steal_console_key` \
+  finds the boot info in the physical map) and forges an authenticated stdout line and exit status 0, \
+  which the VMM takes. Forgeries without the key are still caught there (the first four attacks above).
+";
 
 fn today() -> String {
     Command::new("date")

@@ -10,6 +10,8 @@ pub enum Outcome {
     RefusedAtLoad { instruction: String },
     /// A kernel PKRU gate caught forged registers and halted the VM.
     GateHalt,
+    /// The VMM caught the app forging the kernel's console channel (status 159): `what` it forged.
+    Tampering { what: String },
     /// The app was killed by `signal` (`SIGSEGV`, `SIGILL`...) for `cause` (the page-fault cause with its
     /// protection key, or the exception).
     Fault { signal: String, cause: String },
@@ -35,6 +37,7 @@ impl fmt::Display for Outcome {
         match self {
             Self::RefusedAtLoad { instruction } => write!(f, "refused at load ({instruction})"),
             Self::GateHalt => f.write_str("gate halt (VM stopped)"),
+            Self::Tampering { what } => write!(f, "tampering caught: {what}"),
             Self::Fault { signal, cause } => write!(f, "{signal}: {cause}"),
             Self::KernelFault { cause } => write!(f, "kernel fault, VM stopped ({cause})"),
             Self::SyscallRefused { errno } => write!(f, "{errno} from the kernel"),
@@ -54,6 +57,11 @@ pub fn classify(status: i32, stdout: &str, stderr: &str) -> Outcome {
     }
     if stderr.contains("protection-key gate violation") {
         return Outcome::GateHalt;
+    }
+    if let Some(rest) = after(stderr, "the app forged the kernel's console channel (") {
+        // "a forged stdout frame (its header lacks ...)" -> "forged stdout frame".
+        let what = rest.split(" (").next().unwrap_or(rest).split("); ").next().unwrap_or(rest);
+        return Outcome::Tampering { what: what.trim_start_matches("a ").to_owned() };
     }
     if let Some(rest) = after(stderr, "the guest kernel faulted (a secure-run bug): ") {
         return Outcome::KernelFault { cause: fault_cause(rest) };
@@ -134,7 +142,17 @@ mod tests {
         assert_eq!(classify(1, "mmap RWX: -13\n", ""), Outcome::SyscallRefused { errno: "EACCES" });
         assert_eq!(classify(0, "wrote CR4\n", ""), Outcome::Completed { status: 0 });
         assert!(classify(0, "wrote CR4\n", "").escaped());
-        let gate = "secure-run: the app was killed by SIGSEGV: protection-key gate violation (a jump to a PKRU gate";
-        assert_eq!(classify(139, "", gate), Outcome::GateHalt);
+        let gate = "secure-run: tampering: the app forged the kernel's console channel (a protection-key gate \
+                    violation: a jump into a PKRU gate with forged registers, caught by the kernel (its report";
+        assert_eq!(classify(159, "", gate), Outcome::GateHalt);
+        let forged = "secure-run: tampering: the app forged the kernel's console channel (a forged stdout frame \
+                      (its header lacks the run's console key)); its output after that was dropped";
+        assert_eq!(classify(159, "", forged).to_string(), "tampering caught: forged stdout frame");
+        let stop = "secure-run: tampering: the app forged the kernel's console channel (a stop through the exit \
+                    port without an authenticated exit status or crash report); its output";
+        assert_eq!(
+            classify(159, "", stop).to_string(),
+            "tampering caught: stop through the exit port without an authenticated exit status or crash report"
+        );
     }
 }

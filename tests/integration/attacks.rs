@@ -142,6 +142,12 @@ attack_test!(forged_sigreturn_flags);
 attack_test!(forged_sigreturn_segments);
 attack_test!(forged_sigreturn_rip);
 attack_test!(forged_sigreturn_fpu);
+// 14. Forged verdicts through the console and exit ports (docs/security.md, "Verdicts").
+attack_test!(forged_exit_status);
+attack_test!(forged_stdout_frame);
+attack_test!(forged_crash_record);
+attack_test!(stop_without_verdict);
+attack_test!(steal_console_key);
 
 /// The XRSTOR attack sizes its XSAVE area from CPUID leaf 0xD at run time. Natively, in a host process,
 /// XRSTOR runs under the host kernel's XCR0 — the same configuration the nested KVM's CPL3 code runs
@@ -181,27 +187,46 @@ fn corpus_covers_every_tested_mode() {
 /// The threat model's "the VMM treats the whole guest as hostile" (threat-model.md V1), for what
 /// `boot.rs` does not already cover (console floods and port garbage are there).
 mod hostile_guest {
-    use kernel_abi::exit_code::{USAGE, VMM_ERROR};
+    use kernel_abi::exit_code::{TAMPERING, USAGE};
 
     use super::*;
 
-    // A CPL0 app (`none`, and `mpk`, where the app is at CPL0 too) writes a well-formed crash frame of
-    // garbage values to the console port, then exits 7. secure-run reports a crash from it — the port
-    // cannot tell the kernel from a CPL0 app — but must neither panic nor crash itself.
-    tests_in_modes!([qemu_none, qemu_mpk] fn forged_crash_frame_is_reported_without_a_panic(mode) {
+    // A CPL0 app (`none`, and `mpk`, where the app is at CPL0 too) writes a crash frame of garbage values
+    // in the old, key-less format to the console port, then prints a line and exits 7. The frame carries
+    // no console key: secure-run reports tampering (status 159), no crash, and drops what came after,
+    // without panicking.
+    tests_in_modes!([qemu_none, qemu_mpk, kvm_none] fn forged_crash_frame_is_reported_as_tampering(mode) {
         let result = SecureRun::new(mode).options(["--timeout", "30"]).run(&attack_guest("forged_crash_frame"), &[]);
         assert_no_panic(&result);
-        assert_status(&result, VMM_ERROR);
-        assert_stderr_contains(&result, "the guest kernel faulted");
-        assert_stderr_contains(&result, "rip 0xfffffffffffffff0");
+        assert_status(&result, TAMPERING);
+        assert_stderr_contains(&result, "secure-run: tampering: the app forged the kernel's console channel");
+        assert_stderr_contains(&result, "a forged crash frame");
+        assert!(!result.stderr.contains("the guest kernel faulted"), "{}", result.report());
+        assert!(!result.stdout_text().contains("sent a forged crash frame"), "{}", result.report());
     });
 
-    // The same frame one byte short: not a crash record, ignored as garbage; the app's own status stands.
-    tests_in_modes!([qemu_none, qemu_mpk] fn crash_frame_of_the_wrong_length_is_ignored(mode) {
+    // The same frame one byte short: tampering too (its length is no crash record's), reported as such.
+    tests_in_modes!([qemu_none, qemu_mpk] fn crash_frame_of_the_wrong_length_is_tampering(mode) {
         let result =
             SecureRun::new(mode).options(["--timeout", "30"]).run(&attack_guest("forged_crash_frame"), &["w"]);
         assert_no_panic(&result);
-        assert_output(&result, 7, b"sent a forged crash frame\n");
+        assert_status(&result, TAMPERING);
+        assert_stderr_contains(&result, "a crash frame header of the wrong size (183 bytes)");
+        assert!(!result.stdout_text().contains("sent a forged crash frame"), "{}", result.report());
+    });
+
+    // The `--report` JSON names the tampering, and a run that forged nothing has none.
+    tests_in_modes!([qemu_mpk] fn the_report_names_the_tampering(mode) {
+        let (result, report) = SecureRun::new(mode).run_reporting(&attack_guest("stop_without_verdict"), &[]);
+        assert_status(&result, TAMPERING);
+        let json: serde_json::Value = serde_json::from_str(&report).expect("JSON");
+        assert_eq!(json["exit_code"], TAMPERING, "{report}");
+        assert_eq!(json["tampering"]["kind"], "stop_without_verdict", "{report}");
+        assert!(json["crash"].is_null(), "{report}");
+        let (result, report) = SecureRun::new(mode).run_reporting(&attack_guest(eval::guests::LAYOUT_PROBE), &[]);
+        assert_status(&result, 0);
+        let json: serde_json::Value = serde_json::from_str(&report).expect("JSON");
+        assert!(json["tampering"].is_null(), "{report}");
     });
 
     #[test]

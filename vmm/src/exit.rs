@@ -4,7 +4,8 @@
 //! console through the same state ([`ExitState::feed_console`]) and ends with the same [`GuestOutcome`].
 //!
 //! The guest talks through two ports (see `kernel_abi`): [`CONSOLE_PORT`], the console device
-//! ([`crate::devices::console`]), and [`EXIT_PORT`], which stops the VM. Any other port or address is
+//! ([`crate::devices::console`]), and [`EXIT_PORT`], which stops the VM — as the kernel's end only after
+//! an authenticated verdict, else as tampering ([`Tampering`]). Any other port or address is
 //! answered with all-ones or ignored. The guest is hostile: nothing here panics whatever it does, and
 //! the warnings it can trigger are rate-limited.
 
@@ -13,8 +14,7 @@ use std::fmt;
 use kernel_abi::afl::SNAPSHOT_PORT;
 use kernel_abi::{CrashRecord, CONSOLE_PORT, EXIT_PORT};
 
-use crate::devices::console::GuestRam;
-use crate::devices::console::{self, ConsoleDecoder, ConsoleSink};
+use crate::devices::console::{self, ConsoleDecoder, ConsoleSink, GuestRam, Tampering};
 use crate::devices::timer::{self, PitPic};
 
 /// How many guest-triggered warnings one run reports before it reports only counts.
@@ -75,6 +75,9 @@ pub enum StopReason {
     /// The console ring named memory or streams it may not (a kernel bug, or an app in `none` mode
     /// writing the kernel's memory).
     ConsoleRing { message: String },
+    /// The console channel was tampered with ([`GuestOutcome::tampering`] says how): the VMM stopped the
+    /// guest at once.
+    Tampering,
     /// The kernel reached the `--afl` snapshot point (`kernel_abi::afl`); only where the run asked for it
     /// ([`ExitState::expecting_snapshot`]).
     SnapshotPoint,
@@ -94,6 +97,7 @@ impl fmt::Display for StopReason {
             Self::QemuExited { code: Some(code), stderr } => write!(f, "QEMU exited with status {code}: {stderr}"),
             Self::QemuExited { code: None, stderr } => write!(f, "QEMU was killed by a signal: {stderr}"),
             Self::ConsoleRing { message } => write!(f, "the guest's console ring is corrupt: {message}"),
+            Self::Tampering => write!(f, "the console channel was tampered with"),
             Self::SnapshotPoint => write!(f, "the kernel reached the snapshot point"),
             Self::Cancelled => write!(f, "the run was cancelled"),
         }
@@ -110,7 +114,10 @@ pub struct GuestOutcome {
     /// The signal of the last Killed frame: a signal's default action ended the app.
     pub killed_by: Option<i32>,
     pub stop: StopReason,
-    /// Console bytes outside valid frames.
+    /// What the app forged on the console channel, if anything: the run's verdict is then tampering,
+    /// whatever else arrived.
+    pub tampering: Option<Tampering>,
+    /// Console bytes outside authenticated frames.
     pub garbage_bytes: u64,
     /// stdout/stderr bytes were dropped at the output limit.
     pub output_truncated: bool,
@@ -174,15 +181,21 @@ impl<'s> ExitState<'s> {
     }
 
     /// Feeds console bytes (an exit's, or QEMU's pipe), taking the ring flush a doorbell in them asks for.
-    /// Err: the ring is corrupt; the run must stop.
+    /// Err: the ring is corrupt or the channel was tampered with; the run must stop.
     pub fn feed_console(&mut self, bytes: &[u8]) -> Result<(), StopReason> {
         self.decoder.feed(bytes, self.sink);
-        if !self.decoder.take_doorbell() {
-            return Ok(());
+        if self.decoder.take_doorbell() {
+            // A doorbell is only recognised where there is a ring.
+            if let Some((ram, ring_phys)) = &mut self.ring {
+                self.decoder
+                    .take_ring(&mut **ram, *ring_phys, self.sink)
+                    .map_err(|message| StopReason::ConsoleRing { message })?;
+            }
         }
-        // A doorbell is only recognised where there is a ring.
-        let Some((ram, ring_phys)) = &mut self.ring else { return Ok(()) };
-        self.decoder.take_ring(&mut **ram, *ring_phys, self.sink).map_err(|message| StopReason::ConsoleRing { message })
+        match self.decoder.tampering() {
+            Some(_) => Err(StopReason::Tampering),
+            None => Ok(()),
+        }
     }
 
     /// Reports a VMM diagnostic now (not rate-limited: for the VMM's own, non-guest-triggered notices).
@@ -223,7 +236,12 @@ impl<'s> ExitState<'s> {
         wall_time: std::time::Duration,
     ) -> GuestOutcome {
         self.decoder.finish();
+        // Both backends end here: KVM saw the exit port's write, QEMU exited because of it.
+        if stop == StopReason::ExitPort {
+            self.decoder.exit_port();
+        }
         GuestOutcome {
+            tampering: self.decoder.tampering(),
             status: self.decoder.status(),
             crash: self.decoder.crash(),
             killed_by: self.decoder.killed_by(),
@@ -322,7 +340,7 @@ fn describe_internal_error(suberror: u32, rip: Option<u64>, instruction: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devices::console::tests::frame;
+    use crate::devices::console::tests::{frame, test_decoder};
     use crate::devices::console::CollectingSink;
     use kernel_abi::Stream;
 
@@ -337,7 +355,7 @@ mod tests {
     #[test]
     fn exit_port_stops_and_console_port_feeds_the_decoder() {
         let mut sink = CollectingSink::default();
-        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut state = ExitState::new(test_decoder(), &mut sink);
         let hello = frame(Stream::Stdout, b"hi\n");
         assert_eq!(
             handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state),
@@ -355,13 +373,53 @@ mod tests {
         let outcome = state.into_outcome(StopReason::ExitPort, None, std::time::Duration::ZERO);
         assert_eq!(outcome.status, Some(7));
         assert_eq!(outcome.exits, 1 + status.len() as u64 + 3);
+        assert_eq!(outcome.tampering, None);
         assert_eq!(sink.stdout, b"hi\n");
+    }
+
+    #[test]
+    fn forged_console_bytes_stop_the_run_as_tampering() {
+        let mut sink = CollectingSink::default();
+        let mut state = ExitState::new(test_decoder(), &mut sink);
+        let hello = frame(Stream::Stdout, b"hi\n");
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &hello }, &mut state),
+            Action::Continue
+        );
+        // A 4-byte header of the old format, as an app would forge it.
+        let forged = [0xa5, Stream::Stdout as u8, 2, 0, b'x', b'\n'];
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &forged }, &mut state),
+            Action::Stop(StopReason::Tampering)
+        );
+        let outcome = state.into_outcome(StopReason::Tampering, None, std::time::Duration::ZERO);
+        assert_eq!(outcome.tampering, Some(Tampering::ForgedFrame { stream: Stream::Stdout }));
+        assert_eq!(sink.stdout, b"hi\n");
+    }
+
+    #[test]
+    fn a_stop_without_an_authenticated_verdict_is_tampering() {
+        let mut sink = Null;
+        let mut state = ExitState::new(test_decoder(), &mut sink);
+        let bye = frame(Stream::Stdout, b"bye\n");
+        assert_eq!(handle_exit(GuestExitEvent::IoOut { port: CONSOLE_PORT, data: &bye }, &mut state), Action::Continue);
+        assert_eq!(
+            handle_exit(GuestExitEvent::IoOut { port: EXIT_PORT, data: &[0] }, &mut state),
+            Action::Stop(StopReason::ExitPort)
+        );
+        let outcome = state.into_outcome(StopReason::ExitPort, None, std::time::Duration::ZERO);
+        assert_eq!(outcome.tampering, Some(Tampering::StopWithoutVerdict));
+        // Any other end (a halt, a timeout) is no verdict either, but the app cannot forge it as the
+        // kernel's end: it is reported as what it is.
+        let mut sink = Null;
+        let state = ExitState::new(test_decoder(), &mut sink);
+        assert_eq!(state.into_outcome(StopReason::Halted, None, std::time::Duration::ZERO).tampering, None);
     }
 
     #[test]
     fn unknown_ports_read_all_ones_and_warnings_are_rate_limited() {
         let mut sink = CollectingSink::default();
-        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut state = ExitState::new(test_decoder(), &mut sink);
         for port in 0..100u16 {
             let mut data = [0u8; 4];
             assert_eq!(
@@ -390,7 +448,7 @@ mod tests {
     #[test]
     fn only_the_first_snapshot_port_write_of_a_run_that_expects_one_stops_it() {
         let mut sink = Null;
-        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut state = ExitState::new(test_decoder(), &mut sink);
         let write = || GuestExitEvent::IoOut { port: SNAPSHOT_PORT, data: &[0] };
         assert_eq!(handle_exit(write(), &mut state), Action::Continue, "a plain run has no snapshot point");
         let mut state = state.expecting_snapshot();
@@ -402,7 +460,7 @@ mod tests {
     #[test]
     fn a_killed_frame_names_the_signal_apart_from_the_status() {
         let mut sink = Null;
-        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut state = ExitState::new(test_decoder(), &mut sink);
         let mut bytes = frame(Stream::Killed, &6i32.to_le_bytes());
         bytes.extend(frame(Stream::Exit, &134i32.to_le_bytes()));
         assert_eq!(
@@ -416,7 +474,7 @@ mod tests {
     #[test]
     fn fatal_exits_stop_with_reasons() {
         let mut sink = Null;
-        let mut state = ExitState::new(ConsoleDecoder::default(), &mut sink);
+        let mut state = ExitState::new(test_decoder(), &mut sink);
         assert_eq!(handle_exit(GuestExitEvent::Hlt, &mut state), Action::Stop(StopReason::Halted));
         assert_eq!(handle_exit(GuestExitEvent::Shutdown, &mut state), Action::Stop(StopReason::TripleFault));
         assert_eq!(handle_exit(GuestExitEvent::Interrupted, &mut state), Action::Continue);

@@ -15,7 +15,10 @@ use vmm::run::{self, RunOptions};
 ///
 /// Prints what the app prints and exits with its status. Signals reach the app's handlers as on Linux;
 /// a fault or signal it does not handle kills it with 128 + signal (SIGSEGV → 139, SIGILL → 132,
-/// SIGFPE → 136, SIGBUS → 135, SIGABRT → 134), a fault with a crash report on stderr.
+/// SIGFPE → 136, SIGBUS → 135, SIGABRT → 134), a fault with a crash report on stderr. An app that
+/// forges the kernel's console channel (a frame without the run's secret key, a stop through the exit
+/// port without the kernel's verdict) ends with 159 (128 + SIGSYS, a crash) and one "tampering" line;
+/// in --isolation none the app can read the key, so there no verdict is guaranteed.
 /// secure-run's own failures: 124 timeout, 125 VMM or backend error, 126 the app cannot be executed,
 /// 127 app not found, 2 usage error.
 #[derive(Parser, Debug)]

@@ -12,6 +12,7 @@ use kernel_abi::{
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::devices::console::Tampering;
 use crate::exit::{GuestOutcome, StopReason};
 use crate::loader::{LoadedVm, RegionReport};
 
@@ -351,6 +352,9 @@ pub struct RunReport<'a> {
     pub stop: String,
     pub timed_out: bool,
     pub crash: Option<&'a CrashReport>,
+    /// What the app forged on the console channel, if it did (the exit code is then
+    /// `exit_code::TAMPERING`).
+    pub tampering: Option<TamperingReport>,
     pub seed: u64,
     pub aslr: bool,
     pub backend: &'static str,
@@ -362,6 +366,21 @@ pub struct RunReport<'a> {
     pub garbage_console_bytes: u64,
     /// From starting the backend to the VM's end.
     pub wall_time_ms: f64,
+}
+
+/// The `tampering` object of the `--report` JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct TamperingReport {
+    /// One word ([`Tampering::kind`]).
+    pub kind: &'static str,
+    /// The same in words, as the stderr line says it.
+    pub what: String,
+}
+
+impl TamperingReport {
+    pub fn of(tampering: Tampering) -> Self {
+        Self { kind: tampering.kind(), what: tampering.to_string() }
+    }
 }
 
 impl<'a> RunReport<'a> {
@@ -379,6 +398,7 @@ impl<'a> RunReport<'a> {
             stop: outcome.stop.to_string(),
             timed_out: outcome.stop == StopReason::Timeout,
             crash,
+            tampering: outcome.tampering.map(TamperingReport::of),
             seed: setup.seed,
             aslr: setup.aslr,
             backend: setup.backend.name(),
@@ -524,6 +544,7 @@ mod tests {
             crash: Some(record),
             killed_by: None,
             stop: StopReason::ExitPort,
+            tampering: Some(Tampering::ForgedFrame { stream: kernel_abi::Stream::Crash }),
             garbage_bytes: 3,
             output_truncated: false,
             log_truncated: false,
@@ -554,6 +575,8 @@ mod tests {
         assert_eq!(json["layout"]["regions"][0]["kind"], "app segment");
         assert_eq!(json["layout"]["entropy_bits"]["physmap"], 25);
         assert_eq!(json["garbage_console_bytes"], 3);
+        assert_eq!(json["tampering"]["kind"], "forged_frame");
+        assert!(json["tampering"]["what"].as_str().unwrap().contains("forged crash frame"), "{json}");
         assert_eq!(json["wall_time_ms"], 12.0);
 
         let mut written = std::collections::BTreeSet::new();

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use kernel_abi::{exit_code, IsolationMode};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng, TryRngCore};
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::backend::{self, Backend, BackendError, RunConfig};
 use crate::devices::console::ConsoleSink;
@@ -98,6 +99,10 @@ pub enum RunError {
     Mount(#[from] crate::mount::MountError),
     #[error("stdin is larger than {STDIN_LIMIT} bytes; the guest receives stdin as a captured file")]
     StdinTooLarge,
+    #[error("cannot draw the run's console key from the OS random number generator: {0}")]
+    Random(rand_core::OsError),
+    #[error("the memory image has no boot info at the address its entry names (a secure-run bug)")]
+    NoBootInfo,
     /// Options that do not fit together.
     #[error("{0}")]
     Usage(String),
@@ -268,6 +273,20 @@ pub(crate) fn prepare_with<'a>(
     Ok(loader::build(&request, &layout, kernel_seed)?)
 }
 
+/// Draws a fresh console key and writes it into `vm`'s boot info (`kernel_abi::console`): the key the
+/// VMM then expects on every frame ([`RunConfig::console_key`]). Drawn from the OS for each boot, apart
+/// from the image, which stays a function of the options and `--seed` alone.
+pub fn install_console_key(vm: &mut LoadedVm) -> Result<kernel_abi::ConsoleKey, RunError> {
+    let key = crate::devices::console::draw_key().map_err(RunError::Random)?;
+    // The entry's RDI is the boot info's address in the physical map.
+    let phys = vm.entry.rdi.wrapping_sub(vm.layout.physmap.start);
+    let chunk = vm.image.chunks.iter_mut().find(|chunk| chunk.guest_phys == phys).ok_or(RunError::NoBootInfo)?;
+    let mut info = kernel_abi::BootInfo::read_from_bytes(&chunk.bytes).map_err(|_| RunError::NoBootInfo)?;
+    info.console_key = key;
+    chunk.bytes = Bytes::copy_from_slice(info.as_bytes());
+    Ok(key)
+}
+
 /// The host TSC frequency in kHz, which guests see too (see [`crate::host`]). KVM is asked only when the
 /// host does not say it otherwise.
 fn host_tsc_khz<'a>(kvm: impl FnOnce() -> &'a backend::KvmCapabilities) -> u64 {
@@ -285,7 +304,8 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
     // KVM is probed when first needed, and on KVM the probe's VM is the one that runs (`backend::KvmVm`).
     let probe = OnceCell::new();
     let kvm = || &probe.get_or_init(backend::open_kvm).0;
-    let vm = prepare_with(options, &stdin, seed, None, kvm)?;
+    let mut vm = prepare_with(options, &stdin, seed, None, kvm)?;
+    let console_key = install_console_key(&mut vm)?;
     let (backend, notice) = policy::choose_backend(options.backend, options.isolation, kvm)?;
     let kvm_vm = probe.into_inner().and_then(|(_, kvm_vm)| kvm_vm).filter(|_| backend == Backend::Kvm);
     if let Some(notice) = notice {
@@ -296,6 +316,7 @@ pub fn run(options: &RunOptions) -> Result<i32, RunError> {
         eprint!("{}", layout.text(seed));
     }
     let config = RunConfig {
+        console_key,
         timeout: options.timeout,
         output_limit: options.max_output,
         needs_pku: options.isolation == IsolationMode::Mpk,
@@ -320,6 +341,10 @@ fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Op
     if outcome.output_truncated {
         eprintln!("secure-run: the app's output exceeded --max-output; the rest was dropped");
     }
+    if let Some(tampering) = outcome.tampering {
+        eprintln!("{} ({context})", tampering_line(tampering));
+        return (exit_code::TAMPERING, None);
+    }
     if let Some(record) = &outcome.crash {
         let report = CrashReport::new(record, &vm.regions);
         eprintln!("{}", report.paragraph(context));
@@ -340,6 +365,15 @@ fn exit_status(outcome: &GuestOutcome, vm: &LoadedVm, context: &str) -> (i32, Op
             (exit_code::VMM_ERROR, None)
         }
     }
+}
+
+/// The one stderr line for a run whose console channel was tampered with.
+pub(crate) fn tampering_line(tampering: crate::devices::console::Tampering) -> String {
+    format!(
+        "secure-run: tampering: the app forged the kernel's console channel ({tampering}); its output after \
+         that was dropped and the run counts as a crash (status {})",
+        exit_code::TAMPERING
+    )
 }
 
 #[cfg(test)]
@@ -389,7 +423,9 @@ mod tests {
                     }
                     other => assert!(
                         other.neutralized_by_kernel().is_some(),
-                        "{name}: {other} at {:#x} is executable after boot",
+                        "{name}: {other} at {:#x} is executable after boot, and a CPL0 app could jump to it; \
+                         if it lies in the displacement of a `call *GOT(%rip)` (FF 15), change GOT_SHIFT in \
+                         kernel/src/main.rs, else reshape the code around it",
                         finding.offset
                     ),
                 }

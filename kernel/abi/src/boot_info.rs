@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 /// `"SECRUN01"` little-endian: the first field of [`BootInfo`].
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SECRUN01");
 /// Bumped on every incompatible change of [`BootInfo`]; the kernel refuses any other value.
-pub const BOOT_INFO_VERSION: u32 = 4;
+pub const BOOT_INFO_VERSION: u32 = 5;
 
 /// How the app is separated from the kernel (`--isolation`).
 #[repr(u32)]
@@ -197,10 +197,13 @@ pub struct BootInfo {
     pub afl_map: PhysBlob,
     /// The SysV shared-memory id (`__AFL_SHM_ID`) under which the app attaches the coverage map.
     pub afl_shm_id: u64,
+    /// The run's console key ([`crate::console`]), drawn by the VMM from the OS for this boot (never from
+    /// the seed). Every frame the kernel sends carries it.
+    pub console_key: crate::console::ConsoleKey,
     pub region_count: u64,
     pub regions: [MappedRegion; MAX_REGIONS],
 }
-const _: () = assert!(size_of::<BootInfo>() == 336 + 32 * MAX_REGIONS);
+const _: () = assert!(size_of::<BootInfo>() == 352 + 32 * MAX_REGIONS);
 
 pub const FLAG_TRACE_SYSCALLS: u64 = 1;
 /// Refuse every forbidden instruction in app code, also those the kernel's configuration neutralizes.

@@ -3,8 +3,8 @@
 # reads only: a write stops the VM), the POST port (0x80) and a COM1 port nobody emulates (0x3f8);
 # raw garbage and forged frames on the console (unknown streams, wrong-size exit and crash records, a
 # full-length log frame of binary junk). Then an honest write and exit(3).
-# The VMM must neither crash, panic, hang nor trust any of it: the run ends with status 3 (garbage
-# ignored) or 125 (the VMM refused the console stream), never anything else.
+# The VMM must neither crash, panic, hang nor trust any of it: the first byte that is no authenticated
+# frame ends the run as tampering (status 159), and the honest write never arrives.
 	.set	CONSOLE, 0xe9
 	.set	EXIT_PORT, 0xf4
 	.text

@@ -1,7 +1,7 @@
 # Stops the VM through the exit port without ever sending an exit-status frame, in the middle of a
-# forged frame that announces 65535 bytes of stdout and delivers 7. The VMM must report that the guest
-# stopped without a status (secure-run exits 125), whatever value the port write carried: 42 here, so
-# QEMU's own exit status ((42 << 1) | 1 = 85) and 42 are both wrong answers.
+# forged frame that announces 65535 bytes of stdout and delivers 7. The VMM must report tampering
+# (secure-run exits 159), whatever value the port write carried: 42 here, so QEMU's own exit status
+# ((42 << 1) | 1 = 85) and 42 are both wrong answers.
 # The 16-bit write comes first (a VMM may ignore odd sizes), then a 32-bit one; if the VM is still
 # running after both, the guest halts with interrupts off, which must also end the run.
 	.set	CONSOLE, 0xe9

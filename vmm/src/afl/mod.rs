@@ -222,6 +222,11 @@ impl Summary {
 
 /// The `waitpid` status afl-fuzz gets for an outcome, and the crash report when the app faulted.
 fn wait_status(outcome: &GuestOutcome, regions: &[RegionReport]) -> (i32, Option<CrashReport>) {
+    // An input that made the app forge a verdict (or hide a crash) is a finding: SIGSYS, as secure-run's
+    // own status 159 says, whatever the forged frames claimed.
+    if outcome.tampering.is_some() {
+        return (signal::SIGSYS, None);
+    }
     if let Some(record) = &outcome.crash {
         let report = CrashReport::new(record, regions);
         // A fault of the kernel itself is a finding too: reported like an abort.
@@ -304,11 +309,16 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
         shm_id: map.as_ref().map_or(0, |map| map.id() as u64),
         snapshot_after_startup: afl.snapshot == SnapshotPoint::AfterStartup,
     };
-    let vm = prepare_with(&guest_options, &[], seed, Some(load), policy::kvm_probe)?;
+    let mut vm = prepare_with(&guest_options, &[], seed, Some(load), policy::kvm_probe)?;
+    // One key for the whole campaign: every execution restores the same kernel (its copy of the key
+    // included) from the snapshot, and the app never learns the key in any execution, so reusing it
+    // across executions gives an input nothing a previous one could have learned.
+    let console_key = crate::run::install_console_key(&mut vm)?;
     standin::install().map_err(|source| RunError::Io { what: "the SIGCHLD handler".into(), source })?;
     // The first stand-in is started before the VM exists, while forking is cheap.
     standin::ensure().map_err(|source| RunError::Io { what: "a stand-in process".into(), source })?;
     let config = RunConfig {
+        console_key,
         output_limit: options.max_output,
         needs_pku: options.isolation == IsolationMode::Mpk,
         verbose: options.verbose,
@@ -355,6 +365,9 @@ pub fn run(options: &RunOptions, afl: &AflOptions) -> Result<i32, RunError> {
         let outcome = executor.run(&bytes, map.as_ref(), &mut sink)?;
         let _ = std::io::stdout().flush();
         let (status, crash) = wait_status(&outcome, &vm.regions);
+        if let Some(tampering) = outcome.tampering {
+            eprintln!("{} ({context})", crate::run::tampering_line(tampering));
+        }
         if let Some(report) = &crash {
             eprintln!("{}", report.paragraph(&context));
         }
@@ -436,6 +449,7 @@ mod tests {
         GuestOutcome {
             status,
             crash: None,
+            tampering: None,
             killed_by: None,
             stop,
             garbage_bytes: 0,
@@ -466,6 +480,12 @@ mod tests {
         assert!(report.is_some());
         // afl-fuzz's kill of the stand-in: SIGKILL.
         assert_eq!(wait_status(&outcome(StopReason::Cancelled, None), vm).0, 9);
+        // Tampering is a crash, even after a forged status 0.
+        let forged = GuestOutcome {
+            tampering: Some(crate::devices::console::Tampering::StopWithoutVerdict),
+            ..outcome(StopReason::ExitPort, Some(0))
+        };
+        assert_eq!(wait_status(&forged, vm).0, signal::SIGSYS);
         // A VM that ended abnormally is kept as a crash.
         assert_eq!(wait_status(&outcome(StopReason::TripleFault, None), vm).0, 6);
     }

@@ -43,8 +43,12 @@ impl Backend {
 }
 
 /// How to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunConfig {
+    /// The key the guest's console frames must carry: the one in the image's boot info
+    /// ([`crate::run::install_console_key`]). The default is a fresh one from the OS, which an image
+    /// without it in its boot info does not know: every frame of such a run is tampering.
+    pub console_key: kernel_abi::ConsoleKey,
     /// Stop the guest after this long (`StopReason::Timeout`).
     pub timeout: Option<Duration>,
     /// Cap on the app's stdout + stderr bytes forwarded to the sink.
@@ -65,9 +69,30 @@ pub struct RunConfig {
     pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
+/// Leaves the console key out: `--verbose` output and test logs are no place for the run's secret.
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("timeout", &self.timeout)
+            .field("output_limit", &self.output_limit)
+            .field("log_limit", &self.log_limit)
+            .field("needs_pku", &self.needs_pku)
+            .field("verbose", &self.verbose)
+            .field("qemu_binary", &self.qemu_binary)
+            .field("qemu_machine", &self.qemu_machine)
+            .field("cancel", &self.cancel.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for RunConfig {
+    /// Panics only if the OS's random number generator fails (Linux's getrandom does not, once booted);
+    /// `secure-run` itself draws its key with [`draw_key`](crate::devices::console::draw_key) and
+    /// reports such a failure as an error.
     fn default() -> Self {
         Self {
+            console_key: crate::devices::console::draw_key()
+                .unwrap_or_else(|error| panic!("the OS random number generator failed: {error}")),
             timeout: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             log_limit: DEFAULT_LOG_LIMIT,

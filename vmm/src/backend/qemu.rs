@@ -148,7 +148,7 @@ pub fn run_then(
     let mut ram = SharedRam::create(memory_mib << 20, image.memory_size)?;
     let args = command_line(config.qemu_machine, memory_mib, &kernel, &ram.path());
 
-    let decoder = ConsoleDecoder::new(config.output_limit, config.log_limit);
+    let decoder = ConsoleDecoder::new(config.console_key, config.output_limit, config.log_limit);
     let mut state = ExitState::new(decoder, sink).with_ring(&mut ram, image.console_ring);
     if config.verbose {
         let shown: Vec<_> = args.iter().map(|arg| arg.to_string_lossy()).collect();
@@ -192,7 +192,7 @@ struct Supervised {
     cancelled: bool,
     first_output: Option<Instant>,
     stderr: String,
-    /// The console ring was corrupt: QEMU was stopped.
+    /// The console ring was corrupt or the channel tampered with: QEMU was stopped.
     ring_error: Option<StopReason>,
 }
 

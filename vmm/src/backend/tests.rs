@@ -9,13 +9,16 @@ use kernel_abi::CrashRecord;
 
 use super::*;
 use crate::arch::x86_64::layout::TRAMPOLINE_ADDR;
-use crate::devices::console::CollectingSink;
+use crate::devices::console::tests::TEST_KEY;
+use crate::devices::console::{CollectingSink, Tampering};
 use crate::exit::StopReason;
 use crate::image::Chunk;
 
 const MEMORY_SIZE: u64 = 32 << 20;
 const CODE_ADDR: u64 = 0x20_0000;
 const DATA_ADDR: u64 = 0x20_1000;
+/// Where the image holds the console key ([`TEST_KEY`]) the guests send, in the data page.
+const KEY_ADDR: u64 = DATA_ADDR + 0x800;
 const TABLES_ADDR: u64 = 0x30_0000;
 const TABLES_SIZE: u64 = 0x1_0000;
 /// A pattern chunk at the very top of guest memory, and zero memory below it, that guests check.
@@ -28,18 +31,34 @@ const CHECK_MAPPED_ADDR: u64 = MEMORY_SIZE - (4 << 20);
 core::arch::global_asm!(
     ".pushsection .rodata.secure_run_test_guests,\"a\"",
     ".code64",
+    // Sends the 16 bytes of the console key (TEST_KEY, at KEY_ADDR) after a frame's first 4 header bytes.
+    ".macro key_out",
+    "mov esi, {key}",
+    "mov ecx, 16",
+    "mov edx, 0xe9",
+    "rep outsb",
+    ".endm",
     // Stdout "hi\n", then Exit with status = EDI (the boot-info register), then the exit port.
     ".globl secure_run_test_hello_start",
     ".hidden secure_run_test_hello_start",
     "secure_run_test_hello_start:",
     "lea rsi, [rip + .Lt_hello_2]",
-    "mov ecx, 7",
+    "mov ecx, 4",
     "mov edx, 0xe9",
+    "rep outsb",
+    "key_out",
+    "lea rsi, [rip + .Lt_hello_2 + 4]",
+    "mov ecx, 3",
     "rep outsb",
     "mov dword ptr [{data}], 0x000403a5",
     "mov dword ptr [{data} + 4], edi",
     "mov esi, {data}",
-    "mov ecx, 8",
+    "mov ecx, 4",
+    "mov edx, 0xe9",
+    "rep outsb",
+    "key_out",
+    "mov esi, {data} + 4",
+    "mov ecx, 4",
     "rep outsb",
     "xor eax, eax",
     "out 0xf4, eax",
@@ -57,15 +76,12 @@ core::arch::global_asm!(
     ".globl secure_run_test_spin_end",
     ".hidden secure_run_test_spin_end",
     "secure_run_test_spin_end:",
-    // Garbage on the console, accesses to ports without devices, then stdout "ok" + the byte the
-    // console port reads back, and Exit with the dword an unassigned port reads.
+    // Accesses to ports without devices, stdout "ok" + the byte the console port reads back, then junk
+    // on the console (tampering: the run stops there), then an Exit frame with the dword an unassigned
+    // port reads, which must not count.
     ".globl secure_run_test_garbage_start",
     ".hidden secure_run_test_garbage_start",
     "secure_run_test_garbage_start:",
-    "lea rsi, [rip + .Lt_garbage_2]",
-    "mov ecx, 15", // the length of the bytes at .Lt_garbage_2
-    "mov edx, 0xe9",
-    "rep outsb",
     "mov edx, 0x2f8",
     "mov al, 0x55",
     "out dx, al",
@@ -78,17 +94,31 @@ core::arch::global_asm!(
     "mov dword ptr [{data}], 0x000301a5",
     "mov dword ptr [{data} + 4], 0x00006b6f",
     "mov byte ptr [{data} + 6], al",
-    "mov dword ptr [{data} + 7], 0x000403a5",
-    "mov dword ptr [{data} + 11], r8d",
     "mov esi, {data}",
-    "mov ecx, 15",
+    "mov ecx, 4",
+    "rep outsb",
+    "key_out",
+    "mov esi, {data} + 4",
+    "mov ecx, 3",
+    "rep outsb",
+    "lea rsi, [rip + .Lt_garbage_2]",
+    "mov ecx, 3",
+    "rep outsb",
+    "mov dword ptr [{data}], 0x000403a5",
+    "mov dword ptr [{data} + 4], r8d",
+    "mov esi, {data}",
+    "mov ecx, 4",
+    "mov edx, 0xe9",
+    "rep outsb",
+    "key_out",
+    "mov esi, {data} + 4",
+    "mov ecx, 4",
     "rep outsb",
     "xor eax, eax",
     "out 0xf4, al",
     ".Lt_garbage_1: hlt",
     "jmp .Lt_garbage_1",
-    // 3 junk bytes, a frame of unknown stream 9 (4 + 2), a wrong-size Exit (4 + 1), a bare sync byte.
-    ".Lt_garbage_2: .byte 0x00, 0xff, 0x13, 0xa5, 9, 2, 0, 0x61, 0x62, 0xa5, 3, 1, 0, 0x77, 0xa5",
+    ".Lt_garbage_2: .byte 0x00, 0xff, 0x13",
     ".Lt_garbage_3:",
     ".globl secure_run_test_garbage_end",
     ".hidden secure_run_test_garbage_end",
@@ -130,8 +160,12 @@ core::arch::global_asm!(
     "mov dword ptr [{data}], 0x000403a5",
     "mov dword ptr [{data} + 4], r8d",
     "mov esi, {data}",
-    "mov ecx, 8",
+    "mov ecx, 4",
     "mov edx, 0xe9",
+    "rep outsb",
+    "key_out",
+    "mov esi, {data} + 4",
+    "mov ecx, 4",
     "rep outsb",
     "out 0xf4, al",
     "1: hlt",
@@ -148,11 +182,16 @@ core::arch::global_asm!(
     "cpuid",
     "shr ecx, 3",
     "and ecx, 1",
+    "mov r8d, ecx",
     "mov dword ptr [{data}], 0x000403a5",
-    "mov dword ptr [{data} + 4], ecx",
+    "mov dword ptr [{data} + 4], r8d",
     "mov esi, {data}",
-    "mov ecx, 8",
+    "mov ecx, 4",
     "mov edx, 0xe9",
+    "rep outsb",
+    "key_out",
+    "mov esi, {data} + 4",
+    "mov ecx, 4",
     "rep outsb",
     "out 0xf4, al",
     ".Lt_cpuid_1: hlt",
@@ -162,6 +201,7 @@ core::arch::global_asm!(
     "secure_run_test_cpuid_end:",
     ".popsection",
     data = const DATA_ADDR,
+    key = const KEY_ADDR,
     pattern = const TOP_PATTERN_ADDR,
     pattern_len = const MEMORY_SIZE - TOP_PATTERN_ADDR,
     zero = const ZERO_CHECK_ADDR,
@@ -222,6 +262,7 @@ fn guest_image(code: Vec<u8>, rdi: u64) -> (MemoryImage, VcpuEntry) {
         memory_size: MEMORY_SIZE,
         chunks: vec![
             Chunk { guest_phys: CODE_ADDR, bytes: code.into() },
+            Chunk { guest_phys: KEY_ADDR, bytes: TEST_KEY.to_vec().into() },
             Chunk { guest_phys: TABLES_ADDR, bytes: tables.bytes.into() },
             Chunk { guest_phys: TOP_PATTERN_ADDR, bytes: vec![0x5a; (MEMORY_SIZE - TOP_PATTERN_ADDR) as usize].into() },
         ],
@@ -260,7 +301,7 @@ fn run_guest(backend: Backend, code: Vec<u8>, rdi: u64, config: &RunConfig) -> (
 }
 
 fn with_timeout(seconds: u64) -> RunConfig {
-    RunConfig { timeout: Some(Duration::from_secs(seconds)), ..RunConfig::default() }
+    RunConfig { timeout: Some(Duration::from_secs(seconds)), console_key: TEST_KEY, ..RunConfig::default() }
 }
 
 fn hello(backend: Backend, config: &RunConfig) {
@@ -360,22 +401,20 @@ fn garbage(backend: Backend) {
         0,
         &with_timeout(20),
     );
-    assert_eq!(outcome.stop, StopReason::ExitPort, "{backend:?}");
-    // The console port reads back 0xe9 (isa-debugcon's default); an unassigned port reads all ones.
+    assert_eq!(outcome.stop, StopReason::Tampering, "{backend:?}");
+    assert_eq!(outcome.tampering, Some(Tampering::StrayByte { byte: 0 }), "{backend:?}");
+    // The console port reads back 0xe9 (isa-debugcon's default); the frame before the junk arrives.
     assert_eq!(sink.stdout, b"ok\xe9");
-    assert_eq!(outcome.status, Some(-1));
-    // 3 junk + (4 + 2) unknown stream + (4 + 1) wrong-size Exit, and the lone sync byte (re-synced away
-    // by the next frame's sync byte).
-    assert_eq!(outcome.garbage_bytes, 3 + 6 + 5 + 1, "{backend:?}");
+    assert_eq!(outcome.status, None, "the Exit frame after the junk is not taken");
 }
 
 #[test]
-fn kvm_survives_garbage() {
+fn kvm_stops_at_garbage() {
     garbage(Backend::Kvm);
 }
 
 #[test]
-fn qemu_survives_garbage() {
+fn qemu_stops_at_garbage() {
     garbage(Backend::Qemu);
 }
 

@@ -10,7 +10,7 @@
 //! them before PKRU allows kernel memory. The macros take their operands (`tables`, `mpk_flag`,
 //! `scratch`, `pkru_kernel`, `pkru_app`, `violation`) from the `global_asm!` that splices them in.
 
-use kernel_abi::{CrashRecord, FrameHeader, Stream, CRASH_GATE_VIOLATION};
+use kernel_abi::GATE_VIOLATION_FRAME;
 
 pub use isolation::pkeys::{PKRU_APP, PKRU_KERNEL};
 
@@ -18,22 +18,16 @@ pub use isolation::pkeys::{PKRU_APP, PKRU_KERNEL};
 #[repr(C)]
 pub struct GateData {
     pub mpk_enabled: u64,
-    /// A complete console frame reporting a gate violation, sent by `tables::gate_violation` as is.
-    pub violation_frame: [u8; 4 + CrashRecord::SIZE],
+    /// The console frame reporting a gate violation, sent by `tables::gate_violation` as is. It carries
+    /// no console key: with the PKRU a forger chose in force, the key (kernel data) is out of reach, and a
+    /// copy here, on a supervisor page a CPL0 app can read, would give the key away.
+    pub violation_frame: [u8; GATE_VIOLATION_FRAME.len()],
 }
 
 impl GateData {
     /// Gates off, the violation frame complete: it is built at compile time, into the tables' initial data.
     pub const fn new() -> Self {
-        let mut violation_frame = [0; 4 + CrashRecord::SIZE];
-        let header = FrameHeader::new(Stream::Crash, CrashRecord::SIZE as u16).to_bytes();
-        let record = CrashRecord { vector: CRASH_GATE_VIOLATION, ..CrashRecord::ZERO }.to_bytes();
-        let mut i = 0;
-        while i < violation_frame.len() {
-            violation_frame[i] = if i < header.len() { header[i] } else { record[i - header.len()] };
-            i += 1;
-        }
-        Self { mpk_enabled: 0, violation_frame }
+        Self { mpk_enabled: 0, violation_frame: GATE_VIOLATION_FRAME }
     }
 }
 

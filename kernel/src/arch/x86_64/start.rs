@@ -51,6 +51,11 @@ extern "C" fn kernel_main(boot_info: *const BootInfo) -> ! {
     let Some(info) = BootInfo::from_guest_bytes(bytes) else {
         fatal("boot info is misplaced or has a wrong magic or version: the VMM and kernel do not match");
     };
+    // First: every frame from here on, a fatal error's included, carries the run's key. The boot info
+    // itself lies in the physical map (protection key 3 in `mpk`, supervisor pages in `ring3`), which the
+    // app cannot read, and below the memory the kernel hands out, so its copy needs no wiping.
+    // SAFETY: boot, before the app's first instruction.
+    unsafe { console::set_key(&info.console_key) };
     let Some(mode) = info.isolation_mode() else { fatal("boot info names an unknown isolation mode") };
     let app_at_cpl3 = mode == IsolationMode::Ring3;
 

@@ -13,7 +13,6 @@ use kernel_abi::gdt::{KERNEL_CODE, KERNEL_DATA, USER_CODE, USER_DATA};
 pub use kernel_abi::gdt::{
     KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, TSS_SELECTOR, USER_CODE_SELECTOR, USER_DATA_SELECTOR,
 };
-use kernel_abi::CrashRecord;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
@@ -211,7 +210,7 @@ core::arch::global_asm!(
     ".popsection",
     tables = sym TABLES,
     frame = const VIOLATION_FRAME_OFFSET,
-    frame_len = const 4 + CrashRecord::SIZE,
+    frame_len = const kernel_abi::GATE_VIOLATION_FRAME.len(),
     console = const kernel_abi::CONSOLE_PORT,
     exit = const kernel_abi::EXIT_PORT,
 );

@@ -198,7 +198,7 @@ pub(super) fn run(
     install_kick_handler()?;
 
     let mut ram = KvmRam(&guest.memory);
-    let decoder = ConsoleDecoder::new(config.output_limit, config.log_limit);
+    let decoder = ConsoleDecoder::new(config.console_key, config.output_limit, config.log_limit);
     let mut state = ExitState::new(decoder, sink).with_ring(&mut ram, image.console_ring);
     let mut first_exit = None;
     let deadline = config.timeout.map(Deadline::arm).transpose()?;

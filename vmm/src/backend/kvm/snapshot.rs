@@ -133,7 +133,7 @@ impl KvmExecutor {
         let guest_timer = KickTimer::new()?;
 
         let mut ram = KvmRam(&guest.memory);
-        let decoder = ConsoleDecoder::new(config.output_limit, config.log_limit);
+        let decoder = ConsoleDecoder::new(config.console_key, config.output_limit, config.log_limit);
         let mut state = ExitState::new(decoder, sink).with_ring(&mut ram, image.console_ring).expecting_snapshot();
         let mut first_exit = None;
         let deadline = config.timeout.map(super::Deadline::arm).transpose()?;
