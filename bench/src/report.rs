@@ -519,9 +519,7 @@ fn guarded_section(out: &mut String, results: &Results) {
     );
     let _ = writeln!(out, "| program | configuration | wall, ms | in guest, ms | vs unguarded | note |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for row in
-        results.guarded.iter().filter(|row| row.program.starts_with("no guarded") || row.program.starts_with("guarded"))
-    {
+    for row in &results.guarded {
         let unguarded = results.guarded.iter().find(|other| other.config == row.config);
         let vs = match unguarded {
             Some(first) if !std::ptr::eq(first, row) => ratio(&row.inner, &first.inner),
@@ -537,18 +535,20 @@ fn guarded_section(out: &mut String, results: &Results) {
             row.note
         );
     }
-    let stepped = |program: &str| {
+    let stepped = |(_, program): (_, &str)| {
         results
             .guarded
             .iter()
-            .find(|row| row.config == crate::suite::QEMU_MPK && row.program.starts_with(program))
+            .find(|row| row.config == crate::suite::QEMU_MPK && row.program == program)
             .and_then(|row| row.inner.value())
     };
-    if let (Some(first), Some(hot)) = (stepped("no guarded"), stepped("guarded sequence on the hot")) {
+    let [unguarded, _, hot] = crate::suite::GUARDED_VARIANTS;
+    if let (Some(first), Some(hot)) = (stepped(unguarded), stepped(hot)) {
         let _ = writeln!(
             out,
             "\nOn QEMU TCG here, a loop on a guarded page ran {:.0} times slower than the same loop elsewhere \
-             (per instruction: a debug trap, a kernel entry and exit, and the kernel's decode of the next instruction).\n",
+             (per instruction: a debug trap, a kernel entry and exit, and the kernel's decode of the next \
+             instruction).\n",
             hot.median / first.median
         );
     }
@@ -561,9 +561,8 @@ fn guarded_section(out: &mut String, results: &Results) {
     );
     let _ = writeln!(out, "| program | configuration | wall, ms | vs native | note |");
     let _ = writeln!(out, "|---|---|---|---|---|");
-    let bash_rows = || results.guarded.iter().filter(|row| row.program.starts_with("bash"));
-    for row in bash_rows() {
-        let native = bash_rows().find(|other| other.config == NATIVE);
+    for row in &results.guarded_bash {
+        let native = results.guarded_bash.iter().find(|other| other.config == NATIVE);
         let vs = match native {
             Some(native) if row.config != NATIVE => ratio(&row.wall, &native.wall),
             _ => "–".into(),

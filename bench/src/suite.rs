@@ -150,8 +150,10 @@ pub struct Results {
     pub phases: Vec<PhaseRow>,
     pub syscalls: Vec<SyscallRow>,
     pub compute: Vec<ComputeRow>,
-    /// sha256 without, beside and on a guarded page (`program` names the variant).
+    /// sha256 without, beside and on a guarded page (`program` names the variant, [`GUARDED_VARIANTS`]).
     pub guarded: Vec<ComputeRow>,
+    /// bash-static running the tests' script ([`BASH_STATIC`]).
+    pub guarded_bash: Vec<ComputeRow>,
     pub threads: Vec<ThreadRow>,
     pub output: Vec<OutputRow>,
     pub fuzzing: crate::fuzzing::FuzzResults,
@@ -175,6 +177,12 @@ pub struct Repetitions {
 const WRITES: u64 = 20_000;
 const WRITES_KVM: u64 = 200;
 const SHA_MIB: u64 = 64;
+/// The guarded-code rows' builds of sha256, in table order: the unguarded baseline first, the hot one last.
+pub const GUARDED_VARIANTS: [(GuestSpec, &str); 3] = [
+    (guests::SHA256_NOLIBC, "no guarded sequence"),
+    (guests::SHA256_GUARDED_COLD, "guarded sequence on a page of its own"),
+    (guests::SHA256_GUARDED_HOT, "guarded sequence on the hot loop's page"),
+];
 /// The guarded-code rows' real program, and the script the integration tests give it
 /// (tests/integration/busybox.rs): command substitutions, a subshell, a function.
 pub const BASH_STATIC: &str = "/bin/bash-static";
@@ -259,6 +267,35 @@ fn cell(values: Result<Vec<f64>, String>) -> Cell {
         Ok(values) => Summary::of(&values).map_or_else(|| Cell::Failed("no samples".into()), Cell::Value),
         Err(reason) => Cell::Failed(reason),
     }
+}
+
+/// Two cells from a series of (wall, in-guest) pairs; a failure fills both.
+fn cell_pair(measured: Result<Vec<(f64, f64)>, String>) -> (Cell, Cell) {
+    match measured {
+        Ok(pairs) => {
+            (cell(Ok(pairs.iter().map(|pair| pair.0).collect())), cell(Ok(pairs.iter().map(|pair| pair.1).collect())))
+        }
+        Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
+    }
+}
+
+/// A sha256 guest's run: its wall time and hashing time (ms, from its cycle count at `tsc_khz`). The
+/// native run's digest is kept in `native_digest`; any other run must match it.
+fn sha256_times(
+    run: &ChildRun,
+    config: Config,
+    native_digest: &mut Option<String>,
+    tsc_khz: f64,
+) -> Result<(f64, f64), String> {
+    let line = run.stdout.lines().find(|line| line.starts_with("sha256 ")).ok_or("no digest")?;
+    let digest = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let cycles: f64 = field(line, "cycles").and_then(|v| v.parse().ok()).ok_or("unreadable cycles")?;
+    match native_digest {
+        None if config == NATIVE => *native_digest = Some(digest),
+        Some(expected) if *expected != digest => return Err(format!("wrong digest {digest} (native: {expected})")),
+        _ => {}
+    }
+    Ok((millis(run.wall), cycles / tsc_khz))
 }
 
 /// The value after `key=` in `text`.
@@ -517,22 +554,12 @@ pub fn run_all(options: &Options) -> Results {
                 || run_once(options, config, guests.get(&spec)?, &args),
                 |run| {
                     if program == "sha256" {
-                        let line = run.stdout.lines().find(|line| line.starts_with("sha256 ")).ok_or("no digest")?;
-                        let digest = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                        let cycles: f64 =
-                            field(line, "cycles").and_then(|v| v.parse().ok()).ok_or("unreadable cycles")?;
-                        match &native_digest {
-                            None if config == NATIVE => native_digest = Some(digest.clone()),
-                            Some(expected) if *expected != digest => {
-                                return Err(format!("wrong digest {digest} (native: {expected})"))
-                            }
-                            _ => {}
-                        }
+                        let times = sha256_times(run, config, &mut native_digest, machine.tsc_khz)?;
                         note = format!(
                             "{SHA_MIB} MiB, digest {}",
                             if native_digest.is_some() { "= native" } else { "unchecked" }
                         );
-                        Ok((millis(run.wall), cycles / machine.tsc_khz))
+                        Ok(times)
                     } else {
                         let line =
                             run.stderr.lines().find(|line| line.starts_with("writes ")).ok_or("no writes line")?;
@@ -549,13 +576,7 @@ pub fn run_all(options: &Options) -> Results {
                     }
                 },
             );
-            let (wall, inner) = match measured {
-                Ok(pairs) => (
-                    cell(Ok(pairs.iter().map(|pair| pair.0).collect())),
-                    cell(Ok(pairs.iter().map(|pair| pair.1).collect())),
-                ),
-                Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
-            };
+            let (wall, inner) = cell_pair(measured);
             compute.push(ComputeRow { program, flavor: spec.flavor.label(), config, wall, inner, note });
         }
     }
@@ -564,11 +585,7 @@ pub fn run_all(options: &Options) -> Results {
     // hot loop's page.
     let mut guarded = Vec::new();
     let mut native_digest: Option<String> = None;
-    for (spec, program) in [
-        (guests::SHA256_NOLIBC, "no guarded sequence"),
-        (guests::SHA256_GUARDED_COLD, "guarded sequence on a page of its own"),
-        (guests::SHA256_GUARDED_HOT, "guarded sequence on the hot loop's page"),
-    ] {
+    for (spec, program) in GUARDED_VARIANTS {
         for config in [NATIVE, QEMU_NONE, QEMU_MPK, KVM_MPK] {
             eprintln!("bench: sha256 {GUARDED_SHA_KIB} KiB, {program}, {}", config.label());
             if let Some(reason) = not_applicable(config, &kvm) {
@@ -581,27 +598,9 @@ pub fn run_all(options: &Options) -> Results {
             let measured = repeat(
                 repetitions.compute,
                 || run_once(options, config, guests.get(&spec)?, &args),
-                |run| {
-                    let line = run.stdout.lines().find(|line| line.starts_with("sha256 ")).ok_or("no digest")?;
-                    let digest = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let cycles: f64 = field(line, "cycles").and_then(|v| v.parse().ok()).ok_or("unreadable cycles")?;
-                    match &native_digest {
-                        None if config == NATIVE => native_digest = Some(digest),
-                        Some(expected) if *expected != digest => {
-                            return Err(format!("wrong digest {digest} (native: {expected})"))
-                        }
-                        _ => {}
-                    }
-                    Ok((millis(run.wall), cycles / machine.tsc_khz))
-                },
+                |run| sha256_times(run, config, &mut native_digest, machine.tsc_khz),
             );
-            let (wall, inner) = match measured {
-                Ok(pairs) => (
-                    cell(Ok(pairs.iter().map(|pair| pair.0).collect())),
-                    cell(Ok(pairs.iter().map(|pair| pair.1).collect())),
-                ),
-                Err(reason) => (Cell::Failed(reason.clone()), Cell::Failed(reason)),
-            };
+            let (wall, inner) = cell_pair(measured);
             let note = if native_digest.is_some() { "digest = native" } else { "digest unchecked" }.to_string();
             guarded.push(ComputeRow { program, flavor: spec.flavor.label(), config, wall, inner, note });
         }
@@ -609,6 +608,7 @@ pub fn run_all(options: &Options) -> Results {
 
     // A real program with guarded sequences: Debian's bash-static running the tests' shell script.
     let bash = Path::new(BASH_STATIC);
+    let mut guarded_bash = Vec::new();
     let mut native_output: Option<String> = None;
     for config in [NATIVE, QEMU_NONE, QEMU_MPK, KVM_MPK] {
         eprintln!("bench: {BASH_STATIC} -c SCRIPT, {}", config.label());
@@ -637,7 +637,7 @@ pub fn run_all(options: &Options) -> Results {
             ))
         };
         let note = if native_output.is_some() { "output = native" } else { "output unchecked" }.to_string();
-        guarded.push(ComputeRow { program, flavor, config, wall, inner: no_clock(), note });
+        guarded_bash.push(ComputeRow { program, flavor, config, wall, inner: no_clock(), note });
     }
 
     Results {
@@ -650,6 +650,7 @@ pub fn run_all(options: &Options) -> Results {
         syscalls,
         compute,
         guarded,
+        guarded_bash,
         threads,
         output,
         fuzzing: crate::fuzzing::run(options, kvm.usable, &options.out.join("fuzzing-campaign.svg")),

@@ -195,6 +195,9 @@ const TAMPERING: i32 = kernel_abi::exit_code::TAMPERING;
 /// What the VMM says about tampering, and what an OUT at CPL3 raises.
 const TAMPERED: &str = "secure-run: tampering:";
 const OUT_FAULTS: &[&str] = &["SIGSEGV", "general protection fault (#GP)"];
+/// What the report says when `mpk` mode's step gate stops the app before a guarded instruction.
+const STOPPED_BEFORE_MOV_TO_CR: &[&str] = &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"];
+const STOPPED_BEFORE_WRPKRU: &[&str] = &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"];
 
 const fn expect(
     modes: &'static [&'static str],
@@ -344,7 +347,7 @@ pub const ATTACKS: &[Attack] = &[
         stdin: b"",
         expect: &[
             // Guarded: the app runs up to it and is stopped before it (as at CPL3 without keys: SIGILL).
-            expect(MPK, 132, &["WRPKRU\n"], &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"]),
+            expect(MPK, 132, &["WRPKRU\n"], STOPPED_BEFORE_WRPKRU),
             // The nested KVM runs CPL3 code natively, with the host's CR4.PKE: on a host with keys WRPKRU
             // executes, and keys are not what protects the kernel in ring3 anyway.
             expect(
@@ -396,7 +399,7 @@ pub const ATTACKS: &[Attack] = &[
         args: &[],
         stdin: b"",
         expect: &[
-            expect(MPK, 139, &["MOV to CR4\n"], &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"]),
+            expect(MPK, 139, &["MOV to CR4\n"], STOPPED_BEFORE_MOV_TO_CR),
             expect(RING3, 139, &["MOV to CR4\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["wrote CR4\n"], &[]),
         ],
@@ -426,7 +429,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 139,
                 &["jumping into the middle of a MOV\n"],
-                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_MOV_TO_CR,
             ),
             expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["jumping into the middle of a MOV\n", "wrote CR3\n"], &[]),
@@ -444,7 +447,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 132,
                 &["jumping into the middle of a MOV\n"],
-                &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_WRPKRU,
             ),
             expect(
                 &["kvm_ring3"],
@@ -469,7 +472,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 139,
                 &["running a page with seven guarded sequences\n", "ran the page\n"],
-                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_MOV_TO_CR,
             ),
             expect(RING3, 139, &["ran the page\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["ran the page\n", "wrote CR3\n"], &[]),
@@ -488,7 +491,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 139,
                 &["disarmed the debug registers\n"],
-                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_MOV_TO_CR,
             ),
             expect(RING3, 139, &["MOV to DR7 and DR6\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["disarmed the debug registers\n", "wrote CR3\n"], &[]),
@@ -506,7 +509,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 139,
                 &["IRETQ with RF set into a MOV to CR3\n"],
-                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_MOV_TO_CR,
             ),
             expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["IRETQ with RF set into a MOV to CR3\n", "wrote CR3\n"], &[]),
@@ -524,7 +527,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 139,
                 &["MOV SS, then MOV to CR3 in its shadow\n"],
-                &["SIGSEGV", "guarded instruction MOV to CR at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_MOV_TO_CR,
             ),
             expect(RING3, 139, &["reading CR3\n"], &["SIGSEGV", "general protection fault (#GP)"]),
             expect(NONE, 0, &["MOV SS, then MOV to CR3 in its shadow\n", "wrote CR3\n"], &[]),
@@ -557,7 +560,7 @@ pub const ATTACKS: &[Attack] = &[
                 MPK,
                 132,
                 &["mprotect RX: 0\n", "calling the new WRPKRU\n"],
-                &["SIGILL", "guarded instruction WRPKRU at 0x", "stopped before it ran"],
+                STOPPED_BEFORE_WRPKRU,
             ),
             expect(&["kvm_ring3"], 0, &["WRPKRU executed\n"], &[]).if_host(HostCondition::KvmCpl3Wrpkru),
             expect(RING3, 132, &["mprotect RX: 0\n", "calling the new WRPKRU\n"], &["SIGILL", "invalid opcode (#UD)"]),
